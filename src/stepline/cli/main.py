@@ -1,0 +1,309 @@
+"""The `stepline` command: run a workflow file, inspect runs and steps, run a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+
+from stepline.cli.progress import LiveProgress
+from stepline.cli.render import (
+    dumps,
+    print_run_summary,
+    run_document,
+    runs_table,
+    steps_table,
+)
+from stepline.engine import Engine, NullObserver, RunObserver
+from stepline.engine.services import open_node_services
+from stepline.nodes.registry import default_registry
+from stepline.records import RunRecord, RunStatus
+from stepline.settings import get_settings
+from stepline.spec.loader import WorkflowFileError, read_workflow_file
+from stepline.spec.schema import workflow_json_schema
+from stepline.spec.validate import WorkflowInvalid, validate_workflow
+from stepline.store import Store
+from stepline.submit import InvalidRunInputs, submit_run
+from stepline.worker import Worker
+
+app = typer.Typer(
+    name="stepline",
+    help="A workflow engine in which every step of every run is on the record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_FAILED_RUN = 1
+EXIT_USAGE = 2
+
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+
+
+def fail(message: str, *, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command body, turning the errors a user can cause into messages and exit codes."""
+    try:
+        return asyncio.run(main())
+    except WorkflowFileError as exc:
+        fail(str(exc))
+    except WorkflowInvalid as exc:
+        fail("the workflow is not valid:\n" + "\n".join(f"  {i}" for i in exc.issues))
+    except InvalidRunInputs as exc:
+        fail("the inputs are not valid:\n" + "\n".join(f"  {i.message}" for i in exc.issues))
+
+
+@asynccontextmanager
+async def open_store() -> AsyncIterator[Store]:
+    """The configured database, migrated to the current schema."""
+    store = await Store.connect(get_settings().resolved_database_url())
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def open_engine(store: Store, observer: RunObserver) -> AsyncIterator[Engine]:
+    registry = default_registry()
+    async with open_node_services(get_settings()) as services:
+        yield Engine(store=store, registry=registry, services=services, observer=observer)
+
+
+def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
+    """`--input k=v` values are JSON when they parse (700 is a number), else strings."""
+    inputs: dict[str, Any] = {}
+    if inputs_json:
+        try:
+            loaded = json.loads(inputs_json)
+        except json.JSONDecodeError as exc:
+            fail(f"--inputs-json is not valid JSON: {exc}")
+        if not isinstance(loaded, dict):
+            fail("--inputs-json must be a JSON object")
+        inputs.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            fail(f"--input {pair!r} must look like key=value")
+        try:
+            inputs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            inputs[key] = raw
+    return inputs
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    try:
+        return read_workflow_file(path)
+    except WorkflowFileError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="A workflow file (YAML or JSON).")],
+    input: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", "-i", help="An input as key=value (value parsed as JSON if it is)."
+        ),
+    ] = None,
+    inputs_json: Annotated[
+        str | None, typer.Option("--inputs-json", help="All inputs as one JSON object.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a workflow file here and now, showing each step as it happens."""
+    definition = load_file(file)
+    inputs = parse_inputs(input or [], inputs_json)
+
+    async def main() -> tuple[RunRecord, list[Any]]:
+        async with open_store() as store:
+            org = await store.ensure_organization()
+            submission = await submit_run(
+                store, org, definition, inputs, default_registry(), trigger="cli"
+            )
+            if not as_json:
+                err.print(
+                    f"Running [bold]{submission.saved.workflow.name}[/bold] "
+                    f"v{submission.saved.version.version}, run {submission.run.id}"
+                )
+            observer: RunObserver = NullObserver() if as_json else LiveProgress(err)
+            async with open_engine(store, observer) as engine:
+                worker = Worker(engine, lease_s=get_settings().lease_s)
+                if isinstance(observer, LiveProgress):
+                    with observer:
+                        finished = await worker.claim_and_execute(submission.run.id)
+                else:
+                    finished = await worker.claim_and_execute(submission.run.id)
+            assert finished is not None, "a run this process just queued could not be claimed"
+            full = await store.get_run(finished.id) or finished
+            return full, await store.list_steps(finished.id)
+
+    finished, steps = run_async(main)
+    if as_json:
+        out.print(dumps(run_document(finished, steps)), markup=False, soft_wrap=True)
+    else:
+        out.print(steps_table(steps))
+        print_run_summary(out, finished)
+        if finished.status is RunStatus.completed:
+            out.print("Output:")
+            out.print(dumps(finished.output), markup=False, soft_wrap=True)
+    if finished.status is not RunStatus.completed:
+        raise typer.Exit(EXIT_FAILED_RUN)
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="A workflow file (YAML or JSON).")]) -> None:
+    """Check a workflow file and print every problem in it, each with its node and path."""
+    definition = load_file(file)
+    _, issues = validate_workflow(definition, default_registry())
+    if issues:
+        err.print(f"[red]{file}: {len(issues)} problem(s)[/red]")
+        for issue in issues:
+            out.print(f"  {issue}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"{file}: valid", markup=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a workflow document."""
+    out.print(dumps(workflow_json_schema(default_registry())), markup=False, soft_wrap=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List runs, newest first."""
+
+    async def main() -> list[RunRecord]:
+        async with open_store() as store:
+            return await store.list_runs(limit=limit)
+
+    runs = run_async(main)
+    if as_json:
+        out.print(dumps([r.model_dump(mode="json") for r in runs]), markup=False, soft_wrap=True)
+    else:
+        out.print(runs_table(runs))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False
+) -> None:
+    """Show one run with its step counts and its steps."""
+    rid = parse_uuid(run_id, "run id")
+
+    async def main() -> tuple[RunRecord | None, list[Any]]:
+        async with open_store() as store:
+            found = await store.get_run(rid)
+            return found, (await store.list_steps(rid)) if found else []
+
+    found, steps = run_async(main)
+    if found is None:
+        fail(f"no run with id {run_id}")
+    if as_json:
+        out.print(dumps(run_document(found, steps)), markup=False, soft_wrap=True)
+        return
+    print_run_summary(out, found)
+    out.print(steps_table(steps))
+    if found.output is not None:
+        out.print("Output:")
+        out.print(dumps(found.output), markup=False, soft_wrap=True)
+
+
+@app.command()
+def steps(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False
+) -> None:
+    """Print every step record of a run (the full canonical records with --json)."""
+    rid = parse_uuid(run_id, "run id")
+
+    async def main() -> tuple[RunRecord | None, list[Any]]:
+        async with open_store() as store:
+            found = await store.get_run(rid)
+            return found, (await store.list_steps(rid)) if found else []
+
+    found, records = run_async(main)
+    if found is None:
+        fail(f"no run with id {run_id}")
+    if as_json:
+        docs = [s.model_dump(mode="json") for s in records]
+        out.print(dumps(docs), markup=False, soft_wrap=True)
+    else:
+        out.print(steps_table(records))
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Drain queued and orphaned runs, then exit.")
+    ] = False,
+) -> None:
+    """Run a worker on the configured database: claim runs and execute them."""
+
+    async def main() -> int:
+        async with open_store() as store, open_engine(store, NullObserver()) as engine:
+            w = Worker(engine, lease_s=get_settings().lease_s)
+            if once:
+                finished = await w.drain()
+                for run_record in finished:
+                    err.print(f"run {run_record.id}: {run_record.status}")
+                return len(finished)
+            stop = asyncio.Event()
+            err.print(f"worker {w.worker_id} waiting for runs (Ctrl-C to stop)")
+            await w.serve(stop)
+            return 0
+
+    try:
+        run_async(main)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the current version."""
+
+    async def main() -> None:
+        async with open_store():
+            pass
+
+    run_async(main)
+    out.print(f"database at {get_settings().resolved_database_url()} is up to date", markup=False)
+
+
+def parse_uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        fail(f"{what} {value!r} is not a UUID")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

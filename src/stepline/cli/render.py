@@ -1,0 +1,109 @@
+"""How runs and steps look in a terminal: tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from stepline.records import RunRecord, StepRecord
+
+STATUS_STYLES = {
+    "completed": "green",
+    "running": "cyan",
+    "pending": "dim",
+    "queued": "dim",
+    "skipped": "yellow",
+    "error": "red",
+    "failed": "red",
+    "cancelled": "magenta",
+    "waiting_for_human": "blue",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def format_duration(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms} ms"
+    return f"{ms / 1000:.2f} s"
+
+
+def steps_table(steps: Iterable[StepRecord]) -> Table:
+    table = Table(title="Steps", title_justify="left", expand=False)
+    table.add_column("node")
+    table.add_column("type")
+    table.add_column("status")
+    table.add_column("duration", justify="right")
+    table.add_column("retries", justify="right")
+    table.add_column("error / note", overflow="fold")
+    for step in steps:
+        note = step.error or step.status_reason or ""
+        table.add_row(
+            step.step_id,
+            step.node_type,
+            status_text(step.status),
+            format_duration(step.duration_ms),
+            str(step.retry_count) if step.retry_count else "",
+            Text(note, style="red" if step.error else "dim"),
+        )
+    return table
+
+
+def runs_table(runs: Iterable[RunRecord]) -> Table:
+    table = Table(title="Runs", title_justify="left")
+    table.add_column("run id")
+    table.add_column("workflow")
+    table.add_column("version", justify="right")
+    table.add_column("status")
+    table.add_column("created")
+    table.add_column("duration", justify="right")
+    table.add_column("error", overflow="fold")
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            str(run.workflow_id),
+            str(run.workflow_version),
+            status_text(run.status),
+            run.created_at.isoformat(timespec="seconds"),
+            format_duration(run.duration_ms),
+            run.error or "",
+        )
+    return table
+
+
+def print_run_summary(console: Console, run: RunRecord) -> None:
+    console.print(
+        Text.assemble(
+            "Run ",
+            (str(run.id), "bold"),
+            " ",
+            status_text(run.status),
+            f"  ({format_duration(run.duration_ms)})",
+        )
+    )
+    if run.error:
+        console.print(Text(f"Error: {run.error}", style="red"))
+    if run.step_counts:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(run.step_counts.items()))
+        console.print(f"Steps: {counts}")
+
+
+def run_document(run: RunRecord, steps: Iterable[StepRecord] | None = None) -> dict[str, Any]:
+    """The run as one JSON document, with its full step records when given."""
+    doc = run.model_dump(mode="json")
+    if steps is not None:
+        doc["steps"] = [step.model_dump(mode="json") for step in steps]
+    return doc
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=str)

@@ -1,0 +1,136 @@
+"""The one small interface every node kind implements, and what it is given to run.
+
+A node kind computes; the engine records. A kind never touches the store or the API: it
+receives one `NodeContext` (so adding a field never breaks a plugin) and returns a
+`NodeResult` or raises `NodeError`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import traceback as traceback_module
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from stepline.records import CostBreakdown, ErrorCategory, ErrorDetails, ErrorStage, TokenUsage
+from stepline.spec.models import NodeSpec
+
+if TYPE_CHECKING:
+    import httpx
+
+    from stepline.nodes.sandbox import SandboxPool
+
+
+@dataclass
+class NodeServices:
+    """Long-lived resources the engine lends to node kinds for the life of a worker."""
+
+    http: httpx.AsyncClient | None = None
+    sandbox: SandboxPool | None = None
+
+
+@dataclass
+class NodeContext:
+    """Everything a node kind needs to run one step."""
+
+    run_id: UUID
+    workflow_id: UUID
+    organization_id: UUID
+    node: NodeSpec
+    step_id: str
+    attempt: int
+    inputs: dict[str, Any]
+    """The node's config with its templates resolved: what the step record shows as inputs."""
+    config: BaseModel
+    """`inputs` validated by the kind's `config_model`."""
+    timeout_s: float | None
+    evaluate: Callable[[str], Any]
+    """Evaluates an expression (e.g. a conditional's `when`) in the step's template scope."""
+    scope: Mapping[str, Any]
+    services: NodeServices = field(default_factory=NodeServices)
+
+
+@dataclass
+class NodeResult:
+    """What a step produced."""
+
+    output: Any = None
+    handle: str | None = None
+    """The output handle that is active; None is the default output."""
+    handle_inputs: dict[str, Any] | None = None
+    handle_outputs: dict[str, Any] | None = None
+    model: str | None = None
+    tokens: TokenUsage | None = None
+    cost: CostBreakdown | None = None
+    trace_spans: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] | None = None
+    """Lands in the step's `step_metadata` (e.g. a code step's stdout and stderr)."""
+
+
+class NodeError(Exception):
+    """A step failed; says how (category) and where (stage), for the record and for retries."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: ErrorCategory = ErrorCategory.permanent,
+        stage: ErrorStage = ErrorStage.execution,
+        details: ErrorDetails | None = None,
+        retry_after_s: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.category = category
+        self.stage = stage
+        self.details = details or ErrorDetails(type=type(self).__name__, message=message)
+        self.retry_after_s = retry_after_s
+        self.metadata = metadata
+
+    @classmethod
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        category: ErrorCategory = ErrorCategory.permanent,
+        stage: ErrorStage = ErrorStage.execution,
+    ) -> NodeError:
+        message = f"{type(exc).__name__}: {exc}"
+        details = ErrorDetails(
+            type=type(exc).__name__,
+            message=str(exc),
+            traceback="".join(traceback_module.format_exception(exc)),
+        )
+        return cls(message, category=category, stage=stage, details=details)
+
+
+class NodeKind(ABC):
+    """A kind of node: its config model, its output handles and how it runs."""
+
+    type: ClassVar[str]
+    config_model: ClassVar[builtins.type[BaseModel]]
+    description: ClassVar[str] = ""
+    raw_fields: ClassVar[frozenset[str]] = frozenset()
+    """Top-level config fields left as written (code, expressions), not rendered as templates."""
+    expression_fields: ClassVar[frozenset[str]] = frozenset()
+    """Raw fields holding Jinja expressions (without braces); validation checks their names."""
+    inbound: ClassVar[Literal["any", "none"]] = "any"
+    outbound: ClassVar[Literal["any", "none"]] = "any"
+
+    def output_handles(self, config: BaseModel) -> frozenset[str] | None:
+        """The named output handles edges may follow; None means only the default output."""
+        return None
+
+    def expressions(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Each (JSON path below config, expression) in the raw config, for validation."""
+        return []
+
+    @abstractmethod
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        """Run one step. Raise NodeError for a failure that belongs on the record."""

@@ -1,0 +1,189 @@
+"""The `code` node kind: runs the user's Python `def main(inputs)` in the process sandbox.
+
+A step's output is what `main` returns; what it prints lands in the step's metadata. The
+code runs in a separate process with a wall-clock timeout (the node's `timeout_s`, else
+`STEPLINE_CODE_TIMEOUT_S`) and a memory limit (`memory_mb`, else `STEPLINE_CODE_MEMORY_MB`);
+see `stepline.nodes.sandbox` for what the process can and cannot reach.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
+from stepline.nodes.sandbox import SandboxError, SandboxOutcome, SandboxPool
+from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
+from stepline.settings import get_settings
+
+MIN_MEMORY_MB = 64
+"""Below this, Python itself barely fits in the limit."""
+
+
+class CodeConfig(BaseModel):
+    """What to run and with what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The argument of main(inputs): a mapping of JSON values whose strings are "
+        "templates, e.g. {'amount': '{{ inputs.amount }}'}.",
+    )
+    code: str = Field(
+        description="Python source defining `def main(inputs)` (or `async def`), which returns "
+        "the step's output, a JSON value. Taken as written, never rendered as a template.",
+    )
+    memory_mb: int | None = Field(
+        default=None,
+        ge=MIN_MEMORY_MB,
+        description="The process's address-space limit in MB; default STEPLINE_CODE_MEMORY_MB.",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _compiles_and_defines_main(cls, code: str) -> str:
+        check_code(code)
+        return code
+
+
+def check_code(code: str) -> None:
+    """Raises ValueError, naming the line, unless `code` compiles and defines `main(inputs)`."""
+    try:
+        tree = ast.parse(code, "<code>")
+        # Some errors (e.g. `return` outside a function) only the compiler finds.
+        compile(tree, "<code>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "an unknown line"
+        if exc.offset:
+            where += f", column {exc.offset}"
+        raise ValueError(f"code has a syntax error at {where}: {exc.msg}") from None
+    except ValueError as exc:  # e.g. null bytes in the source
+        raise ValueError(f"code cannot be compiled: {exc}") from None
+    mains = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "main"
+    ]
+    if not mains:
+        raise ValueError(
+            "code must define a top-level function `def main(inputs)` that returns the "
+            "step's output; none was found"
+        )
+    main = mains[-1]
+    args = main.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    if positional == 0 and args.vararg is None:
+        raise ValueError(
+            f"main at line {main.lineno} takes no argument; it is called with one, the "
+            "inputs: def main(inputs)"
+        )
+    if required > 1 or any(default is None for default in args.kw_defaults):
+        raise ValueError(
+            f"main at line {main.lineno} requires more than one argument; it is called "
+            "with one, the inputs: def main(inputs)"
+        )
+
+
+class CodeNode(NodeKind):
+    """Runs `main(inputs)` from the node's Python code in an isolated, limited process."""
+
+    type = "code"
+    config_model = CodeConfig
+    description = (
+        "Runs Python `def main(inputs)` in a separate process with time and memory limits."
+    )
+    raw_fields = frozenset({"code"})
+
+    async def run(self, ctx: NodeContext) -> NodeResult:
+        config = cast(CodeConfig, ctx.config)
+        settings = get_settings()
+        timeout_s = ctx.timeout_s or settings.code_timeout_s
+        memory_mb = config.memory_mb or settings.code_memory_mb
+        # The engine always lends its pool; the default serves scripts and ad-hoc runs.
+        pool = ctx.services.sandbox or default_sandbox_pool()
+        try:
+            outcome = await pool.execute(
+                config.code,
+                config.inputs,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                filename=f"<code:{ctx.node.id}>",
+            )
+        except SandboxError as exc:
+            raise NodeError(
+                str(exc),
+                category=ErrorCategory.transient,
+                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
+            ) from exc
+        except ValueError as exc:  # the inputs are not JSON values
+            raise NodeError(
+                str(exc),
+                stage=ErrorStage.input_collection,
+                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
+            ) from exc
+        metadata: dict[str, Any] = {"stdout": outcome.stdout, "stderr": outcome.stderr}
+        if outcome.ok:
+            return NodeResult(output=outcome.value, metadata=metadata)
+        raise _failure(outcome, timeout_s=timeout_s, memory_mb=memory_mb, metadata=metadata)
+
+
+def _failure(
+    outcome: SandboxOutcome, *, timeout_s: float, memory_mb: int, metadata: dict[str, Any]
+) -> NodeError:
+    """The NodeError for a job that did not return a value."""
+    error_type = outcome.error_type or "Error"
+    if outcome.timed_out:
+        # The details say when it was the CPU-time backstop rather than the clock.
+        message = f"code step timed out after {timeout_s:g} s"
+        return NodeError(
+            message,
+            category=ErrorCategory.transient,
+            details=ErrorDetails(type=error_type, message=outcome.error_message or message),
+            metadata=metadata,
+        )
+    if outcome.memory_exceeded:
+        message = f"code step exceeded its memory limit ({memory_mb} MB)"
+        return NodeError(
+            message,
+            details=ErrorDetails(
+                type=error_type,
+                message=outcome.error_message or message,
+                traceback=outcome.traceback,
+            ),
+            metadata=metadata,
+        )
+    message = f"{error_type}: {outcome.error_message}" if outcome.error_message else error_type
+    return NodeError(
+        message,
+        details=ErrorDetails(
+            type=error_type, message=outcome.error_message, traceback=outcome.traceback
+        ),
+        metadata=metadata,
+    )
+
+
+_default_pool: SandboxPool | None = None
+_default_pool_loop: asyncio.AbstractEventLoop | None = None
+
+
+def default_sandbox_pool() -> SandboxPool:
+    """The pool for code steps run without one, created on first use in the running loop."""
+    global _default_pool, _default_pool_loop
+    loop = asyncio.get_running_loop()
+    if _default_pool is None or _default_pool_loop is not loop:
+        # A pool is bound to its event loop; one left from another loop is of no use here.
+        _default_pool, _default_pool_loop = SandboxPool(), loop
+    return _default_pool
+
+
+async def close_default_sandbox_pool() -> None:
+    """Stops the default pool's processes, if it was started (e.g. at the end of a script)."""
+    global _default_pool, _default_pool_loop
+    pool, _default_pool, _default_pool_loop = _default_pool, None, None
+    if pool is not None:
+        await pool.close()

@@ -1,0 +1,228 @@
+"""The canonical records: one run, one step per node execution.
+
+These models are the vocabulary shared by the engine, the store, the API, the CLI and the
+vendor dialects. The step record is the union of the four seed step APIs (see
+shared/DESIGN.md); every field exists from the first table on and is null where it does
+not apply yet.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (every stored timestamp is)."""
+    return datetime.now(UTC)
+
+
+def new_id() -> UUID:
+    return uuid4()
+
+
+class StepStatus(StrEnum):
+    pending = "pending"
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    skipped = "skipped"
+    error = "error"
+    waiting_for_human = "waiting_for_human"
+    cancelled = "cancelled"
+
+
+FINISHED_STEP_STATUSES = frozenset(
+    {StepStatus.completed, StepStatus.skipped, StepStatus.error, StepStatus.cancelled}
+)
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    waiting_for_human = "waiting_for_human"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED_RUN_STATUSES = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
+
+
+class ErrorStage(StrEnum):
+    """Which stage of a step failed (Retab's enumeration)."""
+
+    input_collection = "input_collection"
+    registry_lookup = "registry_lookup"
+    document_fetch = "document_fetch"
+    execution = "execution"
+    output_storage = "output_storage"
+    routing = "routing"
+    history_payload = "history_payload"
+
+
+class ErrorCategory(StrEnum):
+    """What a failure means for a retry: transient and quota may succeed on a later try."""
+
+    transient = "transient"
+    permanent = "permanent"
+    quota = "quota"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class ErrorDetails(_Record):
+    """What a developer needs to debug a failed step."""
+
+    type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    error_code: str | None = None
+    context: dict[str, Any] | None = None
+
+
+class TokenUsage(_Record):
+    prompt: int = 0
+    completion: int = 0
+    total: int = 0
+
+
+class CostBreakdown(_Record):
+    total: float = 0.0
+    input: float | None = None
+    output: float | None = None
+    currency: str = "USD"
+
+
+class Attempt(_Record):
+    """One try of a step; a step that is retried stays one record with several attempts."""
+
+    number: int
+    started_at: datetime
+    completed_at: datetime | None = None
+    status: StepStatus
+    error: str | None = None
+    error_category: ErrorCategory | None = None
+
+
+class IterationFrame(_Record):
+    """One enclosing container (a loop) of a step and the iteration it is in."""
+
+    container_id: str
+    container_type: str
+    iteration: int
+
+
+class IterationContext(_Record):
+    """The container hierarchy of a step, outermost first."""
+
+    frames: list[IterationFrame] = Field(default_factory=list)
+
+
+class StepRecord(_Record):
+    """One execution of one node in one iteration context."""
+
+    id: UUID = Field(default_factory=new_id)
+    run_id: UUID
+    workflow_id: UUID
+    workflow_version: int
+    organization_id: UUID
+    user_id: UUID | None = None
+    node_id: str
+    step_id: str
+    node_type: str
+    node_label: str
+    seq: int = Field(description="Execution order within the run; with step_id, a stable sort key.")
+    status: StepStatus = StepStatus.pending
+    status_reason: str | None = Field(
+        default=None, description="Why the step has its status, e.g. why it was skipped."
+    )
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    inputs: Any = None
+    outputs: Any = None
+    handle_inputs: dict[str, Any] | None = None
+    handle_outputs: dict[str, Any] | None = None
+    error: str | None = None
+    error_stage: ErrorStage | None = None
+    error_category: ErrorCategory | None = None
+    error_details: ErrorDetails | None = None
+    model: str | None = None
+    tokens: TokenUsage | None = None
+    cost: CostBreakdown | None = None
+    retry_count: int = 0
+    attempts: list[Attempt] = Field(default_factory=list)
+    loop_id: str | None = None
+    iteration: int | None = None
+    iteration_context: IterationContext | None = None
+    requires_human_review: bool | None = None
+    human_reviewed_at: datetime | None = None
+    human_review_approved: bool | None = None
+    human_reviewer: str | None = None
+    trace_spans: list[dict[str, Any]] | None = None
+    step_metadata: dict[str, Any] | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RunRecord(_Record):
+    """One execution of one pinned workflow version."""
+
+    id: UUID = Field(default_factory=new_id)
+    workflow_id: UUID
+    workflow_version: int
+    organization_id: UUID
+    workspace_id: UUID | None = None
+    user_id: UUID | None = None
+    run_number: int = 0
+    status: RunStatus = RunStatus.queued
+    trigger: str = Field(default="api", description="What started the run: api, cli, replay...")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    error: str | None = None
+    error_details: ErrorDetails | None = None
+    attempt: int = Field(default=0, description="How many times a worker has claimed the run.")
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    parent_run_id: UUID | None = None
+    parent_step_id: UUID | None = None
+    replay_of: UUID | None = None
+    idempotency_key: str | None = None
+    total_tokens: int | None = None
+    total_cost: float | None = None
+    cancel_requested_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    duration_ms: int | None = None
+    step_counts: dict[str, int] | None = Field(
+        default=None, description="Steps per status; filled in when read, never stored."
+    )
+
+
+class WorkflowRecord(_Record):
+    id: UUID = Field(default_factory=new_id)
+    organization_id: UUID
+    workspace_id: UUID | None = None
+    name: str
+    description: str = ""
+    latest_version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkflowVersion(_Record):
+    id: UUID = Field(default_factory=new_id)
+    workflow_id: UUID
+    version: int
+    definition: dict[str, Any]
+    digest: str = Field(description="sha256 of the definition's canonical JSON.")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,45 @@
+"""One settings object for the whole of stepline, read from `STEPLINE_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob, with its default; `STEPLINE_<NAME>` in the environment overrides it."""
+
+    model_config = SettingsConfigDict(env_prefix="STEPLINE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path.home() / ".stepline",
+        description="Where the embedded database and saved credentials live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path.db (default: <home>/stepline.db) "
+        "or postgresql+asyncpg://user@host/db.",
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="How long a worker's claim on a run lasts unrenewed."
+    )
+    code_timeout_s: float = Field(
+        default=60.0, gt=0, description="Default wall-clock limit of a code step."
+    )
+    code_memory_mb: int = Field(
+        default=512, gt=0, description="Address-space limit of a code step's process."
+    )
+    http_timeout_s: float = Field(default=30.0, gt=0, description="Default api_call timeout.")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'stepline.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,87 @@
+"""The workflow definition as typed data: what a JSON or YAML workflow file says."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepline.records import ErrorCategory
+
+NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RetryPolicy(_Spec):
+    """How often and how patiently a failing step is tried again."""
+
+    max_attempts: int = Field(default=1, ge=1, le=100, description="Tries in all; 1 means none.")
+    initial_delay_s: float = Field(default=1.0, ge=0, description="Wait before the second try.")
+    backoff: float = Field(default=2.0, ge=1, description="Each wait is the last one times this.")
+    max_delay_s: float = Field(default=60.0, ge=0, description="No wait is longer than this.")
+    jitter: bool = Field(default=True, description="Randomize each wait by up to +-20%.")
+    retry_on: list[ErrorCategory] = Field(
+        default_factory=lambda: [ErrorCategory.transient, ErrorCategory.quota],
+        description="Which error categories are retried; permanent errors never are by default.",
+    )
+
+
+class NodeDefaults(_Spec):
+    """Settings every node inherits unless it sets its own."""
+
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class NodeSpec(_Spec):
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Unique within the workflow.")
+    type: str = Field(description="The node kind, e.g. code, api_call, conditional.")
+    label: str | None = Field(default=None, description="A human name; defaults to the id.")
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="The kind's settings.")
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per try.")
+    on_error: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="fail: the run fails; continue: the error is recorded, downstream runs.",
+    )
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.id
+
+
+class EdgeSpec(_Spec):
+    source: str = Field(alias="from", description="The upstream node's id.")
+    target: str = Field(alias="to", description="The downstream node's id.")
+    handle: str | None = Field(
+        default=None,
+        description="The source's output branch this edge follows (e.g. a conditional's "
+        "branch name or 'else'); none means the default output.",
+    )
+
+
+class WorkflowSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    inputs: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="A JSON Schema of the run's inputs.",
+    )
+    nodes: list[NodeSpec] = Field(min_length=1)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    output: Any = Field(
+        default=None,
+        description="A template for the run's result; without it, the end nodes' outputs.",
+    )
+    defaults: NodeDefaults | None = None
+    timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per run.")
+
+    def node(self, node_id: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)

@@ -1,0 +1,345 @@
+"""Variable passing between steps: Jinja2 templates and expressions in a sandbox.
+
+A node's config may hold templates (`"Hello {{ inputs.name }}"`) and expressions
+(`nodes.score.output.risk > 0.5`). They run on the engine's hot path, so each distinct
+source is compiled once and rendered many times. Three promises:
+
+- a string that is exactly one `{{ expression }}` keeps its value's native type (a list
+  stays a list, None stays None); any other template renders to a string;
+- a missing name, key or attribute is an error that names the template's JSON path,
+  never a silent empty string (StrictUndefined);
+- templates run in Jinja's immutable sandbox: no attribute tricks, no mutation of inputs.
+
+The scope the engine passes is `{"inputs": ..., "nodes": {id: {"output", "status",
+"error"}}, "run": {"id": ...}, "loop": ...}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+KNOWN_ROOTS = frozenset({"inputs", "nodes", "loop", "run"})
+"""The names a template may start from; anything else is unknown."""
+
+_CACHE_SIZE = 8192
+_SOURCE_PREVIEW = 120
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TemplateError(Exception):
+    """A template or expression could not be compiled or evaluated."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One name a template reads: its root (`inputs`, `nodes`...) and, for `nodes`, which node."""
+
+    root: str
+    node_id: str | None
+    path: str
+
+
+def is_template(value: str) -> bool:
+    """Whether a string holds Jinja markup (and so must go through the template engine)."""
+    return "{{" in value or "{%" in value
+
+
+def child_path(path: str, key: str | int) -> str:
+    """The JSON path of an item (`$.a[0]`) or key (`$.a.b`, `$.a["x-y"]`) below `path`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _IDENTIFIER.match(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def iter_strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """Each (JSON path, string) inside nested dicts and lists; dict keys are not visited."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_strings(item, child_path(path, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, child_path(path, index))
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with `a.b` on a mapping reading the key `b` before any dict method.
+
+    Plain Jinja resolves `output.items` to the dict's `items` method; step outputs are
+    data, so a key named `items`, `keys` or `values` must win.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
+def _finalize(value: Any) -> Any:
+    # Rendered into text, structured data reads as JSON rather than as a Python repr.
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
+def _preview(source: str) -> str:
+    text = source if len(source) <= _SOURCE_PREVIEW else source[: _SOURCE_PREVIEW - 3] + "..."
+    return repr(text)
+
+
+def _find_undefined(value: Any) -> Undefined | None:
+    """The first Undefined inside a native result (e.g. `[inputs.nope]`), if any."""
+    if isinstance(value, Undefined):
+        return value
+    if isinstance(value, dict):
+        for item in value.values():
+            found = _find_undefined(item)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found = _find_undefined(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _undefined_message(undefined: Undefined) -> str:
+    try:
+        str(undefined)
+    except (UndefinedError, SecurityError) as exc:
+        return exc.message or "undefined value"
+    return "undefined value"
+
+
+class Templates:
+    """Compiles, caches and evaluates templates and expressions in one sandboxed environment."""
+
+    def __init__(self) -> None:
+        self.env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
+        # Per-instance caches keyed by source: compile once, render many.
+        self._compiled = functools.lru_cache(maxsize=_CACHE_SIZE)(self._compile)
+        self._compiled_expression = functools.lru_cache(maxsize=_CACHE_SIZE)(
+            self._compile_expression
+        )
+        self._references = functools.lru_cache(maxsize=_CACHE_SIZE)(self._find_references)
+
+    # -- rendering -------------------------------------------------------------------
+
+    def render(self, value: Any, scope: Mapping[str, Any], *, path: str = "$") -> Any:
+        """Render every template string inside `value` (dicts and lists are walked)."""
+        if isinstance(value, str):
+            if not is_template(value):
+                return value
+            return self._render_string(value, scope, path)
+        if isinstance(value, Mapping):
+            return {
+                key: self.render(item, scope, path=child_path(path, str(key)))
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [
+                self.render(item, scope, path=child_path(path, index))
+                for index, item in enumerate(value)
+            ]
+        return value
+
+    def evaluate(
+        self, expression: str, scope: Mapping[str, Any], *, path: str | None = None
+    ) -> Any:
+        """Evaluate a bare expression (no braces), e.g. `nodes.score.output.risk > 0.5`."""
+        compiled = self._compile_or_raise(self._compiled_expression, expression, path)
+        return self._run_expression(compiled, expression, scope, path)
+
+    def _render_string(self, source: str, scope: Mapping[str, Any], path: str) -> Any:
+        compiled = self._compile_or_raise(self._compiled, source, path)
+        if isinstance(compiled, TemplateExpression):
+            return self._run_expression(compiled, source, scope, path)
+        try:
+            return compiled.render(scope)
+        except Exception as exc:
+            raise self._runtime_error(exc, source, path) from exc
+
+    def _run_expression(
+        self,
+        compiled: TemplateExpression,
+        source: str,
+        scope: Mapping[str, Any],
+        path: str | None,
+    ) -> Any:
+        try:
+            result = compiled(scope)
+        except Exception as exc:
+            raise self._runtime_error(exc, source, path) from exc
+        undefined = _find_undefined(result)
+        if undefined is not None:
+            message = f"{_undefined_message(undefined)} (in {_preview(source)})"
+            raise TemplateError(message, path)
+        return result
+
+    @staticmethod
+    def _runtime_error(exc: Exception, source: str, path: str | None) -> TemplateError:
+        if isinstance(exc, UndefinedError | SecurityError):
+            detail = exc.message or type(exc).__name__
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        return TemplateError(f"{detail} (in {_preview(source)})", path)
+
+    # -- compiling -------------------------------------------------------------------
+
+    @staticmethod
+    def _compile_or_raise(cache: Any, source: str, path: str | None) -> Any:
+        try:
+            return cache(source)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(_syntax_message(exc, source), path) from exc
+
+    def _compile(self, source: str) -> Template | TemplateExpression:
+        """A template, or a native-typed expression when the source is one `{{ expr }}`."""
+        tree = self.env.parse(source)
+        expression = _single_expression(tree)
+        if expression is None:
+            return self.env.from_string(tree)
+        return self._expression_from_node(expression)
+
+    def _compile_expression(self, source: str) -> TemplateExpression:
+        return self._expression_from_node(self._parse_expression(source))
+
+    def _parse_expression(self, source: str) -> nodes.Expr:
+        parser = Parser(self.env, source, state="variable")
+        expression = parser.parse_expression()
+        if not parser.stream.eos:
+            token = parser.stream.current
+            raise TemplateSyntaxError(
+                f"unexpected {token.value!r} after the expression", token.lineno
+            )
+        return expression
+
+    def _expression_from_node(self, expression: nodes.Expr) -> TemplateExpression:
+        # The same construction as Environment.compile_expression, from an already parsed
+        # node, and without turning undefined results into None.
+        body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
+        tree = nodes.Template(body, lineno=1)
+        tree.set_environment(self.env)
+        return TemplateExpression(self.env.from_string(tree), undefined_to_none=False)
+
+    # -- references (for validation) ---------------------------------------------------
+
+    def references(
+        self, value: Any, *, expression: bool = False, path: str = "$"
+    ) -> list[Reference]:
+        """Each root name (and node id) the templates in `value` read.
+
+        With `expression=True` a string is a bare expression. Names bound inside a template
+        (`{% for %}`, `{% set %}`) and the environment's globals (`range`...) are not
+        references. A syntax error raises TemplateError with the string's path.
+        """
+        found: list[Reference] = []
+        if expression and isinstance(value, str):
+            strings: Iterator[tuple[str, str]] = iter([(path, value)])
+        else:
+            strings = iter_strings(value, path)
+        for string_path, source in strings:
+            if not expression and not is_template(source):
+                continue
+            try:
+                names = self._references(source, expression)
+            except TemplateSyntaxError as exc:
+                raise TemplateError(_syntax_message(exc, source), string_path) from exc
+            found.extend(Reference(root, node_id, string_path) for root, node_id in names)
+        return found
+
+    def _find_references(self, source: str, expression: bool) -> tuple[tuple[str, str | None], ...]:
+        if expression:
+            tree = nodes.Template([nodes.Output([self._parse_expression(source)])], lineno=1)
+            tree.set_environment(self.env)
+        else:
+            tree = self.env.parse(source)
+        free = _free_names(tree, self.env)
+        seen: dict[tuple[str, str | None], None] = {}
+        for name in _walk_names(tree, free):
+            seen.setdefault(name)
+        return tuple(seen)
+
+
+def _free_names(tree: nodes.Template, env: _Environment) -> set[str]:
+    """The names a template reads from its context (not bound inside, not globals)."""
+    if all(isinstance(stmt, nodes.Output | nodes.If) for stmt in tree.find_all(nodes.Stmt)):
+        # Nothing can bind a name (no for, set, macro, block...), so every name read is
+        # free: skip Jinja's slower scope analysis, which dominates validating a
+        # 10,000-node workflow.
+        return {name.name for name in tree.find_all(nodes.Name)} - env.globals.keys()
+    return meta.find_undeclared_variables(tree)
+
+
+def _walk_names(node: nodes.Node, free: set[str]) -> Iterator[tuple[str, str | None]]:
+    """Each (root, node id) read in source order; `nodes.x` and `nodes['x']` name node x."""
+    if isinstance(node, nodes.Getattr | nodes.Getitem):
+        base = node.node
+        if isinstance(base, nodes.Name) and base.name == "nodes" and "nodes" in free:
+            yield "nodes", _node_key(node)
+            for child in node.iter_child_nodes(exclude=("node",)):
+                yield from _walk_names(child, free)
+            return
+    if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in free:
+        yield node.name, None
+        return
+    for child in node.iter_child_nodes():
+        yield from _walk_names(child, free)
+
+
+def _node_key(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None  # a computed node id: nothing to check before the run
+
+
+def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
+    """The expression when the template is exactly one `{{ expr }}` (whitespace around ok)."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    expressions = []
+    for child in tree.body[0].nodes:
+        if isinstance(child, nodes.TemplateData):
+            if child.data.strip():
+                return None
+        else:
+            expressions.append(child)
+    return expressions[0] if len(expressions) == 1 else None
+
+
+def _syntax_message(exc: TemplateSyntaxError, source: str) -> str:
+    return f"template syntax error: {exc.message} (line {exc.lineno} of {_preview(source)})"
+
+
+@functools.cache
+def get_templates() -> Templates:
+    """The process-wide Templates (its caches are worth sharing)."""
+    return Templates()

@@ -1,0 +1,498 @@
+"""Validating a workflow document: every problem at once, each with its node id and JSON path.
+
+The node kinds are passed in (`KindInfo`), so definitions never import node
+implementations. Issue codes, for callers that branch on them:
+
+- `structure`: the document does not fit the workflow model (pydantic);
+- `unknown_type`, `duplicate_id`, `config`: a node's type, id or config is wrong;
+- `unknown_node`, `unknown_handle`, `no_inbound`, `no_outbound`, `duplicate_edge`: an edge;
+- `cycle`: the edges loop;
+- `template_syntax`, `unknown_name`, `not_upstream`: a template or expression;
+- `inputs_schema`: the workflow's `inputs` is not a valid JSON Schema;
+- `kind_error`: a node kind failed while describing a config (a bug in the kind).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from pydantic import BaseModel, ValidationError
+
+from stepline.spec.graph import WorkflowGraph
+from stepline.spec.models import EdgeSpec, NodeSpec, WorkflowSpec
+from stepline.spec.templates import (
+    KNOWN_ROOTS,
+    Reference,
+    TemplateError,
+    Templates,
+    child_path,
+    get_templates,
+    is_template,
+    iter_strings,
+)
+
+_NODE_PATH = re.compile(r"^\$\.nodes\[(\d+)\]")
+_OUTPUT_ROOTS = frozenset({"inputs", "nodes", "run"})
+_PREVIEW = 80
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class KindInfo(Protocol):
+    """What validation needs to know about a node kind (stepline.nodes.base.NodeKind has it)."""
+
+    @property
+    def config_model(self) -> type[BaseModel]: ...
+
+    @property
+    def raw_fields(self) -> frozenset[str]: ...
+
+    @property
+    def expression_fields(self) -> frozenset[str]: ...
+
+    @property
+    def inbound(self) -> Literal["any", "none"]: ...
+
+    @property
+    def outbound(self) -> Literal["any", "none"]: ...
+
+    def output_handles(self, config: BaseModel) -> frozenset[str] | None: ...
+
+    def expressions(self, config: Mapping[str, Any]) -> list[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem in a workflow document (or a run's inputs): where, which node, what."""
+
+    path: str
+    message: str
+    node_id: str | None = None
+    code: str = "invalid"
+
+    def __str__(self) -> str:
+        match = _NODE_PATH.match(self.path)
+        if match and self.node_id is not None:
+            return f"nodes[{match.group(1)}] (id {self.node_id!r}) {self.path}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+class WorkflowInvalid(Exception):
+    """A workflow document has problems; `issues` lists every one."""
+
+    def __init__(self, issues: list[ValidationIssue]) -> None:
+        count = len(issues)
+        lines = "\n".join(f"  - {issue}" for issue in issues)
+        super().__init__(f"the workflow is invalid ({count} problem{'s' * (count != 1)}):\n{lines}")
+        self.issues = issues
+
+
+def load_workflow(document: Any, kinds: Mapping[str, KindInfo]) -> WorkflowSpec:
+    """The workflow in `document`, or WorkflowInvalid listing every problem."""
+    spec, issues = validate_workflow(document, kinds)
+    if issues or spec is None:
+        raise WorkflowInvalid(issues)
+    return spec
+
+
+def validate_workflow(
+    document: Any, kinds: Mapping[str, KindInfo]
+) -> tuple[WorkflowSpec | None, list[ValidationIssue]]:
+    """The parsed workflow (None if its structure is broken) and every problem found.
+
+    Structure problems do not stop the other checks: the nodes and edges that do parse
+    are still checked, so one pass reports everything.
+    """
+    if isinstance(document, WorkflowSpec):
+        document = document.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if not isinstance(document, Mapping):
+        found = type(document).__name__
+        message = f"a workflow must be a mapping of fields (name, nodes, ...), not {found}"
+        return None, [ValidationIssue(path="$", message=message, code="structure")]
+    return _Checker(document, kinds).run()
+
+
+@dataclass
+class _NodeState:
+    """What the checks learned about one parsed node."""
+
+    index: int
+    node: NodeSpec
+    kind: KindInfo | None
+    in_graph: bool
+    config_ok: bool = False
+    config_strict: bool = False
+    handles_known: bool = False
+    handles: frozenset[str] | None = None
+
+
+@dataclass
+class _Checker:
+    document: Mapping[str, Any]
+    kinds: Mapping[str, KindInfo]
+    templates: Templates = field(default_factory=get_templates)
+    issues: list[ValidationIssue] = field(default_factory=list)
+    all_states: list[_NodeState] = field(default_factory=list)
+
+    def run(self) -> tuple[WorkflowSpec | None, list[ValidationIssue]]:
+        spec = self._parse_structure()
+        if spec is not None:
+            nodes = [(index, node, True) for index, node in enumerate(spec.nodes)]
+            edges = list(enumerate(spec.edges))
+        else:
+            nodes = _salvage_nodes(self.document.get("nodes"))
+            edges = _salvage(self.document.get("edges"), EdgeSpec)
+        states = self._register_nodes(nodes)
+        graph_edges = self._check_edges(edges, states)
+        graph = WorkflowGraph.from_parts(
+            (state.node for state in states.values()), (edge for _, edge in graph_edges)
+        )
+        self._check_cycle(graph, graph_edges)
+        node_ids = set(states)
+        for state in self.all_states:
+            self._check_node_templates(state, graph, node_ids)
+        self._check_output(node_ids)
+        self._check_inputs_schema()
+        return spec, self.issues
+
+    # -- structure -------------------------------------------------------------------------
+
+    def _parse_structure(self) -> WorkflowSpec | None:
+        try:
+            return WorkflowSpec.model_validate(self.document)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = error["loc"]
+                self._add(_loc_path("$", loc), _pydantic_message(error), self._raw_node_id(loc))
+            return None
+
+    def _raw_node_id(self, loc: tuple[int | str, ...]) -> str | None:
+        """The id written on the node (or an edge's source) that a structure error is in."""
+        if len(loc) < 2 or loc[0] not in ("nodes", "edges") or not isinstance(loc[1], int):
+            return None
+        items = self.document.get(loc[0])
+        if not isinstance(items, list) or loc[1] >= len(items):
+            return None
+        item = items[loc[1]]
+        key = "id" if loc[0] == "nodes" else "from"
+        value = item.get(key) if isinstance(item, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def _register_nodes(self, nodes: list[tuple[int, NodeSpec, bool]]) -> dict[str, _NodeState]:
+        """The first node of each id; duplicates are reported but still checked alone.
+
+        A node whose own structure is broken (already reported) still holds its id, so
+        edges and templates naming it do not cascade into more issues; it is not checked.
+        """
+        unique: dict[str, _NodeState] = {}
+        for index, node, parsed in nodes:
+            base = f"$.nodes[{index}]"
+            kind = self.kinds.get(node.type) if parsed else None
+            first = unique.get(node.id)
+            state = _NodeState(index, node, kind, in_graph=first is None)
+            if first is None:
+                unique[node.id] = state
+            else:
+                message = f"duplicate node id {node.id!r} (first used by $.nodes[{first.index}])"
+                self._add(f"{base}.id", message, node.id, "duplicate_id")
+            self.all_states.append(state)
+            if not parsed:
+                continue
+            if kind is None:
+                known = ", ".join(sorted(self.kinds)) or "none registered"
+                hint = _suggest(node.type, self.kinds)
+                message = f"unknown node type {node.type!r}{hint}; known types: {known}"
+                self._add(f"{base}.type", message, node.id, "unknown_type")
+                continue
+            self._check_config(state, kind)
+        return unique
+
+    def _check_config(self, state: _NodeState, kind: KindInfo) -> None:
+        node, base = state.node, f"$.nodes[{state.index}].config"
+        strict = True
+        try:
+            model = kind.config_model.model_validate(node.config)
+        except ValidationError as exc:
+            kept = [e for e in exc.errors() if not _template_stands_in(e, kind)]
+            for error in kept:
+                path = _loc_path(base, error["loc"])
+                self._add(path, _pydantic_message(error), node.id, "config")
+            if kept:
+                return
+            # Only templates stand where values are expected: the shape is right, so try
+            # the unvalidated config for the handles; a kind that cannot tell says nothing.
+            model = kind.config_model.model_construct(**node.config)
+            strict = False
+        state.config_ok = True
+        state.config_strict = strict
+        try:
+            state.handles = kind.output_handles(model)
+            state.handles_known = True
+        except Exception as exc:
+            if not strict:
+                return
+            message = f"the {node.type!r} kind could not list its output handles: {exc!r}"
+            self._add(base, message, node.id, "kind_error")
+
+    # -- edges -----------------------------------------------------------------------------
+
+    def _check_edges(
+        self, edges: list[tuple[int, EdgeSpec]], states: dict[str, _NodeState]
+    ) -> list[tuple[int, EdgeSpec]]:
+        """Report bad edges; return the ones the graph can hold (both ends exist)."""
+        usable: list[tuple[int, EdgeSpec]] = []
+        seen: dict[tuple[str, str, str | None], int] = {}
+        for index, edge in edges:
+            base = f"$.edges[{index}]"
+            source, target = states.get(edge.source), states.get(edge.target)
+            owner = edge.source if source else (edge.target if target else None)
+            for end, state, name in ((edge.source, source, "from"), (edge.target, target, "to")):
+                if state is None:
+                    message = f"unknown node {end!r}{_suggest(end, states)}"
+                    self._add(f"{base}.{name}", message, owner, "unknown_node")
+            if source is None or target is None:
+                continue
+            key = (edge.source, edge.target, edge.handle)
+            if key in seen:
+                message = f"the same edge as $.edges[{seen[key]}]"
+                self._add(base, message, owner, "duplicate_edge")
+                continue
+            seen[key] = index
+            usable.append((index, edge))
+            self._check_edge_ends(base, edge, source, target)
+        return usable
+
+    def _check_edge_ends(
+        self, base: str, edge: EdgeSpec, source: _NodeState, target: _NodeState
+    ) -> None:
+        if source.kind is not None and source.kind.outbound == "none":
+            message = f"node {edge.source!r} (type {source.node.type!r}) has no outputs"
+            self._add(f"{base}.from", message, edge.source, "no_outbound")
+        if target.kind is not None and target.kind.inbound == "none":
+            message = f"node {edge.target!r} (type {target.node.type!r}) takes no inbound edges"
+            self._add(f"{base}.to", message, edge.source, "no_inbound")
+        if edge.handle is None or not source.handles_known:
+            return
+        if source.handles is None:
+            message = (
+                f"node {edge.source!r} (type {source.node.type!r}) has only the default "
+                f"output; remove handle {edge.handle!r}"
+            )
+            self._add(f"{base}.handle", message, edge.source, "unknown_handle")
+        elif edge.handle not in source.handles:
+            known = ", ".join(sorted(source.handles)) or "none"
+            message = (
+                f"node {edge.source!r} has no output handle {edge.handle!r}"
+                f"{_suggest(edge.handle, source.handles)}; its handles are: {known}"
+            )
+            self._add(f"{base}.handle", message, edge.source, "unknown_handle")
+
+    def _check_cycle(self, graph: WorkflowGraph, edges: list[tuple[int, EdgeSpec]]) -> None:
+        cycle = graph.find_cycle()
+        if cycle is None:
+            return
+        closing = next(
+            (i for i, e in edges if e.source == cycle[-2] and e.target == cycle[-1]), None
+        )
+        path = "$.edges" if closing is None else f"$.edges[{closing}]"
+        message = "the edges form a cycle: " + " -> ".join(cycle)
+        self._add(path, message, cycle[0], "cycle")
+
+    # -- templates and expressions -------------------------------------------------------------
+
+    def _check_node_templates(
+        self, state: _NodeState, graph: WorkflowGraph, node_ids: set[str]
+    ) -> None:
+        kind, node = state.kind, state.node
+        if kind is None:
+            return
+        base = f"$.nodes[{state.index}].config"
+        reader = node.id if state.in_graph else None
+        for key, value in node.config.items():
+            if key in kind.raw_fields:
+                continue
+            for path, source in iter_strings(value, child_path(base, str(key))):
+                if is_template(source):
+                    refs = self._references(source, path, node.id, expression=False)
+                    self._check_references(refs, node.id, reader, graph, node_ids, KNOWN_ROOTS)
+        for path, expression in self._expressions(state, kind, base):
+            refs = self._references(expression, path, node.id, expression=True)
+            self._check_references(refs, node.id, reader, graph, node_ids, KNOWN_ROOTS)
+
+    def _expressions(self, state: _NodeState, kind: KindInfo, base: str) -> list[tuple[str, str]]:
+        config = state.node.config
+        found: dict[str, str] = {}
+        for name in sorted(kind.expression_fields):
+            value = config.get(name)
+            if isinstance(value, str):
+                found[child_path(base, name)] = value
+        if not state.config_ok:
+            return list(found.items())  # the kind may not understand a malformed config
+        try:
+            listed = kind.expressions(config)
+        except Exception as exc:
+            if state.config_strict:  # else templates stand in and may confuse the kind
+                message = f"the {state.node.type!r} kind could not list its expressions: {exc!r}"
+                self._add(base, message, state.node.id, "kind_error")
+            listed = []
+        for below, expression in listed:
+            found.setdefault(_join_path(base, below), expression)
+        return list(found.items())
+
+    def _references(
+        self, source: str, path: str, node_id: str | None, *, expression: bool
+    ) -> list[Reference]:
+        try:
+            return self.templates.references(source, expression=expression, path=path)
+        except TemplateError as exc:
+            self._add(path, exc.message, node_id, "template_syntax")
+            return []
+
+    def _check_references(
+        self,
+        references: Iterable[Reference],
+        owner: str | None,
+        reader: str | None,
+        graph: WorkflowGraph | None,
+        node_ids: set[str],
+        roots: frozenset[str],
+    ) -> None:
+        """Check each name; `reader` (a node in the graph) may read only its upstream nodes."""
+        for ref in references:
+            if ref.root not in roots:
+                known = ", ".join(sorted(roots))
+                message = f"unknown name {ref.root!r}; templates can read {known}"
+                self._add(ref.path, message, owner, "unknown_name")
+            elif ref.root != "nodes" or ref.node_id is None:
+                continue
+            elif ref.node_id not in node_ids:
+                message = f"unknown node {ref.node_id!r}{_suggest(ref.node_id, node_ids)}"
+                self._add(ref.path, message, owner, "unknown_node")
+            elif reader is None or graph is None:
+                continue
+            elif ref.node_id == reader:
+                message = f"node {reader!r} cannot read its own output"
+                self._add(ref.path, message, owner, "not_upstream")
+            elif not graph.is_upstream(ref.node_id, reader):
+                message = (
+                    f"node {ref.node_id!r} is not upstream of {reader!r}, so its output is "
+                    f"not there yet; add an edge path from {ref.node_id!r} to {reader!r}"
+                )
+                self._add(ref.path, message, owner, "not_upstream")
+
+    def _check_output(self, node_ids: set[str]) -> None:
+        output = self.document.get("output")
+        for path, source in iter_strings(output, "$.output"):
+            if is_template(source):
+                refs = self._references(source, path, None, expression=False)
+                self._check_references(refs, None, None, None, node_ids, _OUTPUT_ROOTS)
+
+    # -- inputs schema ---------------------------------------------------------------------------
+
+    def _check_inputs_schema(self) -> None:
+        schema = self.document.get("inputs")
+        if not isinstance(schema, dict):
+            return  # absent (the default is used) or reported as a structure problem
+        meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+        for error in meta.iter_errors(schema):
+            # "is not valid under any of the given schemas" says little; the closest
+            # alternative's complaint says what to write instead.
+            closest = best_match(error.context) if error.context else None
+            path = _loc_path("$.inputs", tuple(error.absolute_path))
+            message = f"not a valid JSON Schema: {(closest or error).message}"
+            self._add(path, message, None, "inputs_schema")
+
+    def _add(self, path: str, message: str, node_id: str | None, code: str = "structure") -> None:
+        self.issues.append(ValidationIssue(path=path, message=message, node_id=node_id, code=code))
+
+
+def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
+    """The items of a list that parse alone (their errors are already reported)."""
+    if not isinstance(raw, list):
+        return []
+    parsed: list[tuple[int, _M]] = []
+    for index, item in enumerate(raw):
+        try:
+            parsed.append((index, model.model_validate(item)))
+        except ValidationError:
+            continue
+    return parsed
+
+
+def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
+    """Each node with an id, and whether it parsed (a broken one is a bare placeholder)."""
+    if not isinstance(raw, list):
+        return []
+    found: list[tuple[int, NodeSpec, bool]] = []
+    for index, item in enumerate(raw):
+        try:
+            found.append((index, NodeSpec.model_validate(item), True))
+        except ValidationError:
+            node_id = item.get("id") if isinstance(item, Mapping) else None
+            if isinstance(node_id, str):
+                found.append((index, NodeSpec.model_construct(id=node_id, type=""), False))
+    return found
+
+
+def _template_stands_in(error: Any, kind: KindInfo) -> bool:
+    """Whether a config error is a template standing where a typed value is expected.
+
+    Templates in rendered fields are resolved before the config is validated at run time,
+    so at definition time they may stand anywhere; raw fields are never rendered.
+    """
+    value = error.get("input")
+    loc = error["loc"]
+    if not isinstance(value, str) or not is_template(value):
+        return False
+    return not (loc and loc[0] in kind.raw_fields)
+
+
+def _loc_path(base: str, loc: Iterable[int | str]) -> str:
+    path = base
+    for part in loc:
+        path = child_path(path, part)
+    return path
+
+
+def _join_path(base: str, below: str) -> str:
+    """`below` under `base` (the config's path), however a kind spells it.
+
+    Accepted: `$.config.branches[0].when` (from the node, as stored on the node),
+    `$.branches[0].when`, `branches[0].when`, `.branches[0].when` and `[0]`.
+    """
+    if below.startswith("$"):
+        below = below[1:]
+        if below == ".config" or below.startswith((".config.", ".config[")):
+            below = below[len(".config") :]
+    if below.startswith(("[", ".")):
+        return base + below
+    return f"{base}.{below}" if below else base
+
+
+def _pydantic_message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (not allowed here)"
+    message = str(error["msg"])
+    if "input" in error:
+        message += f" (got {_preview(error['input'])})"
+    return message
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

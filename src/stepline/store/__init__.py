@@ -1,0 +1,31 @@
+"""The store: SQLAlchemy Core tables, Alembic migrations, and the verbs on them.
+
+SQLite (embedded default) and PostgreSQL run the same code; see `database` for where
+they differ. The engine talks to `Store` only, never to a database driver.
+"""
+
+from __future__ import annotations
+
+from stepline.store.errors import (
+    LeaseLostError,
+    NotFoundError,
+    RunNotFoundError,
+    StepNotFoundError,
+    StoreClosedError,
+    StoreError,
+    WorkflowNotFoundError,
+)
+from stepline.store.store import SavedWorkflow, Store, definition_digest
+
+__all__ = [
+    "LeaseLostError",
+    "NotFoundError",
+    "RunNotFoundError",
+    "SavedWorkflow",
+    "StepNotFoundError",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "WorkflowNotFoundError",
+    "definition_digest",
+]

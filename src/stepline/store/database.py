@@ -1,0 +1,116 @@
+"""A database the store can use: run a read, run a write transaction, migrate.
+
+The store's queries are plain functions of a SQLAlchemy `Connection`; a `Database` decides
+where they run. The two dialects differ only here and in their connection setup:
+
+- SQLite (`database_sqlite`): a synchronous pysqlite engine driven from threads, so that a
+  whole write transaction costs one hop off the event loop instead of several per
+  statement (as through aiosqlite).
+- PostgreSQL (`database_postgres`): an asyncio engine on asyncpg.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic_core
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+
+from stepline.store.writer import Writer
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+class Database(ABC):
+    """Where the store's connection functions run; one per Store."""
+
+    dialect: str
+    url: URL
+    writer: Writer
+    """Runs every write of the store (see `stepline.store.writer`)."""
+
+    @abstractmethod
+    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run `fn` on a pooled connection (in a read transaction) and return its result."""
+
+    @abstractmethod
+    async def migrate(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run `fn` (Alembic) in a transaction that no other process migrates at once."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Commit the writes already submitted, then release every connection and thread."""
+
+
+def normalize_url(url: str) -> URL:
+    """The URL with stepline's async driver name, or a ValueError saying which URLs work."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(f"not a database URL: {url!r} ({exc})") from None
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in _DRIVERS:
+        raise ValueError(
+            f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)}"
+            ": use sqlite+aiosqlite:///path/to/stepline.db or postgresql+asyncpg://user@host/db"
+        )
+    parsed = parsed.set(drivername=_DRIVERS[backend])
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError(
+            "an in-memory SQLite database cannot be shared by the store's writer and readers: "
+            "give a file path, e.g. sqlite+aiosqlite:///tmp/stepline.db"
+        )
+    return parsed
+
+
+def open_database(url: str) -> Database:
+    """The Database for `url` (its engine connects lazily, on first use)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        from stepline.store.database_sqlite import SQLiteDatabase
+
+        return SQLiteDatabase(parsed)
+    from stepline.store.database_postgres import PostgresDatabase
+
+    return PostgresDatabase(parsed)
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for JSON columns; also takes datetimes, UUIDs and models in free-form payloads."""
+    return pydantic_core.to_json(value).decode()
+
+
+def json_loads(text: str | bytes) -> Any:
+    return pydantic_core.from_json(text)
+
+
+ENGINE_OPTIONS: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads}
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """Alembic's configuration for stepline's migrations; env.py migrates `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(database: Database) -> None:
+    """Bring the database to the newest migration; a no-op when it is there already."""
+    await database.migrate(_upgrade)
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")

@@ -1,0 +1,96 @@
+"""Hot-path statements compiled once per dialect and run straight on the DBAPI cursor.
+
+A step's transitions (insert, update) are the store's hottest writes. SQLAlchemy's own
+execution of a cached statement still spends more time per call than the database does
+(building an execution context, processing each parameter through several layers). A
+`Prepared` statement is the same Core statement, compiled by SQLAlchemy once per dialect
+with its bind processors (UUID, UTC datetime, JSON) kept aside; executing it is one
+pass over the parameters and one cursor call. Driver errors are wrapped into SQLAlchemy's
+exceptions (IntegrityError...), as SQLAlchemy's execution would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import UpdateBase
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    # (parameter name, bind processor or None), in the order the SQL expects them.
+    params: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+
+class Prepared:
+    """A Core DML statement over a fixed set of parameter names, executed without overhead."""
+
+    def __init__(self, statement: UpdateBase, keys: Sequence[str] = ()) -> None:
+        self._statement = statement
+        self._keys = list(keys)
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled = self._statement.compile(dialect=dialect, column_keys=self._keys)
+        names = compiled.positiontup
+        if names is None:  # a named paramstyle: pass a dict instead (none of our drivers)
+            raise NotImplementedError(f"positional parameters needed, not {dialect.paramstyle}")
+        params = []
+        for name in names:
+            type_ = compiled.binds[name].type
+            params.append((name, type_.dialect_impl(dialect).bind_processor(dialect)))
+        return _Compiled(compiled.string, tuple(params))
+
+    def _for(self, conn: sa.Connection) -> _Compiled:
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(dialect)
+        return compiled
+
+    def execute(self, conn: sa.Connection, params: dict[str, Any]) -> int:
+        """Execute with one set of parameters; return the number of rows it touched."""
+        compiled = self._for(conn)
+        return _run(conn, compiled.sql, _bind(compiled, params), many=False)
+
+    def executemany(self, conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        compiled = self._for(conn)
+        _run(conn, compiled.sql, [_bind(compiled, params) for params in rows], many=True)
+
+
+def _bind(compiled: _Compiled, params: dict[str, Any]) -> list[Any]:
+    """The statement's parameter values, in order, converted for the driver."""
+    try:
+        return [
+            params[name] if processor is None else processor(params[name])
+            for name, processor in compiled.params
+        ]
+    except Exception as exc:
+        # As SQLAlchemy reports a value its types refuse (e.g. a naive datetime).
+        raise sa.exc.StatementError(str(exc), compiled.sql, params, exc) from exc
+
+
+def _run(conn: sa.Connection, sql: str, values: Any, *, many: bool) -> int:
+    # Through the Connection's own DBAPI connection, inside the transaction it began.
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    error_class = conn.dialect.loaded_dbapi.Error
+    try:
+        if many:
+            cursor.executemany(sql, values)
+        else:
+            cursor.execute(sql, values)
+        return int(cursor.rowcount)
+    except error_class as exc:
+        raise sa.exc.DBAPIError.instance(
+            sql, values, exc, error_class, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()

@@ -1,0 +1,195 @@
+"""Every SQL statement of the store, in one place.
+
+Statements are built once, at import, with bind parameters; those of the hot path (a
+step's transitions, lease renewal) are also `Prepared`: compiled once per dialect and
+executed straight on the driver's cursor. The same statements serve SQLite and PostgreSQL:
+`FOR UPDATE [SKIP LOCKED]` is dropped by SQLAlchemy's SQLite compiler, where the store's
+single writer and `BEGIN IMMEDIATE` already serialize writes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from stepline.records import RunStatus
+from stepline.store.mapping import STEP_COLUMNS, STEP_MUTABLE_COLUMNS
+from stepline.store.prepared import Prepared
+from stepline.store.tables import organizations, runs, steps, workflow_versions, workflows
+from stepline.store.types import UTCDateTime
+
+
+def _param(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
+    """A named bind parameter that converts its value as `column` does (JSON, UTC...)."""
+    return sa.bindparam(name, type_=column.type)
+
+
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+
+# --- organizations -----------------------------------------------------------------------
+
+ORGANIZATION_BY_NAME = sa.select(organizations.c.id).where(
+    organizations.c.name == sa.bindparam("name")
+)
+INSERT_ORGANIZATION = organizations.insert()
+
+# --- workflows -----------------------------------------------------------------------------
+
+_LIVE_WORKFLOW = sa.and_(
+    workflows.c.organization_id == sa.bindparam("organization_id"),
+    workflows.c.deleted_at.is_(None),
+)
+WORKFLOW_BY_ID = sa.select(workflows).where(_LIVE_WORKFLOW, workflows.c.id == sa.bindparam("id"))
+WORKFLOW_BY_NAME = (
+    sa.select(workflows)
+    .where(_LIVE_WORKFLOW, workflows.c.name == sa.bindparam("name"))
+    .order_by(workflows.c.created_at, workflows.c.id)
+    .limit(1)
+)
+# PostgreSQL: lock the workflow row so that concurrent saves version it one after another.
+WORKFLOW_BY_ID_FOR_UPDATE = WORKFLOW_BY_ID.with_for_update()
+WORKFLOW_BY_NAME_FOR_UPDATE = WORKFLOW_BY_NAME.with_for_update()
+INSERT_WORKFLOW = workflows.insert()
+UPDATE_WORKFLOW_VERSION = (
+    workflows.update()
+    .where(workflows.c.id == sa.bindparam("workflow_id"))
+    .values(
+        latest_version=sa.bindparam("new_version"),
+        name=sa.bindparam("new_name"),
+        description=sa.bindparam("new_description"),
+        updated_at=_NOW,
+    )
+)
+
+VERSION = sa.select(workflow_versions).where(
+    workflow_versions.c.workflow_id == sa.bindparam("workflow_id"),
+    workflow_versions.c.version == sa.bindparam("version"),
+)
+VERSIONS = (
+    sa.select(workflow_versions)
+    .where(workflow_versions.c.workflow_id == sa.bindparam("workflow_id"))
+    .order_by(workflow_versions.c.version)
+)
+INSERT_VERSION = workflow_versions.insert()
+
+# --- runs ----------------------------------------------------------------------------------
+
+# PostgreSQL: hold the workflow row while numbering its run, so two creators cannot both
+# take the same number.
+LOCK_WORKFLOW = (
+    sa.select(workflows.c.id).where(workflows.c.id == sa.bindparam("workflow_id")).with_for_update()
+)
+NEXT_RUN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(runs.c.run_number), 0) + 1).where(
+    runs.c.workflow_id == sa.bindparam("workflow_id")
+)
+INSERT_RUN = runs.insert()
+GET_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
+GET_RUN_IN_ORGANIZATION = GET_RUN.where(runs.c.organization_id == sa.bindparam("organization_id"))
+
+
+def _claim(*, one_run: bool) -> sa.Update:
+    """Take the oldest claimable run: queued, or running under an expired lease (orphaned).
+
+    PostgreSQL locks the chosen row with SKIP LOCKED, so concurrent claimers pass over
+    each other's picks instead of waiting; when the lock is taken the row's status is
+    checked again, so a run that a concurrent transaction just claimed is not taken twice.
+    """
+    claimable = sa.or_(
+        runs.c.status == RunStatus.queued.value,
+        sa.and_(runs.c.status == RunStatus.running.value, runs.c.lease_expires_at < _NOW),
+    )
+    candidate = sa.select(runs.c.id).where(claimable)
+    if one_run:
+        candidate = candidate.where(runs.c.id == sa.bindparam("run_id"))
+    candidate = (
+        candidate.order_by(runs.c.created_at, runs.c.id).limit(1).with_for_update(skip_locked=True)
+    )
+    return (
+        runs.update()
+        .where(runs.c.id == candidate.scalar_subquery())
+        .values(
+            status=RunStatus.running.value,
+            lease_owner=sa.bindparam("worker_id"),
+            lease_expires_at=_param("lease_until", runs.c.lease_expires_at),
+            attempt=runs.c.attempt + 1,
+            started_at=sa.func.coalesce(runs.c.started_at, _NOW),
+            updated_at=_NOW,
+        )
+        .returning(*runs.c)
+    )
+
+
+CLAIM_NEXT_RUN = _claim(one_run=False)
+CLAIM_RUN = _claim(one_run=True)
+
+RENEW_LEASE = Prepared(
+    runs.update()
+    .where(runs.c.id == sa.bindparam("run_id"), runs.c.lease_owner == sa.bindparam("worker_id"))
+    .values(lease_expires_at=_param("lease_until", runs.c.lease_expires_at), updated_at=_NOW)
+)
+
+# finish_run reads the lease and start time first (locking the row on PostgreSQL).
+RUN_LEASE_FOR_UPDATE = (
+    sa.select(runs.c.lease_owner, runs.c.started_at)
+    .where(runs.c.id == sa.bindparam("run_id"))
+    .with_for_update()
+)
+FINISH_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("run_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        output=_param("new_output", runs.c.output),
+        error=sa.bindparam("new_error"),
+        error_details=_param("new_error_details", runs.c.error_details),
+        # Totals left as None keep what an earlier attempt recorded.
+        total_tokens=sa.func.coalesce(
+            _param("new_total_tokens", runs.c.total_tokens), runs.c.total_tokens
+        ),
+        total_cost=sa.func.coalesce(_param("new_total_cost", runs.c.total_cost), runs.c.total_cost),
+        completed_at=_param("new_completed_at", runs.c.completed_at),
+        duration_ms=_param("new_duration_ms", runs.c.duration_ms),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=_NOW,
+    )
+    .returning(*runs.c)
+)
+
+
+def list_runs(
+    *, organization_id: bool, workflow_id: bool, status: bool
+) -> sa.Select[tuple[object, ...]]:
+    """Runs newest first, filtered by the named parameters that are set."""
+    query = sa.select(runs)
+    if organization_id:
+        query = query.where(runs.c.organization_id == sa.bindparam("organization_id"))
+    if workflow_id:
+        query = query.where(runs.c.workflow_id == sa.bindparam("workflow_id"))
+    if status:
+        query = query.where(runs.c.status == sa.bindparam("status"))
+    return query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(sa.bindparam("limit"))
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+INSERT_STEP = Prepared(steps.insert(), STEP_COLUMNS)
+# Sets the mutable columns (mapping.step_update_params) of the step whose id is step_uuid.
+UPDATE_STEP = Prepared(
+    steps.update().where(steps.c.id == sa.bindparam("step_uuid")), STEP_MUTABLE_COLUMNS
+)
+GET_STEP = sa.select(steps).where(steps.c.id == sa.bindparam("step_uuid"))
+LIST_STEPS = (
+    sa.select(steps)
+    .where(steps.c.run_id == sa.bindparam("run_id"))
+    .order_by(steps.c.seq, steps.c.step_id)
+)
+STEP_COUNTS = (
+    sa.select(steps.c.status, sa.func.count())
+    .where(steps.c.run_id == sa.bindparam("run_id"))
+    .group_by(steps.c.status)
+)
+STEP_COUNTS_OF_RUNS = (
+    sa.select(steps.c.run_id, steps.c.status, sa.func.count())
+    .where(steps.c.run_id.in_(sa.bindparam("run_ids", expanding=True)))
+    .group_by(steps.c.run_id, steps.c.status)
+)

@@ -1,0 +1,475 @@
+"""The store's verbs: what the engine, the worker and the API ask of the database.
+
+Every write is an operation submitted to the store's single `Writer` (group commit);
+reads use a pooled connection of their own. Records go in and come out as the models of
+`stepline.records`; no row object leaves this package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from stepline.records import (
+    FINISHED_RUN_STATUSES,
+    ErrorDetails,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    WorkflowRecord,
+    WorkflowVersion,
+    new_id,
+    utcnow,
+)
+from stepline.store import database, mapping, queries
+from stepline.store.database import Database
+from stepline.store.errors import (
+    LeaseLostError,
+    RunNotFoundError,
+    StepNotFoundError,
+    WorkflowNotFoundError,
+)
+from stepline.store.writer import Writer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SavedWorkflow:
+    """What `Store.save_workflow` did: the workflow, its latest version, and whether it is new."""
+
+    workflow: WorkflowRecord
+    version: WorkflowVersion
+    created_version: bool
+
+
+def definition_digest(definition: dict[str, Any]) -> str:
+    """sha256 of the definition's canonical JSON (the same as stepline.spec's digest)."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Store:
+    """One database: workflows and their versions, runs and their leases, steps."""
+
+    def __init__(self, db: Database) -> None:
+        self.database = db
+        """Where queries run; `database.read(fn)` runs any function of a Connection."""
+        self.dialect: str = db.dialect
+        self.writer: Writer = db.writer
+        """Every write goes through it; its counters tell how well writes are batched."""
+
+    @classmethod
+    async def connect(cls, url: str) -> Store:
+        """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
+
+        A SQLite file's folder is created if missing. Call `upgrade()` before first use.
+        """
+        return cls(database.open_database(url))
+
+    async def close(self) -> None:
+        """Commit the writes already submitted, then release every connection."""
+        await self.database.close()
+
+    async def upgrade(self) -> None:
+        """Create or migrate the schema to the newest revision (safe to call every start)."""
+        await database.upgrade(self.database)
+
+    async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await self.database.read(fn)
+
+    # --- organizations -----------------------------------------------------------------
+
+    async def ensure_organization(self, name: str = "default") -> UUID:
+        """The id of the organization called `name`, created if there is none."""
+
+        def op(conn: sa.Connection) -> UUID:
+            found: UUID | None = conn.execute(queries.ORGANIZATION_BY_NAME, {"name": name}).scalar()
+            if found is not None:
+                return found
+            org_id = new_id()
+            conn.execute(
+                queries.INSERT_ORGANIZATION, {"id": org_id, "name": name, "created_at": utcnow()}
+            )
+            return org_id
+
+        try:
+            return await self.writer.submit(op)
+        except sa.exc.IntegrityError:
+            # Another process created it between our look and our insert: it exists now.
+            return await self.writer.submit(op)
+
+    # --- workflows -----------------------------------------------------------------------
+
+    async def save_workflow(
+        self,
+        organization_id: UUID,
+        definition: dict[str, Any],
+        *,
+        workflow_id: UUID | None = None,
+        workspace_id: UUID | None = None,
+    ) -> SavedWorkflow:
+        """Store a definition as the workflow's next version, unless it is the latest already.
+
+        Without `workflow_id`, the organization's live workflow of the definition's name is
+        updated, or a new workflow is created. With it, that workflow must exist.
+        """
+        name = definition.get("name") if isinstance(definition, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("workflow definition: 'name' must be a non-empty string")
+        description = definition.get("description") or ""
+        if not isinstance(description, str):
+            raise ValueError("workflow definition: 'description' must be a string")
+        digest = definition_digest(definition)
+
+        def op(conn: sa.Connection) -> SavedWorkflow:
+            now = utcnow()
+            params: dict[str, Any]
+            if workflow_id is not None:
+                params = {"organization_id": organization_id, "id": workflow_id}
+                row = conn.execute(queries.WORKFLOW_BY_ID_FOR_UPDATE, params).mappings().first()
+                if row is None:
+                    raise WorkflowNotFoundError(
+                        f"workflow {workflow_id} not found in organization {organization_id}"
+                    )
+            else:
+                params = {"organization_id": organization_id, "name": name}
+                row = conn.execute(queries.WORKFLOW_BY_NAME_FOR_UPDATE, params).mappings().first()
+            if row is None:
+                return _create_workflow(
+                    conn, organization_id, workspace_id, name, description, definition, digest
+                )
+            workflow = mapping.row_to_workflow(row)
+            latest_row = (
+                conn.execute(
+                    queries.VERSION,
+                    {"workflow_id": workflow.id, "version": workflow.latest_version},
+                )
+                .mappings()
+                .one()
+            )
+            if latest_row["digest"] == digest:
+                return SavedWorkflow(workflow, mapping.row_to_version(latest_row), False)
+            version = WorkflowVersion(
+                workflow_id=workflow.id,
+                version=workflow.latest_version + 1,
+                definition=definition,
+                digest=digest,
+                created_at=now,
+            )
+            conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
+            conn.execute(
+                queries.UPDATE_WORKFLOW_VERSION,
+                {
+                    "workflow_id": workflow.id,
+                    "new_version": version.version,
+                    "new_name": name,
+                    "new_description": description,
+                    "now": now,
+                },
+            )
+            workflow = workflow.model_copy(
+                update={
+                    "latest_version": version.version,
+                    "name": name,
+                    "description": description,
+                    "updated_at": now,
+                }
+            )
+            return SavedWorkflow(workflow, version, True)
+
+        return await self.writer.submit(op)
+
+    async def get_workflow(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRecord | None:
+        params = {"organization_id": organization_id, "id": workflow_id}
+
+        def read(conn: sa.Connection) -> WorkflowRecord | None:
+            row = conn.execute(queries.WORKFLOW_BY_ID, params).mappings().first()
+            return None if row is None else mapping.row_to_workflow(row)
+
+        return await self._read(read)
+
+    async def find_workflow(self, organization_id: UUID, name: str) -> WorkflowRecord | None:
+        """The organization's live workflow called `name`, if any."""
+        params = {"organization_id": organization_id, "name": name}
+
+        def read(conn: sa.Connection) -> WorkflowRecord | None:
+            row = conn.execute(queries.WORKFLOW_BY_NAME, params).mappings().first()
+            return None if row is None else mapping.row_to_workflow(row)
+
+        return await self._read(read)
+
+    async def get_version(self, workflow_id: UUID, version: int) -> WorkflowVersion | None:
+        params = {"workflow_id": workflow_id, "version": version}
+
+        def read(conn: sa.Connection) -> WorkflowVersion | None:
+            row = conn.execute(queries.VERSION, params).mappings().first()
+            return None if row is None else mapping.row_to_version(row)
+
+        return await self._read(read)
+
+    async def list_versions(self, workflow_id: UUID) -> list[WorkflowVersion]:
+        """Every version of the workflow, oldest first."""
+
+        def read(conn: sa.Connection) -> list[WorkflowVersion]:
+            rows = conn.execute(queries.VERSIONS, {"workflow_id": workflow_id}).mappings()
+            return [mapping.row_to_version(row) for row in rows]
+
+        return await self._read(read)
+
+    # --- runs --------------------------------------------------------------------------------
+
+    async def create_run(self, run: RunRecord) -> RunRecord:
+        """Insert the run, numbered 1 + the highest run number of its workflow."""
+
+        def op(conn: sa.Connection) -> RunRecord:
+            params = {"workflow_id": run.workflow_id}
+            if conn.execute(queries.LOCK_WORKFLOW, params).first() is None:
+                raise WorkflowNotFoundError(
+                    f"run {run.id}: workflow {run.workflow_id} does not exist"
+                )
+            number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
+            created = run.model_copy(update={"run_number": number, "step_counts": None})
+            conn.execute(queries.INSERT_RUN, mapping.run_to_row(created))
+            return created
+
+        return await self.writer.submit(op)
+
+    async def claim_run(
+        self, worker_id: str, lease_s: float, *, run_id: UUID | None = None
+    ) -> RunRecord | None:
+        """Take the oldest claimable run (or only `run_id`) for `worker_id`, or None.
+
+        Claimable: queued, or running under a lease that expired (its worker died).
+        """
+        now = utcnow()
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "now": now,
+            "lease_until": now + timedelta(seconds=lease_s),
+        }
+        statement = queries.CLAIM_NEXT_RUN
+        if run_id is not None:
+            params["run_id"] = run_id
+            statement = queries.CLAIM_RUN
+
+        def op(conn: sa.Connection) -> RunRecord | None:
+            row = conn.execute(statement, params).mappings().first()
+            return None if row is None else mapping.row_to_run(row)
+
+        return await self.writer.submit(op)
+
+    async def renew_lease(self, run_id: UUID, worker_id: str, lease_s: float) -> bool:
+        """Extend `worker_id`'s lease on the run; False if the lease is no longer its own."""
+        now = utcnow()
+        params = {
+            "run_id": run_id,
+            "worker_id": worker_id,
+            "now": now,
+            "lease_until": now + timedelta(seconds=lease_s),
+        }
+
+        def op(conn: sa.Connection) -> bool:
+            return queries.RENEW_LEASE.execute(conn, params) == 1
+
+        return await self.writer.submit(op)
+
+    async def finish_run(
+        self,
+        run_id: UUID,
+        worker_id: str | None,
+        *,
+        status: RunStatus,
+        output: Any = None,
+        error: str | None = None,
+        error_details: ErrorDetails | None = None,
+        total_tokens: int | None = None,
+        total_cost: float | None = None,
+    ) -> RunRecord:
+        """Record the run's outcome and release its lease.
+
+        A finished status (completed, failed, cancelled) also sets `completed_at` and
+        `duration_ms`; any other (waiting_for_human, queued) only releases the lease, so
+        that a later claim picks the run up again. With `worker_id`, raises LeaseLostError
+        if another worker holds the run now; None skips that check (e.g. the API cancels
+        a queued run).
+        """
+        status = RunStatus(status)
+
+        def op(conn: sa.Connection) -> RunRecord:
+            lease = conn.execute(queries.RUN_LEASE_FOR_UPDATE, {"run_id": run_id}).first()
+            if lease is None:
+                raise RunNotFoundError(f"run {run_id} not found")
+            lease_owner, started_at = lease
+            if worker_id is not None and lease_owner != worker_id:
+                raise LeaseLostError(
+                    f"run {run_id}: worker {worker_id!r} no longer holds the lease "
+                    f"(held by {lease_owner!r})"
+                )
+            now = utcnow()
+            completed_at = duration_ms = None
+            if status in FINISHED_RUN_STATUSES:
+                completed_at = now
+                if started_at is not None:
+                    duration_ms = int((now - started_at).total_seconds() * 1000)
+            params = {
+                "run_id": run_id,
+                "now": now,
+                "new_status": status.value,
+                "new_output": output,
+                "new_error": error,
+                "new_error_details": None
+                if error_details is None
+                else error_details.model_dump(mode="json"),
+                "new_total_tokens": total_tokens,
+                "new_total_cost": total_cost,
+                "new_completed_at": completed_at,
+                "new_duration_ms": duration_ms,
+            }
+            row = conn.execute(queries.FINISH_RUN, params).mappings().one()
+            return mapping.row_to_run(row)
+
+        return await self.writer.submit(op)
+
+    async def get_run(self, run_id: UUID, organization_id: UUID | None = None) -> RunRecord | None:
+        """The run with its `step_counts`; None if missing (or in another organization)."""
+        params: dict[str, Any] = {"run_id": run_id}
+        statement = queries.GET_RUN
+        if organization_id is not None:
+            params["organization_id"] = organization_id
+            statement = queries.GET_RUN_IN_ORGANIZATION
+
+        def read(conn: sa.Connection) -> RunRecord | None:
+            row = conn.execute(statement, params).mappings().first()
+            if row is None:
+                return None
+            return mapping.row_to_run(row, _step_counts(conn, run_id))
+
+        return await self._read(read)
+
+    async def list_runs(
+        self,
+        organization_id: UUID | None = None,
+        *,
+        workflow_id: UUID | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first (created_at, then id, descending), with their step counts."""
+        if limit < 1:
+            raise ValueError(f"list_runs: limit must be at least 1, got {limit}")
+        statement = queries.list_runs(
+            organization_id=organization_id is not None,
+            workflow_id=workflow_id is not None,
+            status=status is not None,
+        )
+        params: dict[str, Any] = {"limit": limit}
+        if organization_id is not None:
+            params["organization_id"] = organization_id
+        if workflow_id is not None:
+            params["workflow_id"] = workflow_id
+        if status is not None:
+            params["status"] = RunStatus(status).value
+
+        def read(conn: sa.Connection) -> list[RunRecord]:
+            rows = conn.execute(statement, params).mappings().all()
+            if not rows:
+                return []
+            counts: dict[UUID, dict[str, int]] = {row["id"]: {} for row in rows}
+            run_ids = list(counts)
+            for run_id, step_status, count in conn.execute(
+                queries.STEP_COUNTS_OF_RUNS, {"run_ids": run_ids}
+            ):
+                counts[run_id][step_status] = count
+            return [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
+
+        return await self._read(read)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    async def insert_steps(self, steps: Sequence[StepRecord]) -> None:
+        """Insert new step records (one executemany)."""
+        if not steps:
+            return
+        rows = [mapping.step_to_row(step) for step in steps]
+
+        def op(conn: sa.Connection) -> None:
+            queries.INSERT_STEP.executemany(conn, rows)
+
+        await self.writer.submit(op)
+
+    async def update_step(self, step: StepRecord) -> None:
+        """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
+
+        Identity fields (run, node, step_id, seq, loop, iteration, created_at) are fixed at
+        insert. `updated_at` is written as the record has it: the caller keeps it current.
+        """
+        params = mapping.step_update_params(step)
+
+        def op(conn: sa.Connection) -> None:
+            if queries.UPDATE_STEP.execute(conn, params) != 1:
+                raise StepNotFoundError(
+                    f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
+                )
+
+        await self.writer.submit(op)
+
+    async def list_steps(self, run_id: UUID) -> list[StepRecord]:
+        """The run's steps in execution order (seq, then step_id)."""
+
+        def read(conn: sa.Connection) -> list[StepRecord]:
+            rows = conn.execute(queries.LIST_STEPS, {"run_id": run_id}).mappings()
+            return [mapping.row_to_step(row) for row in rows]
+
+        return await self._read(read)
+
+    async def get_step(self, step_uuid: UUID) -> StepRecord | None:
+        def read(conn: sa.Connection) -> StepRecord | None:
+            row = conn.execute(queries.GET_STEP, {"step_uuid": step_uuid}).mappings().first()
+            return None if row is None else mapping.row_to_step(row)
+
+        return await self._read(read)
+
+    async def step_counts(self, run_id: UUID) -> dict[str, int]:
+        """How many of the run's steps are in each status (statuses with none are absent)."""
+        return await self._read(lambda conn: _step_counts(conn, run_id))
+
+
+def _step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:
+    return {
+        status: count for status, count in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})
+    }
+
+
+def _create_workflow(
+    conn: sa.Connection,
+    organization_id: UUID,
+    workspace_id: UUID | None,
+    name: str,
+    description: str,
+    definition: dict[str, Any],
+    digest: str,
+) -> SavedWorkflow:
+    now = utcnow()
+    workflow = WorkflowRecord(
+        organization_id=organization_id,
+        workspace_id=workspace_id,
+        name=name,
+        description=description,
+        latest_version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    version = WorkflowVersion(
+        workflow_id=workflow.id, version=1, definition=definition, digest=digest, created_at=now
+    )
+    conn.execute(queries.INSERT_WORKFLOW, mapping.workflow_to_row(workflow))
+    conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
+    return SavedWorkflow(workflow, version, True)

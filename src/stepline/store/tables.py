@@ -1,0 +1,164 @@
+"""The tables, as SQLAlchemy Core metadata; Alembic migrations must produce exactly this.
+
+Every row carries `organization_id` so that every query can be scoped to a tenant without
+a join. Status and enum columns are plain strings: adding a status is then no migration.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from stepline.store.types import UTCDateTime, json_type
+
+# Stable constraint names, so later migrations can refer to them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _id() -> sa.Column[object]:
+    return sa.Column("id", sa.Uuid(), primary_key=True)
+
+
+def _created_updated() -> tuple[sa.Column[object], sa.Column[object]]:
+    return (
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    _id(),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_organizations_name", "name", unique=True),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("workspace_id", sa.Uuid(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("latest_version", sa.Integer(), nullable=False),
+    *_created_updated(),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_workflows_organization_id_name", "organization_id", "name"),
+)
+
+workflow_versions = sa.Table(
+    "workflow_versions",
+    metadata,
+    _id(),
+    sa.Column(
+        "workflow_id",
+        sa.Uuid(),
+        sa.ForeignKey("workflows.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", sa.Uuid(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("definition", json_type(), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_workflow_versions_workflow_id_version", "workflow_id", "version", unique=True),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    _id(),
+    sa.Column("workflow_id", sa.Uuid(), sa.ForeignKey("workflows.id"), nullable=False),
+    sa.Column("workflow_version", sa.Integer(), nullable=False),
+    sa.Column("organization_id", sa.Uuid(), nullable=False),
+    sa.Column("workspace_id", sa.Uuid(), nullable=True),
+    sa.Column("user_id", sa.Uuid(), nullable=True),
+    sa.Column("run_number", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("trigger", sa.String(64), nullable=False),
+    sa.Column("inputs", json_type(), nullable=False),
+    sa.Column("output", json_type(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("error_details", json_type(), nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("parent_run_id", sa.Uuid(), nullable=True),
+    sa.Column("parent_step_id", sa.Uuid(), nullable=True),
+    sa.Column("replay_of", sa.Uuid(), nullable=True),
+    sa.Column("idempotency_key", sa.Text(), nullable=True),
+    sa.Column("total_tokens", sa.BigInteger(), nullable=True),
+    sa.Column("total_cost", sa.Float(), nullable=True),
+    sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # BigInteger: a run paused for human review can outlast 2**31 ms (24.8 days).
+    sa.Column("duration_ms", sa.BigInteger(), nullable=True),
+    sa.Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
+    sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
+    sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
+    sa.Index("ix_runs_organization_id_idempotency_key", "organization_id", "idempotency_key"),
+    # Run numbers are 1 + max per workflow; the unique index makes max() a seek and
+    # turns a numbering race into an error instead of a duplicate.
+    sa.Index("ix_runs_workflow_id_run_number", "workflow_id", "run_number", unique=True),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    _id(),
+    sa.Column("run_id", sa.Uuid(), sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("workflow_id", sa.Uuid(), nullable=False),
+    sa.Column("workflow_version", sa.Integer(), nullable=False),
+    sa.Column("organization_id", sa.Uuid(), nullable=False),
+    sa.Column("user_id", sa.Uuid(), nullable=True),
+    sa.Column("node_id", sa.Text(), nullable=False),
+    sa.Column("step_id", sa.Text(), nullable=False),
+    sa.Column("node_type", sa.Text(), nullable=False),
+    sa.Column("node_label", sa.Text(), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_reason", sa.Text(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_ms", sa.BigInteger(), nullable=True),
+    sa.Column("inputs", json_type(), nullable=True),
+    sa.Column("outputs", json_type(), nullable=True),
+    sa.Column("handle_inputs", json_type(), nullable=True),
+    sa.Column("handle_outputs", json_type(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("error_stage", sa.String(32), nullable=True),
+    sa.Column("error_category", sa.String(32), nullable=True),
+    sa.Column("error_details", json_type(), nullable=True),
+    sa.Column("model", sa.Text(), nullable=True),
+    sa.Column("tokens", json_type(), nullable=True),
+    sa.Column("cost", json_type(), nullable=True),
+    sa.Column("retry_count", sa.Integer(), nullable=False),
+    sa.Column("attempts", json_type(), nullable=False),
+    sa.Column("loop_id", sa.Text(), nullable=True),
+    sa.Column("iteration", sa.Integer(), nullable=True),
+    sa.Column("iteration_context", json_type(), nullable=True),
+    sa.Column("requires_human_review", sa.Boolean(), nullable=True),
+    sa.Column("human_reviewed_at", UTCDateTime(), nullable=True),
+    sa.Column("human_review_approved", sa.Boolean(), nullable=True),
+    sa.Column("human_reviewer", sa.Text(), nullable=True),
+    sa.Column("trace_spans", json_type(), nullable=True),
+    sa.Column("step_metadata", json_type(), nullable=True),
+    *_created_updated(),
+    sa.Index("ix_steps_run_id_step_id", "run_id", "step_id", unique=True),
+    sa.Index("ix_steps_run_id_seq_step_id", "run_id", "seq", "step_id"),
+    sa.Index("ix_steps_run_id_node_id", "run_id", "node_id"),
+    sa.Index("ix_steps_run_id_status", "run_id", "status"),
+)

@@ -1,0 +1,5 @@
+"""Claims runs and drives the engine; heartbeats and lease recovery."""
+
+from stepline.worker.worker import LeaseLost, Worker
+
+__all__ = ["LeaseLost", "Worker"]

@@ -1,0 +1,115 @@
+"""Organizations, workflows and their versions."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC
+from uuid import uuid4
+
+import pytest
+from store_helpers import DEFINITION, Workflow
+
+from stepline.store import Store, WorkflowNotFoundError, definition_digest
+
+
+async def test_ensure_organization_returns_the_same_id_for_the_same_name(store: Store) -> None:
+    first = await store.ensure_organization()
+    assert await store.ensure_organization("default") == first
+    assert await store.ensure_organization("other") != first
+
+
+async def test_first_save_creates_workflow_at_version_one(store: Store) -> None:
+    org = await store.ensure_organization()
+    saved = await store.save_workflow(org, DEFINITION)
+    assert saved.created_version
+    assert saved.workflow.name == "summarize"
+    assert saved.workflow.description == "fetch and summarize a page"
+    assert saved.workflow.latest_version == 1
+    assert saved.version.version == 1
+    assert saved.version.definition == DEFINITION
+    assert saved.version.digest == definition_digest(DEFINITION)
+    assert await store.get_workflow(org, saved.workflow.id) == saved.workflow
+    assert await store.get_version(saved.workflow.id, 1) == saved.version
+
+
+async def test_saving_the_same_definition_again_keeps_the_version(store: Store) -> None:
+    org = await store.ensure_organization()
+    first = await store.save_workflow(org, DEFINITION)
+    # Same content, different key order: the digest is over canonical JSON.
+    again = await store.save_workflow(org, dict(reversed(list(DEFINITION.items()))))
+    assert not again.created_version
+    assert again.workflow.id == first.workflow.id
+    assert again.version == first.version
+    assert await store.list_versions(first.workflow.id) == [first.version]
+
+
+async def test_changed_definition_becomes_the_next_version(store: Store) -> None:
+    org = await store.ensure_organization()
+    first = await store.save_workflow(org, DEFINITION)
+    changed = copy.deepcopy(DEFINITION)
+    changed["description"] = "summarize, shorter"
+    second = await store.save_workflow(org, changed)
+    assert second.created_version
+    assert second.workflow.id == first.workflow.id
+    assert second.version.version == 2
+    assert second.workflow.latest_version == 2
+    assert second.workflow.description == "summarize, shorter"
+    stored = await store.get_workflow(org, first.workflow.id)
+    assert stored == second.workflow
+    assert [v.version for v in await store.list_versions(first.workflow.id)] == [1, 2]
+    # The old version stays readable: runs pin it.
+    assert (await store.get_version(first.workflow.id, 1)) == first.version
+
+
+async def test_save_with_workflow_id_versions_that_workflow_even_if_renamed(store: Store) -> None:
+    org = await store.ensure_organization()
+    first = await store.save_workflow(org, DEFINITION)
+    renamed = {**DEFINITION, "name": "digest"}
+    saved = await store.save_workflow(org, renamed, workflow_id=first.workflow.id)
+    assert saved.workflow.id == first.workflow.id
+    assert saved.workflow.name == "digest"
+    assert saved.version.version == 2
+    assert await store.find_workflow(org, "digest") == saved.workflow
+    assert await store.find_workflow(org, "summarize") is None
+
+
+async def test_save_with_unknown_workflow_id_is_not_found(store: Store) -> None:
+    org = await store.ensure_organization()
+    with pytest.raises(WorkflowNotFoundError, match="not found in organization"):
+        await store.save_workflow(org, DEFINITION, workflow_id=uuid4())
+
+
+async def test_definition_without_name_is_refused(store: Store) -> None:
+    org = await store.ensure_organization()
+    with pytest.raises(ValueError, match="'name' must be a non-empty string"):
+        await store.save_workflow(org, {"nodes": []})
+
+
+async def test_workflows_are_scoped_to_their_organization(store: Store) -> None:
+    acme = await store.ensure_organization("acme")
+    other = await store.ensure_organization("other")
+    saved = await store.save_workflow(acme, DEFINITION)
+    assert await store.get_workflow(other, saved.workflow.id) is None
+    assert await store.find_workflow(other, "summarize") is None
+    # The same name in another organization is another workflow.
+    theirs = await store.save_workflow(other, DEFINITION)
+    assert theirs.workflow.id != saved.workflow.id
+
+
+async def test_run_pins_the_version_it_was_created_with(store: Store, workflow: Workflow) -> None:
+    run = await store.create_run(workflow.run())
+    changed = {**DEFINITION, "description": "v2"}
+    await store.save_workflow(workflow.organization_id, changed)
+    stored = await store.get_run(run.id)
+    assert stored is not None
+    assert stored.workflow_version == 1
+    pinned = await store.get_version(workflow.workflow_id, stored.workflow_version)
+    assert pinned is not None and pinned.definition == DEFINITION
+
+
+async def test_workflow_timestamps_come_back_utc(store: Store, workflow: Workflow) -> None:
+    stored = await store.get_workflow(workflow.organization_id, workflow.workflow_id)
+    assert stored is not None
+    assert stored.created_at.tzinfo == UTC
+    version = await store.get_version(workflow.workflow_id, 1)
+    assert version is not None and version.created_at.tzinfo == UTC

@@ -1,0 +1,100 @@
+"""The single writer: group commit, isolation of a failing write, orderly close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from store_helpers import Workflow, new_step
+
+from stepline.records import StepStatus, new_id, utcnow
+from stepline.store import StepNotFoundError, Store, StoreClosedError
+from stepline.store.tables import organizations
+
+
+async def test_concurrent_updates_share_transactions(store: Store, workflow: Workflow) -> None:
+    run = await store.create_run(workflow.run())
+    steps = [new_step(run, i) for i in range(200)]
+    await store.insert_steps(steps)
+    before = store.writer.transactions
+    done = [
+        s.model_copy(update={"status": StepStatus.completed, "outputs": i})
+        for i, s in enumerate(steps)
+    ]
+    await asyncio.gather(*(store.update_step(s) for s in done))
+    used = store.writer.transactions - before
+    assert used < 200, f"{used} transactions for 200 concurrent updates: no batching"
+    listed = await store.list_steps(run.id)
+    assert [(s.status, s.outputs) for s in listed] == [
+        (StepStatus.completed, i) for i in range(200)
+    ]
+
+
+async def test_a_failing_write_does_not_fail_its_batch_neighbours(
+    store: Store, workflow: Workflow
+) -> None:
+    run = await store.create_run(workflow.run())
+    steps = [new_step(run, i) for i in range(10)]
+    await store.insert_steps(steps)
+    never_inserted = new_step(run, 99)
+    updates = [s.model_copy(update={"status": StepStatus.running}) for s in steps]
+    updates.insert(5, never_inserted)
+    results = await asyncio.gather(*(store.update_step(s) for s in updates), return_exceptions=True)
+    assert isinstance(results[5], StepNotFoundError)
+    assert [r for i, r in enumerate(results) if i != 5] == [None] * 10
+    assert await store.step_counts(run.id) == {"running": 10}
+
+
+async def test_a_failed_batch_is_rolled_back_before_its_writes_are_retried(
+    store: Store,
+) -> None:
+    # Had the batch's insert survived its failure, its retry would break the unique name.
+    def insert(name: str) -> Callable[[sa.Connection], str]:
+        def op(conn: sa.Connection) -> str:
+            conn.execute(
+                organizations.insert(), {"id": new_id(), "name": name, "created_at": utcnow()}
+            )
+            return name
+
+        return op
+
+    def boom(conn: sa.Connection) -> None:
+        raise RuntimeError("this write is broken")
+
+    results = await asyncio.gather(
+        store.writer.submit(insert("first")),
+        store.writer.submit(boom),
+        store.writer.submit(insert("last")),
+        return_exceptions=True,
+    )
+    assert results[0] == "first" and results[2] == "last"
+    assert isinstance(results[1], RuntimeError)
+
+    def names(conn: sa.Connection) -> list[str]:
+        return list(conn.execute(sa.select(organizations.c.name).order_by("name")).scalars())
+
+    assert await store.database.read(names) == ["first", "last"]
+
+
+async def test_close_commits_writes_already_submitted(store_url: str, workflow: Workflow) -> None:
+    store = await Store.connect(store_url)
+    run = await store.create_run(workflow.run())
+    steps = [new_step(run, i) for i in range(20)]
+    pending = [asyncio.ensure_future(store.insert_steps([s])) for s in steps]
+    await asyncio.sleep(0)  # let every insert reach the writer's queue
+    await store.close()
+    assert all(task.done() and task.exception() is None for task in pending)
+    reopened = await Store.connect(store_url)
+    try:
+        assert len(await reopened.list_steps(run.id)) == 20
+    finally:
+        await reopened.close()
+
+
+async def test_write_after_close_is_refused(store_url: str) -> None:
+    store = await Store.connect(store_url)
+    await store.close()
+    with pytest.raises(StoreClosedError):
+        await store.ensure_organization()
