@@ -33,6 +33,19 @@ class Settings(BaseSettings):
         default=512, gt=0, description="Address-space limit of a code step's process."
     )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Default api_call timeout.")
+    worker_concurrency: int = Field(
+        default=8, gt=0, description="How many runs one worker process executes at once."
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest request body the API accepts."
+    )
+    log_level: str = Field(default="INFO", description="Log level of `stepline serve`.")
+    server: str | None = Field(
+        default=None, description="A stepline server's URL: the CLI then works over HTTP."
+    )
+    api_key: str | None = Field(
+        default=None, description="The API key for --server (else the saved credentials)."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,7 +15,16 @@ from stepline.store import Store
 from stepline.store.database import alembic_config
 from stepline.store.tables import metadata, runs, steps, workflow_versions, workflows
 
-TABLES = {"organizations", "workflows", "workflow_versions", "runs", "steps"}
+TABLES = {
+    "organizations",
+    "workflows",
+    "workflow_versions",
+    "runs",
+    "steps",
+    "users",
+    "api_keys",
+    "run_events",
+}
 
 
 def _head() -> str:

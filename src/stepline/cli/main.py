@@ -14,6 +14,8 @@ from uuid import UUID
 import typer
 from rich.console import Console
 
+from stepline.cli import remote
+from stepline.cli.keys import keys_app
 from stepline.cli.progress import LiveProgress
 from stepline.cli.render import (
     dumps,
@@ -45,6 +47,8 @@ runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(remote.workflows_app, name="workflows")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -198,8 +202,12 @@ def schema() -> None:
 def runs_list(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs.")] = 20,
     as_json: JsonFlag = False,
+    server: remote.ServerOption = None,
+    workflow: remote.WorkflowOption = None,
 ) -> None:
     """List runs, newest first."""
+    if server:
+        return remote.runs_list(server, workflow, limit, as_json)
 
     async def main() -> list[RunRecord]:
         async with open_store() as store:
@@ -214,9 +222,14 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    as_json: JsonFlag = False,
+    server: remote.ServerOption = None,
+    workflow: remote.WorkflowOption = None,
 ) -> None:
     """Show one run with its step counts and its steps."""
+    if server:
+        return remote.runs_show(server, workflow, run_id, as_json)
     rid = parse_uuid(run_id, "run id")
 
     async def main() -> tuple[RunRecord | None, list[Any]]:
@@ -237,11 +250,19 @@ def runs_show(
         out.print(dumps(found.output), markup=False, soft_wrap=True)
 
 
+runs_app.command("start")(remote.runs_start)
+
+
 @app.command()
 def steps(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    as_json: JsonFlag = False,
+    server: remote.ServerOption = None,
+    workflow: remote.WorkflowOption = None,
 ) -> None:
     """Print every step record of a run (the full canonical records with --json)."""
+    if server:
+        return remote.steps_list(server, workflow, run_id, as_json)
     rid = parse_uuid(run_id, "run id")
 
     async def main() -> tuple[RunRecord | None, list[Any]]:
@@ -284,6 +305,26 @@ def worker(
         run_async(main)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Serve the API only; run `stepline worker`s apart.")
+    ] = False,
+) -> None:
+    """Serve the REST API (and, unless --no-worker, execute runs in the same process)."""
+    import uvicorn
+
+    from stepline.api.app import create_app
+    from stepline.api.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    api = create_app(settings, worker=not no_worker, public_url=f"http://{host}:{port}")
+    uvicorn.run(api, host=host, port=port, log_config=None, access_log=False)
 
 
 @db_app.command("upgrade")

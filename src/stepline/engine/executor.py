@@ -3,6 +3,10 @@
 Resuming is the same code path as starting: the steps already on record are loaded first,
 a step that completed is never executed again (its output is the checkpoint), and a step
 found `running` was interrupted and runs again with its retry count raised.
+
+A run stops early on its timeout (it fails) or when its `cancel` event is set (the worker
+sets it when a cancel is requested): the step tasks in flight are cancelled, which kills
+their sandbox processes and HTTP calls, and every unfinished step is marked cancelled.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from stepline.spec.templates import TemplateError, Templates, get_templates
 from stepline.spec.validate import WorkflowInvalid, load_workflow
 from stepline.store import Store
 
+RUN_CANCELLED = "run cancelled"
+"""The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
+
 
 @dataclass
 class Engine:
@@ -44,8 +51,21 @@ class Engine:
     observer: RunObserver = field(default_factory=NullObserver)
     templates: Templates = field(default_factory=get_templates)
 
-    async def execute(self, run: RunRecord, *, worker_id: str | None = None) -> RunRecord:
-        """Run (or resume) a run that this worker has claimed, and record how it ended."""
+    async def execute(
+        self,
+        run: RunRecord,
+        *,
+        worker_id: str | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> RunRecord:
+        """Run (or resume) a run that this worker has claimed, and record how it ended.
+
+        Setting `cancel` stops the run and finishes it `cancelled`; a run whose cancel was
+        requested before this claim is cancelled without running anything.
+        """
+        cancel = cancel or asyncio.Event()
+        if run.cancel_requested_at is not None:
+            cancel.set()
         version = await self.store.get_version(run.workflow_id, run.workflow_version)
         if version is None:
             return await self._finish(
@@ -58,7 +78,7 @@ class Engine:
                 run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
             )
         self.observer.run_changed(run)
-        execution = _RunExecution(self, run, spec)
+        execution = _RunExecution(self, run, spec, cancel)
         status, output, error, details = await execution.execute()
         return await self._finish(
             run,
@@ -100,8 +120,11 @@ class Engine:
 class _RunExecution:
     """The state of one run while a worker drives it."""
 
-    def __init__(self, engine: Engine, run: RunRecord, spec: WorkflowSpec) -> None:
+    def __init__(
+        self, engine: Engine, run: RunRecord, spec: WorkflowSpec, cancel: asyncio.Event
+    ) -> None:
         self.engine = engine
+        self.cancel = cancel
         self.run = run
         self.spec = spec
         self.graph = WorkflowGraph(spec)
@@ -132,11 +155,14 @@ class _RunExecution:
         await self._load_steps()
         try:
             async with asyncio.timeout(self.spec.timeout_s):
-                await self._drive()
+                cancelled = await self._drive_unless_cancelled()
         except TimeoutError:
             reason = f"the run timed out after {self.spec.timeout_s:g} s"
             await self._cancel_unfinished(reason)
             return RunStatus.failed, None, reason, ErrorDetails(type="TimeoutError", message=reason)
+        if cancelled:
+            await self._cancel_unfinished(RUN_CANCELLED)
+            return RunStatus.cancelled, None, None, None
         if self.failures:
             first = self.failures[0]
             error = f"step '{first.step_id}' failed: {first.error}"
@@ -179,6 +205,25 @@ class _RunExecution:
             await self.engine.store.insert_steps(created)
             for step in created:
                 self.engine.observer.step_changed(step)
+
+    async def _drive_unless_cancelled(self) -> bool:
+        """Drive the run to its end, or until `cancel` is set (then return True)."""
+        if self.cancel.is_set():
+            return True
+        drive = asyncio.create_task(self._drive())
+        cancelled = asyncio.create_task(self.cancel.wait())
+        try:
+            await asyncio.wait({drive, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also on a timeout or when this task is cancelled: no step outlives the drive.
+            cancelled.cancel()
+            if not drive.done():
+                drive.cancel()
+                await asyncio.gather(drive, return_exceptions=True)
+        if drive.cancelled():
+            return True
+        drive.result()  # a bug in the drive surfaces here
+        return False
 
     async def _drive(self) -> None:
         queue: deque[Ready] = deque(self.router.roots())
@@ -243,14 +288,20 @@ class _RunExecution:
         return self.router.skipped(ready.node_id)
 
     async def _cancel_unfinished(self, reason: str) -> None:
+        """Mark every unfinished step cancelled (and its attempt in flight), in one batch."""
         now = utcnow()
-        for step in self.steps.values():
-            if step.status in FINISHED_STEP_STATUSES:
-                continue
+        unfinished = [s for s in self.steps.values() if s.status not in FINISHED_STEP_STATUSES]
+        for step in unfinished:
             step.status = StepStatus.cancelled
             step.status_reason = reason
             step.completed_at = now if step.started_at else None
-            await self._record(step)
+            if step.started_at is not None:
+                step.duration_ms = int((now - step.started_at).total_seconds() * 1000)
+            if step.attempts and step.attempts[-1].status is StepStatus.running:
+                step.attempts[-1].status = StepStatus.cancelled
+                step.attempts[-1].completed_at = now
+        # Concurrent records share the writer's group commits.
+        await asyncio.gather(*(self._record(step) for step in unfinished))
 
     def _run_output(self) -> Any:
         """The run's result: the `output` template, else the end nodes' (or sinks') outputs."""

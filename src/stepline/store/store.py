@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -28,17 +28,22 @@ from stepline.records import (
     new_id,
     utcnow,
 )
-from stepline.store import database, mapping, queries
-from stepline.store.database import Database
+from stepline.store import mapping, queries
+from stepline.store.catalog import CatalogVerbs
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
     StepNotFoundError,
     WorkflowNotFoundError,
 )
-from stepline.store.writer import Writer
-
-T = TypeVar("T")
+from stepline.store.events import (
+    INSERT_EVENT,
+    EventVerbs,
+    insert_run_event,
+    step_event_params,
+)
+from stepline.store.keys import KeyVerbs
+from stepline.store.listings import ListingVerbs
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,34 +61,8 @@ def definition_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Store:
+class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs):
     """One database: workflows and their versions, runs and their leases, steps."""
-
-    def __init__(self, db: Database) -> None:
-        self.database = db
-        """Where queries run; `database.read(fn)` runs any function of a Connection."""
-        self.dialect: str = db.dialect
-        self.writer: Writer = db.writer
-        """Every write goes through it; its counters tell how well writes are batched."""
-
-    @classmethod
-    async def connect(cls, url: str) -> Store:
-        """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
-
-        A SQLite file's folder is created if missing. Call `upgrade()` before first use.
-        """
-        return cls(database.open_database(url))
-
-    async def close(self) -> None:
-        """Commit the writes already submitted, then release every connection."""
-        await self.database.close()
-
-    async def upgrade(self) -> None:
-        """Create or migrate the schema to the newest revision (safe to call every start)."""
-        await database.upgrade(self.database)
-
-    async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
-        return await self.database.read(fn)
 
     # --- organizations -----------------------------------------------------------------
 
@@ -227,7 +206,7 @@ class Store:
     # --- runs --------------------------------------------------------------------------------
 
     async def create_run(self, run: RunRecord) -> RunRecord:
-        """Insert the run, numbered 1 + the highest run number of its workflow."""
+        """Insert the run, numbered 1 + the highest run number of its workflow (+ run.queued)."""
 
         def op(conn: sa.Connection) -> RunRecord:
             params = {"workflow_id": run.workflow_id}
@@ -238,6 +217,9 @@ class Store:
             number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
             created = run.model_copy(update={"run_number": number, "step_counts": None})
             conn.execute(queries.INSERT_RUN, mapping.run_to_row(created))
+            insert_run_event(
+                conn, created.id, created.organization_id, created.status, run_number=number
+            )
             return created
 
         return await self.writer.submit(op)
@@ -262,7 +244,13 @@ class Store:
 
         def op(conn: sa.Connection) -> RunRecord | None:
             row = conn.execute(statement, params).mappings().first()
-            return None if row is None else mapping.row_to_run(row)
+            if row is None:
+                return None
+            claimed = mapping.row_to_run(row)
+            insert_run_event(
+                conn, claimed.id, claimed.organization_id, claimed.status, attempt=claimed.attempt
+            )
+            return claimed
 
         return await self.writer.submit(op)
 
@@ -334,7 +322,16 @@ class Store:
                 "new_duration_ms": duration_ms,
             }
             row = conn.execute(queries.FINISH_RUN, params).mappings().one()
-            return mapping.row_to_run(row)
+            finished = mapping.row_to_run(row)
+            insert_run_event(
+                conn,
+                run_id,
+                finished.organization_id,
+                status,
+                error=error,
+                duration_ms=duration_ms,
+            )
+            return finished
 
         return await self.writer.submit(op)
 
@@ -410,14 +407,17 @@ class Store:
 
         Identity fields (run, node, step_id, seq, loop, iteration, created_at) are fixed at
         insert. `updated_at` is written as the record has it: the caller keeps it current.
+        The `step.<status>` event is written in the same transaction.
         """
         params = mapping.step_update_params(step)
+        event = step_event_params(step)
 
         def op(conn: sa.Connection) -> None:
             if queries.UPDATE_STEP.execute(conn, params) != 1:
                 raise StepNotFoundError(
                     f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
                 )
+            INSERT_EVENT.execute(conn, event)
 
         await self.writer.submit(op)
 

@@ -54,6 +54,7 @@ workflows = sa.Table(
     *_created_updated(),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Index("ix_workflows_organization_id_name", "organization_id", "name"),
+    sa.Index("ix_workflows_organization_id_created_at", "organization_id", "created_at"),
 )
 
 workflow_versions = sa.Table(
@@ -109,7 +110,13 @@ runs = sa.Table(
     sa.Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
     sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
-    sa.Index("ix_runs_organization_id_idempotency_key", "organization_id", "idempotency_key"),
+    # Unique: a repeated Idempotency-Key finds the first run, even under a race (NULLs differ).
+    sa.Index(
+        "ix_runs_organization_id_idempotency_key",
+        "organization_id",
+        "idempotency_key",
+        unique=True,
+    ),
     # Run numbers are 1 + max per workflow; the unique index makes max() a seek and
     # turns a numbering race into an error instead of a duplicate.
     sa.Index("ix_runs_workflow_id_run_number", "workflow_id", "run_number", unique=True),
@@ -161,4 +168,58 @@ steps = sa.Table(
     sa.Index("ix_steps_run_id_seq_step_id", "run_id", "seq", "step_id"),
     sa.Index("ix_steps_run_id_node_id", "run_id", "node_id"),
     sa.Index("ix_steps_run_id_status", "run_id", "status"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("email", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_users_organization_id_email", "organization_id", "email", unique=True),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("workspace_id", sa.Uuid(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    # The first characters of the key, shown in listings so a user can tell keys apart.
+    sa.Column("prefix", sa.String(16), nullable=False),
+    # sha256 of the whole key: keys are 256-bit random, so a fast hash is enough.
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", json_type(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_api_keys_key_hash", "key_hash", unique=True),
+    sa.Index("ix_api_keys_organization_id_created_at", "organization_id", "created_at"),
+)
+
+# Every transition of a run and of its steps, in the order it was committed: the source of
+# the SSE stream (`id` is the event id a client resumes from with Last-Event-ID).
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    # INTEGER PRIMARY KEY on SQLite is the rowid (autoincrementing); BIGSERIAL-like elsewhere.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("run_id", sa.Uuid(), sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("organization_id", sa.Uuid(), nullable=False),
+    # run.queued, run.running, run.completed..., step.running, step.completed...
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("step_uuid", sa.Uuid(), nullable=True),
+    sa.Column("data", json_type(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_run_events_run_id_id", "run_id", "id"),
 )

@@ -2,6 +2,10 @@
 
 A lease that is not renewed expires (`STEPLINE_LEASE_S`); the next worker on the database
 then claims the orphaned run and resumes it from its checkpoints.
+
+While it runs a run, the worker also watches for a cancel request: it reads the run's
+`cancel_requested_at` every `CANCEL_POLL_S` (a cancel from any process), and `cancel()`
+stops a run at once (the API calls it when the run is in its own process).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from stepline.records import RunRecord
 
 log = logging.getLogger(__name__)
 
+CANCEL_POLL_S = 0.5
+"""How often a running run's cancel request is looked for in the database."""
+
 
 def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -36,6 +43,20 @@ class Worker:
     engine: Engine
     lease_s: float
     worker_id: str = field(default_factory=make_worker_id)
+    cancel_poll_s: float = CANCEL_POLL_S
+    _cancels: dict[UUID, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
+
+    def cancel(self, run_id: UUID) -> bool:
+        """Stop the run now if this worker is running it; False if it is not running here.
+
+        The cancel must already be requested in the store (`Store.request_cancel`): this
+        only spares the wait for the next poll.
+        """
+        event = self._cancels.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
 
     async def claim_and_execute(self, run_id: UUID | None = None) -> RunRecord | None:
         """Claim one run (that one, or the oldest claimable) and drive it to its end."""
@@ -46,8 +67,11 @@ class Worker:
 
     async def execute_claimed(self, run: RunRecord) -> RunRecord:
         """Drive a run this worker holds, renewing its lease until the run ends."""
-        execution = asyncio.create_task(self.engine.execute(run, worker_id=self.worker_id))
-        heartbeat = asyncio.create_task(self._heartbeat(run.id, execution))
+        cancel = self._cancels[run.id] = asyncio.Event()
+        execution = asyncio.create_task(
+            self.engine.execute(run, worker_id=self.worker_id, cancel=cancel)
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(run.id, execution, cancel))
         try:
             return await execution
         except asyncio.CancelledError:
@@ -55,6 +79,7 @@ class Worker:
                 raise LeaseLost(f"run {run.id} was taken over by another worker") from None
             raise
         finally:
+            self._cancels.pop(run.id, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -78,10 +103,24 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll_s)
 
-    async def _heartbeat(self, run_id: UUID, execution: asyncio.Task[RunRecord]) -> bool:
-        """Renew the lease at a third of its length; cancel the run if the lease is lost."""
+    async def _heartbeat(
+        self, run_id: UUID, execution: asyncio.Task[RunRecord], cancel: asyncio.Event
+    ) -> bool:
+        """Renew the lease at a third of its length; cancel the run if the lease is lost.
+
+        In between, look for a cancel request and pass it on through `cancel`.
+        """
+        loop = asyncio.get_running_loop()
+        renew_every = self.lease_s / 3
+        renew_at = loop.time() + renew_every
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(max(min(self.cancel_poll_s, renew_at - loop.time()), 0))
+            if not cancel.is_set() and await self.engine.store.cancel_requested_at(run_id):
+                log.info("run %s: cancel requested; stopping it", run_id)
+                cancel.set()
+            if loop.time() < renew_at:
+                continue
+            renew_at = loop.time() + renew_every
             if not await self.engine.store.renew_lease(run_id, self.worker_id, self.lease_s):
                 log.warning("lost the lease on run %s; stopping it here", run_id)
                 execution.cancel()

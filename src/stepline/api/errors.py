@@ -1,0 +1,205 @@
+"""The native API's one error envelope, and the handlers that put every failure into it.
+
+`{"error": {"code", "message", "details": [{"field", "message"}]}, "request_id"}`: a
+client reads `code` to decide, `details` to point at the bad field, and quotes
+`request_id` (also in the X-Request-Id header) when asking for help.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stepline.api.responses import json_response
+from stepline.store.errors import NotFoundError
+from stepline.store.paging import InvalidCursor
+
+log = logging.getLogger("stepline.api")
+
+CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+_DESCRIPTIONS: dict[int, str] = {
+    400: "The request cannot be understood.",
+    401: "No API key, or the key is unknown, revoked or expired.",
+    403: "The API key lacks the scope this operation needs.",
+    404: "No such record in the key's organization.",
+    409: "The request conflicts with the record's current state.",
+    413: "The request body is larger than the server accepts.",
+    422: "A field of the request is not valid; `details` names each one.",
+}
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Where: path.run_id, query.limit, body.inputs.amount...")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found.")
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+    request_id: str | None = None
+
+
+class BodyTooLarge(Exception):
+    """The body grew past the limit while being read (no Content-Length, or a false one)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class ApiError(Exception):
+    """Raise anywhere in a route: the handler answers `status` with the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Sequence[ErrorDetail] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message
+        self.details = list(details or [])
+        self.headers = headers
+
+
+def not_found(what: str, ident: object) -> NoReturn:
+    raise ApiError(404, f"{what} {ident} not found")
+
+
+def invalid(field: str, message: str) -> NoReturn:
+    """A 422 naming one bad field."""
+    raise ApiError(422, f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the envelope for each status."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _DESCRIPTIONS.get(status, CODES[status])}
+        for status in statuses
+    }
+
+
+def error_response(
+    request_id: str | None,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    details: Sequence[ErrorDetail] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = ErrorEnvelope(
+        error=ErrorBody(
+            code=code or CODES.get(status, "error"), message=message, details=list(details)
+        ),
+        request_id=request_id,
+    )
+    return json_response(body, status, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """('body', 'nodes', 2, 'id') -> 'body.nodes[2].id'."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(
+            _request_id(request),
+            exc.status,
+            exc.message,
+            code=exc.code,
+            details=exc.details,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            ErrorDetail(field=field_path(error.get("loc", ())), message=error.get("msg", ""))
+            for error in exc.errors()
+        ]
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+        if len(details) > 3:
+            summary += f" (and {len(details) - 3} more)"
+        return error_response(
+            _request_id(request), 422, f"invalid request: {summary}", details=details
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, BodyTooLarge):
+            # FastAPI wraps any failure while reading the body in a 400.
+            return error_response(_request_id(request), 413, str(exc.__cause__))
+        message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        return error_response(
+            _request_id(request), exc.status_code, message, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return error_response(_request_id(request), 413, str(exc))
+
+    @app.exception_handler(InvalidCursor)
+    async def cursor_error(request: Request, exc: InvalidCursor) -> Response:
+        field = "query.before" if "before" in request.query_params else "query.after"
+        return error_response(
+            _request_id(request),
+            422,
+            str(exc),
+            details=[ErrorDetail(field=field, message=str(exc))],
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def store_not_found(request: Request, exc: NotFoundError) -> Response:
+        return error_response(_request_id(request), 404, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            _request_id(request), 500, "internal error; quote the request id when reporting it"
+        )

@@ -1,0 +1,83 @@
+"""The first start: a database without any API key gets an organization and an admin key.
+
+So that a newcomer can `stepline serve` and call the API at once, the first start mints
+an admin key for organization "default", saves it to the credentials file where the CLI
+and the SDK find it, and hands it back for `serve` to print once. Any later start, or a
+second server racing the first, finds a key and does nothing.
+
+Organizations without any key do not stop it: `stepline run` creates "default" before
+anyone serves, and that organization is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from stepline.credentials import save_credentials
+from stepline.records import new_id, utcnow
+from stepline.settings import Settings
+from stepline.store import Store
+from stepline.store.keys import KEY_PREFIX, ApiKeyRecord, CreatedKey, hash_key
+from stepline.store.tables import api_keys, organizations
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ORGANIZATION = "default"
+BOOTSTRAP_KEY_NAME = "bootstrap"
+
+# pg_advisory_xact_lock key ("stepboot"): two servers starting on one PostgreSQL database
+# take turns, so the second sees the first one's key instead of minting its own.
+_BOOTSTRAP_LOCK = 0x73746570626F6F74
+
+
+async def first_start(store: Store, settings: Settings, server_url: str | None) -> str | None:
+    """Mint and save the admin key if the database has no API key; return it, else None."""
+    created = await store.writer.submit(_mint_first_key)
+    if created is None:
+        return None
+    log.info(
+        "first start: created admin key %s for organization %r",
+        created.record.id,
+        DEFAULT_ORGANIZATION,
+    )
+    try:
+        save_credentials(
+            created.secret,
+            server=server_url,
+            organization_id=created.record.organization_id,
+            home=settings.home,
+        )
+    except OSError as exc:
+        # The key exists now and `serve` prints it; losing the file must not stop the server.
+        log.warning("could not save the admin key to %s: %s", settings.home, exc)
+    return created.secret
+
+
+def _mint_first_key(conn: sa.Connection) -> CreatedKey | None:
+    """In one write transaction: if no key exists, an admin key of organization "default"."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
+    if conn.execute(sa.select(api_keys.c.id).limit(1)).first() is not None:
+        return None
+    organization_id: UUID | None = conn.execute(
+        sa.select(organizations.c.id).where(organizations.c.name == DEFAULT_ORGANIZATION)
+    ).scalar()
+    if organization_id is None:
+        organization_id = new_id()
+        conn.execute(
+            organizations.insert(),
+            {"id": organization_id, "name": DEFAULT_ORGANIZATION, "created_at": utcnow()},
+        )
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKeyRecord(
+        organization_id=organization_id,
+        name=BOOTSTRAP_KEY_NAME,
+        prefix=secret[:12],
+        scopes=["admin"],
+    )
+    conn.execute(api_keys.insert(), record.model_dump() | {"key_hash": hash_key(secret)})
+    return CreatedKey(record, secret)

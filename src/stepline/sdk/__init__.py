@@ -1,0 +1,79 @@
+"""The Python SDK of the stepline REST API (sync `Client`, asyncio `AsyncClient`).
+
+from stepline import Client
+
+with Client() as client:  # STEPLINE_SERVER / STEPLINE_API_KEY or the saved credentials
+    workflow = client.workflows.create(definition)
+    run = client.runs.create(workflow.id, {"amount": 700}, wait=True)
+    for step in client.runs.steps.list(workflow.id, run.id, include_io=False):
+        print(step.step_id, step.status)
+"""
+
+from stepline.sdk.async_client import AsyncClient, AsyncEventStream, AsyncStepStream
+from stepline.sdk.client import Client, EventStream, StepStream
+from stepline.sdk.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ErrorDetail,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SteplineError,
+    TransportError,
+    ValidationError,
+)
+from stepline.sdk.models import (
+    Event,
+    Page,
+    Run,
+    RunData,
+    RunSummary,
+    Step,
+    StepChange,
+    ValidationIssue,
+    ValidationResult,
+    Version,
+    Workflow,
+)
+from stepline.sdk.pagination import AsyncPageIterator, PageIterator
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AsyncEventStream",
+    "AsyncPageIterator",
+    "AsyncStepStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "ConflictError",
+    "ErrorDetail",
+    "Event",
+    "EventStream",
+    "NotFoundError",
+    "Page",
+    "PageIterator",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Run",
+    "RunData",
+    "RunSummary",
+    "ServerError",
+    "Step",
+    "StepChange",
+    "StepStream",
+    "SteplineError",
+    "TransportError",
+    "ValidationError",
+    "ValidationIssue",
+    "ValidationResult",
+    "Version",
+    "Workflow",
+]

@@ -1,0 +1,44 @@
+"""What every group of store verbs stands on: one database, its writer, a read helper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Self, TypeVar
+
+import sqlalchemy as sa
+
+from stepline.store import database
+from stepline.store.database import Database
+from stepline.store.writer import Writer
+
+T = TypeVar("T")
+
+
+class StoreBase:
+    """The connection side of `Store`; the verbs live in `Store` and its mixins."""
+
+    def __init__(self, db: Database) -> None:
+        self.database = db
+        """Where queries run; `database.read(fn)` runs any function of a Connection."""
+        self.dialect: str = db.dialect
+        self.writer: Writer = db.writer
+        """Every write goes through it; its counters tell how well writes are batched."""
+
+    @classmethod
+    async def connect(cls, url: str) -> Self:
+        """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
+
+        A SQLite file's folder is created if missing. Call `upgrade()` before first use.
+        """
+        return cls(database.open_database(url))
+
+    async def close(self) -> None:
+        """Commit the writes already submitted, then release every connection."""
+        await self.database.close()
+
+    async def upgrade(self) -> None:
+        """Create or migrate the schema to the newest revision (safe to call every start)."""
+        await database.upgrade(self.database)
+
+    async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await self.database.read(fn)

@@ -1,0 +1,241 @@
+"""Organizations and API keys: minting, authenticating, listing and revoking keys.
+
+A key is shown once, when it is created; the database keeps only its sha256. Keys are
+256 bits from `secrets`, so a fast hash is as good as a slow one here: nobody can guess
+a preimage, and authenticating a request costs one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepline.records import new_id, utcnow
+from stepline.store.base import StoreBase
+from stepline.store.errors import NotFoundError
+from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.tables import api_keys, organizations
+
+SCOPES = ("read", "run", "write", "admin")
+"""admin grants everything; write and run each grant read."""
+
+KEY_PREFIX = "stp_"
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    """No such key in the organization."""
+
+
+class OrganizationRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class ApiKeyRecord(BaseModel):
+    """A key as stored: everything but the secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID = Field(default_factory=new_id)
+    organization_id: UUID
+    user_id: UUID | None = None
+    workspace_id: UUID | None = None
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    scopes: list[str]
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    record: ApiKeyRecord
+    secret: str
+    """The key itself: shown to its owner once, never stored."""
+
+
+def expand_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """The scopes a key effectively holds (admin implies all; write and run imply read)."""
+    granted = set(scopes)
+    if "admin" in granted:
+        return frozenset(SCOPES)
+    if granted & {"write", "run"}:
+        granted.add("read")
+    return frozenset(granted)
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    """The scopes, de-duplicated in canonical order; ValueError naming an unknown one."""
+    given = list(scopes)
+    unknown = [scope for scope in given if scope not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}: choose from {', '.join(SCOPES)}")
+    if not given:
+        raise ValueError(f"a key needs at least one scope: choose from {', '.join(SCOPES)}")
+    return [scope for scope in SCOPES if scope in given]
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_KEYS_ORDER = Ordering(
+    "api_keys",
+    (api_keys.c.created_at, api_keys.c.id),
+    ("datetime", "uuid"),
+    descending=True,
+)
+
+
+def _row_to_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord.model_validate(
+        {c.name: row[c.name] for c in api_keys.c if c.name != "key_hash"}
+    )
+
+
+class KeyVerbs(StoreBase):
+    """Organizations and their API keys."""
+
+    async def get_organization(self, organization_id: UUID) -> OrganizationRecord | None:
+        query = sa.select(organizations).where(organizations.c.id == organization_id)
+
+        def read(conn: sa.Connection) -> OrganizationRecord | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else OrganizationRecord.model_validate(dict(row))
+
+        return await self._read(read)
+
+    async def get_organization_by_name(self, name: str) -> OrganizationRecord | None:
+        query = sa.select(organizations).where(organizations.c.name == name)
+
+        def read(conn: sa.Connection) -> OrganizationRecord | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else OrganizationRecord.model_validate(dict(row))
+
+        return await self._read(read)
+
+    async def count_organizations_and_keys(self) -> tuple[int, int]:
+        """How many organizations and keys exist (the first start creates both when 0)."""
+
+        def read(conn: sa.Connection) -> tuple[int, int]:
+            orgs = conn.execute(sa.select(sa.func.count()).select_from(organizations)).scalar()
+            keys = conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar()
+            return int(orgs or 0), int(keys or 0)
+
+        return await self._read(read)
+
+    async def create_api_key(
+        self,
+        organization_id: UUID,
+        *,
+        name: str,
+        scopes: Iterable[str],
+        workspace_id: UUID | None = None,
+        user_id: UUID | None = None,
+        expires_at: datetime | None = None,
+    ) -> CreatedKey:
+        """Mint a key for the organization; the secret is returned here and nowhere else."""
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        record = ApiKeyRecord(
+            organization_id=organization_id,
+            user_id=user_id,
+            workspace_id=workspace_id,
+            name=name,
+            prefix=secret[:12],
+            scopes=check_scopes(scopes),
+            expires_at=expires_at,
+        )
+        row = record.model_dump() | {"key_hash": hash_key(secret)}
+
+        def op(conn: sa.Connection) -> None:
+            found = conn.execute(
+                sa.select(organizations.c.id).where(organizations.c.id == organization_id)
+            ).first()
+            if found is None:
+                raise NotFoundError(f"organization {organization_id} not found")
+            conn.execute(api_keys.insert(), row)
+
+        await self.writer.submit(op)
+        return CreatedKey(record, secret)
+
+    async def authenticate_key(self, secret: str) -> ApiKeyRecord | None:
+        """The live key whose secret this is: not revoked, not expired; else None."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
+            return None
+        query = sa.select(api_keys).where(api_keys.c.key_hash == hash_key(secret))
+
+        def read(conn: sa.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else _row_to_key(row)
+
+        key = await self._read(read)
+        if key is None or key.revoked_at is not None:
+            return None
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            return None
+        return key
+
+    async def list_api_keys(self, organization_id: UUID) -> list[ApiKeyRecord]:
+        """The organization's keys, newest first (an organization has few keys)."""
+        query = (
+            sa.select(api_keys)
+            .where(api_keys.c.organization_id == organization_id)
+            .order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
+        )
+
+        def read(conn: sa.Connection) -> list[ApiKeyRecord]:
+            return [_row_to_key(row) for row in conn.execute(query).mappings()]
+
+        return await self._read(read)
+
+    async def page_api_keys(
+        self,
+        organization_id: UUID,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[ApiKeyRecord]:
+        query = sa.select(api_keys).where(api_keys.c.organization_id == organization_id)
+        return await self._read(
+            lambda conn: read_page(
+                conn,
+                query,
+                _KEYS_ORDER,
+                limit=limit,
+                after=after,
+                before=before,
+                key_of=lambda row: (row["created_at"], row["id"]),
+                item_of=_row_to_key,
+            )
+        )
+
+    async def revoke_api_key(self, organization_id: UUID, key_id: UUID) -> ApiKeyRecord:
+        """Revoke the key (idempotent: a revoked key keeps its first revocation time)."""
+        where = sa.and_(api_keys.c.id == key_id, api_keys.c.organization_id == organization_id)
+
+        def op(conn: sa.Connection) -> ApiKeyRecord:
+            conn.execute(
+                api_keys.update()
+                .where(where, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            row = conn.execute(sa.select(api_keys).where(where)).mappings().first()
+            if row is None:
+                raise ApiKeyNotFoundError(f"API key {key_id} not found")
+            return _row_to_key(row)
+
+        return await self.writer.submit(op)

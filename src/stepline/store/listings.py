@@ -1,0 +1,443 @@
+"""The API's read side of runs and steps: pages, summaries, streaming chunks; and cancel.
+
+Every query is scoped by organization (and workspace when given) and reads with a keyset
+(`store.paging`), so no listing loads a whole table. Percentiles are computed by the
+database (a count, then one row at an offset of the sorted durations), not by loading
+the durations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepline.records import (
+    FINISHED_RUN_STATUSES,
+    FINISHED_STEP_STATUSES,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    utcnow,
+)
+from stepline.store import mapping
+from stepline.store.base import StoreBase
+from stepline.store.errors import RunNotFoundError
+from stepline.store.events import INSERT_EVENT, insert_run_event, step_event_params
+from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.tables import runs, steps
+
+RUN_CANCELLED = "run cancelled"
+"""The status_reason of the steps a cancel stopped."""
+
+IO_COLUMNS = frozenset({"inputs", "outputs", "handle_inputs", "handle_outputs"})
+"""What `include_io=False` leaves out of a step (its potentially large payloads)."""
+
+_RUNS_ORDER = Ordering("runs", (runs.c.created_at, runs.c.id), ("datetime", "uuid"), True)
+_STEPS_ORDER = Ordering("steps", (steps.c.seq, steps.c.step_id), ("int", "str"))
+_STEPS_WITHOUT_IO = tuple(c for c in steps.c if c.name not in IO_COLUMNS)
+_UNFINISHED_STEP_STATUSES = tuple(s.value for s in StepStatus if s not in FINISHED_STEP_STATUSES)
+
+
+class RunSummary(BaseModel):
+    """How a workflow's runs created in [since, until) went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: UUID
+    since: datetime
+    until: datetime
+    total: int = Field(description="Runs created in the window.")
+    counts: dict[str, int] = Field(description="Runs per status (every status, 0 included).")
+    success_rate: float | None = Field(
+        description="completed / finished (completed + failed + cancelled); null if none finished."
+    )
+    p50_duration_ms: int | None = Field(description="Median duration of the finished runs.")
+    p95_duration_ms: int | None = Field(description="95th percentile (nearest rank).")
+    total_tokens: int
+    total_cost: float
+
+
+def _run_key(row: Any) -> tuple[Any, ...]:
+    return row["created_at"], row["id"]
+
+
+def _step_key(row: Any) -> tuple[Any, ...]:
+    return row["seq"], row["step_id"]
+
+
+def _step_counts_of(conn: sa.Connection, run_ids: Sequence[UUID]) -> dict[UUID, dict[str, int]]:
+    counts: dict[UUID, dict[str, int]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return counts
+    query = (
+        sa.select(steps.c.run_id, steps.c.status, sa.func.count())
+        .where(steps.c.run_id.in_(run_ids))
+        .group_by(steps.c.run_id, steps.c.status)
+    )
+    for run_id, status, count in conn.execute(query):
+        counts[run_id][status] = count
+    return counts
+
+
+def _read_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRecord | None:
+    row = (
+        conn.execute(
+            sa.select(runs).where(runs.c.id == run_id, runs.c.organization_id == organization_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return mapping.row_to_run(row, _step_counts_of(conn, [run_id])[run_id])
+
+
+def _steps_query(run_id: UUID, organization_id: UUID, *, include_io: bool) -> sa.Select[Any]:
+    columns = list(steps.c) if include_io else list(_STEPS_WITHOUT_IO)
+    return sa.select(*columns).where(
+        steps.c.run_id == run_id, steps.c.organization_id == organization_id
+    )
+
+
+class ListingVerbs(StoreBase):
+    """Runs and steps as the API lists them; cancel requests."""
+
+    # --- runs ------------------------------------------------------------------------------
+
+    async def page_runs(
+        self,
+        organization_id: UUID,
+        *,
+        workflow_id: UUID,
+        workspace_id: UUID | None = None,
+        status: RunStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[RunRecord]:
+        """The workflow's runs newest first, with step counts; created_to is exclusive."""
+        query = sa.select(runs).where(
+            runs.c.organization_id == organization_id, runs.c.workflow_id == workflow_id
+        )
+        if workspace_id is not None:
+            query = query.where(runs.c.workspace_id == workspace_id)
+        if status is not None:
+            query = query.where(runs.c.status == RunStatus(status).value)
+        if created_from is not None:
+            query = query.where(runs.c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(runs.c.created_at < created_to)
+
+        def read(conn: sa.Connection) -> Page[RunRecord]:
+            page = read_page(
+                conn,
+                query,
+                _RUNS_ORDER,
+                limit=limit,
+                after=after,
+                before=before,
+                key_of=_run_key,
+                item_of=lambda row: row,
+            )
+            counts = _step_counts_of(conn, [row["id"] for row in page.items])
+            items = [mapping.row_to_run(row, counts[row["id"]]) for row in page.items]
+            return Page(items, page.next_cursor, page.prev_cursor)
+
+        return await self._read(read)
+
+    async def run_summary(
+        self,
+        organization_id: UUID,
+        workflow_id: UUID,
+        *,
+        since: datetime,
+        until: datetime,
+        workspace_id: UUID | None = None,
+    ) -> RunSummary:
+        """Counts, success rate, duration percentiles and usage of the runs in the window."""
+        window = [
+            runs.c.organization_id == organization_id,
+            runs.c.workflow_id == workflow_id,
+            runs.c.created_at >= since,
+            runs.c.created_at < until,
+        ]
+        if workspace_id is not None:
+            window.append(runs.c.workspace_id == workspace_id)
+        finished_statuses = [s.value for s in FINISHED_RUN_STATUSES]
+        by_status = (
+            sa.select(
+                runs.c.status,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(runs.c.total_tokens), 0),
+                sa.func.coalesce(sa.func.sum(runs.c.total_cost), 0.0),
+            )
+            .where(*window)
+            .group_by(runs.c.status)
+        )
+        timed = sa.and_(
+            *window, runs.c.status.in_(finished_statuses), runs.c.duration_ms.is_not(None)
+        )
+        timed_count = sa.select(sa.func.count()).select_from(runs).where(timed)
+
+        def percentile(conn: sa.Connection, n: int, p: float) -> int | None:
+            if n == 0:
+                return None
+            rank = max(math.ceil(p * n), 1) - 1  # nearest rank, 0-based
+            query = (
+                sa.select(runs.c.duration_ms)
+                .where(timed)
+                .order_by(runs.c.duration_ms)
+                .limit(1)
+                .offset(rank)
+            )
+            value = conn.execute(query).scalar()
+            return None if value is None else int(value)
+
+        def read(conn: sa.Connection) -> RunSummary:
+            counts = {status.value: 0 for status in RunStatus}
+            tokens = 0
+            cost = 0.0
+            for status, count, status_tokens, status_cost in conn.execute(by_status):
+                counts[status] = count
+                tokens += int(status_tokens)
+                cost += float(status_cost)
+            finished = sum(counts[s] for s in finished_statuses)
+            timed_n = int(conn.execute(timed_count).scalar() or 0)
+            return RunSummary(
+                workflow_id=workflow_id,
+                since=since,
+                until=until,
+                total=sum(counts.values()),
+                counts=counts,
+                success_rate=counts[RunStatus.completed.value] / finished if finished else None,
+                p50_duration_ms=percentile(conn, timed_n, 0.50),
+                p95_duration_ms=percentile(conn, timed_n, 0.95),
+                total_tokens=tokens,
+                total_cost=cost,
+            )
+
+        return await self._read(read)
+
+    async def find_run_by_idempotency_key(
+        self, organization_id: UUID, key: str
+    ) -> RunRecord | None:
+        """The organization's run created with this Idempotency-Key, if any."""
+        query = sa.select(runs.c.id).where(
+            runs.c.organization_id == organization_id, runs.c.idempotency_key == key
+        )
+
+        def read(conn: sa.Connection) -> RunRecord | None:
+            run_id = conn.execute(query).scalar()
+            return None if run_id is None else _read_run(conn, organization_id, run_id)
+
+        return await self._read(read)
+
+    async def cancel_requested_at(self, run_id: UUID) -> datetime | None:
+        """When a cancel of the run was requested (None: never); the worker polls this."""
+        query = sa.select(runs.c.cancel_requested_at).where(runs.c.id == run_id)
+        return await self._read(lambda conn: conn.execute(query).scalar())
+
+    async def request_cancel(self, organization_id: UUID, run_id: UUID) -> RunRecord:
+        """Ask for the run to stop; idempotent. Raises RunNotFoundError.
+
+        A run nobody executes (queued, waiting for a human, or running under an expired
+        lease) is cancelled here and now, with its unfinished steps. A run a worker holds
+        only gets `cancel_requested_at`: that worker notices and stops it. A finished run
+        is returned unchanged.
+        """
+
+        def op(conn: sa.Connection) -> RunRecord:
+            # PostgreSQL: the row lock orders this against a worker's claim of the run.
+            where = sa.and_(runs.c.id == run_id, runs.c.organization_id == organization_id)
+            row = (
+                conn.execute(
+                    sa.select(
+                        runs.c.status,
+                        runs.c.lease_expires_at,
+                        runs.c.started_at,
+                        runs.c.cancel_requested_at,
+                    )
+                    .where(where)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise RunNotFoundError(f"run {run_id} not found")
+            status = RunStatus(row["status"])
+            now = utcnow()
+            if status not in FINISHED_RUN_STATUSES:
+                requested_at = row["cancel_requested_at"] or now
+                values: dict[str, Any] = {"cancel_requested_at": requested_at, "updated_at": now}
+                unattended = status in (RunStatus.queued, RunStatus.waiting_for_human) or (
+                    status is RunStatus.running
+                    and (row["lease_expires_at"] is None or row["lease_expires_at"] < now)
+                )
+                if unattended:
+                    _cancel_steps(conn, run_id, now)
+                    started_at = row["started_at"]
+                    values |= {
+                        "status": RunStatus.cancelled.value,
+                        "completed_at": now,
+                        "duration_ms": None
+                        if started_at is None
+                        else int((now - started_at).total_seconds() * 1000),
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                    }
+                conn.execute(runs.update().where(where).values(**values))
+                if unattended:
+                    insert_run_event(
+                        conn,
+                        run_id,
+                        organization_id,
+                        RunStatus.cancelled,
+                        error=None,
+                        duration_ms=values["duration_ms"],
+                    )
+            found = _read_run(conn, organization_id, run_id)
+            assert found is not None  # locked above
+            return found
+
+        return await self.writer.submit(op)
+
+    # --- steps -----------------------------------------------------------------------------
+
+    async def page_steps(
+        self,
+        run_id: UUID,
+        *,
+        organization_id: UUID,
+        status: StepStatus | None = None,
+        node_id: str | None = None,
+        node_type: str | None = None,
+        loop_id: str | None = None,
+        iteration: int | None = None,
+        include_io: bool = True,
+        limit: int = 100,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[StepRecord]:
+        """The run's steps in execution order (seq, step_id), filters ANDed.
+
+        Without I/O, the payload columns are not even read; the records then hold None
+        there (leave those keys out when serialising).
+        """
+        query = _steps_query(run_id, organization_id, include_io=include_io)
+        if status is not None:
+            query = query.where(steps.c.status == StepStatus(status).value)
+        if node_id is not None:
+            query = query.where(steps.c.node_id == node_id)
+        if node_type is not None:
+            query = query.where(steps.c.node_type == node_type)
+        if loop_id is not None:
+            query = query.where(steps.c.loop_id == loop_id)
+        if iteration is not None:
+            query = query.where(steps.c.iteration == iteration)
+        return await self._read(
+            lambda conn: read_page(
+                conn,
+                query,
+                _STEPS_ORDER,
+                limit=limit,
+                after=after,
+                before=before,
+                key_of=_step_key,
+                item_of=mapping.row_to_step,
+            )
+        )
+
+    async def get_run_step(
+        self, organization_id: UUID, run_id: UUID, step: UUID | str
+    ) -> StepRecord | None:
+        """One step of the run: by its record's UUID, or by its step_id string."""
+        query = sa.select(steps).where(
+            steps.c.run_id == run_id, steps.c.organization_id == organization_id
+        )
+        if isinstance(step, UUID):
+            query = query.where(steps.c.id == step)
+        else:
+            query = query.where(steps.c.step_id == step)
+
+        def read(conn: sa.Connection) -> StepRecord | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else mapping.row_to_step(row)
+
+        return await self._read(read)
+
+    async def iter_steps(
+        self,
+        run_id: UUID,
+        *,
+        organization_id: UUID,
+        node_id: str | None = None,
+        chunk: int = 500,
+    ) -> AsyncIterator[list[StepRecord]]:
+        """The run's steps in execution order, `chunk` at a time (one keyset read each)."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {chunk}")
+        base = _steps_query(run_id, organization_id, include_io=True)
+        if node_id is not None:
+            base = base.where(steps.c.node_id == node_id)
+        base = base.order_by(steps.c.seq, steps.c.step_id).limit(chunk)
+        last: tuple[Any, ...] | None = None
+        while True:
+            query = base
+            if last is not None:
+                seq, step_id = last
+                bound = sa.tuple_(
+                    sa.literal(seq, type_=steps.c.seq.type),
+                    sa.literal(step_id, type_=steps.c.step_id.type),
+                )
+                query = query.where(sa.tuple_(steps.c.seq, steps.c.step_id) > bound)
+
+            def read(conn: sa.Connection, query: sa.Select[Any] = query) -> list[Any]:
+                return list(conn.execute(query).mappings())
+
+            rows = await self._read(read)
+            if not rows:
+                return
+            yield [mapping.row_to_step(row) for row in rows]
+            if len(rows) < chunk:
+                return
+            last = _step_key(rows[-1])
+
+
+def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
+    """Mark the run's unfinished steps cancelled, each with its step.cancelled event."""
+    unfinished = sa.and_(steps.c.run_id == run_id, steps.c.status.in_(_UNFINISHED_STEP_STATUSES))
+    rows = conn.execute(sa.select(steps).where(unfinished)).mappings().all()
+    if not rows:
+        return
+    conn.execute(
+        steps.update()
+        .where(unfinished)
+        .values(
+            status=StepStatus.cancelled.value,
+            status_reason=RUN_CANCELLED,
+            completed_at=sa.case(
+                (steps.c.started_at.is_not(None), sa.literal(now, type_=steps.c.completed_at.type)),
+                else_=None,
+            ),
+            updated_at=now,
+        )
+    )
+    events = []
+    for row in rows:
+        step = mapping.row_to_step(row)
+        step.status = StepStatus.cancelled
+        step.status_reason = RUN_CANCELLED
+        step.completed_at = now if step.started_at is not None else None
+        step.updated_at = now
+        events.append(step_event_params(step))
+    INSERT_EVENT.executemany(conn, events)
