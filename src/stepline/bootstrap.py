@@ -12,7 +12,6 @@ anyone serves, and that organization is reused.
 from __future__ import annotations
 
 import logging
-import secrets
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -21,7 +20,7 @@ from stepline.credentials import save_credentials
 from stepline.records import new_id, utcnow
 from stepline.settings import Settings
 from stepline.store import Store
-from stepline.store.keys import KEY_PREFIX, ApiKeyRecord, CreatedKey, hash_key
+from stepline.store.keys import CreatedKey, key_row, mint_key
 from stepline.store.tables import api_keys, organizations
 
 log = logging.getLogger(__name__)
@@ -72,12 +71,6 @@ def _mint_first_key(conn: sa.Connection) -> CreatedKey | None:
             organizations.insert(),
             {"id": organization_id, "name": DEFAULT_ORGANIZATION, "created_at": utcnow()},
         )
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKeyRecord(
-        organization_id=organization_id,
-        name=BOOTSTRAP_KEY_NAME,
-        prefix=secret[:12],
-        scopes=["admin"],
-    )
-    conn.execute(api_keys.insert(), record.model_dump() | {"key_hash": hash_key(secret)})
-    return CreatedKey(record, secret)
+    created = mint_key(organization_id, name=BOOTSTRAP_KEY_NAME, scopes=["admin"])
+    conn.execute(api_keys.insert(), key_row(created))
+    return created

@@ -12,7 +12,12 @@ from typing import Any
 request_id_var: ContextVar[str | None] = ContextVar("stepline_request_id", default=None)
 
 # LogRecord attributes that are not extra fields given by the caller.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 
 
 class JsonFormatter(logging.Formatter):

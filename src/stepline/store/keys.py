@@ -92,6 +92,34 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def mint_key(
+    organization_id: UUID,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    workspace_id: UUID | None = None,
+    user_id: UUID | None = None,
+    expires_at: datetime | None = None,
+) -> CreatedKey:
+    """A new random key and its record, not yet stored (insert `key_row(created)`)."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKeyRecord(
+        organization_id=organization_id,
+        user_id=user_id,
+        workspace_id=workspace_id,
+        name=name,
+        prefix=secret[:12],
+        scopes=check_scopes(scopes),
+        expires_at=expires_at,
+    )
+    return CreatedKey(record, secret)
+
+
+def key_row(created: CreatedKey) -> dict[str, Any]:
+    """The api_keys row of a minted key: its record and the hash of its secret."""
+    return created.record.model_dump() | {"key_hash": hash_key(created.secret)}
+
+
 _KEYS_ORDER = Ordering(
     "api_keys",
     (api_keys.c.created_at, api_keys.c.id),
@@ -148,17 +176,15 @@ class KeyVerbs(StoreBase):
         expires_at: datetime | None = None,
     ) -> CreatedKey:
         """Mint a key for the organization; the secret is returned here and nowhere else."""
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        record = ApiKeyRecord(
-            organization_id=organization_id,
-            user_id=user_id,
-            workspace_id=workspace_id,
+        created = mint_key(
+            organization_id,
             name=name,
-            prefix=secret[:12],
-            scopes=check_scopes(scopes),
+            scopes=scopes,
+            workspace_id=workspace_id,
+            user_id=user_id,
             expires_at=expires_at,
         )
-        row = record.model_dump() | {"key_hash": hash_key(secret)}
+        row = key_row(created)
 
         def op(conn: sa.Connection) -> None:
             found = conn.execute(
@@ -169,7 +195,7 @@ class KeyVerbs(StoreBase):
             conn.execute(api_keys.insert(), row)
 
         await self.writer.submit(op)
-        return CreatedKey(record, secret)
+        return created
 
     async def authenticate_key(self, secret: str) -> ApiKeyRecord | None:
         """The live key whose secret this is: not revoked, not expired; else None."""
