@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from harness.model import CaseResult, Metric, Series
 from harness.plan import Bench
 from harness.procs import run_case
+from harness.report import number
 
 Hook = Callable[[int], Mapping[str, float] | None]
 """Called with the repetition's index; may return more figures for that repetition."""
@@ -109,7 +110,7 @@ def note_infos(bench: Bench, scenario: str, system: str, infos: list[dict[str, o
     parts = []
     for key in keys:
         values = [_as_float(info[key]) for info in infos if _number(info.get(key))]
-        parts.append(f"{key} {statistics.median(values):.3g}")
+        parts.append(f"{key} {number(statistics.median(values))}")
     if parts:
         bench.notes.append(f"{scenario} / {system}: " + ", ".join(parts))
 
