@@ -63,7 +63,11 @@ def create_app(
                 return
             async with open_node_services(settings) as services:
                 engine = Engine(
-                    store=store, registry=registry, services=services, observer=NullObserver()
+                    store=store,
+                    registry=registry,
+                    services=services,
+                    observer=NullObserver(),
+                    lease_s=settings.lease_s,
                 )
                 pool = WorkerPool(
                     Worker(engine, lease_s=settings.lease_s),

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stepline.api.responses import json_response
-from stepline.store.errors import NotFoundError
+from stepline.store.errors import NotFoundError, StateConflictError
 from stepline.store.paging import InvalidCursor
 
 log = logging.getLogger("stepline.api")
@@ -196,6 +196,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def store_not_found(request: Request, exc: NotFoundError) -> Response:
         return error_response(_request_id(request), 404, str(exc))
+
+    @app.exception_handler(StateConflictError)
+    async def store_conflict(request: Request, exc: StateConflictError) -> Response:
+        return error_response(_request_id(request), 409, str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -92,8 +92,15 @@ async def open_store() -> AsyncIterator[Store]:
 @asynccontextmanager
 async def open_engine(store: Store, observer: RunObserver) -> AsyncIterator[Engine]:
     registry = default_registry()
-    async with open_node_services(get_settings()) as services:
-        yield Engine(store=store, registry=registry, services=services, observer=observer)
+    settings = get_settings()
+    async with open_node_services(settings) as services:
+        yield Engine(
+            store=store,
+            registry=registry,
+            services=services,
+            observer=observer,
+            lease_s=settings.lease_s,
+        )
 
 
 def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:

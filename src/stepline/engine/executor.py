@@ -4,6 +4,10 @@ Resuming is the same code path as starting: the steps already on record are load
 a step that completed is never executed again (its output is the checkpoint), and a step
 found `running` was interrupted and runs again with its retry count raised.
 
+A run whose every remaining path waits for a person (a review, or a loop whose body waits
+for one) pauses: it ends `waiting_for_human` and releases its lease; the review's decision
+queues it again, and the next claim resumes it from its checkpoints.
+
 A run stops early on its timeout (it fails) or when its `cancel` event is set (the worker
 sets it when a cancel is requested): the step tasks in flight are cancelled, which kills
 their sandbox processes and HTTP calls, and every unfinished step is marked cancelled.
@@ -12,19 +16,22 @@ their sandbox processes and HTTP calls, and every unfinished step is marked canc
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepline.engine.body import LoopBody
+from stepline.engine.children import StepChildRuns
+from stepline.engine.frame import Frame
 from stepline.engine.observer import NullObserver, RunObserver
-from stepline.engine.routing import Decision, Ready, Router
-from stepline.engine.step_runner import StepOutcome, StepRunner
+from stepline.engine.step_runner import StepRunner
 from stepline.nodes.base import NodeServices
 from stepline.nodes.registry import NodeRegistry
 from stepline.records import (
     FINISHED_STEP_STATUSES,
     ErrorDetails,
+    IterationContext,
+    IterationFrame,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -32,13 +39,14 @@ from stepline.records import (
     utcnow,
 )
 from stepline.spec.graph import WorkflowGraph
-from stepline.spec.models import WorkflowSpec
+from stepline.spec.models import NodeSpec, WorkflowSpec
 from stepline.spec.templates import TemplateError, Templates, get_templates
 from stepline.spec.validate import WorkflowInvalid, load_workflow
 from stepline.store import Store
 
 RUN_CANCELLED = "run cancelled"
 """The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
+RUN_FAILED = "the run failed before this step finished"
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Engine:
     services: NodeServices = field(default_factory=NodeServices)
     observer: RunObserver = field(default_factory=NullObserver)
     templates: Templates = field(default_factory=get_templates)
+    lease_s: float = 30.0
+    """The lease of the child runs this engine drives in-process (sub_workflow)."""
 
     async def execute(
         self,
@@ -78,8 +88,12 @@ class Engine:
                 run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
             )
         self.observer.run_changed(run)
-        execution = _RunExecution(self, run, spec, cancel)
+        execution = RunExecution(self, run, spec, cancel, worker_id)
         status, output, error, details = await execution.execute()
+        if status is RunStatus.waiting_for_human:
+            paused = await self.store.pause_run(run.id, worker_id)
+            self.observer.run_changed(paused)
+            return paused
         return await self._finish(
             run,
             worker_id,
@@ -117,30 +131,37 @@ class Engine:
         return finished
 
 
-class _RunExecution:
-    """The state of one run while a worker drives it."""
+class RunExecution:
+    """The state of one run while a worker drives it: its steps, shared by every frame."""
 
     def __init__(
-        self, engine: Engine, run: RunRecord, spec: WorkflowSpec, cancel: asyncio.Event
+        self,
+        engine: Engine,
+        run: RunRecord,
+        spec: WorkflowSpec,
+        cancel: asyncio.Event,
+        worker_id: str | None = None,
     ) -> None:
         self.engine = engine
         self.cancel = cancel
         self.run = run
         self.spec = spec
+        self.worker_id = worker_id
         self.graph = WorkflowGraph(spec)
-        self.router = Router(self.graph)
         self.steps: dict[str, StepRecord] = {}
-        self.node_states: dict[str, dict[str, Any]] = {}
-        self.scope: Mapping[str, Any] = {
+        self._next_seq = 0
+        self._body_graphs: dict[str, WorkflowGraph] = {}
+        node_states: dict[str, dict[str, Any]] = {}
+        scope: Mapping[str, Any] = {
             "inputs": run.inputs,
-            "nodes": self.node_states,
+            "nodes": node_states,
             "run": {
                 "id": str(run.id),
                 "workflow_id": str(run.workflow_id),
                 "workflow_version": run.workflow_version,
             },
         }
-        self.failures: list[StepRecord] = []
+        self.top = Frame(self, self.graph, "", [], scope, node_states)
         self.runner = StepRunner(
             run_id=run.id,
             workflow_id=run.workflow_id,
@@ -148,7 +169,7 @@ class _RunExecution:
             templates=engine.templates,
             services=engine.services,
             defaults=spec.defaults,
-            record=self._record,
+            record=self.record,
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
@@ -163,29 +184,45 @@ class _RunExecution:
         if cancelled:
             await self._cancel_unfinished(RUN_CANCELLED)
             return RunStatus.cancelled, None, None, None
-        if self.failures:
-            first = self.failures[0]
+        if self.top.failures:
+            first = self.top.failures[0]
+            await self._cancel_unfinished(RUN_FAILED)
             error = f"step '{first.step_id}' failed: {first.error}"
             details = (first.error_details or ErrorDetails()).model_copy(
                 update={"context": {"node_id": first.node_id, "step_id": first.step_id}}
             )
             return RunStatus.failed, None, error, details
+        if self.top.waiting:
+            return RunStatus.waiting_for_human, None, None, None
         try:
-            return RunStatus.completed, self._run_output(), None, None
+            return RunStatus.completed, self.top.result(self.spec.output), None, None
         except TemplateError as exc:
             error = f"could not resolve the workflow output: {exc.message}"
             return RunStatus.failed, None, error, ErrorDetails(type="TemplateError", message=error)
 
     async def _load_steps(self) -> None:
-        """Load the steps on record (a resume) and create the missing ones as pending."""
+        """Load the steps on record (a resume) and create the missing top-level ones."""
         for step in await self.engine.store.list_steps(self.run.id):
             self.steps[step.step_id] = step
-        next_seq = max((s.seq for s in self.steps.values()), default=-1) + 1
+        self._next_seq = max((s.seq for s in self.steps.values()), default=-1) + 1
+        await self.ensure_steps(self.graph, "", [])
+
+    async def ensure_steps(
+        self,
+        graph: WorkflowGraph,
+        prefix: str,
+        context: list[IterationFrame],
+        *,
+        loop_id: str | None = None,
+        iteration: int | None = None,
+    ) -> None:
+        """Create, as pending and in one batch, the steps of a graph not yet on record."""
         created: list[StepRecord] = []
-        for node_id in self.graph.topological_order():
-            if node_id in self.steps:
+        for node_id in graph.topological_order():
+            step_id = prefix + node_id
+            if step_id in self.steps:
                 continue
-            node = self.graph.nodes[node_id]
+            node = graph.nodes[node_id]
             step = StepRecord(
                 run_id=self.run.id,
                 workflow_id=self.run.workflow_id,
@@ -193,24 +230,38 @@ class _RunExecution:
                 organization_id=self.run.organization_id,
                 user_id=self.run.user_id,
                 node_id=node_id,
-                step_id=node_id,
+                step_id=step_id,
                 node_type=node.type,
                 node_label=node.display_label,
-                seq=next_seq,
+                seq=self._next_seq,
+                loop_id=loop_id,
+                iteration=iteration,
+                iteration_context=IterationContext(frames=list(context)) if context else None,
             )
-            next_seq += 1
-            self.steps[node_id] = step
+            self._next_seq += 1
+            self.steps[step_id] = step
             created.append(step)
         if created:
             await self.engine.store.insert_steps(created)
             for step in created:
                 self.engine.observer.step_changed(step)
 
+    def body_runner(self, frame: Frame, node: NodeSpec, step: StepRecord) -> LoopBody:
+        graph = self._body_graphs.get(node.id)
+        if graph is None:
+            assert node.body is not None  # validation requires a container's body
+            graph = WorkflowGraph.from_parts(node.body.nodes, node.body.edges)
+            self._body_graphs[node.id] = graph
+        return LoopBody(self, frame, node, step, graph)
+
+    def child_runs(self, step: StepRecord) -> StepChildRuns:
+        return StepChildRuns(self, step)
+
     async def _drive_unless_cancelled(self) -> bool:
         """Drive the run to its end, or until `cancel` is set (then return True)."""
         if self.cancel.is_set():
             return True
-        drive = asyncio.create_task(self._drive())
+        drive = asyncio.create_task(self.top.drive())
         cancelled = asyncio.create_task(self.cancel.wait())
         try:
             await asyncio.wait({drive, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -225,68 +276,6 @@ class _RunExecution:
         drive.result()  # a bug in the drive surfaces here
         return False
 
-    async def _drive(self) -> None:
-        queue: deque[Ready] = deque(self.router.roots())
-        tasks: set[asyncio.Task[StepOutcome]] = set()
-        try:
-            while queue or tasks:
-                while queue:
-                    ready = queue.popleft()
-                    step = self.steps[ready.node_id]
-                    if ready.decision is Decision.run and step.status not in FINISHED_STEP_STATUSES:
-                        tasks.add(asyncio.create_task(self._run_node(ready.node_id)))
-                    elif ready.decision is Decision.run:
-                        queue.extend(self._route(self._outcome_on_record(step)))
-                    else:
-                        queue.extend(await self._skip(ready))
-                if tasks:
-                    done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        queue.extend(self._route(task.result()))
-        finally:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run_node(self, node_id: str) -> StepOutcome:
-        node = self.graph.nodes[node_id]
-        kind = self.engine.registry[node.type]
-        return await self.runner.run(node, kind, self.steps[node_id], self.scope)
-
-    def _outcome_on_record(self, step: StepRecord) -> StepOutcome:
-        """A step finished by an earlier worker: its record is the checkpoint."""
-        handle = (step.step_metadata or {}).get("active_handle")
-        return StepOutcome(step.node_id, step.status, handle)
-
-    def _route(self, outcome: StepOutcome) -> list[Ready]:
-        step = self.steps[outcome.node_id]
-        node = self.graph.nodes[outcome.node_id]
-        self.node_states[outcome.node_id] = {
-            "output": step.outputs,
-            "status": str(step.status),
-            "error": step.error,
-        }
-        if outcome.status is StepStatus.completed:
-            return self.router.completed(outcome.node_id, outcome.handle)
-        if outcome.status is StepStatus.error and node.on_error == "continue":
-            return self.router.completed(outcome.node_id, None)
-        if outcome.status is StepStatus.skipped:
-            return self.router.skipped(outcome.node_id)
-        self.failures.append(step)
-        return self.router.failed(outcome.node_id)
-
-    async def _skip(self, ready: Ready) -> list[Ready]:
-        step = self.steps[ready.node_id]
-        if step.status is not StepStatus.skipped:
-            step.status = StepStatus.skipped
-            step.status_reason = ready.reason
-            await self._record(step)
-        self.node_states[ready.node_id] = {"output": None, "status": "skipped", "error": None}
-        if ready.decision is Decision.skip_upstream_failed:
-            return self.router.failed(ready.node_id, ready.failed_origin)
-        return self.router.skipped(ready.node_id)
-
     async def _cancel_unfinished(self, reason: str) -> None:
         """Mark every unfinished step cancelled (and its attempt in flight), in one batch."""
         now = utcnow()
@@ -297,25 +286,16 @@ class _RunExecution:
             step.completed_at = now if step.started_at else None
             if step.started_at is not None:
                 step.duration_ms = int((now - step.started_at).total_seconds() * 1000)
-            if step.attempts and step.attempts[-1].status is StepStatus.running:
+            if step.attempts and step.attempts[-1].status in (
+                StepStatus.running,
+                StepStatus.waiting_for_human,
+            ):
                 step.attempts[-1].status = StepStatus.cancelled
                 step.attempts[-1].completed_at = now
         # Concurrent records share the writer's group commits.
-        await asyncio.gather(*(self._record(step) for step in unfinished))
+        await asyncio.gather(*(self.record(step) for step in unfinished))
 
-    def _run_output(self) -> Any:
-        """The run's result: the `output` template, else the end nodes' (or sinks') outputs."""
-        if self.spec.output is not None:
-            return self.engine.templates.render(self.spec.output, self.scope, path="$.output")
-        ends = [n.id for n in self.spec.nodes if n.type == "end"]
-        if not ends:
-            ends = [nid for nid in self.graph.nodes if not self.graph.outbound(nid)]
-        done = [nid for nid in ends if self.steps[nid].status is StepStatus.completed]
-        if len(ends) == 1:
-            return self.steps[ends[0]].outputs if done else None
-        return {nid: self.steps[nid].outputs for nid in done}
-
-    async def _record(self, step: StepRecord) -> None:
+    async def record(self, step: StepRecord) -> None:
         step.updated_at = utcnow()
         await self.engine.store.update_step(step)
         self.engine.observer.step_changed(step)

@@ -56,12 +56,18 @@ class Router:
     def roots(self) -> list[Ready]:
         return [Ready(nid, Decision.run) for nid in self.graph.nodes if not self._unresolved[nid]]
 
-    def completed(self, node_id: str, handle: str | None) -> list[Ready]:
-        """The node completed (or failed with on_error: continue) on `handle`."""
+    def completed(
+        self, node_id: str, handle: str | None, *, exclusive: bool = False
+    ) -> list[Ready]:
+        """The node completed (or failed with on_error: continue) on `handle`.
+
+        Edges without a handle follow the default output, which is active too unless
+        `exclusive` (a rejected review takes only its `rejected` edges).
+        """
         taken = f"'{node_id}' took {repr(handle) if handle else 'its default output'}"
 
         def rule(edge: EdgeSpec) -> tuple[EdgeState, str]:
-            if edge.handle is None or edge.handle == handle:
+            if edge.handle == handle or (edge.handle is None and not exclusive):
                 return EdgeState.active, ""
             return EdgeState.inactive, taken
 

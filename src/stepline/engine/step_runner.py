@@ -3,6 +3,11 @@
 Every transition is committed before the engine moves on (pending -> running with the
 resolved inputs -> completed or error), so a reader sees the step as it is, and a worker
 that dies leaves a record another worker can resume from.
+
+A step under review stops at `waiting_for_human` with its proposed output; when the run
+resumes after the decision, the same call applies it: approved completes the step (with
+the reviewer's edited output if one was sent), rejected takes the `rejected` handle if an
+edge follows it, otherwise fails the step.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from stepline.engine.retry import NO_RETRY, retry_delay_s, should_retry
-from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult, NodeServices
+from stepline.nodes.base import (
+    BodyRunner,
+    ChildRuns,
+    NodeContext,
+    NodeError,
+    NodeKind,
+    NodePaused,
+    NodeResult,
+    NodeServices,
+)
 from stepline.records import (
     Attempt,
     ErrorCategory,
@@ -26,7 +40,7 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
-from stepline.spec.models import NodeDefaults, NodeSpec
+from stepline.spec.models import REJECTED_HANDLE, NodeDefaults, NodeSpec
 from stepline.spec.templates import TemplateError, Templates
 
 INTERRUPTED = "interrupted: the worker running this step stopped before it finished"
@@ -41,6 +55,8 @@ class StepOutcome:
     node_id: str
     status: StepStatus
     handle: str | None = None
+    exclusive: bool = False
+    """Only the edges on `handle` are active, not the default ones (a rejected review)."""
 
 
 @dataclass
@@ -56,13 +72,27 @@ class StepRunner:
     record: Record
 
     async def run(
-        self, node: NodeSpec, kind: NodeKind, step: StepRecord, scope: Mapping[str, Any]
+        self,
+        node: NodeSpec,
+        kind: NodeKind,
+        step: StepRecord,
+        scope: Mapping[str, Any],
+        *,
+        body: BodyRunner | None = None,
+        children: ChildRuns | None = None,
+        rejected_wired: bool = False,
     ) -> StepOutcome:
+        if step.status is StepStatus.waiting_for_human and step.requires_human_review:
+            if step.human_review_approved is None:
+                return StepOutcome(step.node_id, StepStatus.waiting_for_human)
+            return await self._apply_review(step, rejected_wired)
+        # A paused container (or sub_workflow) continues its attempt: a pause is no retry.
+        paused = step.status is StepStatus.waiting_for_human and bool(step.attempts)
         if step.status is StepStatus.running:
             _mark_interrupted(step)
         policy = node.retry or (self.defaults.retry if self.defaults else None) or NO_RETRY
         timeout_s = node.timeout_s or (self.defaults.timeout_s if self.defaults else None)
-        attempt_no = len(step.attempts) + 1
+        tries = 1  # within this execution: what the retry policy counts
         while True:
             started = utcnow()
             try:
@@ -71,11 +101,21 @@ class StepRunner:
                 step.started_at = step.started_at or started
                 return await self._fail(node, step, exc)
             step.status = StepStatus.running
+            step.status_reason = None
             step.started_at = step.started_at or started
             step.inputs = inputs
-            attempt = Attempt(number=attempt_no, started_at=started, status=StepStatus.running)
-            step.attempts.append(attempt)
+            if paused:
+                attempt = step.attempts[-1]
+                attempt.status = StepStatus.running
+                paused = False
+            else:
+                attempt = Attempt(
+                    number=len(step.attempts) + 1, started_at=started, status=StepStatus.running
+                )
+                step.attempts.append(attempt)
+            step.retry_count = max(step.retry_count, len(step.attempts) - 1)
             await self.record(step)
+            attempt_no = attempt.number
 
             ctx = NodeContext(
                 run_id=self.run_id,
@@ -90,29 +130,124 @@ class StepRunner:
                 evaluate=lambda expression: self.templates.evaluate(expression, scope),
                 scope=scope,
                 services=self.services,
+                body=body,
+                children=children,
             )
             try:
                 result = await _run_with_timeout(kind, ctx, timeout_s)
+                wants_review = self._wants_review(node, kind, scope, result)
+            except NodePaused as exc:
+                return await self._pause(step, attempt, str(exc))
             except NodeError as exc:
                 error = exc
             except Exception as exc:  # a node kind's bug still belongs on the record
                 error = NodeError.from_exception(exc)
             else:
+                if wants_review:
+                    return await self._await_review(step, attempt, result)
                 return await self._complete(step, attempt, result)
 
             attempt.completed_at = utcnow()
             attempt.status = StepStatus.error
             attempt.error = error.message
             attempt.error_category = error.category
-            if not should_retry(policy, attempt_no, error.category):
+            if not should_retry(policy, tries, error.category):
                 return await self._fail(node, step, error)
             step.retry_count += 1
             step.error = error.message
             await self.record(step)
-            await asyncio.sleep(
-                retry_delay_s(policy, attempt_no, retry_after_s=error.retry_after_s)
+            await asyncio.sleep(retry_delay_s(policy, tries, retry_after_s=error.retry_after_s))
+            tries += 1
+
+    def _wants_review(
+        self, node: NodeSpec, kind: NodeKind, scope: Mapping[str, Any], result: NodeResult
+    ) -> bool:
+        """Whether a person must approve this result: `hil` always, else the node's `review`."""
+        if kind.always_review:
+            return True
+        if node.review is None:
+            return False
+        if node.review.when.strip() == "always":
+            return True
+        try:
+            return bool(
+                self.templates.evaluate(
+                    node.review.when, {**scope, "output": result.output}, path="$.review.when"
+                )
             )
-            attempt_no += 1
+        except TemplateError as exc:
+            raise NodeError(
+                f"the review condition of '{node.id}' failed: {exc.message}",
+                stage=ErrorStage.routing,
+                details=ErrorDetails(type="TemplateError", message=exc.message),
+            ) from exc
+
+    def _settle(self, step: StepRecord, attempt: Attempt, result: NodeResult) -> None:
+        """The try succeeded: its result on the step (final, or proposed for review)."""
+        now = utcnow()
+        attempt.completed_at = now
+        attempt.status = StepStatus.completed
+        step.outputs = result.output
+        step.error = None
+        step.handle_inputs = result.handle_inputs
+        step.handle_outputs = result.handle_outputs
+        step.model = result.model
+        step.tokens = result.tokens
+        step.cost = result.cost
+        step.trace_spans = result.trace_spans
+        metadata = {**(step.step_metadata or {}), **(result.metadata or {})}
+        if result.handle is not None:
+            metadata["active_handle"] = result.handle
+        step.step_metadata = metadata or None
+
+    async def _await_review(
+        self, step: StepRecord, attempt: Attempt, result: NodeResult
+    ) -> StepOutcome:
+        self._settle(step, attempt, result)
+        step.status = StepStatus.waiting_for_human
+        step.status_reason = "waiting for a person to review the output"
+        step.requires_human_review = True
+        await self.record(step)
+        return StepOutcome(step.node_id, StepStatus.waiting_for_human)
+
+    async def _pause(self, step: StepRecord, attempt: Attempt, reason: str) -> StepOutcome:
+        step.status = StepStatus.waiting_for_human
+        step.status_reason = reason
+        attempt.status = StepStatus.waiting_for_human
+        await self.record(step)
+        return StepOutcome(step.node_id, StepStatus.waiting_for_human)
+
+    async def _apply_review(self, step: StepRecord, rejected_wired: bool) -> StepOutcome:
+        """The reviewer decided (the store recorded it): finish the step accordingly."""
+        metadata = dict(step.step_metadata or {})
+        review = metadata.get("review") or {}
+        step.completed_at = utcnow()
+        step.duration_ms = _duration_ms(step)
+        step.status_reason = None
+        if step.human_review_approved:
+            if "output" in review:
+                step.outputs = review["output"]
+            step.status = StepStatus.completed
+            await self.record(step)
+            return StepOutcome(step.node_id, StepStatus.completed, metadata.get("active_handle"))
+        if rejected_wired:
+            metadata["active_handle"] = REJECTED_HANDLE
+            metadata["exclusive_handle"] = True
+            step.step_metadata = metadata
+            step.status = StepStatus.completed
+            step.status_reason = "rejected by the reviewer; took the 'rejected' handle"
+            await self.record(step)
+            return StepOutcome(step.node_id, StepStatus.completed, REJECTED_HANDLE, exclusive=True)
+        who = step.human_reviewer or "the reviewer"
+        comment = review.get("comment")
+        message = f"rejected by {who}" + (f": {comment}" if comment else "")
+        step.status = StepStatus.error
+        step.error = message
+        step.error_stage = ErrorStage.execution
+        step.error_category = ErrorCategory.permanent
+        step.error_details = ErrorDetails(type="ReviewRejected", message=message)
+        await self.record(step)
+        return StepOutcome(step.node_id, StepStatus.error)
 
     def _resolve(
         self, node: NodeSpec, kind: NodeKind, scope: Mapping[str, Any]
@@ -152,24 +287,10 @@ class StepRunner:
     async def _complete(
         self, step: StepRecord, attempt: Attempt, result: NodeResult
     ) -> StepOutcome:
-        now = utcnow()
-        attempt.completed_at = now
-        attempt.status = StepStatus.completed
+        self._settle(step, attempt, result)
         step.status = StepStatus.completed
-        step.completed_at = now
+        step.completed_at = attempt.completed_at
         step.duration_ms = _duration_ms(step)
-        step.outputs = result.output
-        step.error = None
-        step.handle_inputs = result.handle_inputs
-        step.handle_outputs = result.handle_outputs
-        step.model = result.model
-        step.tokens = result.tokens
-        step.cost = result.cost
-        step.trace_spans = result.trace_spans
-        metadata = dict(result.metadata or {})
-        if result.handle is not None:
-            metadata["active_handle"] = result.handle
-        step.step_metadata = metadata or None
         await self.record(step)
         return StepOutcome(step.node_id, StepStatus.completed, result.handle)
 

@@ -12,7 +12,7 @@ import traceback as traceback_module
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -34,6 +34,61 @@ class NodeServices:
     sandbox: SandboxPool | None = None
 
 
+@dataclass(frozen=True)
+class IterationOutcome:
+    """How one iteration of a container's body ended."""
+
+    index: int
+    status: Literal["completed", "error", "waiting"]
+    output: Any = None
+    error: str | None = None
+    """For an error: which body step failed and why."""
+    failed_step_id: str | None = None
+
+
+class BodyRunner(Protocol):
+    """Runs a container's body, one iteration at a time; the engine provides it.
+
+    Every step of an iteration is recorded with the container's `loop_id`, the iteration
+    and the container hierarchy; an iteration whose steps are already on record (a
+    resume) is not executed again.
+    """
+
+    async def run_iteration(self, index: int, loop: Mapping[str, Any]) -> IterationOutcome:
+        """Run iteration `index` with `loop` (item, index, previous...) in the template scope."""
+        ...
+
+    def evaluate(self, expression: str, loop: Mapping[str, Any]) -> Any:
+        """Evaluate an expression in the scope iteration `loop["index"]` would see."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a child run (a sub_workflow) ended."""
+
+    run_id: UUID
+    status: str
+    output: Any = None
+    error: str | None = None
+
+
+class ChildRuns(Protocol):
+    """Starts and follows child runs of the current step; the engine provides it."""
+
+    async def run(self, workflow: str, version: int | None, inputs: dict[str, Any]) -> ChildOutcome:
+        """Run (or, on a resume, find and continue) this step's child run to its end."""
+        ...
+
+
+class NodePaused(Exception):
+    """The step cannot finish until a person acts (e.g. a loop body waits for a review).
+
+    The step becomes `waiting_for_human`; when the run resumes, the kind runs again and
+    finds its finished work on record.
+    """
+
+
 @dataclass
 class NodeContext:
     """Everything a node kind needs to run one step."""
@@ -53,6 +108,10 @@ class NodeContext:
     """Evaluates an expression (e.g. a conditional's `when`) in the step's template scope."""
     scope: Mapping[str, Any]
     services: NodeServices = field(default_factory=NodeServices)
+    body: BodyRunner | None = None
+    """For a container kind: runs its body's iterations."""
+    children: ChildRuns | None = None
+    """Runs child runs (sub_workflow) linked to this step."""
 
 
 @dataclass
@@ -122,6 +181,10 @@ class NodeKind(ABC):
     """Raw fields holding Jinja expressions (without braces); validation checks their names."""
     inbound: ClassVar[Literal["any", "none"]] = "any"
     outbound: ClassVar[Literal["any", "none"]] = "any"
+    container: ClassVar[bool] = False
+    """A container (a loop) has a `body` sub-graph, run through `NodeContext.body`."""
+    always_review: ClassVar[bool] = False
+    """Every step of this kind waits for a person's decision (the `hil` kind)."""
 
     def output_handles(self, config: BaseModel) -> frozenset[str] | None:
         """The named output handles edges may follow; None means only the default output."""

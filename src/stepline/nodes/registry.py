@@ -22,10 +22,14 @@ from stepline.nodes.base import NodeKind
 from stepline.nodes.code import CodeNode
 from stepline.nodes.conditional import ConditionalNode
 from stepline.nodes.end import EndNode
+from stepline.nodes.for_each import ForEachNode
+from stepline.nodes.hil import HilNode
 from stepline.nodes.merge_dicts import MergeDictsNode
 from stepline.nodes.note import NoteNode
 from stepline.nodes.reshape import ReshapeNode
 from stepline.nodes.start import StartNode
+from stepline.nodes.sub_workflow import SubWorkflowNode
+from stepline.nodes.while_loop import WhileLoopNode
 
 ENTRY_POINT_GROUP = "stepline.nodes"
 
@@ -115,6 +119,10 @@ def builtin_kinds() -> list[type[NodeKind]]:
         ReshapeNode,
         MergeDictsNode,
         ApiCallNode,
+        ForEachNode,
+        WhileLoopNode,
+        HilNode,
+        SubWorkflowNode,
     ]
 
 

@@ -10,6 +10,9 @@ from stepline.records import ErrorCategory
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
+REJECTED_HANDLE = "rejected"
+"""The output handle a rejected review follows (any node with `review`, and `hil`)."""
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -36,6 +39,29 @@ class NodeDefaults(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+class ReviewSpec(_Spec):
+    """When a person must approve a node's output before the run goes on."""
+
+    when: str = Field(
+        default="always",
+        min_length=1,
+        description="'always', or a Jinja expression (no braces) over the template names plus "
+        '`output` (the node\'s result), e.g. "output.confidence < 0.8".',
+    )
+
+
+class BodySpec(_Spec):
+    """A container's sub-graph (a loop body): run once per iteration."""
+
+    nodes: list[NodeSpec] = Field(min_length=1)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    output: Any = Field(
+        default=None,
+        description="A template for each iteration's result; without it, the body's end "
+        "node (or single sink) output, or a mapping of the sinks' outputs.",
+    )
+
+
 class NodeSpec(_Spec):
     id: str = Field(pattern=NODE_ID_PATTERN, description="Unique within the workflow.")
     type: str = Field(description="The node kind, e.g. code, api_call, conditional.")
@@ -46,7 +72,14 @@ class NodeSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per try.")
     on_error: Literal["fail", "continue"] = Field(
         default="fail",
-        description="fail: the run fails; continue: the error is recorded, downstream runs.",
+        description="fail: the run fails; continue: the error is recorded, downstream runs. "
+        "On a loop: whether a failed iteration fails the loop or lands in its result list.",
+    )
+    review: ReviewSpec | None = Field(
+        default=None, description="Pause for a person's approval of this node's output."
+    )
+    body: BodySpec | None = Field(
+        default=None, description="The sub-graph a container node (for_each, while_loop) runs."
     )
 
     @property
@@ -85,3 +118,7 @@ class WorkflowSpec(_Spec):
             if node.id == node_id:
                 return node
         raise KeyError(node_id)
+
+
+BodySpec.model_rebuild()
+NodeSpec.model_rebuild()

@@ -25,7 +25,7 @@ from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
 from stepline.spec.graph import WorkflowGraph
-from stepline.spec.models import EdgeSpec, NodeSpec, WorkflowSpec
+from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
 from stepline.spec.templates import (
     KNOWN_ROOTS,
     Reference,
@@ -60,6 +60,12 @@ class KindInfo(Protocol):
 
     @property
     def outbound(self) -> Literal["any", "none"]: ...
+
+    @property
+    def container(self) -> bool: ...
+
+    @property
+    def always_review(self) -> bool: ...
 
     def output_handles(self, config: BaseModel) -> frozenset[str] | None: ...
 
@@ -121,7 +127,8 @@ def validate_workflow(
 class _NodeState:
     """What the checks learned about one parsed node."""
 
-    index: int
+    base: str
+    """Its JSON path, e.g. `$.nodes[2]` or, in a loop body, `$.nodes[2].body.nodes[0]`."""
     node: NodeSpec
     kind: KindInfo | None
     in_graph: bool
@@ -138,6 +145,8 @@ class _Checker:
     templates: Templates = field(default_factory=get_templates)
     issues: list[ValidationIssue] = field(default_factory=list)
     all_states: list[_NodeState] = field(default_factory=list)
+    ids: dict[str, _NodeState] = field(default_factory=dict)
+    """The first node of each id at any depth: ids are unique across bodies too."""
 
     def run(self) -> tuple[WorkflowSpec | None, list[ValidationIssue]]:
         spec = self._parse_structure()
@@ -147,18 +156,74 @@ class _Checker:
         else:
             nodes = _salvage_nodes(self.document.get("nodes"))
             edges = _salvage(self.document.get("edges"), EdgeSpec)
-        states = self._register_nodes(nodes)
-        graph_edges = self._check_edges(edges, states)
-        graph = WorkflowGraph.from_parts(
-            (state.node for state in states.values()), (edge for _, edge in graph_edges)
-        )
-        self._check_cycle(graph, graph_edges)
-        node_ids = set(states)
-        for state in self.all_states:
-            self._check_node_templates(state, graph, node_ids)
+        top = self._check_level("$", nodes, edges)
+        node_ids = set(self.ids)
+        self._check_level_templates(top, node_ids, frozenset())
         self._check_output(node_ids)
         self._check_inputs_schema()
         return spec, self.issues
+
+    def _check_level(
+        self,
+        base: str,
+        nodes: list[tuple[int, NodeSpec, bool]],
+        edges: list[tuple[int, EdgeSpec]],
+    ) -> _Level:
+        """One graph (the workflow, or a container's body) and, recursively, its bodies."""
+        states, level_states = self._register_nodes(base, nodes)
+        graph_edges = self._check_edges(base, edges, states)
+        graph = WorkflowGraph.from_parts(
+            (state.node for state in states.values()), (edge for _, edge in graph_edges)
+        )
+        self._check_cycle(base, graph, graph_edges)
+        level = _Level(graph, level_states, [])
+        for state in level.states:
+            body = state.node.body if state.kind is not None else None
+            if body is not None and _is_container(state.kind):
+                body_base = f"{state.base}.body"
+                body_nodes = [(i, n, True) for i, n in enumerate(body.nodes)]
+                child = self._check_level(body_base, body_nodes, list(enumerate(body.edges)))
+                level.bodies.append((state, child))
+        return level
+
+    def _check_level_templates(
+        self, level: _Level, node_ids: set[str], visible: frozenset[str]
+    ) -> None:
+        """Templates of one graph; a body also sees what is upstream of its container."""
+        bodies = {state.node.id: child for state, child in level.bodies}
+        for state in level.states:
+            child = bodies.get(state.node.id)
+            inner = frozenset(child.graph.nodes) if child is not None else frozenset()
+            self._check_node_templates(state, level.graph, node_ids, visible | inner)
+            self._check_review(state, level.graph, node_ids, visible)
+        for state, child in level.bodies:
+            if not state.in_graph:
+                continue
+            seen = visible | level.graph.upstream(state.node.id)
+            self._check_level_templates(child, node_ids, seen)
+            body = state.node.body
+            if body is not None:
+                roots = KNOWN_ROOTS
+                path = f"{state.base}.body.output"
+                for where, source in iter_strings(body.output, path):
+                    if is_template(source):
+                        refs = self._references(source, where, state.node.id, expression=False)
+                        everything = seen | frozenset(child.graph.nodes)
+                        self._check_references(
+                            refs, state.node.id, None, None, node_ids, roots, everything
+                        )
+
+    def _check_review(
+        self, state: _NodeState, graph: WorkflowGraph, node_ids: set[str], visible: frozenset[str]
+    ) -> None:
+        review = state.node.review
+        if review is None or review.when == "always" or state.kind is None:
+            return
+        path = f"{state.base}.review.when"
+        refs = self._references(review.when, path, state.node.id, expression=True)
+        reader = state.node.id if state.in_graph else None
+        roots = KNOWN_ROOTS | {"output"}
+        self._check_references(refs, state.node.id, reader, graph, node_ids, roots, visible)
 
     # -- structure -------------------------------------------------------------------------
 
@@ -185,24 +250,29 @@ class _Checker:
 
     # -- nodes -----------------------------------------------------------------------------
 
-    def _register_nodes(self, nodes: list[tuple[int, NodeSpec, bool]]) -> dict[str, _NodeState]:
+    def _register_nodes(
+        self, prefix: str, nodes: list[tuple[int, NodeSpec, bool]]
+    ) -> tuple[dict[str, _NodeState], list[_NodeState]]:
         """The first node of each id; duplicates are reported but still checked alone.
 
         A node whose own structure is broken (already reported) still holds its id, so
         edges and templates naming it do not cascade into more issues; it is not checked.
         """
         unique: dict[str, _NodeState] = {}
+        level_states: list[_NodeState] = []
         for index, node, parsed in nodes:
-            base = f"$.nodes[{index}]"
+            base = f"{prefix}.nodes[{index}]"
             kind = self.kinds.get(node.type) if parsed else None
-            first = unique.get(node.id)
-            state = _NodeState(index, node, kind, in_graph=first is None)
+            first = self.ids.get(node.id)
+            state = _NodeState(base, node, kind, in_graph=first is None)
             if first is None:
                 unique[node.id] = state
+                self.ids[node.id] = state
             else:
-                message = f"duplicate node id {node.id!r} (first used by $.nodes[{first.index}])"
+                message = f"duplicate node id {node.id!r} (first used by {first.base})"
                 self._add(f"{base}.id", message, node.id, "duplicate_id")
             self.all_states.append(state)
+            level_states.append(state)
             if not parsed:
                 continue
             if kind is None:
@@ -212,10 +282,24 @@ class _Checker:
                 self._add(f"{base}.type", message, node.id, "unknown_type")
                 continue
             self._check_config(state, kind)
-        return unique
+            self._check_container(state, kind)
+        return unique, level_states
+
+    def _check_container(self, state: _NodeState, kind: KindInfo) -> None:
+        node = state.node
+        container = _is_container(kind)
+        if container and node.body is None:
+            message = f"a {node.type!r} node needs a `body`: the nodes (and edges) to iterate"
+            self._add(f"{state.base}.body", message, node.id, "config")
+        elif not container and node.body is not None:
+            message = f"only container nodes (for_each, while_loop) take a body, not {node.type!r}"
+            self._add(f"{state.base}.body", message, node.id, "config")
+        if container and node.retry is not None:
+            message = "a loop is not retried as a whole; set `retry` on the nodes of its body"
+            self._add(f"{state.base}.retry", message, node.id, "config")
 
     def _check_config(self, state: _NodeState, kind: KindInfo) -> None:
-        node, base = state.node, f"$.nodes[{state.index}].config"
+        node, base = state.node, f"{state.base}.config"
         strict = True
         try:
             model = kind.config_model.model_validate(node.config)
@@ -234,6 +318,8 @@ class _Checker:
         state.config_strict = strict
         try:
             state.handles = kind.output_handles(model)
+            if node.review is not None or getattr(kind, "always_review", False):
+                state.handles = (state.handles or frozenset()) | {REJECTED_HANDLE}
             state.handles_known = True
         except Exception as exc:
             if not strict:
@@ -244,13 +330,13 @@ class _Checker:
     # -- edges -----------------------------------------------------------------------------
 
     def _check_edges(
-        self, edges: list[tuple[int, EdgeSpec]], states: dict[str, _NodeState]
+        self, prefix: str, edges: list[tuple[int, EdgeSpec]], states: dict[str, _NodeState]
     ) -> list[tuple[int, EdgeSpec]]:
         """Report bad edges; return the ones the graph can hold (both ends exist)."""
         usable: list[tuple[int, EdgeSpec]] = []
         seen: dict[tuple[str, str, str | None], int] = {}
         for index, edge in edges:
-            base = f"$.edges[{index}]"
+            base = f"{prefix}.edges[{index}]"
             source, target = states.get(edge.source), states.get(edge.target)
             owner = edge.source if source else (edge.target if target else None)
             for end, state, name in ((edge.source, source, "from"), (edge.target, target, "to")):
@@ -261,7 +347,7 @@ class _Checker:
                 continue
             key = (edge.source, edge.target, edge.handle)
             if key in seen:
-                message = f"the same edge as $.edges[{seen[key]}]"
+                message = f"the same edge as {prefix}.edges[{seen[key]}]"
                 self._add(base, message, owner, "duplicate_edge")
                 continue
             seen[key] = index
@@ -294,26 +380,32 @@ class _Checker:
             )
             self._add(f"{base}.handle", message, edge.source, "unknown_handle")
 
-    def _check_cycle(self, graph: WorkflowGraph, edges: list[tuple[int, EdgeSpec]]) -> None:
+    def _check_cycle(
+        self, prefix: str, graph: WorkflowGraph, edges: list[tuple[int, EdgeSpec]]
+    ) -> None:
         cycle = graph.find_cycle()
         if cycle is None:
             return
         closing = next(
             (i for i, e in edges if e.source == cycle[-2] and e.target == cycle[-1]), None
         )
-        path = "$.edges" if closing is None else f"$.edges[{closing}]"
+        path = f"{prefix}.edges" if closing is None else f"{prefix}.edges[{closing}]"
         message = "the edges form a cycle: " + " -> ".join(cycle)
         self._add(path, message, cycle[0], "cycle")
 
     # -- templates and expressions -------------------------------------------------------------
 
     def _check_node_templates(
-        self, state: _NodeState, graph: WorkflowGraph, node_ids: set[str]
+        self,
+        state: _NodeState,
+        graph: WorkflowGraph,
+        node_ids: set[str],
+        visible: frozenset[str],
     ) -> None:
         kind, node = state.kind, state.node
         if kind is None:
             return
-        base = f"$.nodes[{state.index}].config"
+        base = f"{state.base}.config"
         reader = node.id if state.in_graph else None
         for key, value in node.config.items():
             if key in kind.raw_fields:
@@ -321,10 +413,12 @@ class _Checker:
             for path, source in iter_strings(value, child_path(base, str(key))):
                 if is_template(source):
                     refs = self._references(source, path, node.id, expression=False)
-                    self._check_references(refs, node.id, reader, graph, node_ids, KNOWN_ROOTS)
+                    self._check_references(
+                        refs, node.id, reader, graph, node_ids, KNOWN_ROOTS, visible
+                    )
         for path, expression in self._expressions(state, kind, base):
             refs = self._references(expression, path, node.id, expression=True)
-            self._check_references(refs, node.id, reader, graph, node_ids, KNOWN_ROOTS)
+            self._check_references(refs, node.id, reader, graph, node_ids, KNOWN_ROOTS, visible)
 
     def _expressions(self, state: _NodeState, kind: KindInfo, base: str) -> list[tuple[str, str]]:
         config = state.node.config
@@ -363,8 +457,13 @@ class _Checker:
         graph: WorkflowGraph | None,
         node_ids: set[str],
         roots: frozenset[str],
+        visible: frozenset[str] = frozenset(),
     ) -> None:
-        """Check each name; `reader` (a node in the graph) may read only its upstream nodes."""
+        """Check each name; `reader` (a node in the graph) may read only its upstream nodes.
+
+        `visible` are nodes outside the graph that it may read too (for a loop body, what
+        is upstream of its container); a node inside another body is never readable.
+        """
         for ref in references:
             if ref.root not in roots:
                 known = ", ".join(sorted(roots))
@@ -375,8 +474,19 @@ class _Checker:
             elif ref.node_id not in node_ids:
                 message = f"unknown node {ref.node_id!r}{_suggest(ref.node_id, node_ids)}"
                 self._add(ref.path, message, owner, "unknown_node")
-            elif reader is None or graph is None:
+            elif ref.node_id in visible:
                 continue
+            elif reader is None or graph is None:
+                if visible:
+                    message = f"node {ref.node_id!r} is not readable here (it is in another body)"
+                    self._add(ref.path, message, owner, "not_upstream")
+                continue
+            elif ref.node_id not in graph.nodes:
+                message = (
+                    f"node {ref.node_id!r} is not readable from {reader!r}: it is inside a "
+                    "loop body, or in a body other than this one"
+                )
+                self._add(ref.path, message, owner, "not_upstream")
             elif ref.node_id == reader:
                 message = f"node {reader!r} cannot read its own output"
                 self._add(ref.path, message, owner, "not_upstream")
@@ -411,6 +521,19 @@ class _Checker:
 
     def _add(self, path: str, message: str, node_id: str | None, code: str = "structure") -> None:
         self.issues.append(ValidationIssue(path=path, message=message, node_id=node_id, code=code))
+
+
+@dataclass
+class _Level:
+    """One checked graph: its nodes' states, and each container's checked body."""
+
+    graph: WorkflowGraph
+    states: list[_NodeState]
+    bodies: list[tuple[_NodeState, _Level]]
+
+
+def _is_container(kind: KindInfo | None) -> bool:
+    return bool(getattr(kind, "container", False))
 
 
 def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:

@@ -38,3 +38,7 @@ class LeaseLostError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store was closed; open a new one with Store.connect()."""
+
+
+class StateConflictError(StoreError):
+    """The record's current state does not allow the change (e.g. a second, different review)."""

@@ -30,6 +30,7 @@ from stepline.records import (
 )
 from stepline.store import mapping, queries
 from stepline.store.catalog import CatalogVerbs
+from stepline.store.control import ControlVerbs, wake_parent
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
@@ -61,7 +62,7 @@ def definition_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs):
+class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs):
     """One database: workflows and their versions, runs and their leases, steps."""
 
     # --- organizations -----------------------------------------------------------------
@@ -331,6 +332,7 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs):
                 error=error,
                 duration_ms=duration_ms,
             )
+            wake_parent(conn, finished)
             return finished
 
         return await self.writer.submit(op)

@@ -1,0 +1,154 @@
+"""Child runs: a `sub_workflow` step runs another workflow as a run of its own.
+
+The child is an ordinary run linked by `parent_run_id` and `parent_step_id`, so its steps
+are readable on their own. The parent's worker claims and drives it in-process (renewing
+its lease), so a child costs no extra queue round trip. A resumed parent step finds its
+child by `parent_step_id` instead of starting another: a finished child gives its result,
+an unfinished one is continued, a failed or cancelled one is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from stepline.nodes.base import ChildOutcome, NodeError
+from stepline.records import (
+    FINISHED_RUN_STATUSES,
+    ErrorStage,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    WorkflowRecord,
+)
+from stepline.spec.inputs import validate_run_inputs
+from stepline.spec.validate import WorkflowInvalid, load_workflow
+
+if TYPE_CHECKING:
+    from stepline.engine.executor import RunExecution
+
+WAIT_POLL_S = 0.2
+"""How often a child that another worker holds is looked at."""
+
+
+class StepChildRuns:
+    """The ChildRuns service of one step."""
+
+    def __init__(self, execution: RunExecution, step: StepRecord) -> None:
+        self.execution = execution
+        self.step = step
+
+    async def run(self, workflow: str, version: int | None, inputs: dict[str, Any]) -> ChildOutcome:
+        store = self.execution.engine.store
+        child = await store.find_child_run(self.step.id)
+        if child is None:
+            child = await self._start(workflow, version, inputs)
+        elif child.status in (RunStatus.failed, RunStatus.cancelled):
+            child = await store.retry_run(child.organization_id, child.id)
+        await self._link(child.id)
+        if child.status not in FINISHED_RUN_STATUSES and child.status is not (
+            RunStatus.waiting_for_human
+        ):
+            child = await self._drive(child)
+        return ChildOutcome(child.id, str(child.status), child.output, child.error)
+
+    async def _start(self, workflow: str, version: int | None, inputs: dict[str, Any]) -> RunRecord:
+        parent = self.execution.run
+        store = self.execution.engine.store
+        found = await _find_workflow(self.execution, workflow)
+        if found is None:
+            raise NodeError(
+                f"sub_workflow: no workflow {workflow!r} in this organization",
+                stage=ErrorStage.input_collection,
+            )
+        pinned = version or found.latest_version
+        stored = await store.get_version(found.id, pinned)
+        if stored is None:
+            raise NodeError(
+                f"sub_workflow: workflow {found.name!r} has no version {pinned}",
+                stage=ErrorStage.input_collection,
+            )
+        try:
+            spec = load_workflow(stored.definition, self.execution.engine.registry)
+        except WorkflowInvalid as exc:
+            raise NodeError(f"sub_workflow: {exc}", stage=ErrorStage.input_collection) from exc
+        issues = validate_run_inputs(spec.inputs, inputs)
+        if issues:
+            problems = "; ".join(str(issue) for issue in issues)
+            raise NodeError(
+                f"sub_workflow: the inputs do not fit {found.name!r}: {problems}",
+                stage=ErrorStage.input_collection,
+            )
+        return await store.create_run(
+            RunRecord(
+                workflow_id=found.id,
+                workflow_version=pinned,
+                organization_id=parent.organization_id,
+                workspace_id=parent.workspace_id,
+                user_id=parent.user_id,
+                trigger="sub_workflow",
+                inputs=inputs,
+                parent_run_id=parent.id,
+                parent_step_id=self.step.id,
+            )
+        )
+
+    async def _link(self, child_id: UUID) -> None:
+        metadata = self.step.step_metadata or {}
+        if metadata.get("child_run_id") != str(child_id):
+            self.step.step_metadata = {**metadata, "child_run_id": str(child_id)}
+            await self.execution.record(self.step)
+
+    async def _drive(self, child: RunRecord) -> RunRecord:
+        """Claim the child and drive it here; if another worker holds it, wait for it."""
+        engine = self.execution.engine
+        worker_id = self.execution.worker_id or f"child-of:{self.execution.run.id}"
+        while True:
+            claimed = await engine.store.claim_run(worker_id, engine.lease_s, run_id=child.id)
+            if claimed is not None:
+                return await self._execute(claimed, worker_id)
+            current = await engine.store.get_run(child.id)
+            if current is None:
+                raise NodeError(f"sub_workflow: child run {child.id} disappeared")
+            if current.status in FINISHED_RUN_STATUSES or (
+                current.status is RunStatus.waiting_for_human
+            ):
+                return current
+            await asyncio.sleep(WAIT_POLL_S)
+
+    async def _execute(self, child: RunRecord, worker_id: str) -> RunRecord:
+        engine = self.execution.engine
+        cancel = asyncio.Event()
+        task = asyncio.create_task(engine.execute(child, worker_id=worker_id, cancel=cancel))
+        renew = asyncio.create_task(self._renew(child.id, worker_id, task))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The parent step was stopped (cancel, timeout): the child stops with it, and
+            # finishes its record as cancelled instead of being cut off mid-write.
+            cancel.set()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+            raise
+        finally:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+
+    async def _renew(self, run_id: UUID, worker_id: str, task: asyncio.Task[RunRecord]) -> None:
+        engine = self.execution.engine
+        while not task.done():
+            await asyncio.sleep(engine.lease_s / 3)
+            await engine.store.renew_lease(run_id, worker_id, engine.lease_s)
+
+
+async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRecord | None:
+    store = execution.engine.store
+    organization_id = execution.run.organization_id
+    try:
+        as_id = UUID(reference)
+    except ValueError:
+        return await store.find_workflow(organization_id, reference)
+    return await store.get_workflow(organization_id, as_id)
