@@ -20,7 +20,7 @@ from stepline.api.errors import error_responses, install_error_handlers
 from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
 from stepline.api.responses import json_response
-from stepline.api.routes import keys, runs, workflows
+from stepline.api.routes import control, keys, runs, workflows
 from stepline.api.state import AppState
 from stepline.engine import Engine, NullObserver
 from stepline.engine.services import open_node_services
@@ -95,6 +95,8 @@ def create_app(
     install_error_handlers(app)
     for module in (workflows, runs, keys):
         app.include_router(module.router, responses=_COMMON_ERRORS)
+    for router in (control.reviews_router, control.runs_router):
+        app.include_router(router, responses=_COMMON_ERRORS)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> object:

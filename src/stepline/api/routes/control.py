@@ -1,0 +1,291 @@
+"""Human review, retry and replay: the routes that change the course of a run.
+
+- `GET /v1/reviews` lists the steps waiting for a person's decision (oldest first),
+  narrowed to the caller's workspace, and optionally to one workflow.
+- `POST /v1/workflows/{workflow_id}/runs/{run_id}/steps/{step_id}/review` records the
+  decision (`approved`, an edited `output`, a `comment`) and resumes the run. The same
+  decision again answers 200 with `changed: false`; a different one is a 409.
+- `POST .../runs/{run_id}/retry` continues a failed or cancelled run from its failed steps
+  (a new attempt of the same run; completed steps are not run again); else a 409.
+- `POST .../runs/{run_id}/replay` starts a new run linked to the original (`replay_of`)
+  that reuses the original's outputs for every step upstream of `from_node`.
+
+A run of another organization, of a workspace the key cannot see, or of another workflow
+than the path's is a 404, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from stepline.api.auth import Principal, ReadKey, RunKey
+from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid, not_found
+from stepline.api.models import ListResponse, RunOut
+from stepline.api.responses import json_response
+from stepline.api.state import AppState, StateDep
+from stepline.records import RunRecord, StepRecord
+from stepline.spec.graph import WorkflowGraph
+from stepline.spec.inputs import validate_run_inputs
+from stepline.spec.validate import WorkflowInvalid, load_workflow
+from stepline.store.paging import MAX_PAGE_SIZE
+
+reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+runs_router = APIRouter(prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"])
+
+MAX_COMMENT = 10_000
+
+WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
+RunId = Annotated[UUID, Path(description="The run's id.")]
+StepKey = Annotated[
+    str, Path(description="The step record's UUID (`id`), or its `step_id` string.")
+]
+After = Annotated[str | None, Query(description="A `next_cursor`: the page after it.")]
+Before = Annotated[str | None, Query(description="A `prev_cursor`: the page before it.")]
+
+# 403: an X-Workspace-Id outside the key's own workspace, or a key without the scope.
+_RUN_ERRORS = error_responses(403, 404)
+
+
+# --- request and response shapes ------------------------------------------------------------
+
+
+class ReviewItem(StepRecord):
+    """A step waiting for a decision: its record, and where to send the decision."""
+
+    review_url: str = Field(
+        description="POST `{approved, output?, comment?}` here to decide "
+        "(/v1/workflows/{workflow_id}/runs/{run_id}/steps/{id}/review)."
+    )
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approved: StrictBool = Field(
+        description="true: the run continues; false: it follows the node's `rejected` "
+        "handle if one is wired, else the step fails."
+    )
+    output: Any = Field(
+        default=None,
+        description="With approved: the edited output the step ends with (instead of the "
+        "proposed one). Leave it out to keep the proposal; null is a value.",
+    )
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
+
+
+class ReviewResult(BaseModel):
+    """The decision as recorded, and the run as it is now."""
+
+    changed: bool = Field(
+        description="false when this same decision had already been recorded (nothing done)."
+    )
+    step: StepRecord
+    run: RunOut
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_node: str = Field(
+        min_length=1,
+        description="A top-level node of the version replayed: it and everything not "
+        "upstream of it run again; the steps upstream of it are copied from the original.",
+    )
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="The new run's inputs; default: the original's."
+    )
+    workflow_version: int | None = Field(
+        default=None, ge=1, description="The version to run; default: the original's."
+    )
+
+
+# --- reviews ----------------------------------------------------------------------------------
+
+
+@reviews_router.get(
+    "",
+    response_model=ListResponse[ReviewItem],
+    responses=error_responses(403),
+    summary="List the steps waiting for a person's review, oldest first",
+)
+async def list_reviews(
+    state: StateDep,
+    principal: ReadKey,
+    workflow_id: Annotated[
+        UUID | None, Query(description="Only reviews of this workflow's runs.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Reviews per page.")] = 100,
+    after: After = None,
+    before: Before = None,
+) -> Response:
+    if after is not None and before is not None:
+        invalid("query.before", "give at most one of after and before")
+    page = await state.store.page_reviews(
+        principal.organization_id,
+        workspace_id=principal.workspace_id,
+        workflow_id=workflow_id,
+        limit=limit,
+        after=after,
+        before=before,
+    )
+    items = [
+        ReviewItem(**dict(step), review_url=_review_url(step.workflow_id, step.run_id, step.id))
+        for step in page.items
+    ]
+    return json_response(
+        {"data": items, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor}
+    )
+
+
+@runs_router.post(
+    "/{run_id}/steps/{step_id}/review",
+    response_model=ReviewResult,
+    responses=error_responses(403, 404, 409),
+    summary="Approve (optionally with an edited output) or reject a step under review",
+)
+async def review_step(
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    step_id: StepKey,
+    body: ReviewRequest,
+    state: StateDep,
+    principal: RunKey,
+) -> Response:
+    await _run_of(state, principal, workflow_id, run_id)
+    step = await _step_of(state, principal, run_id, step_id)
+    extra: dict[str, Any] = {"output": body.output} if "output" in body.model_fields_set else {}
+    decision = await state.store.decide_review(
+        principal.organization_id,
+        run_id,
+        step.id,
+        approved=body.approved,
+        reviewer=principal.actor,
+        comment=body.comment,
+        **extra,
+    )
+    if decision.changed:
+        state.wake_workers()
+    run = await state.store.get_run(run_id, principal.organization_id) or decision.run
+    return json_response(
+        ReviewResult(changed=decision.changed, step=decision.step, run=RunOut.of(run))
+    )
+
+
+# --- retry and replay -------------------------------------------------------------------------
+
+
+@runs_router.post(
+    "/{run_id}/retry",
+    status_code=202,
+    response_model=RunOut,
+    responses=error_responses(403, 404, 409),
+    summary="Continue a failed or cancelled run from its failed steps",
+)
+async def retry_run(
+    workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: RunKey
+) -> Response:
+    await _run_of(state, principal, workflow_id, run_id)
+    run = await state.store.retry_run(principal.organization_id, run_id)
+    state.wake_workers()
+    current = await state.store.get_run(run_id, principal.organization_id) or run
+    return json_response(RunOut.of(current), 202)
+
+
+@runs_router.post(
+    "/{run_id}/replay",
+    status_code=201,
+    response_model=RunOut,
+    responses=error_responses(403, 404),
+    summary="Start a new run that reuses the original's outputs upstream of a node",
+)
+async def replay_run(
+    workflow_id: WorkflowId,
+    run_id: RunId,
+    body: Annotated[ReplayRequest, Body()],
+    state: StateDep,
+    principal: RunKey,
+) -> Response:
+    original = await _run_of(state, principal, workflow_id, run_id)
+    number = body.workflow_version or original.workflow_version
+    version = await state.store.get_version(original.workflow_id, number)
+    if version is None:
+        invalid("body.workflow_version", f"the workflow has no version {number}")
+    try:
+        spec = load_workflow(version.definition, state.registry)
+    except WorkflowInvalid as exc:
+        details = [ErrorDetail(field=f"version {number}", message=str(i)) for i in exc.issues]
+        raise ApiError(
+            422, f"version {number} of the workflow is no longer valid", details=details
+        ) from None
+    top_level = [node.id for node in spec.nodes]
+    if body.from_node not in top_level:
+        invalid(
+            "body.from_node",
+            f"{body.from_node!r} is not a top-level node of version {number} "
+            f"(its nodes: {', '.join(top_level)})",
+        )
+    inputs = body.inputs if body.inputs is not None else dict(original.inputs)
+    schema = version.definition.get("inputs") or {"type": "object"}
+    issues = validate_run_inputs(schema, inputs)
+    if issues:
+        details = [
+            ErrorDetail(field="body.inputs" + issue.path.removeprefix("$"), message=issue.message)
+            for issue in issues
+        ]
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+        raise ApiError(422, f"the run's inputs are invalid: {summary}", details=details)
+    reuse = WorkflowGraph(spec).upstream(body.from_node)
+    replay = await state.store.create_replay(
+        original,
+        reuse=reuse,
+        inputs=inputs,
+        workflow_version=number,
+        from_node=body.from_node,
+    )
+    state.wake_workers()
+    current = await state.store.get_run(replay.id, principal.organization_id) or replay
+    headers = {"Location": f"/v1/workflows/{workflow_id}/runs/{replay.id}"}
+    return json_response(RunOut.of(current), 201, headers=headers)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _review_url(workflow_id: UUID, run_id: UUID, step_id: UUID) -> str:
+    return f"/v1/workflows/{workflow_id}/runs/{run_id}/steps/{step_id}/review"
+
+
+async def _run_of(
+    state: AppState, principal: Principal, workflow_id: UUID, run_id: UUID
+) -> RunRecord:
+    """The caller's run of this workflow, or 404."""
+    run = await state.store.get_run(run_id, principal.organization_id)
+    if (
+        run is None
+        or run.workflow_id != workflow_id
+        or (principal.workspace_id is not None and run.workspace_id != principal.workspace_id)
+    ):
+        not_found("run", run_id)
+    return run
+
+
+async def _step_of(state: AppState, principal: Principal, run_id: UUID, key: str) -> StepRecord:
+    """The run's step named by its UUID (tried first) or its step_id, or 404."""
+    org = principal.organization_id
+    step: StepRecord | None = None
+    try:
+        as_uuid: UUID | None = UUID(key)
+    except ValueError:
+        as_uuid = None
+    if as_uuid is not None:
+        step = await state.store.get_run_step(org, run_id, as_uuid)
+    if step is None:
+        step = await state.store.get_run_step(org, run_id, key)
+    if step is None:
+        not_found(f"step {key!r} of run", run_id)
+    return step
