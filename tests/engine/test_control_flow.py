@@ -356,3 +356,46 @@ async def test_a_child_waiting_for_review_pauses_the_parent_until_it_finishes(
     done = await resume(store, out)
     assert done.run.status is RunStatus.completed, done.run.error
     assert done.steps["use"].outputs == 7
+
+
+async def test_retry_of_a_failed_loop_reruns_only_the_failed_iteration_onwards(
+    store: Store,
+) -> None:
+    def item(n: int, body: Any) -> tuple[int, dict[str, str], Any]:
+        return (500 if n == 1 else 200), {}, {"hit": n}
+
+    routes = {f"/item/{i}": item for i in range(3)}
+    routes["/item/0"] = lambda n, b: (200, {}, {"hit": n})
+    routes["/item/2"] = lambda n, b: (200, {}, {"hit": n})
+    with loopback_server(routes) as server:
+        definition = {
+            "name": "loop-retry",
+            "nodes": [
+                {
+                    "id": "each",
+                    "type": "for_each",
+                    "config": {"items": [0, 1, 2]},
+                    "body": {
+                        "nodes": [
+                            {
+                                "id": "get",
+                                "type": "api_call",
+                                "config": {"url": server.url + "/item/{{ loop.item }}"},
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+        out = await start(store, definition)
+        assert out.run.status is RunStatus.failed
+        assert "each_iter_2_get" not in out.steps
+        await store.retry_run(out.run.organization_id, out.run.id)
+        done = await resume(store, out)
+        hits = {path: server.hit_count(path) for path in routes}
+    assert done.run.status is RunStatus.completed, done.run.error
+    assert hits == {"/item/0": 1, "/item/1": 2, "/item/2": 1}
+    assert [r["body"]["hit"] for r in done.steps["each"].outputs] == [1, 2, 1]
+    assert done.steps["each"].retry_count == 1
+    assert done.steps["each_iter_0_get"].retry_count == 0
+    assert done.steps["each_iter_1_get"].retry_count == 1

@@ -102,9 +102,7 @@ async def test_for_each_with_concurrency_overlaps_iterations_and_keeps_order(sto
     out = await run_workflow(store, definition)
     assert out.run.status is RunStatus.completed, out.run.error
     assert out.steps["fan"].outputs == [10, 8, 6, 4]
-    spans = [
-        (s.started_at, s.completed_at) for s in out.steps.values() if s.node_id == "work"
-    ]
+    spans = [(s.started_at, s.completed_at) for s in out.steps.values() if s.node_id == "work"]
     assert len(spans) == 4
     latest_start = max(start for start, _ in spans if start)
     earliest_end = min(end for _, end in spans if end)
@@ -303,3 +301,25 @@ def test_a_valid_nested_loop_validates_clean() -> None:
         "edges": edges(("top", "outer")),
     }
     assert issues_of(definition) == []
+
+
+async def test_steps_filter_by_loop_id_and_iteration(store: Store) -> None:
+    inner = for_each("inner", "{{ loop.item }}", [reshape("cell", "{{ loop.item }}")], [])
+    definition = {"name": "filters", "nodes": [for_each("outer", [[1, 2], [3]], [inner], [])]}
+    out = await run_workflow(store, definition)
+    org = out.run.organization_id
+    page = await store.page_steps(out.run.id, organization_id=org, loop_id="inner", limit=100)
+    assert [s.step_id for s in page.items] == [
+        "outer_iter_0_inner_iter_0_cell",
+        "outer_iter_0_inner_iter_1_cell",
+        "outer_iter_1_inner_iter_0_cell",
+    ]
+    page = await store.page_steps(
+        out.run.id, organization_id=org, loop_id="inner", iteration=0, limit=100
+    )
+    assert [s.step_id for s in page.items] == [
+        "outer_iter_0_inner_iter_0_cell",
+        "outer_iter_1_inner_iter_0_cell",
+    ]
+    page = await store.page_steps(out.run.id, organization_id=org, loop_id="outer", limit=100)
+    assert [s.step_id for s in page.items] == ["outer_iter_0_inner", "outer_iter_1_inner"]

@@ -47,6 +47,7 @@ from stepline.store import Store
 RUN_CANCELLED = "run cancelled"
 """The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
 RUN_FAILED = "the run failed before this step finished"
+CONTAINER_STOPPED = "its loop stopped before this step finished"
 
 
 @dataclass
@@ -194,6 +195,9 @@ class RunExecution:
             return RunStatus.failed, None, error, details
         if self.top.waiting:
             return RunStatus.waiting_for_human, None, None, None
+        # A loop stopped early (its timeout, or a failed iteration it continued past) may
+        # leave body steps it had started: they end with the run, on the record as such.
+        await self._cancel_unfinished(CONTAINER_STOPPED)
         try:
             return RunStatus.completed, self.top.result(self.spec.output), None, None
         except TemplateError as exc:
@@ -280,6 +284,8 @@ class RunExecution:
         """Mark every unfinished step cancelled (and its attempt in flight), in one batch."""
         now = utcnow()
         unfinished = [s for s in self.steps.values() if s.status not in FINISHED_STEP_STATUSES]
+        if not unfinished:
+            return
         for step in unfinished:
             step.status = StepStatus.cancelled
             step.status_reason = reason
