@@ -30,6 +30,8 @@ from stepline.sdk.errors import (
 from stepline.sdk.models import (
     Event,
     Page,
+    Review,
+    ReviewResult,
     Run,
     RunData,
     RunSummary,
@@ -62,6 +64,8 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Review",
+    "ReviewResult",
     "Run",
     "RunData",
     "RunSummary",

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from stepline.sdk._http import Call, query
 from stepline.sdk.models import (
     Page,
+    Review,
+    ReviewResult,
     Run,
     RunData,
     RunSummary,
@@ -191,6 +193,26 @@ def cancel_run(workflow_id: Id, run_id: Id) -> Call[Run]:
     return Call("POST", path, _model(Run), idempotent=True)
 
 
+def retry_run(workflow_id: Id, run_id: Id) -> Call[Run]:
+    # Not idempotent: a second retry of a run already queued again is a 409.
+    return Call("POST", f"{run_path(workflow_id, run_id)}/retry", _model(Run))
+
+
+def replay_run(
+    workflow_id: Id,
+    run_id: Id,
+    from_node: str,
+    inputs: Mapping[str, Any] | None,
+    workflow_version: int | None,
+) -> Call[Run]:
+    body: dict[str, Any] = {"from_node": from_node}
+    if inputs is not None:
+        body["inputs"] = dict(inputs)
+    if workflow_version is not None:
+        body["workflow_version"] = workflow_version
+    return Call("POST", f"{run_path(workflow_id, run_id)}/replay", _model(Run), json=body)
+
+
 def run_summary(workflow_id: Id, window: Mapping[str, Any]) -> Call[RunSummary]:
     path = f"{runs_path(workflow_id)}/summary"
     return Call("GET", path, _model(RunSummary), params=query(window), idempotent=True)
@@ -233,3 +255,30 @@ def list_steps(
 def get_step(workflow_id: Id, run_id: Id, step_id: Id) -> Call[Step]:
     path = f"{run_path(workflow_id, run_id)}/steps/{step_id}"
     return Call("GET", path, _model(Step), idempotent=True)
+
+
+UNSET: Any = object()
+"""`output` left out of a review: the step keeps its proposed output."""
+
+
+def review_step(
+    workflow_id: Id, run_id: Id, step_id: Id, approved: bool, output: Any, comment: str | None
+) -> Call[ReviewResult]:
+    body: dict[str, Any] = {"approved": approved}
+    if output is not UNSET:
+        body["output"] = output
+    if comment is not None:
+        body["comment"] = comment
+    path = f"{run_path(workflow_id, run_id)}/steps/{step_id}/review"
+    # The same decision sent again changes nothing on the server, so a retry is safe.
+    return Call("POST", path, _model(ReviewResult), json=body, idempotent=True)
+
+
+# -- reviews -----------------------------------------------------------------------------
+
+
+def list_reviews(
+    filters: Mapping[str, Any], after: str | None, limit: int | None
+) -> Call[Page[Review]]:
+    params = _paging(filters, after, limit)
+    return Call("GET", "/v1/reviews", _page(Review), params=params, idempotent=True)

@@ -27,6 +27,8 @@ from stepline.sdk.config import resolve_connection
 from stepline.sdk.errors import error_from_response
 from stepline.sdk.models import (
     Event,
+    Review,
+    ReviewResult,
     Run,
     RunData,
     RunSummary,
@@ -68,6 +70,7 @@ class AsyncClient:
         )
         self.workflows = AsyncWorkflows(self)
         self.runs = AsyncRuns(self)
+        self.reviews = AsyncReviews(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -178,6 +181,24 @@ class AsyncWorkflows:
         return await self._client.call(_api.workflow_diagram(workflow_id, format))
 
 
+class AsyncReviews:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def list(
+        self,
+        *,
+        workflow_id: Id | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPageIterator[Review]:
+        """The steps waiting for a person's decision, oldest first (of one workflow, when
+        given), following cursors across pages."""
+        filters = {"workflow_id": workflow_id}
+        return AsyncPageIterator(
+            lambda after: self._client.call(_api.list_reviews(filters, after, page_size))
+        )
+
+
 class AsyncSteps:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -193,6 +214,24 @@ class AsyncSteps:
 
     async def get(self, workflow_id: Id, run_id: Id, step_id: Id) -> Step:
         return await self._client.call(_api.get_step(workflow_id, run_id, step_id))
+
+    async def review(
+        self,
+        workflow_id: Id,
+        run_id: Id,
+        step_id: Id,
+        *,
+        approved: bool,
+        output: Any = _api.UNSET,
+        comment: str | None = None,
+    ) -> ReviewResult:
+        """Decide a step waiting for review (by its UUID or step_id): approve it, with an
+        edited `output` if given (None is a value), or reject it; the run then resumes.
+
+        Deciding again the same way returns `changed=False`; differently, ConflictError.
+        """
+        call = _api.review_step(workflow_id, run_id, step_id, approved, output, comment)
+        return await self._client.call(call)
 
 
 class AsyncRuns:
@@ -231,6 +270,26 @@ class AsyncRuns:
 
     async def cancel(self, workflow_id: Id, run_id: Id) -> Run:
         return await self._client.call(_api.cancel_run(workflow_id, run_id))
+
+    async def retry(self, workflow_id: Id, run_id: Id) -> Run:
+        """Continue a failed or cancelled run from its failed steps (the same run, queued
+        again; completed steps are not run again). ConflictError for any other run."""
+        return await self._client.call(_api.retry_run(workflow_id, run_id))
+
+    async def replay(
+        self,
+        workflow_id: Id,
+        run_id: Id,
+        *,
+        from_node: str,
+        inputs: Mapping[str, Any] | None = None,
+        workflow_version: int | None = None,
+    ) -> Run:
+        """A new run (`replay_of` the original) that reuses the original's outputs for
+        every step upstream of `from_node` and runs the rest; inputs and version default
+        to the original's."""
+        call = _api.replay_run(workflow_id, run_id, from_node, inputs, workflow_version)
+        return await self._client.call(call)
 
     async def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
         """The run once it ended, or as it is when `timeout_s` is up (check `run.finished`)."""

@@ -25,6 +25,8 @@ from stepline.sdk.config import resolve_connection
 from stepline.sdk.errors import error_from_response
 from stepline.sdk.models import (
     Event,
+    Review,
+    ReviewResult,
     Run,
     RunData,
     RunSummary,
@@ -72,6 +74,7 @@ class Client:
         )
         self.workflows = Workflows(self)
         self.runs = Runs(self)
+        self.reviews = Reviews(self)
 
     def __enter__(self) -> Client:
         return self
@@ -183,6 +186,24 @@ class Workflows:
         return self._client.call(_api.workflow_diagram(workflow_id, format))
 
 
+class Reviews:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(
+        self,
+        *,
+        workflow_id: Id | None = None,
+        page_size: int | None = None,
+    ) -> PageIterator[Review]:
+        """The steps waiting for a person's decision, oldest first (of one workflow, when
+        given), following cursors across pages."""
+        filters = {"workflow_id": workflow_id}
+        return PageIterator(
+            lambda after: self._client.call(_api.list_reviews(filters, after, page_size))
+        )
+
+
 class Steps:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -202,6 +223,24 @@ class Steps:
 
     def get(self, workflow_id: Id, run_id: Id, step_id: Id) -> Step:
         return self._client.call(_api.get_step(workflow_id, run_id, step_id))
+
+    def review(
+        self,
+        workflow_id: Id,
+        run_id: Id,
+        step_id: Id,
+        *,
+        approved: bool,
+        output: Any = _api.UNSET,
+        comment: str | None = None,
+    ) -> ReviewResult:
+        """Decide a step waiting for review (by its UUID or step_id): approve it, with an
+        edited `output` if given (None is a value), or reject it; the run then resumes.
+
+        Deciding again the same way returns `changed=False`; differently, ConflictError.
+        """
+        call = _api.review_step(workflow_id, run_id, step_id, approved, output, comment)
+        return self._client.call(call)
 
 
 class Runs:
@@ -243,6 +282,26 @@ class Runs:
 
     def cancel(self, workflow_id: Id, run_id: Id) -> Run:
         return self._client.call(_api.cancel_run(workflow_id, run_id))
+
+    def retry(self, workflow_id: Id, run_id: Id) -> Run:
+        """Continue a failed or cancelled run from its failed steps (the same run, queued
+        again; completed steps are not run again). ConflictError for any other run."""
+        return self._client.call(_api.retry_run(workflow_id, run_id))
+
+    def replay(
+        self,
+        workflow_id: Id,
+        run_id: Id,
+        *,
+        from_node: str,
+        inputs: Mapping[str, Any] | None = None,
+        workflow_version: int | None = None,
+    ) -> Run:
+        """A new run (`replay_of` the original) that reuses the original's outputs for
+        every step upstream of `from_node` and runs the rest; inputs and version default
+        to the original's."""
+        call = _api.replay_run(workflow_id, run_id, from_node, inputs, workflow_version)
+        return self._client.call(call)
 
     def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
         """The run once it ended, or as it is when `timeout_s` is up (check `run.finished`)."""

@@ -51,6 +51,23 @@ class Run(RunRecord):
         return self.status in FINISHED_RUN_STATUSES
 
 
+class Review(Step):
+    """A step waiting for a person's decision; `review_url` is where the decision goes."""
+
+    review_url: str | None = None
+
+
+class ReviewResult(BaseModel):
+    """What a review decision did: the step and run as they are now, and whether the
+    decision changed anything (False: this same decision had already been recorded)."""
+
+    model_config = _LENIENT
+
+    changed: bool
+    step: Step
+    run: Run
+
+
 class Workflow(WorkflowRecord):
     """A workflow with the definition of its latest version."""
 

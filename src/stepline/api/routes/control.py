@@ -234,7 +234,7 @@ async def replay_run(
     issues = validate_run_inputs(schema, inputs)
     if issues:
         details = [
-            ErrorDetail(field="body.inputs" + issue.path.removeprefix("$"), message=issue.message)
+            ErrorDetail(field="body" + issue.path.removeprefix("$"), message=issue.message)
             for issue in issues
         ]
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
