@@ -49,6 +49,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(remote.workflows_app, name="workflows")
+app.add_typer(remote.reviews_app, name="reviews")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -258,6 +259,8 @@ def runs_show(
 
 
 runs_app.command("start")(remote.runs_start)
+runs_app.command("retry")(remote.runs_retry)
+runs_app.command("replay")(remote.runs_replay)
 
 
 @app.command()

@@ -1,13 +1,15 @@
-"""The CLI over HTTP: `runs`, `steps` and `workflows` against a stepline server.
+"""The CLI over HTTP: `runs`, `steps`, `workflows` and `reviews` against a stepline server.
 
 `--server URL` (or STEPLINE_SERVER) switches `runs list|show` and `steps` from the local
-database to a server; `workflows ...` and `runs start` always talk to a server (the saved
-one when none is named). The key is STEPLINE_API_KEY, else the one `stepline serve` saved.
+database to a server; `workflows ...`, `reviews ...` and `runs start|retry|replay` always
+talk to a server (the saved one when none is named). The key is STEPLINE_API_KEY, else
+the one `stepline serve` saved.
 Every failure a user can cause ends with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -37,9 +39,11 @@ from stepline.sdk import (
     AuthenticationError,
     Client,
     ConfigurationError,
+    ConflictError,
     Event,
     NotFoundError,
     PermissionDeniedError,
+    Review,
     Run,
     Step,
     StepChange,
@@ -76,6 +80,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document 
 
 workflows_app = typer.Typer(
     help="Workflows on a stepline server (--server, STEPLINE_SERVER or the saved one).",
+    no_args_is_help=True,
+)
+reviews_app = typer.Typer(
+    help="Steps waiting for a person's review, on a stepline server: list, approve, reject.",
     no_args_is_help=True,
 )
 
@@ -116,6 +124,8 @@ def connect(server: str | None) -> Iterator[Client]:
         fail(f"not found: {exc.message}")
     except ValidationError as exc:
         fail(f"the server refused the request (422: {exc.message}){_details(exc)}")
+    except ConflictError as exc:
+        fail(f"conflict (409): {exc.message}")
     except ApiError as exc:
         suffix = f" (request id {exc.request_id})" if exc.request_id else ""
         fail(f"the server answered {exc.status} {exc.code}: {exc.message}{_details(exc)}{suffix}")
@@ -468,3 +478,280 @@ def workflows_validate(
             out.print(f"  {node}{where}{issue.message}", markup=False, soft_wrap=True)
     if not result.valid:
         raise typer.Exit(1)
+
+
+# -- retry and replay --------------------------------------------------------------------
+
+WatchFlag = Annotated[
+    bool, typer.Option("--watch", help="Follow the run to its end (exit 1 unless it completes).")
+]
+
+
+def _report_run(client: Client, run: Run, what: str, *, watch: bool, as_json: bool) -> None:
+    """After a retry or replay: the run's id, or with --watch the run once it ended."""
+    if not watch:
+        if as_json:
+            print_json(run.model_dump(mode="json", exclude={"steps"}))
+        else:
+            err.print(what, highlight=False)
+            out.print(str(run.id), markup=False)
+        return
+    if not as_json:
+        err.print(what, highlight=False)
+    finished = client.runs.wait(run.workflow_id, run.id)
+    steps = all_steps(client, finished)
+    if as_json:
+        print_json(run_document(finished, steps))
+    else:
+        out.print(steps_table(steps))
+        print_run_summary(out, finished)
+        if finished.status is RunStatus.completed:
+            out.print("Output:")
+            print_json(finished.output)
+    if finished.status is not RunStatus.completed:
+        raise typer.Exit(EXIT_FAILED_RUN)
+
+
+def runs_retry(
+    run_id: Annotated[str, typer.Argument(help="The failed or cancelled run's id.")],
+    watch: WatchFlag = False,
+    as_json: JsonFlag = False,
+    server: ServerOption = None,
+    workflow: WorkflowOption = None,
+) -> None:
+    """Continue a failed or cancelled run from its failed steps, on a server.
+
+    The same run is queued again: its completed steps keep their outputs and do not run
+    again. Any other run is a conflict (exit 2).
+    """
+    with connect(server) as client:
+        run = find_run(client, run_id, workflow)
+        retried = client.runs.retry(run.workflow_id, run.id)
+        _report_run(
+            client,
+            retried,
+            f"Retrying run {retried.id} (it was {run.status})",
+            watch=watch,
+            as_json=as_json,
+        )
+
+
+def runs_replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay.")],
+    from_node: Annotated[
+        str,
+        typer.Option(
+            "--from-node", help="Run again from this top-level node; what is upstream is reused."
+        ),
+    ],
+    input: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", "-i", help="An input as key=value (value parsed as JSON if it is)."
+        ),
+    ] = None,
+    inputs_json: Annotated[
+        str | None,
+        typer.Option("--inputs-json", help="All inputs as one JSON object (default: the run's)."),
+    ] = None,
+    workflow_version: Annotated[
+        int | None,
+        typer.Option("--workflow-version", min=1, help="The version to run (default: the run's)."),
+    ] = None,
+    watch: WatchFlag = False,
+    as_json: JsonFlag = False,
+    server: ServerOption = None,
+    workflow: WorkflowOption = None,
+) -> None:
+    """Start a new run from a node of an earlier one, on a server.
+
+    The new run (replay_of the original) copies the original's steps upstream of
+    --from-node and runs the rest, with the original's inputs unless new ones are given.
+    """
+    from stepline.cli.main import parse_inputs
+
+    given = input or inputs_json
+    inputs = parse_inputs(input or [], inputs_json) if given else None
+    with connect(server) as client:
+        run = find_run(client, run_id, workflow)
+        replay = client.runs.replay(
+            run.workflow_id,
+            run.id,
+            from_node=from_node,
+            inputs=inputs,
+            workflow_version=workflow_version,
+        )
+        _report_run(
+            client,
+            replay,
+            f"Replaying run {run.id} from {from_node!r} as run {replay.id}",
+            watch=watch,
+            as_json=as_json,
+        )
+
+
+# -- reviews -----------------------------------------------------------------------------
+
+
+def reviews_table(reviews: Iterable[Review]) -> Table:
+    table = Table(title="Pending reviews", title_justify="left")
+    table.add_column("run id", no_wrap=True)
+    table.add_column("step", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("waiting since", no_wrap=True)
+    table.add_column("instructions / proposed output", overflow="fold")
+    for review in reviews:
+        metadata = review.step_metadata or {}
+        instructions = metadata.get("instructions")
+        proposal = json.dumps(review.outputs, default=str)
+        if len(proposal) > 120:
+            proposal = proposal[:119] + "…"
+        note = f"{instructions}\n{proposal}" if instructions else proposal
+        since = review.updated_at.isoformat(timespec="seconds")
+        table.add_row(str(review.run_id), review.step_id, review.node_type, since, note)
+    return table
+
+
+@reviews_app.command("list")
+def reviews_list(
+    workflow: Annotated[
+        str | None,
+        typer.Option("--workflow", "-w", help="Only reviews of this workflow (id or name)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many reviews at most.")] = 100,
+    as_json: JsonFlag = False,
+    server: ServerOption = None,
+) -> None:
+    """List the steps waiting for a person's review, oldest first."""
+    with connect(server) as client:
+        workflow_id = resolve_workflow(client, workflow).id if workflow is not None else None
+        reviews: list[Review] = []
+        listing = client.reviews.list(workflow_id=workflow_id, page_size=min(limit, 1000))
+        for review in listing:
+            reviews.append(review)
+            if len(reviews) >= limit:
+                break
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in reviews])
+    elif not reviews:
+        err.print("No step is waiting for a review.")
+    else:
+        out.print(reviews_table(reviews))
+
+
+RunArgument = Annotated[str, typer.Argument(help="The run's id.")]
+StepArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="The step's step_id (or record id); optional when the run waits on one review."
+    ),
+]
+_NO_OUTPUT: Any = object()
+CommentOption = Annotated[
+    str | None, typer.Option("--comment", "-m", help="Why: recorded with the decision.")
+]
+
+
+def _decide(
+    server: str | None,
+    workflow_ref: str | None,
+    run_ref: str,
+    step_ref: str | None,
+    *,
+    approved: bool,
+    output: Any,
+    comment: str | None,
+    as_json: bool,
+) -> None:
+    from stepline.sdk._api import UNSET
+
+    with connect(server) as client:
+        run = find_run(client, run_ref, workflow_ref)
+        if step_ref is None:
+            waiting = [
+                r.step_id
+                for r in client.reviews.list(workflow_id=run.workflow_id)
+                if r.run_id == run.id
+            ]
+            if len(waiting) != 1:
+                if not waiting:
+                    fail(f"run {run.id} has no step waiting for a review")
+                fail(
+                    f"run {run.id} waits on {len(waiting)} reviews: name the step "
+                    f"({', '.join(waiting)})"
+                )
+            step_ref = waiting[0]
+        result = client.runs.steps.review(
+            run.workflow_id,
+            run.id,
+            step_ref,
+            approved=approved,
+            output=UNSET if output is _NO_OUTPUT else output,
+            comment=comment,
+        )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    verdict = "approved" if approved else "rejected"
+    step = result.step
+    if not result.changed:
+        out.print(f"step {step.step_id} of run {run.id} was already {verdict}", markup=False)
+    else:
+        out.print(
+            f"{verdict} step {step.step_id} of run {run.id}; the run is {result.run.status}",
+            markup=False,
+        )
+
+
+@reviews_app.command("approve")
+def reviews_approve(
+    run_id: RunArgument,
+    step: StepArgument = None,
+    output_json: Annotated[
+        str | None,
+        typer.Option("--output-json", help="The step's output instead of the proposed one (JSON)."),
+    ] = None,
+    comment: CommentOption = None,
+    as_json: JsonFlag = False,
+    server: ServerOption = None,
+    workflow: WorkflowOption = None,
+) -> None:
+    """Approve a step waiting for review, optionally with an edited output; the run resumes."""
+    output: Any = _NO_OUTPUT
+    if output_json is not None:
+        try:
+            output = json.loads(output_json)
+        except json.JSONDecodeError as exc:
+            fail(f"--output-json is not valid JSON: {exc}")
+    _decide(
+        server,
+        workflow,
+        run_id,
+        step,
+        approved=True,
+        output=output,
+        comment=comment,
+        as_json=as_json,
+    )
+
+
+@reviews_app.command("reject")
+def reviews_reject(
+    run_id: RunArgument,
+    step: StepArgument = None,
+    comment: CommentOption = None,
+    as_json: JsonFlag = False,
+    server: ServerOption = None,
+    workflow: WorkflowOption = None,
+) -> None:
+    """Reject a step waiting for review: its `rejected` edge is taken, or the step fails."""
+    _decide(
+        server,
+        workflow,
+        run_id,
+        step,
+        approved=False,
+        output=_NO_OUTPUT,
+        comment=comment,
+        as_json=as_json,
+    )
