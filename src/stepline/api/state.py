@@ -39,7 +39,8 @@ class AppState:
         return self.registry
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, on every request.
     state: AppState = request.app.state.stepline
     return state
 

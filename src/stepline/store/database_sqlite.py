@@ -5,6 +5,9 @@ driver's thread. Here the writer thread owns the write connection and drains the
 queue itself (`writer.ThreadWriter`): a batch of writes (BEGIN IMMEDIATE, statements,
 COMMIT) costs one hand-off each way; a read is one call to a reader thread.
 
+A read that needs no SQLAlchemy (the API's step documents, API keys) can run on the reader
+thread's own driver connection (`read_driver`): no pool checkout, no statement compiling.
+
 Connections run in WAL mode with `synchronous=NORMAL`: a process crash loses nothing, a
 power loss may drop the last committed transitions. Writes begin with `BEGIN IMMEDIATE`,
 so a writer takes the file's write lock up front (waiting up to `busy_timeout` if another
@@ -28,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from stepline.store.database import ENGINE_OPTIONS, Database
+from stepline.store.step_json import register_functions
 from stepline.store.writer import Outcome, ThreadWriter, settle_from_thread
 
 T = TypeVar("T")
@@ -38,7 +42,9 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
-_READERS = 4
+# Two reader threads for the two cores a small machine has: reads spend their time in
+# sqlite3_step, outside the GIL; more threads only fight the event loop for the GIL.
+_READERS = 2
 # Marks the writer's connection, whose transactions begin IMMEDIATE.
 _WRITE_OPTION = "stepline_write"
 
@@ -61,6 +67,11 @@ class SQLiteDatabase(Database):
         sa.event.listen(self.engine, "begin", _on_begin)
         self.writer = ThreadWriter(self._connect_writer, name="stepline-sqlite-writer")
         self._readers = _Threads("stepline-sqlite-reader", _READERS)
+        self._path = str(Path(url.database).expanduser())
+        self._local = threading.local()
+        self._drivers: list[sqlite3.Connection] = []
+        self._drivers_lock = threading.Lock()
+        self._version_conn: sqlite3.Connection | None = None
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         return await self._readers.run(self._read, fn)
@@ -68,6 +79,41 @@ class SQLiteDatabase(Database):
     def _read(self, fn: Callable[[sa.Connection], T]) -> T:
         with self.engine.connect() as conn:
             return fn(conn)
+
+    async def read_driver(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on a reader thread's own sqlite3 connection, outside any transaction:
+        each statement is its own snapshot (read what must agree in one statement).
+
+        The connection is set up as the engine's are (pragmas, functions); parameters go
+        in as stored (UUIDs as 32 hex digits, times as naive UTC text).
+        """
+        return await self._readers.run(self._read_driver, fn)
+
+    def _read_driver(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "driver", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            _on_connect(conn, None)
+            with self._drivers_lock:
+                self._drivers.append(conn)
+            self._local.driver = conn
+        try:
+            return fn(conn)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def data_version(self) -> int:
+        """A number that changes whenever a connection commits to the file: any process's,
+        this one's writer included (`PRAGMA data_version` on a connection that never
+        writes). A few microseconds: call it on the event loop."""
+        conn = self._version_conn
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+            self._version_conn = conn
+        version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        return version
 
     async def migrate(self, fn: Callable[[sa.Connection], T]) -> T:
         # The writer thread and BEGIN IMMEDIATE already keep every other writer out.
@@ -82,6 +128,13 @@ class SQLiteDatabase(Database):
 
     def _shutdown(self) -> None:
         self._readers.stop()
+        with self._drivers_lock:
+            for conn in self._drivers:
+                conn.close()
+            self._drivers.clear()
+        if self._version_conn is not None:
+            self._version_conn.close()
+            self._version_conn = None
         self.engine.dispose()
 
 
@@ -133,6 +186,7 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in _PRAGMAS:
         dbapi_connection.execute(pragma)
     _use_wal(dbapi_connection)
+    register_functions(dbapi_connection)
 
 
 def _use_wal(dbapi_connection: Any) -> None:

@@ -3,14 +3,23 @@
 A key is shown once, when it is created; the database keeps only its sha256. Keys are
 256 bits from `secrets`, so a fast hash is as good as a slow one here: nobody can guess
 a preimage, and authenticating a request costs one indexed lookup.
+
+On SQLite, a key found live is remembered for a few seconds (`KEY_CACHE_S`) so that a
+burst of requests with one key costs one lookup: the remembered keys are all forgotten as
+soon as anything commits to the database file (`PRAGMA data_version`, which sees commits
+of every other connection and process: a `stepline keys revoke` next to a running server
+takes effect at its next request), and a revoke through this store forgets them at once.
+Expiry is checked on every use. PostgreSQL (shared by replicas) has no such signal here,
+so it looks every key up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,6 +37,10 @@ SCOPES = ("read", "run", "write", "admin")
 """admin grants everything; write and run each grant read."""
 
 KEY_PREFIX = "stp_"
+
+KEY_CACHE_S = 5.0
+"""How long a live key is remembered at most (SQLite; see the module's docstring)."""
+_KEY_CACHE_MAX = 1024
 
 
 class ApiKeyNotFoundError(NotFoundError):
@@ -134,8 +147,18 @@ def _row_to_key(row: Any) -> ApiKeyRecord:
     )
 
 
+@dataclass
+class _KeyCache:
+    """Live keys by hash, valid while the database's data_version stays `version`."""
+
+    version: int | None = None
+    keys: dict[str, tuple[ApiKeyRecord, float]] = field(default_factory=dict)
+
+
 class KeyVerbs(StoreBase):
     """Organizations and their API keys."""
+
+    _key_cache: _KeyCache | None = None
 
     async def get_organization(self, organization_id: UUID) -> OrganizationRecord | None:
         query = sa.select(organizations).where(organizations.c.id == organization_id)
@@ -201,18 +224,51 @@ class KeyVerbs(StoreBase):
         """The live key whose secret this is: not revoked, not expired; else None."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
-        query = sa.select(api_keys).where(api_keys.c.key_hash == hash_key(secret))
+        key_hash = hash_key(secret)
+        cache, version = self._fresh_key_cache()
+        cached = cache.keys.get(key_hash) if cache is not None else None
+        if cached is not None and cached[1] > time.monotonic():
+            key: ApiKeyRecord | None = cached[0]
+        else:
+            query = sa.select(api_keys).where(api_keys.c.key_hash == key_hash)
 
-        def read(conn: sa.Connection) -> ApiKeyRecord | None:
-            row = conn.execute(query).mappings().first()
-            return None if row is None else _row_to_key(row)
+            def read(conn: sa.Connection) -> ApiKeyRecord | None:
+                row = conn.execute(query).mappings().first()
+                return None if row is None else _row_to_key(row)
 
-        key = await self._read(read)
+            key = await self._read(read)
+            if cache is not None and key is not None and key.revoked_at is None:
+                # Only if nothing committed meanwhile: else the read may predate a revoke.
+                if self._database_version() == version:
+                    if len(cache.keys) >= _KEY_CACHE_MAX:
+                        cache.keys.clear()
+                    cache.keys[key_hash] = (key, time.monotonic() + KEY_CACHE_S)
         if key is None or key.revoked_at is not None:
             return None
         if key.expires_at is not None and key.expires_at <= utcnow():
             return None
         return key
+
+    def _fresh_key_cache(self) -> tuple[_KeyCache | None, int | None]:
+        """The key cache (None without one), emptied if the database changed since."""
+        version = self._database_version()
+        if version is None:
+            return None, None
+        cache = self._key_cache
+        if cache is None:
+            cache = self._key_cache = _KeyCache()
+        if cache.version != version:
+            cache.keys.clear()
+            cache.version = version
+        return cache, version
+
+    def _database_version(self) -> int | None:
+        data_version = getattr(self.database, "data_version", None)
+        return None if data_version is None else int(data_version())
+
+    def _forget_keys(self) -> None:
+        if self._key_cache is not None:
+            self._key_cache.keys.clear()
 
     async def list_api_keys(self, organization_id: UUID) -> list[ApiKeyRecord]:
         """The organization's keys, newest first (an organization has few keys)."""
@@ -253,6 +309,8 @@ class KeyVerbs(StoreBase):
         """Revoke the key (idempotent: a revoked key keeps its first revocation time)."""
         where = sa.and_(api_keys.c.id == key_id, api_keys.c.organization_id == organization_id)
 
+        self._forget_keys()
+
         def op(conn: sa.Connection) -> ApiKeyRecord:
             conn.execute(
                 api_keys.update()
@@ -264,4 +322,7 @@ class KeyVerbs(StoreBase):
                 raise ApiKeyNotFoundError(f"API key {key_id} not found")
             return _row_to_key(row)
 
-        return await self.writer.submit(op)
+        try:
+            return await self.writer.submit(op)
+        finally:
+            self._forget_keys()

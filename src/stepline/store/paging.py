@@ -85,10 +85,7 @@ def read_page(
 
     `key_of(row)` gives a row's sort key values; `item_of(row)` turns it into an item.
     """
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-    if after is not None and before is not None:
-        raise ValueError("give at most one of after and before")
+    check_page_request(limit, after, before)
     backwards = before is not None
     cursor = before if backwards else after
     columns = sa.tuple_(*ordering.columns)
@@ -101,14 +98,49 @@ def read_page(
             )
         )
         # Rows that sort after the cursor; "before" reads the listing the other way round.
-        forward_is_greater = not ordering.descending
-        if forward_is_greater != backwards:
+        if reads_greater(ordering, backwards):
             query = query.where(columns > bound)
         else:
             query = query.where(columns < bound)
     descending = ordering.descending != backwards
     order = [column.desc() if descending else column.asc() for column in ordering.columns]
     rows = list(conn.execute(query.order_by(*order).limit(limit + 1), params or {}).mappings())
+    return page_of_rows(
+        rows,
+        ordering,
+        limit=limit,
+        cursor=cursor,
+        backwards=backwards,
+        key_of=key_of,
+        item_of=item_of,
+    )
+
+
+def check_page_request(limit: int, after: str | None, before: str | None) -> None:
+    """ValueError unless 1 <= limit <= MAX_PAGE_SIZE and at most one cursor is given."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if after is not None and before is not None:
+        raise ValueError("give at most one of after and before")
+
+
+def reads_greater(ordering: Ordering, backwards: bool) -> bool:
+    """Whether the page's rows sort above the cursor's key (else below it); the page is
+    read in descending order when `ordering.descending != backwards`."""
+    return (not ordering.descending) != backwards
+
+
+def page_of_rows(
+    rows: list[Any],
+    ordering: Ordering,
+    *,
+    limit: int,
+    cursor: str | None,
+    backwards: bool,
+    key_of: Callable[[Any], Sequence[Any]],
+    item_of: Callable[[Any], T],
+) -> Page[T]:
+    """The page of `limit + 1` rows read from the cursor (in reading order)."""
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:

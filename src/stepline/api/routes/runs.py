@@ -24,6 +24,7 @@ Rules every route follows:
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, NoReturn
@@ -50,7 +51,7 @@ from stepline.records import (
 )
 from stepline.spec.inputs import validate_run_inputs
 from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
-from stepline.store.listings import IO_COLUMNS, RunSummary
+from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 
 router = APIRouter(prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"])
@@ -59,7 +60,7 @@ WAIT_DEFAULT_S = 30.0
 WAIT_MAX_S = 300.0
 EVENT_POLL_S = 0.1
 KEEP_ALIVE_S = 15.0
-DOWNLOAD_CHUNK = 500
+DOWNLOAD_CHUNK = 1000
 MAX_IDEMPOTENCY_KEY = 255
 NDJSON = "application/x-ndjson"
 
@@ -74,7 +75,6 @@ Format = Annotated[
 
 # 403: an X-Workspace-Id outside the key's own workspace.
 _RUN_ERRORS = error_responses(403, 404)
-_STEP_IO = set(IO_COLUMNS)
 
 
 # --- request and response shapes ------------------------------------------------------------
@@ -310,14 +310,19 @@ async def download_run(
     principal: ReadKey,
     format: Format = "json",
 ) -> StreamingResponse:
+    if format == "ndjson":
+        found = await _run_head(state, principal, workflow_id, run_id)
+        chunks = state.store.iter_step_documents(
+            found.id, organization_id=principal.organization_id, chunk=DOWNLOAD_CHUNK
+        )
+        headers = _download_headers(found, f"run-{found.id}", format)
+        return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     run = await _run_of(state, principal, workflow_id, run_id)
     version = await state.store.get_version(run.workflow_id, run.workflow_version)
-    chunks = state.store.iter_steps(
+    chunks = state.store.iter_step_documents(
         run.id, organization_id=principal.organization_id, chunk=DOWNLOAD_CHUNK
     )
     headers = _download_headers(run, f"run-{run.id}", format)
-    if format == "ndjson":
-        return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     head = b'{"run":' + to_json(RunOut.of(run)) + b',"workflow_version":' + to_json(version)
     return StreamingResponse(
         _json_document(head + b',"steps":[', chunks, b"]}"),
@@ -349,7 +354,7 @@ async def download_node(
     principal: ReadKey,
     format: Format = "json",
 ) -> StreamingResponse:
-    run = await _run_of(state, principal, workflow_id, run_id)
+    run = await _run_head(state, principal, workflow_id, run_id)
     org = principal.organization_id
     version = await state.store.get_version(run.workflow_id, run.workflow_version)
     declared = {
@@ -364,7 +369,7 @@ async def download_node(
         )
         if not probe.items:
             not_found(f"node {node_id!r} in run", run.id)
-    chunks = state.store.iter_steps(
+    chunks = state.store.iter_step_documents(
         run.id, organization_id=org, node_id=node_id, chunk=DOWNLOAD_CHUNK
     )
     headers = _download_headers(run, f"run-{run.id}-{_safe_name(node_id)}", format)
@@ -464,10 +469,11 @@ async def list_steps(
     before: Before = None,
 ) -> Response:
     _one_cursor(after, before)
-    await _run_of(state, principal, workflow_id, run_id)
-    page = await state.store.page_steps(
+    page = await state.store.page_step_documents(
         run_id,
         organization_id=principal.organization_id,
+        workflow_id=workflow_id,
+        workspace_id=principal.workspace_id,
         status=status,
         node_id=node_id,
         node_type=node_type,
@@ -478,18 +484,18 @@ async def list_steps(
         after=after,
         before=before,
     )
-    exclude = None if include_io else _STEP_IO
-    data = b",".join(to_json(step, exclude=exclude) for step in page.items)
+    if page is None:
+        not_found("run", run_id)
     body = (
-        b'{"data":['
-        + data
-        + b'],"next_cursor":'
-        + to_json(page.next_cursor)
-        + b',"prev_cursor":'
-        + to_json(page.prev_cursor)
-        + b"}"
+        '{"data":['
+        + ",".join(page.items)
+        + '],"next_cursor":'
+        + _json_text(page.next_cursor)
+        + ',"prev_cursor":'
+        + _json_text(page.prev_cursor)
+        + "}"
     )
-    return Response(body, media_type="application/json")
+    return Response(body.encode(), media_type="application/json")
 
 
 @router.get(
@@ -543,6 +549,16 @@ async def _run_of(
     if run is None or run.workflow_id != workflow_id or not _visible(principal, run):
         not_found("run", run_id)
     return run
+
+
+async def _run_head(
+    state: AppState, principal: Principal, workflow_id: UUID, run_id: UUID
+) -> RunHead:
+    """The caller's run of this workflow, without step counts, or 404."""
+    head = await state.store.run_head(principal.organization_id, run_id)
+    if head is None or not head.visible(workflow_id, principal.workspace_id):
+        not_found("run", run_id)
+    return head
 
 
 def _uuid_or_none(text: str) -> UUID | None:
@@ -616,7 +632,7 @@ def _end_nodes(definition: dict[str, Any]) -> list[str]:
     return [str(n.get("id")) for n in nodes if n.get("id") not in sources]
 
 
-def _download_headers(run: RunRecord, filename: str, format: str) -> dict[str, str]:
+def _download_headers(run: RunRecord | RunHead, filename: str, format: str) -> dict[str, str]:
     extension = "ndjson" if format == "ndjson" else "json"
     return {
         "Content-Disposition": f'attachment; filename="{filename}.{extension}"',
@@ -631,21 +647,26 @@ def _safe_name(text: str) -> str:
 
 
 async def _json_document(
-    head: bytes, chunks: AsyncIterator[list[StepRecord]], tail: bytes
+    head: bytes, chunks: AsyncIterator[list[str]], tail: bytes
 ) -> AsyncIterator[bytes]:
     """`head`, the steps as a comma-separated JSON list, `tail`: one write per chunk."""
     yield head
     first = True
     async for chunk in chunks:
-        body = b",".join(to_json(step) for step in chunk)
+        body = ",".join(chunk).encode()
         yield body if first else b"," + body
         first = False
     yield tail
 
 
-async def _ndjson(chunks: AsyncIterator[list[StepRecord]]) -> AsyncIterator[bytes]:
+async def _ndjson(chunks: AsyncIterator[list[str]]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
-        yield b"".join(to_json(step) + b"\n" for step in chunk)
+        chunk.append("")  # the last line's newline
+        yield "\n".join(chunk).encode()
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
 async def _event_stream(

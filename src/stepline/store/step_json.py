@@ -1,0 +1,347 @@
+"""Steps as JSON text built by the database itself: the API's fast read path.
+
+The model path (row, SQLAlchemy's result processors, `StepRecord.model_validate`, then
+`pydantic_core.to_json`) costs about 100 us a step in Python. Here one SQL expression per
+step writes its JSON document inside the database, so a page or a download chunk comes
+back as one string per step and Python only joins them; on SQLite that work runs in
+`sqlite3_step`, outside the GIL, and the statements go straight to the driver (`sqlite_*`
+below), without SQLAlchemy.
+
+The document is the one `to_json(StepRecord)` gives, field for field and in the model's
+field order (`include_io=False` leaves out `IO_COLUMNS`, as the API's `exclude` does):
+
+- UUIDs in their dashed form; SQLite stores them as 32 hex digits (`sa.Uuid`).
+- Timestamps as pydantic writes an aware UTC datetime: `2026-01-02T03:04:05.123456Z`, and
+  without the fraction when it is zero (`2026-01-02T03:04:05Z`). SQLite stores them as
+  naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff` (`UTCDateTime`); PostgreSQL's are formatted
+  with `to_char` in UTC.
+- Strings escaped by the database's own JSON quoting (`json_quote`, `to_json`), which
+  escapes what pydantic does (quote, backslash, control characters, `\\u00XX` in
+  lower-case hex) and nothing else.
+- JSON columns spliced in as stored, without being parsed: SQLite keeps the text pydantic
+  wrote; PostgreSQL renders its jsonb (the same values, in its own key order and spacing).
+- Booleans as true/false, NULL as null.
+
+One SQLite quirk: a JSON column's declared type gives it NUMERIC affinity, so a bare
+number (an `outputs` of 7 or 1.5) is stored as an INTEGER or REAL value, not as text. An
+INTEGER prints as JSON does; a REAL goes through `stepline_json_real` (registered on every
+connection, `database_sqlite`), which writes it as pydantic does, since SQL's own text of
+a REAL keeps only 15 digits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Literal
+from uuid import UUID
+
+import pydantic_core
+import sqlalchemy as sa
+
+from stepline.records import RunStatus
+from stepline.store.paging import (
+    Ordering,
+    Page,
+    check_page_request,
+    page_of_rows,
+    reads_greater,
+)
+from stepline.store.tables import steps
+from stepline.store.types import UTCDateTime
+
+Kind = Literal["uuid", "datetime", "json", "int", "bool", "str"]
+
+IO_COLUMNS = frozenset({"inputs", "outputs", "handle_inputs", "handle_outputs"})
+"""What `include_io=False` leaves out of a step (its potentially large payloads)."""
+
+STEPS_ORDER = Ordering("steps", (steps.c.seq, steps.c.step_id), ("int", "str"))
+"""The steps' listing order (seq, step_id), and the tag of their cursors."""
+
+STEP_FILTERS = ("status", "node_id", "node_type", "loop_id", "iteration")
+"""The columns a step listing filters on (equality, ANDed)."""
+
+JSON_REAL_FUNCTION = "stepline_json_real"
+
+DOC = "doc"
+
+
+def json_real(value: Any) -> Any:
+    """`stepline_json_real(x)`: a REAL as pydantic writes a float (other values as given)."""
+    if isinstance(value, float):
+        return pydantic_core.to_json(value).decode()
+    return value
+
+
+def register_functions(dbapi_connection: sqlite3.Connection) -> None:
+    """Give a SQLite connection the functions the documents' SQL calls."""
+    dbapi_connection.create_function(JSON_REAL_FUNCTION, 1, json_real, deterministic=True)
+
+
+def column_kind(column: sa.Column[Any]) -> Kind:
+    """How a steps column is written in JSON."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return "datetime"
+    if isinstance(kind, sa.JSON):
+        return "json"
+    if isinstance(kind, sa.Uuid):
+        return "uuid"
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.Integer):
+        return "int"
+    if isinstance(kind, sa.String):
+        return "str"
+    raise TypeError(f"no JSON form for column {column.name} of type {kind!r}")
+
+
+def _sqlite_value(ref: str, kind: Kind, nullable: bool) -> tuple[str, list[str]]:
+    """A printf() fragment and its arguments writing the column's JSON value."""
+    if kind == "str":
+        return "%s", [f"json_quote({ref})"]  # json_quote(NULL) is 'null'
+    if kind == "bool":
+        return "%s", [f"CASE {ref} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE 'null' END"]
+    if kind == "json":
+        value = f"CASE typeof({ref}) WHEN 'real' THEN {JSON_REAL_FUNCTION}({ref}) ELSE {ref} END"
+        return "%s", [f"coalesce({value}, 'null')" if nullable else value]
+    if kind == "int":
+        return "%s", [f"coalesce({ref}, 'null')" if nullable else ref]
+    if kind == "uuid":
+        pieces = [(1, 8), (9, 4), (13, 4), (17, 4), (21, 12)]
+        if not nullable:
+            return '"%s-%s-%s-%s-%s"', [f"substr({ref}, {a}, {n})" for a, n in pieces]
+        dashed = " || '-' || ".join(f"substr({ref}, {a}, {n})" for a, n in pieces)
+        return "%s", [f"CASE WHEN {ref} IS NULL THEN 'null' ELSE '\"' || {dashed} || '\"' END"]
+    # datetime: the stored text has a fixed width, so '.000000' can only be its fraction.
+    text = f"replace(replace({ref}, ' ', 'T'), '.000000', '')"
+    if not nullable:
+        return '"%sZ"', [text]
+    return "%s", [f"CASE WHEN {ref} IS NULL THEN 'null' ELSE '\"' || {text} || 'Z\"' END"]
+
+
+def _postgres_value(ref: str, kind: Kind, nullable: bool) -> str:
+    if kind == "bool":
+        return f"CASE WHEN {ref} THEN 'true' WHEN NOT {ref} THEN 'false' ELSE 'null' END"
+    if kind == "str":
+        value = f"to_json({ref})::text"
+    elif kind == "uuid":
+        value = f"'\"' || {ref}::text || '\"'"
+    elif kind == "datetime":
+        value = (
+            f"'\"' || replace(to_char({ref} AT TIME ZONE 'UTC', "
+            f"'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || 'Z\"'"
+        )
+    else:  # int, json
+        value = f"{ref}::text"
+    return f"coalesce({value}, 'null')" if nullable else value
+
+
+def _columns(include_io: bool) -> list[sa.Column[Any]]:
+    return [c for c in steps.c if include_io or c.name not in IO_COLUMNS]
+
+
+@lru_cache
+def document_sql(dialect: str, *, include_io: bool) -> str:
+    """The SQL expression of a step's JSON document (a row of `steps`)."""
+    columns = _columns(include_io)
+    if dialect == "sqlite":
+        # One printf() instead of ~80 `||`: each `||` copies the whole string so far.
+        template: list[str] = []
+        args: list[str] = []
+        for i, column in enumerate(columns):
+            ref = f'"steps"."{column.name}"'
+            fragment, values = _sqlite_value(ref, column_kind(column), bool(column.nullable))
+            template.append(("{" if i == 0 else ",") + f'"{column.name}":' + fragment)
+            args += values
+        return f"printf('{''.join(template)}}}', {', '.join(args)})"
+    parts: list[str] = []
+    for i, column in enumerate(columns):
+        ref = f'"steps"."{column.name}"'
+        key = ("{" if i == 0 else ",") + f'"{column.name}":'
+        parts += [f"'{key}'", _postgres_value(ref, column_kind(column), bool(column.nullable))]
+    parts.append("'}'")
+    return " || ".join(parts)
+
+
+@lru_cache
+def documents_select(dialect: str, *, include_io: bool) -> sa.Select[Any]:
+    """SELECT doc, seq, step_id FROM steps (add WHERE, ORDER BY, LIMIT)."""
+    doc = sa.literal_column(document_sql(dialect, include_io=include_io), sa.Text)
+    return sa.select(doc.label(DOC), steps.c.seq, steps.c.step_id).select_from(steps)
+
+
+def step_key(row: Any) -> tuple[Any, ...]:
+    """The sort key of a `documents_select` row."""
+    return row["seq"], row["step_id"]
+
+
+def document_of(row: Any) -> str:
+    return str(row[DOC])
+
+
+# --- SQLite, on the driver's connection -----------------------------------------------------
+#
+# sqlite3 releases the GIL for each step of a statement and takes it back for each row it
+# returns; with the event loop and another reader wanting the GIL too, every one of those
+# hand-offs can wait (up to the 5 ms switch interval), so a page read row by row costs
+# several times its SQL. Each read here is therefore one statement returning one row: the
+# run's head (a JSON array) and the documents joined by group_concat with RS (\x1e, which
+# valid JSON text never holds raw), with their sort keys (a JSON array, in the same order)
+# to cut cursors from. One statement is also one snapshot, without BEGIN.
+
+_RS = "\x1e"
+
+HeadRow = tuple[UUID, UUID | None, int, RunStatus]
+"""A run's workflow_id, workspace_id, workflow_version and status."""
+
+_SQLITE_RUN_HEAD = (
+    "SELECT json_array(workflow_id, workspace_id, workflow_version, status) FROM runs "
+    "WHERE id = ? AND organization_id = ?"
+)
+
+
+def _head_of(text: str | None) -> HeadRow | None:
+    if text is None:
+        return None
+    workflow_id, workspace_id, version, status = json.loads(text)
+    return (
+        UUID(workflow_id),
+        None if workspace_id is None else UUID(workspace_id),
+        int(version),
+        RunStatus(status),
+    )
+
+
+def sqlite_run_head(
+    conn: sqlite3.Connection, organization_id: UUID, run_id: UUID
+) -> HeadRow | None:
+    """The run's head, if the organization has that run."""
+    row = conn.execute(_SQLITE_RUN_HEAD, (run_id.hex, organization_id.hex)).fetchone()
+    return None if row is None else _head_of(row[0])
+
+
+@lru_cache(maxsize=256)
+def _sqlite_steps_sql(
+    include_io: bool, filters: tuple[str, ...], bound: str, descending: bool
+) -> str:
+    """One row: the run's head, the documents (RS-joined), their keys. Parameters: run id,
+    organization id (for the head), run id, organization id, the filters' values, the
+    bound's seq and step_id (with a bound), the limit."""
+    where = ["run_id = ?", "organization_id = ?", *(f'"{name}" = ?' for name in filters)]
+    if bound:
+        where.append(f"(seq, step_id) {bound} (?, ?)")
+    order = " DESC" if descending else ""
+    page = (
+        f"SELECT {document_sql('sqlite', include_io=include_io)} AS doc, seq, step_id "
+        f"FROM steps WHERE {' AND '.join(where)} "
+        f"ORDER BY seq{order}, step_id{order} LIMIT ?"
+    )
+    return (
+        f"SELECT ({_SQLITE_RUN_HEAD}), group_concat(doc, char(30)), "
+        f"json_group_array(json_array(seq, step_id)) FROM ({page})"
+    )
+
+
+def _sqlite_read(
+    conn: sqlite3.Connection,
+    run_id: UUID,
+    organization_id: UUID,
+    filters: dict[str, Any],
+    *,
+    include_io: bool,
+    bound: tuple[str, Sequence[Any]] | None,
+    descending: bool,
+    limit: int,
+) -> tuple[HeadRow | None, list[tuple[tuple[Any, ...], str]]]:
+    """The run's head and up to `limit` (key, document) pairs in the listing's order."""
+    ids = [run_id.hex, organization_id.hex]
+    params: list[Any] = [*ids, *ids, *filters.values()]
+    if bound is not None:
+        params += bound[1]
+    sql = _sqlite_steps_sql(include_io, tuple(filters), bound[0] if bound else "", descending)
+    head, text, keys_json = conn.execute(sql, [*params, limit]).fetchone()
+    keys = [(seq, step_id) for seq, step_id in json.loads(keys_json)]
+    if not keys:
+        return _head_of(head), []
+    rows = list(zip(keys, text.split(_RS), strict=True))
+    # group_concat follows the subquery's order (how SQLite runs it); should it ever not,
+    # the keys came along in the same order, so sort by them.
+    if keys != sorted(keys, reverse=descending):
+        rows.sort(key=lambda row: row[0], reverse=descending)
+    return _head_of(head), rows
+
+
+def sqlite_page(
+    conn: sqlite3.Connection,
+    run_id: UUID,
+    organization_id: UUID,
+    filters: dict[str, Any],
+    *,
+    include_io: bool,
+    limit: int,
+    after: str | None,
+    before: str | None,
+) -> tuple[HeadRow | None, Page[str]]:
+    """The run's head and a page of its step documents (`read_page`'s rules)."""
+    check_page_request(limit, after, before)
+    backwards = before is not None
+    cursor = before if backwards else after
+    bound = None
+    if cursor is not None:
+        bound = (">" if reads_greater(STEPS_ORDER, backwards) else "<", STEPS_ORDER.decode(cursor))
+    head, rows = _sqlite_read(
+        conn,
+        run_id,
+        organization_id,
+        filters,
+        include_io=include_io,
+        bound=bound,
+        descending=backwards,
+        limit=limit + 1,
+    )
+    page = page_of_rows(
+        rows,
+        STEPS_ORDER,
+        limit=limit,
+        cursor=cursor,
+        backwards=backwards,
+        key_of=_key,
+        item_of=_doc,
+    )
+    return head, page
+
+
+def sqlite_chunk(
+    conn: sqlite3.Connection,
+    run_id: UUID,
+    organization_id: UUID,
+    filters: dict[str, Any],
+    *,
+    last: tuple[Any, ...] | None,
+    chunk: int,
+) -> tuple[list[str], tuple[Any, ...] | None]:
+    """Up to `chunk` step documents (with I/O) after the sort key `last`, and the key of
+    the last one when more may follow."""
+    _, rows = _sqlite_read(
+        conn,
+        run_id,
+        organization_id,
+        filters,
+        include_io=True,
+        bound=None if last is None else (">", last),
+        descending=False,
+        limit=chunk,
+    )
+    more = rows[-1][0] if len(rows) == chunk else None
+    return [doc for _, doc in rows], more
+
+
+def _key(row: tuple[tuple[Any, ...], str]) -> tuple[Any, ...]:
+    return row[0]
+
+
+def _doc(row: tuple[tuple[Any, ...], str]) -> str:
+    return row[1]
