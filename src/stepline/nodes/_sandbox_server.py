@@ -32,6 +32,7 @@ is kept, and the child never holds the protocol pipes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -44,8 +45,11 @@ from typing import Any, NoReturn
 FRAME = struct.Struct(">I")
 """The length prefix of every frame, both ways."""
 
-SPARES = 2
-"""How many children wait, set up, for the next jobs; one is often not ready in time."""
+SPARES = 4
+"""How many children wait, set up, for the next jobs (see `_Server._refill`)."""
+
+REFILL_AT = 1
+"""Spares are forked again, `SPARES` at once, when no more than this many are left."""
 
 STREAM_CAP = 64 * 1024
 """How many bytes of a job's stdout, and of its stderr, are sent back; the rest is counted."""
@@ -87,13 +91,34 @@ once the first job with an `async def` arrives (see `_Server.wants_asyncio`).
 """
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_SECUREBITS = 28
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_SECBIT_NOROOT_AND_LOCK = 0x3
+"""SECBIT_NOROOT | SECBIT_NOROOT_LOCKED: a root process gains no capabilities by exec."""
+_CAP_VERSION_3 = 0x20080522
+_CAP_LAST = 63
+"""Past the last capability any kernel knows: dropping unknown ones fails harmlessly."""
+_JOB_DIR_PREFIX = "job-"
+_WARM_UP_CODE = (
+    "def main(inputs):\n    return {'warm': [inputs['n'] + 1, str(inputs['s']), 2.5, None, True]}\n"
+)
+"""What a spare runs before it waits: a job's first steps then find their memory copied."""
 _CHILD_FAILED = 70
+_FORK_RETRY_S = 0.05
+"""How long the server waits before it forks a spare again after one failed."""
+_REMOVE_PASSES = 8
+"""How many levels of directories a job made unreadable a job's directory is cleared of."""
 _MIB = 1024 * 1024
 _MEMORY_ERROR_RESULT = (
     b'{"ok": false, "error_type": "MemoryError", "error_message": "", "traceback": null}'
 )
 """Written as is when even reporting a MemoryError runs out of memory."""
+
+_KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE")
+"""What a job's environment keeps of the server's (which the pool has already scrubbed)."""
 
 _reserve: bytearray | None = None
 """Memory a child frees on MemoryError so that it can still format and send the error."""
@@ -109,6 +134,8 @@ class _Child:
     child answers b"d" when its result is."""
     fds: tuple[int, int, int, int]
     """Its request, result, stdout and stderr files."""
+    job_dir: str
+    """Its own working directory (and HOME and TMPDIR), removed once it is reaped."""
     job_id: int | None = None
     deadline: float = float("inf")
     timed_out: bool = False
@@ -119,13 +146,14 @@ class _Child:
 class _Server:
     """The fork server's loop: reads requests, hands them to children, reports the results.
 
-    `SPARES` children are forked ahead of need, so that a job does not wait for a fork and
-    for the child's setup (together a millisecond or two, more when the scheduler makes a
-    new process wait its turn); a child announces its result over its socket, so the report
+    Up to `SPARES` children are forked ahead of need, so that a job waits neither for a fork
+    nor for the child's setup (together a millisecond or two, more when the scheduler makes
+    a new process wait its turn); a child announces its result over its socket, so the report
     does not wait for its exit either.
     """
 
     def __init__(self, proto_in: int, proto_out: int, wake_fd: int) -> None:
+        import select
         import selectors
 
         self.pid = os.getpid()
@@ -142,14 +170,25 @@ class _Server:
         """Children set up and waiting for a job, oldest (most surely ready) first."""
         self.wants_asyncio = False
         """An async job has come: later ones should not each pay for importing asyncio."""
+        self.fork_after = 0.0
+        """When spares may be forked again, after a fork failed or a spare died."""
         self.selector = selectors.DefaultSelector()
         self.selector.register(proto_in, selectors.EVENT_READ)
         self.selector.register(wake_fd, selectors.EVENT_READ)
+        self.requests = select.poll()
+        """Polls the requests alone: whether one waits, between two forks."""
+        self.requests.register(proto_in, select.POLLIN)
+        self.job_root = os.getcwd()
+        """Where each child gets its own working directory, removed once it is reaped."""
+        self.job_dirs = itertools.count(1)
+        for name in os.listdir(self.job_root):  # what a killed server left
+            _remove_tree(os.path.join(self.job_root, name))
         self.drop_to = _unprivileged_ids()
         self.libc = _load_libc()
         if self.libc is not None:
             # Processes a job leaves behind become ours when it exits, so we reap them.
             self.libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+            _harden(self.libc, keep_capabilities=self.drop_to is not None)
 
     def serve(self) -> None:
         self.send({"event": "ready", "pid": self.pid})
@@ -167,8 +206,35 @@ class _Server:
             if self.wants_asyncio:
                 self._preload_asyncio()
             # Forked here, where no request is in memory: a spare inherits no job's data.
-            while len(self.spares) < SPARES and (child := self._fork_child()) is not None:
-                self.spares.append(child)
+            self._refill()
+
+    def _spares_wanted(self) -> int:
+        """How many spares to fork now (once `fork_after` has passed).
+
+        A fork stops this loop for a few hundred microseconds and a new child's setup takes
+        a core for as long again: done while a job runs, both would delay its answer (and a
+        woken child often waits for the forking server's core). So while a job runs only an
+        empty pool of spares gets one more. While none runs, spares are forked several at a
+        time: every fork makes this process's own memory copy-on-write again, and the pages
+        it then writes to cost it a page fault each (some 250 per turn of the loop), so
+        forking in batches pays that once per batch rather than once per job.
+        """
+        if self.pids:
+            return 0 if self.spares else 1
+        return SPARES - len(self.spares) if len(self.spares) <= REFILL_AT else 0
+
+    def _refill(self) -> None:
+        """Forks the spares wanted, back to back, unless something comes to handle first."""
+        for _ in range(self._spares_wanted()):
+            if time.monotonic() < self.fork_after:
+                return
+            child = self._fork_child()
+            if child is None:
+                self.fork_after = time.monotonic() + _FORK_RETRY_S
+                return
+            self.spares.append(child)
+            if self.requests.poll(0):
+                return  # a request came: the rest of the batch can wait
 
     def _preload_asyncio(self) -> None:
         import gc
@@ -190,6 +256,8 @@ class _Server:
             for child in self.children.values()
             if child.job_id is not None and not (child.reported or child.timed_out)
         ]
+        if self._spares_wanted():
+            deadlines.append(self.fork_after)
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _read_requests(self) -> bool:
@@ -259,45 +327,56 @@ class _Server:
         import socket
 
         fds: list[int] = []
+        name = f"{_JOB_DIR_PREFIX}{self.pid}-{next(self.job_dirs)}"
+        job_dir = os.path.join(self.job_root, name)
         try:
             for name in ("request", "result", "stdout", "stderr"):
                 fds.append(_anonymous_file(name))
             ours, theirs = socket.socketpair()
             fds.append(theirs.detach())
             sock = ours.detach()
+            # Made here, where it costs a tenth of what it would in the child.
+            os.mkdir(job_dir, 0o700)
+            if self.drop_to is not None:
+                os.chown(job_dir, *self.drop_to)
         except OSError as exc:
             for fd in fds:
                 os.close(fd)
+            _remove_tree(job_dir)
             sys.stderr.write(f"sandbox server: cannot prepare a child: {exc}\n")
             return None
+        # Nothing buffered may be inherited (a child's fds 1 and 2 are its own files).
+        sys.stdout.flush()
+        sys.stderr.flush()
         try:
             pid = os.fork()
         except OSError as exc:
             for fd in (*fds, sock):
                 os.close(fd)
+            _remove_tree(job_dir)
             sys.stderr.write(f"sandbox server: cannot fork: {exc}\n")
             return None
         if pid == 0:
-            self._become_child(fds[4], (fds[0], fds[1], fds[2], fds[3]))
+            self._become_child(fds[4], (fds[0], fds[1], fds[2], fds[3]), job_dir)
         os.close(fds[4])
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # the child did it first, or is already gone
-        child = _Child(pid=pid, sock=sock, fds=(fds[0], fds[1], fds[2], fds[3]))
+        child = _Child(pid=pid, sock=sock, fds=(fds[0], fds[1], fds[2], fds[3]), job_dir=job_dir)
         self.children[pid] = child
         import selectors
 
         self.selector.register(sock, selectors.EVENT_READ, child)
         return child
 
-    def _become_child(self, sock: int, fds: tuple[int, int, int, int]) -> NoReturn:
+    def _become_child(self, sock: int, fds: tuple[int, int, int, int], job_dir: str) -> NoReturn:
         status = _CHILD_FAILED
         try:
             self.buffer.clear()
             self.children.clear()
             self.pids.clear()
-            status = _child(self, sock, fds)
+            status = _child(self, sock, fds, job_dir)
         except BaseException:
             import traceback
 
@@ -329,11 +408,29 @@ class _Server:
             if child is None:
                 continue
             if child in self.spares:
+                # It died before it had a job: its setup failed, or it was killed.
                 self.spares.remove(child)
+                self.fork_after = time.monotonic() + _FORK_RETRY_S
             if child.job_id is not None:
                 self._report(child, os.waitstatus_to_exitcode(status))
             self._forget_socket(child)
             _close_all(child.fds)
+            # Dead now, it writes no more: nothing it wrote there reaches the next job.
+            _remove_tree(child.job_dir)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Removes what jobs wrote beside their own directories (`../x`): it would outlive them."""
+        try:
+            names = os.listdir(self.job_root)
+        except OSError:
+            return
+        if len(names) <= len(self.children):
+            return  # most likely only the children's own directories, as it should be
+        live = {os.path.basename(child.job_dir) for child in self.children.values()}
+        for name in names:
+            if name not in live:
+                _remove_tree(os.path.join(self.job_root, name))
 
     def _report(self, child: _Child, returncode: int) -> None:
         if child.reported:
@@ -358,6 +455,10 @@ class _Server:
             "dropped": [out_dropped, err_dropped],
         }
         self.send(header, result, out, err)
+        # Before the next request is read: the next job finds nothing this one wrote. (The
+        # job's processes were just killed; what one may yet have written, `_reap` removes.)
+        _remove_tree(child.job_dir)
+        self._sweep()
 
     def _forget_socket(self, child: _Child) -> None:
         if child.sock >= 0:
@@ -376,45 +477,46 @@ class _Server:
     def _shutdown(self) -> None:
         for pid in self.children:
             _kill_group(pid)
-        for pid in list(self.children):
+        for pid, child in list(self.children.items()):
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+            _remove_tree(child.job_dir)
 
 
-def _child(server: _Server, sock: int, fds: tuple[int, int, int, int]) -> int:
+def _child(server: _Server, sock: int, fds: tuple[int, int, int, int], job_dir: str) -> int:
     """Prepares a fresh child, waits for its one job, runs it; returns the exit status."""
     import resource
 
+    # Set up with as few Python calls as will do: the first write to each page of memory
+    # shared with the server copies that page, and a child's setup is mostly such copies.
+    # (What all children need alike, the server did once: see `main` and `_harden`; and
+    # `random` reseeds itself in every forked child.)
     request_fd, result_fd, out_fd, err_fd = fds
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # Past the file-size limit a write then fails with an error the user can see, not a kill.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     os.setpgid(0, 0)
-    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 1)  # sys.stdout and sys.stderr, made by the server, write to fds 1 and 2
     os.dup2(err_fd, 2)
     # The protocol pipes and other children's files must not be reachable from user code.
     _close_all_but((0, 1, 2, sock, request_fd, result_fd))
+    libc = server.libc
     if server.drop_to is not None:
         uid, gid = server.drop_to
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
-    # After the credentials change, which clears it: the child dies with the server.
-    if server.libc is not None:
-        server.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if libc is not None:
+            # Changing user made the process dumpable again (as `fs.suid_dumpable` says).
+            libc.prctl(_PR_SET_DUMPABLE, 0)
+    _enter_job_dir(job_dir)
+    if libc is not None:
+        # After the credentials change, which clears it: the child dies with the server.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != server.pid:
         return _CHILD_FAILED
-
-    import io
-    import random
-
-    # Every child would otherwise replay the server's random sequence.
-    random.seed()
-    sys.stdout = _text_stream(io, 1)
-    sys.stderr = _text_stream(io, 2)
+    _warm_up()
 
     # Ready; the rest waits for a job.
     if os.read(sock, 1) != b"g":
@@ -444,6 +546,31 @@ def _child(server: _Server, sock: int, fds: tuple[int, int, int, int]) -> int:
         view = view[os.write(result_fd, view) :]
     os.write(sock, b"d")
     return 0
+
+
+def _enter_job_dir(path: str) -> None:
+    """Makes the job's own directory (made by the server) its working directory, HOME and
+    TMPDIR. The directory goes once the child is reaped (see `_Server._reap`)."""
+    os.chdir(path)
+    environ = os.environ
+    environ["HOME"] = path
+    environ["TMPDIR"] = path
+    if "tempfile" in sys.modules:
+        sys.modules["tempfile"].tempdir = None  # type: ignore[attr-defined]  # read TMPDIR anew
+
+
+def _warm_up() -> None:
+    """Runs a tiny job's steps (read a request, compile, call, encode) and throws it away.
+
+    A forked child shares its memory with the server until it writes to it; the first write
+    to each page copies that page. A job's first steps write to a few hundred pages (object
+    allocation, reference counts, the compiler's state), which costs about 0.3 ms: here,
+    while the child waits, rather than while the job does.
+    """
+    request = json.loads('{"inputs": {"n": 1, "s": "text"}, "filename": "<warm-up>"}')
+    namespace: dict[str, Any] = {"__name__": "__stepline_warm_up__"}
+    exec(compile(_WARM_UP_CODE, request["filename"], "exec", dont_inherit=True), namespace)
+    _encode({"ok": True, "value": namespace["main"](request["inputs"])})
 
 
 def _text_stream(io: Any, fd: int) -> Any:
@@ -607,11 +734,12 @@ def _unprivileged_ids() -> tuple[int, int] | None:
 
 
 def _can_run_as(ids: tuple[int, int]) -> bool:
-    """Whether a process with these ids can read the interpreter's libraries and the cwd."""
+    """Whether a process with these ids can read the interpreter's libraries and reach the
+    directories in the cwd."""
     import sysconfig
 
     names = ("stdlib", "platstdlib", "purelib", "platlib")
-    paths = [os.getcwd(), *(sysconfig.get_path(name) for name in names)]
+    paths = [sysconfig.get_path(name) for name in names]
     paths = [path for path in paths if os.path.exists(path)]
     pid = os.fork()
     if pid == 0:
@@ -621,6 +749,8 @@ def _can_run_as(ids: tuple[int, int]) -> bool:
             os.setgid(ids[1])
             os.setuid(ids[0])
             unreadable = [path for path in paths if not os.access(path, os.R_OK | os.X_OK)]
+            if not os.access(os.getcwd(), os.X_OK):  # where its own directory is
+                unreadable.append(os.getcwd())
             if unreadable:
                 sys.stderr.write(
                     f"sandbox server: user {ids[0]} cannot read {unreadable[0]}, "
@@ -633,6 +763,99 @@ def _can_run_as(ids: tuple[int, int]) -> bool:
             os._exit(status)
     _, status = os.waitpid(pid, 0)
     return status == 0
+
+
+def _harden(libc: Any, *, keep_capabilities: bool) -> None:
+    """Hides this process from its children and keeps them from gaining privileges.
+
+    Not dumpable: processes without CAP_SYS_PTRACE, even of the same user, can read neither
+    its /proc/<pid>/environ nor its memory (children inherit this). No new privileges: no
+    child gains any by executing a set-user-ID program. As root, also: root gains no
+    capabilities by exec, none can come back through the bounding set, and unless this
+    process needs them to make its children `nobody` (`keep_capabilities`) it drops them
+    all: children that stay root are then root without capabilities, which cannot read the
+    /proc entries of processes that are not dumpable (this one, the pool's), nor override
+    file permissions. Each step fails soft (an older kernel, a container without
+    CAP_SETPCAP): the rest still holds.
+    """
+    libc.prctl(_PR_SET_DUMPABLE, 0)
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if os.geteuid() == 0:
+        libc.prctl(_PR_SET_SECUREBITS, _SECBIT_NOROOT_AND_LOCK)
+        for capability in range(_CAP_LAST + 1):
+            libc.prctl(_PR_CAPBSET_DROP, capability)
+        if not keep_capabilities:
+            _drop_capabilities(libc)
+
+
+def _drop_capabilities(libc: Any) -> None:
+    """Clears the effective, permitted and inheritable capabilities of this process.
+
+    Fails soft, as the rest of `_harden` does: where capset is refused the child stays as
+    privileged as it was.
+    """
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+    class Data(ctypes.Structure):
+        _fields_ = (
+            ("effective", ctypes.c_uint32),
+            ("permitted", ctypes.c_uint32),
+            ("inheritable", ctypes.c_uint32),
+        )
+
+    header = Header(_CAP_VERSION_3, 0)
+    data = (Data * 2)()
+    libc.capset(ctypes.byref(header), data)
+
+
+def _remove_tree(path: str) -> None:
+    """Removes a job's directory and whatever the job left in it (or a file); never raises."""
+    try:
+        os.rmdir(path)
+        return
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # a file or a link (never followed)
+        return
+    except OSError:
+        pass
+    import shutil
+
+    try:
+        # Each pass gives back the rights the job took away on one more level of directories.
+        for _ in range(_REMOVE_PASSES):
+            shutil.rmtree(path, onerror=_give_back_rights)
+            if not os.path.lexists(path):
+                return
+    except Exception as exc:  # e.g. directories nested past the recursion limit
+        sys.stderr.write(f"sandbox server: cannot remove {path}: {exc!r}\n")
+        return
+    sys.stderr.write(f"sandbox server: cannot remove all of {path}\n")
+
+
+def _give_back_rights(function: Any, path: str, _exc_info: Any) -> None:
+    """`shutil.rmtree`'s error handler: the job made a directory unreadable or unwritable.
+
+    Gives its owner the rights back through an O_PATH descriptor opened without following a
+    link, so that a job cannot turn this onto a file elsewhere. Then the next pass of
+    `_remove_tree` goes further.
+    """
+    if function in (os.unlink, os.rmdir, os.remove):
+        path = os.path.dirname(path)  # removing an entry needs rights on its directory
+    flags = getattr(os, "O_PATH", 0) | os.O_DIRECTORY | os.O_NOFOLLOW
+    if not flags & getattr(os, "O_PATH", 0):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, flags)
+        try:
+            os.chmod(f"/proc/self/fd/{fd}", 0o700)
+        finally:
+            os.close(fd)
 
 
 def _load_libc() -> Any:
@@ -650,6 +873,7 @@ def _load_libc() -> Any:
 def main() -> None:
     import gc
     import importlib
+    import io
 
     # The protocol gets private descriptors; stray writes to fd 1 go to stderr instead.
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -664,8 +888,19 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     # A handler (not SIG_DFL) so that SIGCHLD is delivered and wakes the loop.
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+    # For the children, set once here: past their file-size limit a write then fails with
+    # an error the user can see, not a kill.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # The streams every child's code prints to (fds 1 and 2 are then the child's files).
+    sys.stdout = _text_stream(io, 1)
+    sys.stderr = _text_stream(io, 2)
+    # The pool already scrubbed the environment; what is left of it the jobs inherit.
+    for name in set(os.environ) - set(_KEPT_ENV):
+        del os.environ[name]
     for name in PRELOAD:
         importlib.import_module(name)
+    # What every child needs for its limits: imported once here, not once per child.
+    importlib.import_module("resource")
     server = _Server(proto_in, proto_out, wake_r)
     # Children then do not copy pages merely because the collector walks old objects.
     gc.freeze()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +22,11 @@ from stepline.settings import get_settings
 
 MIN_MEMORY_MB = 64
 """Below this, Python itself barely fits in the limit."""
+
+CHECK_CACHE_SIZE = 256
+"""How many distinct sources `check_code` remembers its verdict on."""
+CHECK_CACHE_MAX_CHARS = 64 * 1024
+"""Longer sources are checked every time, so the cache holds at most ~16 MB of source."""
 
 
 class CodeConfig(BaseModel):
@@ -51,7 +57,24 @@ class CodeConfig(BaseModel):
 
 
 def check_code(code: str) -> None:
-    """Raises ValueError, naming the line, unless `code` compiles and defines `main(inputs)`."""
+    """Raises ValueError, naming the line, unless `code` compiles and defines `main(inputs)`.
+
+    The verdict is remembered by source text (a bounded LRU): a step's config is validated
+    several times (at submission, at execution, when the step resolves it), and parsing and
+    compiling again each time would cost more than the rest of the validation.
+    """
+    problem = _cached_problem(code) if len(code) <= CHECK_CACHE_MAX_CHARS else _problem(code)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
+def _cached_problem(code: str) -> str | None:
+    return _problem(code)
+
+
+def _problem(code: str) -> str | None:
+    """What is wrong with `code` as a code step's source, or None if nothing is."""
     try:
         tree = ast.parse(code, "<code>")
         # Some errors (e.g. `return` outside a function) only the compiler finds.
@@ -60,16 +83,16 @@ def check_code(code: str) -> None:
         where = f"line {exc.lineno}" if exc.lineno else "an unknown line"
         if exc.offset:
             where += f", column {exc.offset}"
-        raise ValueError(f"code has a syntax error at {where}: {exc.msg}") from None
-    except ValueError as exc:  # e.g. null bytes in the source
-        raise ValueError(f"code cannot be compiled: {exc}") from None
+        return f"code has a syntax error at {where}: {exc.msg}"
+    except (ValueError, RecursionError) as exc:  # e.g. null bytes, too deep a nesting
+        return f"code cannot be compiled: {exc}"
     mains = [
         node
         for node in tree.body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "main"
     ]
     if not mains:
-        raise ValueError(
+        return (
             "code must define a top-level function `def main(inputs)` that returns the "
             "step's output; none was found"
         )
@@ -78,15 +101,16 @@ def check_code(code: str) -> None:
     positional = len(args.posonlyargs) + len(args.args)
     required = positional - len(args.defaults)
     if positional == 0 and args.vararg is None:
-        raise ValueError(
+        return (
             f"main at line {main.lineno} takes no argument; it is called with one, the "
             "inputs: def main(inputs)"
         )
     if required > 1 or any(default is None for default in args.kw_defaults):
-        raise ValueError(
+        return (
             f"main at line {main.lineno} requires more than one argument; it is called "
             "with one, the inputs: def main(inputs)"
         )
+    return None
 
 
 class CodeNode(NodeKind):
