@@ -1,0 +1,266 @@
+"""The fast read path (`page_step_documents`, `iter_step_documents`): the database writes
+each step's JSON itself; these tests hold it to the model path (`page_steps` /
+`iter_steps`, then `to_json`) on SQLite and PostgreSQL, over every kind of column value.
+
+On SQLite the documents are the same bytes; PostgreSQL renders its jsonb columns in its
+own key order and spacing, so there they are compared as parsed JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pydantic_core
+import pytest
+from store_helpers import Workflow, new_step
+
+from stepline.records import (
+    Attempt,
+    CostBreakdown,
+    ErrorCategory,
+    ErrorDetails,
+    ErrorStage,
+    IterationContext,
+    IterationFrame,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+    TokenUsage,
+)
+from stepline.store import Store
+from stepline.store.listings import IO_COLUMNS
+from stepline.store.paging import InvalidCursor, Page
+
+AWKWARD = 'quote " backslash \\ newline \n tab \t ctrl \x01\x1f\x1e del \x7f é 中 😀 \u2028'
+WHOLE_SECOND = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+ODD_MICROS = datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC)
+
+PAYLOADS: list[Any] = [
+    None,
+    0,
+    7,
+    -3,
+    1.5,
+    0.1 + 0.2,
+    1e100,
+    -2.5e-8,
+    12345678901234567890123,
+    True,
+    False,
+    "",
+    AWKWARD,
+    [],
+    {},
+    [1, "two", None, 3.25, {"four": [5]}],
+    {"z": 1, "a": {"nested": [True, None]}, "é": AWKWARD},
+]
+
+
+def _rich_step(run: RunRecord, seq: int, payload: Any) -> StepRecord:
+    """A step whose every column holds something (the payload in the JSON ones)."""
+    return new_step(
+        run,
+        seq,
+        f"node-{seq}/{AWKWARD}" if seq % 3 == 0 else None,
+        node_type="code",
+        node_label=AWKWARD,
+        user_id=uuid4(),
+        status=StepStatus.error,
+        status_reason=AWKWARD,
+        started_at=WHOLE_SECOND,
+        completed_at=ODD_MICROS + timedelta(seconds=seq),
+        duration_ms=2**40 + seq,
+        inputs=payload,
+        outputs=payload,
+        handle_inputs={"in": payload},
+        handle_outputs={"out": payload},
+        error=AWKWARD,
+        error_stage=ErrorStage.execution,
+        error_category=ErrorCategory.transient,
+        error_details=ErrorDetails(
+            type="ValueError", message=AWKWARD, traceback="line 1\nline 2", context={"k": payload}
+        ),
+        model="gpt-x",
+        tokens=TokenUsage(prompt=3, completion=4, total=7),
+        cost=CostBreakdown(total=0.25, input=0.1, output=None),
+        retry_count=2,
+        attempts=[
+            Attempt(number=1, started_at=WHOLE_SECOND, status=StepStatus.error, error="boom"),
+            Attempt(
+                number=2,
+                started_at=ODD_MICROS,
+                completed_at=ODD_MICROS,
+                status=StepStatus.error,
+                error_category=ErrorCategory.permanent,
+            ),
+        ],
+        loop_id="loop",
+        iteration=seq,
+        iteration_context=IterationContext(
+            frames=[IterationFrame(container_id="loop", container_type="for_each", iteration=seq)]
+        ),
+        requires_human_review=seq % 2 == 0,
+        human_reviewed_at=ODD_MICROS,
+        human_review_approved=seq % 2 == 1,
+        human_reviewer=AWKWARD,
+        trace_spans=[{"name": "span", "payload": payload}],
+        step_metadata={"meta": payload},
+    )
+
+
+def _model_docs(page_items: list[StepRecord], *, include_io: bool) -> list[str]:
+    exclude = None if include_io else set(IO_COLUMNS)
+    return [pydantic_core.to_json(step, exclude=exclude).decode() for step in page_items]
+
+
+def _same(store: Store, fast: list[str], model: list[str]) -> None:
+    assert [json.loads(doc) for doc in fast] == [json.loads(doc) for doc in model]
+    if store.dialect == "sqlite":
+        assert fast == model
+
+
+async def _both_pages(
+    store: Store, run: RunRecord, **options: Any
+) -> tuple[Page[str], Page[StepRecord]]:
+    fast = await store.page_step_documents(run.id, organization_id=run.organization_id, **options)
+    assert fast is not None
+    model = await store.page_steps(run.id, organization_id=run.organization_id, **options)
+    return fast, model
+
+
+@pytest.fixture
+async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
+    run = await store.create_run(workflow.run())
+    bare = [new_step(run, len(PAYLOADS) + i) for i in range(3)]  # every nullable column null
+    await store.insert_steps([_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)] + bare)
+    return run
+
+
+@pytest.mark.parametrize("include_io", [True, False], ids=["with-io", "without-io"])
+async def test_page_documents_are_the_models_json(
+    store: Store, rich_run: RunRecord, include_io: bool
+) -> None:
+    fast, model = await _both_pages(store, rich_run, include_io=include_io, limit=1000)
+    assert len(fast.items) == len(PAYLOADS) + 3
+    _same(store, fast.items, _model_docs(model.items, include_io=include_io))
+    if not include_io:
+        assert not IO_COLUMNS & set(json.loads(fast.items[0]))
+
+
+async def test_documents_keep_every_field_in_the_models_order(
+    store: Store, rich_run: RunRecord
+) -> None:
+    fast, _ = await _both_pages(store, rich_run, limit=1)
+    assert list(json.loads(fast.items[0])) == list(StepRecord.model_fields)
+
+
+async def test_pages_and_cursors_match_both_ways(store: Store, rich_run: RunRecord) -> None:
+    fast, model = await _both_pages(store, rich_run, limit=4, include_io=False)
+    pages = 1
+    while True:
+        _same(store, fast.items, _model_docs(model.items, include_io=False))
+        assert (fast.next_cursor, fast.prev_cursor) == (model.next_cursor, model.prev_cursor)
+        if fast.next_cursor is None:
+            break
+        fast, model = await _both_pages(
+            store, rich_run, limit=4, include_io=False, after=fast.next_cursor
+        )
+        pages += 1
+    assert pages == 5  # 20 steps, 4 a page
+    while fast.prev_cursor is not None:
+        fast, model = await _both_pages(store, rich_run, limit=4, before=fast.prev_cursor)
+        _same(store, fast.items, _model_docs(model.items, include_io=True))
+        assert (fast.next_cursor, fast.prev_cursor) == (model.next_cursor, model.prev_cursor)
+        pages -= 1
+    assert pages == 1
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"status": StepStatus.error},
+        {"status": StepStatus.pending},
+        {"node_id": "node17"},
+        {"node_type": "code", "iteration": 4},
+        {"loop_id": "loop", "iteration": 999},
+    ],
+    ids=["status", "status-pending", "node", "type-and-iteration", "nothing"],
+)
+async def test_filtered_pages_match(
+    store: Store, rich_run: RunRecord, filters: dict[str, Any]
+) -> None:
+    fast, model = await _both_pages(store, rich_run, limit=7, **filters)
+    _same(store, fast.items, _model_docs(model.items, include_io=True))
+    assert (fast.next_cursor, fast.prev_cursor) == (model.next_cursor, model.prev_cursor)
+
+
+async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> None:
+    org = rich_run.organization_id
+    fast = [
+        doc
+        async for chunk in store.iter_step_documents(rich_run.id, organization_id=org, chunk=3)
+        for doc in chunk
+    ]
+    model = [
+        step async for chunk in store.iter_steps(rich_run.id, organization_id=org) for step in chunk
+    ]
+    assert len(fast) == len(PAYLOADS) + 3
+    _same(store, fast, _model_docs(model, include_io=True))
+    one_node = [
+        doc
+        async for chunk in store.iter_step_documents(
+            rich_run.id, organization_id=org, node_id="node4", chunk=1
+        )
+        for doc in chunk
+    ]
+    assert [json.loads(doc)["step_id"] for doc in one_node] == ["node4"]
+
+
+async def test_a_run_not_seen_is_none(
+    store: Store, workflow: Workflow, rich_run: RunRecord
+) -> None:
+    org = rich_run.organization_id
+    workspace = uuid4()
+    in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
+
+    async def page(run: RunRecord, **options: Any) -> Page[str] | None:
+        options.setdefault("organization_id", org)
+        return await store.page_step_documents(run.id, **options)
+
+    assert await page(rich_run, workflow_id=workflow.workflow_id) is not None
+    assert await page(rich_run, workflow_id=uuid4()) is None
+    assert await page(rich_run, organization_id=uuid4()) is None
+    assert await page(RunRecord.model_validate({**rich_run.model_dump(), "id": uuid4()})) is None
+    # A key of a workspace sees only that workspace's runs.
+    assert await page(rich_run, workspace_id=workspace) is None
+    seen = await page(in_workspace, workspace_id=workspace)
+    assert seen is not None and seen.items == []
+
+    head = await store.run_head(org, in_workspace.id)
+    assert head is not None
+    assert (head.workflow_id, head.workspace_id, head.status) == (
+        workflow.workflow_id,
+        workspace,
+        in_workspace.status,
+    )
+    assert head.workflow_version == in_workspace.workflow_version
+    assert await store.run_head(uuid4(), in_workspace.id) is None
+
+
+async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: RunRecord) -> None:
+    org = rich_run.organization_id
+    with pytest.raises(InvalidCursor):
+        await store.page_step_documents(rich_run.id, organization_id=org, after="bm9wZQ")
+    runs_cursor = (
+        await store.page_runs(org, workflow_id=rich_run.workflow_id, limit=1)
+    ).next_cursor
+    if runs_cursor is not None:
+        with pytest.raises(InvalidCursor):
+            await store.page_step_documents(rich_run.id, organization_id=org, after=runs_cursor)
+    with pytest.raises(ValueError):
+        await store.page_step_documents(rich_run.id, organization_id=org, limit=0)
+    with pytest.raises(ValueError):
+        await store.page_step_documents(rich_run.id, organization_id=org, after="a", before="b")
