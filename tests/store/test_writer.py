@@ -78,6 +78,41 @@ async def test_a_failed_batch_is_rolled_back_before_its_writes_are_retried(
     assert await store.database.read(names) == ["first", "last"]
 
 
+async def test_a_failing_write_alone_leaves_nothing_behind(store: Store) -> None:
+    def half_done(conn: sa.Connection) -> None:
+        conn.execute(
+            organizations.insert(), {"id": new_id(), "name": "half", "created_at": utcnow()}
+        )
+        raise RuntimeError("this write is broken")
+
+    await store.ensure_organization("before")
+    with pytest.raises(RuntimeError, match="broken"):
+        await store.writer.submit(half_done)
+    await store.ensure_organization("after")
+
+    def names(conn: sa.Connection) -> list[str]:
+        return list(conn.execute(sa.select(organizations.c.name).order_by("name")).scalars())
+
+    assert await store.database.read(names) == ["after", "before"]
+
+
+async def test_a_cancelled_caller_does_not_stop_the_writes_after_it(
+    store: Store, workflow: Workflow
+) -> None:
+    run = await store.create_run(workflow.run())
+    steps = [new_step(run, i) for i in range(3)]
+    await store.insert_steps(steps)
+    gone = asyncio.ensure_future(
+        store.update_step(steps[0].model_copy(update={"status": StepStatus.running}))
+    )
+    gone.cancel()
+    await store.update_step(steps[1].model_copy(update={"status": StepStatus.completed}))
+    assert gone.cancelled()
+    counts = await store.step_counts(run.id)
+    assert counts.get("completed") == 1
+    assert counts.get("pending", 0) + counts.get("running", 0) == 2
+
+
 async def test_close_commits_writes_already_submitted(store_url: str, workflow: Workflow) -> None:
     store = await Store.connect(store_url)
     run = await store.create_run(workflow.run())

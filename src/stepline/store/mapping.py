@@ -2,19 +2,24 @@
 
 Nested models (ErrorDetails, TokenUsage, CostBreakdown, Attempt, IterationContext) go
 into JSON columns as `model_dump(mode="json")` and come back through `model_validate`,
-which also turns the stored enum strings back into enums.
+which also turns the stored enum strings back into enums. A step's rows, which only the
+`Prepared` statements of the hot path take, carry them serialized already (`JSONText`,
+the same JSON), at the moment the write is submitted.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
+import pydantic_core
 from pydantic import BaseModel
 from sqlalchemy import RowMapping
 
 from stepline.records import RunRecord, StepRecord, WorkflowRecord, WorkflowVersion
 from stepline.store.tables import runs, steps
+from stepline.store.types import JSONText
 
 STEP_COLUMNS: tuple[str, ...] = tuple(c.name for c in steps.c)
 RUN_COLUMNS: tuple[str, ...] = tuple(c.name for c in runs.c)
@@ -84,16 +89,32 @@ def _dump_nested(row: dict[str, Any], models: tuple[str, ...], lists: tuple[str,
             row[name] = [item.model_dump(mode="json") for item in value]
 
 
+def _serialize_nested(row: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Replace nested models (or non-empty lists of them) in `row` by their JSON text."""
+    for name in names:
+        value = row[name]
+        if value is not None and value != []:  # None stays NULL, [] an empty list
+            row[name] = JSONText(pydantic_core.to_json(value).decode())
+
+
+_STEP_NESTED = _STEP_MODELS + _STEP_MODEL_LISTS
+_STEP_NESTED_MUTABLE = tuple(name for name in _STEP_NESTED if name in STEP_MUTABLE_COLUMNS)
+_step_values = itemgetter(*STEP_COLUMNS)
+_step_mutable_values = itemgetter(*STEP_MUTABLE_COLUMNS)
+
+
 def step_to_row(step: StepRecord) -> dict[str, Any]:
-    row = {name: getattr(step, name) for name in STEP_COLUMNS}
-    _dump_nested(row, _STEP_MODELS, _STEP_MODEL_LISTS)
+    """The parameters of `queries.INSERT_STEP` (a `Prepared` statement)."""
+    # A model's field values live in its __dict__ (pydantic v2).
+    row = dict(zip(STEP_COLUMNS, _step_values(step.__dict__), strict=True))
+    _serialize_nested(row, _STEP_NESTED)
     return row
 
 
 def step_update_params(step: StepRecord) -> dict[str, Any]:
     """The parameters of `queries.UPDATE_STEP`: the step's id and its mutable columns."""
-    params = {name: getattr(step, name) for name in STEP_MUTABLE_COLUMNS}
-    _dump_nested(params, _STEP_MODELS, _STEP_MODEL_LISTS)
+    params = dict(zip(STEP_MUTABLE_COLUMNS, _step_mutable_values(step.__dict__), strict=True))
+    _serialize_nested(params, _STEP_NESTED_MUTABLE)
     params["step_uuid"] = step.id
     return params
 
