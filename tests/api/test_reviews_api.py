@@ -307,3 +307,31 @@ def test_reviews_are_cursor_paged_and_honour_the_workspace(
         for run_id in run_ids:
             assert finished(http, workflow_id, run_id)["status"] == "completed"
         assert pending(http) == []
+
+
+def test_retrying_a_run_failed_by_a_rejection_asks_for_a_new_review(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    with client(api_server, org_key) as http:
+        workflow_id = create_workflow(http, hil_workflow("reject-retry", rejected_edge=False))
+        run = start(http, workflow_id, {"name": "Gus"})
+        assert settled(http, workflow_id, run["id"])["status"] == "waiting_for_human"
+        url = review_url(workflow_id, run["id"], "check")
+        assert http.post(url, json={"approved": False, "comment": "no"}).status_code == 200
+        assert finished(http, workflow_id, run["id"])["status"] == "failed"
+
+        retried = http.post(f"{run_url(workflow_id, run['id'])}/retry")
+        assert retried.status_code == 202, retried.text
+        assert settled(http, workflow_id, run["id"])["status"] == "waiting_for_human"
+        (review,) = pending(http, workflow_id=workflow_id)
+        assert review["step_id"] == "check"
+        assert review["human_review_approved"] is None
+        previous = review["step_metadata"]["previous_review"]
+        assert previous["approved"] is False and previous["comment"] == "no"
+
+        assert http.post(url, json={"approved": True}).status_code == 200
+        done = finished(http, workflow_id, run["id"])
+        assert done["status"] == "completed", done
+        steps = steps_of(http, workflow_id, run["id"])
+        assert steps["publish"]["outputs"] == {"published": {"text": "hello Gus"}}
+        assert steps["draft"]["retry_count"] == 0

@@ -389,3 +389,99 @@ def test_replay_requests_that_cannot_be_honoured(
         )
         assert missing.status_code == 404
     assert counter.hit_count("/fetch") == 1, "no refused replay started anything"
+
+
+# --- loops: retry and replay keep completed iterations ------------------------------------------
+
+LOOP_GATED = """
+import os
+
+def main(inputs):
+    if inputs["item"] == 2 and not os.path.exists(inputs["gate"]):
+        raise ValueError("item 2 waits for the gate")
+    return inputs["item"] * 10
+"""
+
+
+def loop_workflow(counter: LoopbackServer, gate: Path) -> dict[str, Any]:
+    """each: for item in [1, 2, 3] -> fetch (counted, sends the item) -> check (item 2 fails
+    until `gate` exists); then notify (counted)."""
+    return {
+        "name": f"loop-control-{uuid.uuid4().hex[:8]}",
+        "nodes": [
+            {
+                "id": "each",
+                "type": "for_each",
+                "config": {"items": [1, 2, 3], "concurrency": 1},
+                "body": {
+                    "nodes": [
+                        node(
+                            "get",
+                            "api_call",
+                            {
+                                "method": "POST",
+                                "url": f"{counter.url}/fetch",
+                                "json": {"item": "{{ loop.item }}"},
+                            },
+                        ),
+                        node(
+                            "check",
+                            "code",
+                            {
+                                "inputs": {"item": "{{ loop.item }}", "gate": str(gate)},
+                                "code": LOOP_GATED,
+                            },
+                        ),
+                    ],
+                    "edges": [edge("get", "check")],
+                    "output": "{{ nodes.check.output }}",
+                },
+            },
+            notify_node(counter, "{{ nodes.each.output }}"),
+        ],
+        "edges": [edge("each", "notify")],
+    }
+
+
+def test_retry_and_replay_of_a_loop_keep_its_completed_iterations(
+    api_server: ServeProcess, org_key: str, counter: LoopbackServer, drop_dir: Path
+) -> None:
+    gate = drop_dir / "gate"
+    with client(api_server, org_key) as http:
+        workflow_id = create_workflow(http, loop_workflow(counter, gate))
+        run = start(http, workflow_id)
+        failed = finished(http, workflow_id, run["id"])
+        assert failed["status"] == "failed", failed
+        before = steps_of(http, workflow_id, run["id"])
+        assert before["each_iter_0_check"]["status"] == "completed"
+        assert before["each_iter_1_check"]["status"] == "error"
+        assert "each_iter_2_get" not in before or before["each_iter_2_get"]["status"] != "completed"
+        assert counter.hit_count("/fetch") == 2  # items 1 and 2
+
+        gate.write_text("open")
+        assert http.post(f"{run_url(workflow_id, run['id'])}/retry").status_code == 202
+        done = finished(http, workflow_id, run["id"])
+        assert done["status"] == "completed", done
+        after = steps_of(http, workflow_id, run["id"])
+        assert after["notify"]["outputs"]["body"]["got"] == [10, 20, 30]
+        # Iteration 0 did not run again; iteration 1's `get` had completed, so only its
+        # failed `check` ran again; iteration 2 ran for the first time.
+        assert counter.hit_count("/fetch") == 3, "a completed step of the loop ran again"
+        assert after["each_iter_0_get"]["completed_at"] == before["each_iter_0_get"]["completed_at"]
+        assert after["each_iter_1_get"]["completed_at"] == before["each_iter_1_get"]["completed_at"]
+        assert after["each_iter_1_check"]["status"] == "completed"
+        assert after["each_iter_1_check"]["id"] == before["each_iter_1_check"]["id"]
+
+        response = http.post(
+            f"{run_url(workflow_id, run['id'])}/replay", json={"from_node": "notify"}
+        )
+        assert response.status_code == 201, response.text
+        replay_id = response.json()["id"]
+        assert finished(http, workflow_id, replay_id)["status"] == "completed"
+        replayed = steps_of(http, workflow_id, replay_id)
+        assert counter.hit_count("/fetch") == 3, "the replay ran the loop again"
+        assert counter.hit_count("/notify") == 2
+        for step_id in ("each", "each_iter_0_get", "each_iter_2_check"):
+            origin = replayed[step_id]["step_metadata"]["replayed_from"]
+            assert origin == {"run_id": run["id"], "id": after[step_id]["id"]}, step_id
+        assert replayed["notify"]["outputs"]["body"]["got"] == [10, 20, 30]
