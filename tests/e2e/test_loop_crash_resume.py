@@ -158,3 +158,80 @@ def test_kill_9_during_a_concurrent_for_each_resumes_without_rerunning_iteration
         )
     assert steps["each"]["status"] == "completed"
     assert steps["each"]["retry_count"] == 1, "the loop's own step was interrupted too"
+
+
+def test_a_review_survives_kill_9_and_is_decided_after_the_restart(tmp_path: Path) -> None:
+    """Reviews inside a concurrent loop: the server dies while the run waits for them."""
+    home = tmp_path / "home"
+    env = {"STEPLINE_LEASE_S": LEASE_S}
+    with loopback_server({"/fetch": lambda n, body: (200, {}, {"item": body["item"]})}) as counter:
+        definition = {
+            "name": "review-crash",
+            "nodes": [
+                {
+                    "id": "each",
+                    "type": "for_each",
+                    "config": {"items": ["a", "b"], "concurrency": 2},
+                    "body": {
+                        "nodes": [
+                            {
+                                "id": "get",
+                                "type": "api_call",
+                                "config": {
+                                    "method": "POST",
+                                    "url": f"{counter.url}/fetch",
+                                    "json": {"item": "{{ loop.item }}"},
+                                },
+                            },
+                            {
+                                "id": "ok",
+                                "type": "hil",
+                                "config": {"payload": "{{ nodes.get.output.body.item }}"},
+                            },
+                        ],
+                        "edges": [{"from": "get", "to": "ok"}],
+                        "output": "{{ nodes.ok.output }}",
+                    },
+                },
+            ],
+        }
+        first = start_server(home, env=env)
+        second: ServeProcess | None = None
+        try:
+            headers = {"Authorization": f"Bearer {first.admin_key}"}
+            with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
+                workflow_id = http.post("/v1/workflows", json=definition).json()["id"]
+                run_id = http.post(f"/v1/workflows/{workflow_id}/runs", json={}).json()["id"]
+                run_url = f"/v1/workflows/{workflow_id}/runs/{run_id}"
+                wait_until(
+                    "the run waits for its reviews",
+                    lambda: http.get(run_url).json()["status"] == "waiting_for_human",
+                )
+            first.kill()
+            second = start_server(home, env=env)
+            with httpx.Client(base_url=second.base_url, headers=headers, timeout=30) as http:
+                listed = http.get("/v1/reviews").json()["data"]
+                assert sorted(r["step_id"] for r in listed) == ["each_iter_0_ok", "each_iter_1_ok"]
+                for step_id, output in (("each_iter_0_ok", "A"), ("each_iter_1_ok", None)):
+                    body: dict[str, Any] = {"approved": True}
+                    if output is not None:
+                        body["output"] = output
+                    decided = http.post(f"{run_url}/steps/{step_id}/review", json=body)
+                    assert decided.status_code == 200, decided.text
+
+                def ended() -> Any:
+                    run = http.get(run_url).json()
+                    return run if run["status"] in {"completed", "failed", "cancelled"} else None
+
+                run = wait_until("the run ended", ended)
+                steps = steps_by_id(http, workflow_id, run_id)
+        finally:
+            if first.process.poll() is None:
+                first.kill()
+            if second is not None:
+                second.stop()
+
+    assert run["status"] == "completed", run
+    assert steps["each"]["outputs"] == ["A", "b"]
+    assert counter.hit_count("/fetch") == 2, "a completed step ran again after the restart"
+    assert steps["each_iter_0_get"]["retry_count"] == 0
