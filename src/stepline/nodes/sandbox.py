@@ -17,8 +17,8 @@ from one job to the next: each is a fresh fork. Not covered: what a job writes e
 Speed: the zygote has already started Python and imported the modules user code commonly
 needs (see `_sandbox_server.PRELOAD`), and keeps children forked, set up and warmed up ahead
 of need, so a job costs a few pipe messages and the user's own work instead of a new
-interpreter (about 1 ms from `execute` to its answer on an idle 2-core VM, against 17 ms for
-a fresh `python -c`). The engine side never blocks its event loop.
+interpreter (1-2 ms from `execute` to its answer on a 2-core VM, against 15-20 ms for a
+fresh `python -c`). The engine side never blocks its event loop.
 
 Failures of the user's code come back as a `SandboxOutcome` with `ok=False`; failures of the
 sandbox itself (the zygote died, could not start, stopped answering) raise `SandboxError`,
