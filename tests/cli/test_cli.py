@@ -152,3 +152,21 @@ def test_db_upgrade_creates_the_database(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "stepline.db").exists()
     assert stepline("db", "upgrade", home=tmp_path).returncode == 0
+
+
+def test_a_run_waiting_for_review_exits_3_and_says_what_to_do(tmp_path: Path) -> None:
+    inputs = {"requests": [{"customer": "Ada", "amount": 720}, {"customer": "Bo", "amount": 80}]}
+    done = stepline(
+        "run",
+        str(EXAMPLES / "batch-refunds.yaml"),
+        "--inputs-json",
+        json.dumps(inputs),
+        home=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "waiting_for_human" in done.stdout
+    assert "stepline reviews list" in done.stderr
+    steps = stepline_json("steps", done.stdout.split("Run ")[1].split()[0], home=tmp_path)
+    waiting = [s for s in steps if s["requires_human_review"]]
+    assert [s["step_id"] for s in waiting] == ["batch_iter_0_decide"]
+    assert waiting[0]["outputs"] == {"customer": "Ada", "amount": 720, "risk": 0.72}

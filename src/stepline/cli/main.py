@@ -56,6 +56,8 @@ err = Console(stderr=True, highlight=False)
 
 EXIT_FAILED_RUN = 1
 EXIT_USAGE = 2
+EXIT_WAITING = 3
+"""The run paused for a person's review; `stepline serve` resumes it once it is decided."""
 
 T = TypeVar("T")
 
@@ -183,6 +185,14 @@ def run(
         if finished.status is RunStatus.completed:
             out.print("Output:")
             out.print(dumps(finished.output), markup=False, soft_wrap=True)
+        elif finished.status is RunStatus.waiting_for_human:
+            err.print(
+                "The run waits for a review. Start `stepline serve` (it resumes the run once "
+                "decided), then `stepline reviews list` and `stepline reviews approve "
+                f"{finished.id}` (or reject)."
+            )
+    if finished.status is RunStatus.waiting_for_human:
+        raise typer.Exit(EXIT_WAITING)
     if finished.status is not RunStatus.completed:
         raise typer.Exit(EXIT_FAILED_RUN)
 
