@@ -210,3 +210,94 @@ def test_get_templates_is_one_shared_instance() -> None:
 )
 def test_is_template(text: str, expected: bool) -> None:
     assert is_template(text) is expected
+
+
+# --- plain lookups read the scope directly, with the sandbox's values and errors ---------
+
+LOOKUP_SCOPE: dict[str, Any] = {
+    **SCOPE,
+    "inputs": {
+        **SCOPE["inputs"],
+        "odd keys": {"x-y": 1, "items": "key wins", "0": "text zero", "__class__": "data"},
+        "rows": [{"qty": 1}, {"qty": 2}],
+        "pair": (10, 20),
+        "name": "Ada",
+    },
+}
+
+LOOKUPS = [
+    "{{ inputs.amount }}",
+    "{{ inputs.note }}",
+    "{{ inputs }}",
+    "{{ nodes.score.output.risk }}",
+    "{{ nodes.score.output.items }}",  # a key named like a dict method
+    "{{ nodes.score.output.items[1] }}",
+    "{{ nodes.score.output.items[-1] }}",
+    "{{ nodes.score.output.items[2] }}",  # out of range
+    "{{ nodes.score.output.items.0 }}",
+    '{{ nodes["score"]["output"]["risk"] }}',
+    '{{ inputs["odd keys"]["x-y"] }}',
+    '{{ inputs["odd keys"].items }}',
+    '{{ inputs["odd keys"]["0"] }}',
+    '{{ inputs["odd keys"][0] }}',  # an int index of a str-keyed mapping
+    '{{ inputs["odd keys"].__class__ }}',
+    "{{ inputs.rows[1].qty }}",
+    "{{ inputs.rows.qty }}",  # an attribute of a list
+    "{{ inputs.pair[0] }}",
+    "{{ inputs.name.upper }}",  # an attribute of a str: the sandbox decides
+    "{{ inputs.name[0] }}",
+    "{{ inputs.nope }}",
+    "{{ inputs.note.deeper }}",  # an attribute of None
+    "{{ nodes.flag.output.message }}",
+    "{{ nodes.missing.output }}",
+    "{{ range }}",  # a global, not in the scope
+    "{{ nope }}",
+    "{{ loop.item.sku }}",
+    "  {{ run.id }}\n",
+]
+
+
+def _outcome(templates: Templates, source: str, scope: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return "value", templates.render(source, scope, path="$.x")
+    except TemplateError as exc:
+        return "error", str(exc)
+
+
+@pytest.mark.parametrize("source", LOOKUPS)
+def test_plain_lookups_give_the_sandboxes_values_and_errors(source: str) -> None:
+    fast = _outcome(Templates(), source, LOOKUP_SCOPE)
+    sandboxed = _outcome(Templates(fast_lookups=False), source, LOOKUP_SCOPE)
+    if fast[0] == "value" and callable(fast[1]):  # a bound method or a global function
+        assert sandboxed[0] == "value" and fast[1] == sandboxed[1]
+    else:
+        assert fast == sandboxed
+
+
+@pytest.mark.parametrize(
+    "expression", [s.strip().removeprefix("{{").removesuffix("}}") for s in LOOKUPS]
+)
+def test_plain_lookup_expressions_give_the_sandboxes_values_and_errors(expression: str) -> None:
+    def outcome(templates: Templates) -> tuple[str, Any]:
+        try:
+            return "value", templates.evaluate(expression, LOOKUP_SCOPE, path="$.when")
+        except TemplateError as exc:
+            return "error", str(exc)
+
+    fast, sandboxed = outcome(Templates()), outcome(Templates(fast_lookups=False))
+    if fast[0] == "value" and callable(fast[1]):
+        assert sandboxed[0] == "value" and fast[1] == sandboxed[1]
+    else:
+        assert fast == sandboxed
+
+
+def test_a_plain_lookup_returns_the_scopes_own_value(templates: Templates) -> None:
+    assert templates.render("{{ inputs.rows }}", LOOKUP_SCOPE) is LOOKUP_SCOPE["inputs"]["rows"]
+
+
+def test_a_plain_lookup_follows_the_scope_it_is_given(templates: Templates) -> None:
+    source = "{{ nodes.a.output.n }}"
+    assert templates.render(source, {"nodes": {"a": {"output": {"n": 1}}}}) == 1
+    assert templates.render(source, {"nodes": {"a": {"output": {"n": 2}}}}) == 2
+    with pytest.raises(TemplateError, match="has no attribute 'output'"):
+        templates.render(source, {"nodes": {"a": None}}, path="$.x")

@@ -12,6 +12,12 @@ source is compiled once and rendered many times. Three promises:
 
 The scope the engine passes is `{"inputs": ..., "nodes": {id: {"output", "status",
 "error"}}, "run": {"id": ...}, "loop": ...}`.
+
+The commonest template is a plain lookup (`{{ inputs.amount }}`, `{{ nodes.score.output
+.risk }}`, `{{ loop.item["sku"] }}`): names, attributes and constant indexes only. Such a
+template first reads the scope directly, as the sandbox would (a mapping's key before
+anything else, a sequence's index); when any step of that is not a present key or index,
+it runs through the sandbox like any other, which gives the value or the error.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.environment import TemplateExpression
@@ -100,6 +106,58 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+_MISSING: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """A template that is one plain lookup: `root` then `keys` (attributes or indexes).
+
+    `read` gives the value when every step is a mapping key or sequence index that exists
+    (what the sandbox reads first too), else `_MISSING`: then `expression` (the sandboxed
+    Jinja expression) decides, so values and errors are the same as without this path.
+    """
+
+    root: str
+    keys: tuple[str | int, ...]
+    expression: TemplateExpression
+
+    def read(self, scope: Mapping[str, Any]) -> Any:
+        try:
+            value = scope[self.root]
+            for key in self.keys:
+                if type(value) is dict or isinstance(value, Mapping):
+                    value = value[key]
+                elif type(key) is int and isinstance(value, list | tuple):
+                    value = value[key]
+                else:
+                    return _MISSING
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+        return value
+
+
+def _plain_lookup(expression: nodes.Expr) -> tuple[str, tuple[str | int, ...]] | None:
+    """(root name, keys) when `expression` is a name followed by attributes or constant
+    (string or integer) indexes, e.g. `nodes.score.output["x-y"][0]`; else None."""
+    keys: list[str | int] = []
+    node = expression
+    while True:
+        if isinstance(node, nodes.Getattr):
+            keys.append(node.attr)
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and type(node.arg.value) in (str, int)
+        ):
+            keys.append(node.arg.value)
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            return node.name, tuple(reversed(keys))
+        else:
+            return None
+        node = node.node
+
+
 def _finalize(value: Any) -> Any:
     # Rendered into text, structured data reads as JSON rather than as a Python repr.
     if isinstance(value, dict | list):
@@ -140,8 +198,9 @@ def _undefined_message(undefined: Undefined) -> str:
 class Templates:
     """Compiles, caches and evaluates templates and expressions in one sandboxed environment."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_lookups: bool = True) -> None:
         self.env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
+        self._fast_lookups = fast_lookups
         # Per-instance caches keyed by source: compile once, render many.
         self._compiled = functools.lru_cache(maxsize=_CACHE_SIZE)(self._compile)
         self._compiled_expression = functools.lru_cache(maxsize=_CACHE_SIZE)(
@@ -174,10 +233,20 @@ class Templates:
     ) -> Any:
         """Evaluate a bare expression (no braces), e.g. `nodes.score.output.risk > 0.5`."""
         compiled = self._compile_or_raise(self._compiled_expression, expression, path)
+        if compiled.__class__ is _Lookup:
+            value = compiled.read(scope)
+            if value is not _MISSING:
+                return value
+            compiled = compiled.expression
         return self._run_expression(compiled, expression, scope, path)
 
     def _render_string(self, source: str, scope: Mapping[str, Any], path: str) -> Any:
         compiled = self._compile_or_raise(self._compiled, source, path)
+        if compiled.__class__ is _Lookup:
+            value = compiled.read(scope)
+            if value is not _MISSING:
+                return value
+            compiled = compiled.expression
         if isinstance(compiled, TemplateExpression):
             return self._run_expression(compiled, source, scope, path)
         try:
@@ -219,16 +288,23 @@ class Templates:
         except TemplateSyntaxError as exc:
             raise TemplateError(_syntax_message(exc, source), path) from exc
 
-    def _compile(self, source: str) -> Template | TemplateExpression:
+    def _compile(self, source: str) -> Template | TemplateExpression | _Lookup:
         """A template, or a native-typed expression when the source is one `{{ expr }}`."""
         tree = self.env.parse(source)
         expression = _single_expression(tree)
         if expression is None:
             return self.env.from_string(tree)
-        return self._expression_from_node(expression)
+        return self._expression_or_lookup(expression)
 
-    def _compile_expression(self, source: str) -> TemplateExpression:
-        return self._expression_from_node(self._parse_expression(source))
+    def _compile_expression(self, source: str) -> TemplateExpression | _Lookup:
+        return self._expression_or_lookup(self._parse_expression(source))
+
+    def _expression_or_lookup(self, expression: nodes.Expr) -> TemplateExpression | _Lookup:
+        compiled = self._expression_from_node(expression)
+        lookup = _plain_lookup(expression) if self._fast_lookups else None
+        if lookup is None:
+            return compiled
+        return _Lookup(lookup[0], lookup[1], compiled)
 
     def _parse_expression(self, source: str) -> nodes.Expr:
         parser = Parser(self.env, source, state="variable")

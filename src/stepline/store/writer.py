@@ -135,9 +135,10 @@ class ThreadWriter(Writer):
     (about 55 us on a 2-core VM against 10-20 us for a step's update and its event), so
     the writes submitted during one turn of the event loop are gathered and, when they are
     few (`inline_max`) and the thread has nothing queued or in hand, committed right there
-    on the loop: BEGIN IMMEDIATE is tried without waiting (busy_timeout 0), and if another
-    process holds the database's write lock the batch goes to the thread, which waits for
-    it (the connection's busy_timeout) without blocking the loop. Larger batches (a fan-out
+    on the loop: BEGIN IMMEDIATE is tried without waiting (the connection's busy_timeout is
+    0 but while the thread uses it), and if another process holds the database's write
+    lock the batch goes to the thread, which waits for it (the busy_timeout the connection
+    was opened with) without blocking the loop. Larger batches (a fan-out
     starting) always go to the thread. Either way a write is committed before its caller
     hears back, and writes commit in the order they were submitted.
 
@@ -250,19 +251,16 @@ class ThreadWriter(Writer):
     def _begin_without_waiting(self, conn: sa.Connection) -> sa.RootTransaction | None:
         """A write transaction if the database's write lock is free now, else None.
 
-        Only the BEGIN is tried without waiting: the statements run under the connection's
-        own busy_timeout, as on the writer thread. Any other failure to begin is also
-        None, so that the thread meets it again and deals with it.
+        The connection's busy_timeout is 0 on the loop. Once BEGIN IMMEDIATE holds the
+        write lock, nothing in a WAL transaction waits on another connection (readers never
+        block the writer, COMMIT needs no other lock, and the checkpoint after it is
+        passive), so the statements run as on the thread. Any other failure to begin is
+        also None, so that the thread meets it again and deals with it.
         """
-        driver = conn.connection.driver_connection
-        if driver is None or self._busy_timeout_ms is None:
+        if self._busy_timeout_ms is None:
             return None
         try:
-            driver.execute("PRAGMA busy_timeout=0")
-            try:
-                return conn.begin()
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            return conn.begin()
         except Exception as exc:
             if not _is_busy(exc):
                 log.debug("could not begin a write on the event loop: %r", exc)
@@ -324,7 +322,11 @@ class ThreadWriter(Writer):
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = self._open()
-            outcomes, committed = run_batch(self._conn, [op for op, _ in live])
+            self._set_busy_timeout(self._busy_timeout_ms)
+            try:
+                outcomes, committed = run_batch(self._conn, [op for op, _ in live])
+            finally:
+                self._set_busy_timeout(0)
         except BaseException as exc:  # the connection itself failed
             outcomes, committed = [(False, exc)] * len(live), 0
             self._close_connection()
@@ -341,7 +343,8 @@ class ThreadWriter(Writer):
 
     def _open(self) -> sa.Connection:
         conn = self._connect()
-        # What the loop restores after its BEGIN without waiting (SQLite only; None else).
+        # The thread's busy_timeout, as the connection was opened (SQLite only; None else):
+        # the loop's is 0.
         self._busy_timeout_ms = None
         if conn.dialect.name == "sqlite":
             driver = conn.connection.driver_connection
@@ -351,6 +354,14 @@ class ThreadWriter(Writer):
             # checkpointer; this only caps the WAL should it fall behind.
             driver.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         return conn
+
+    def _set_busy_timeout(self, ms: int | None) -> None:
+        """Set the write connection's busy_timeout (SQLite; with `_conn_lock` held)."""
+        if ms is None or self._conn is None or self._busy_timeout_ms is None:
+            return
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(f"PRAGMA busy_timeout={ms}")
 
     def _close_connection(self) -> None:
         """Close the connection (call with `_conn_lock` held)."""
