@@ -113,6 +113,28 @@ async def test_a_cancelled_caller_does_not_stop_the_writes_after_it(
     assert counts.get("pending", 0) + counts.get("running", 0) == 2
 
 
+async def test_writes_queued_without_waiting_commit_in_order_and_together(store: Store) -> None:
+    await store.ensure_organization("first")
+
+    def insert(name: str) -> Callable[[sa.Connection], None]:
+        def op(conn: sa.Connection) -> None:
+            conn.execute(
+                organizations.insert(), {"id": new_id(), "name": name, "created_at": utcnow()}
+            )
+
+        return op
+
+    def names_seen(conn: sa.Connection) -> list[str]:
+        return list(conn.execute(sa.select(organizations.c.name).order_by("name")).scalars())
+
+    before = store.writer.transactions
+    queued = store.writer.enqueue(insert("second"))
+    seen = store.writer.enqueue(names_seen)  # queued after: sees the insert
+    assert await seen == ["first", "second"]
+    assert await queued is None
+    assert store.writer.transactions - before == 1
+
+
 async def test_close_commits_writes_already_submitted(store_url: str, workflow: Workflow) -> None:
     store = await Store.connect(store_url)
     run = await store.create_run(workflow.run())

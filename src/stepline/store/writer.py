@@ -61,8 +61,18 @@ class Writer(ABC):
         self._closing = False
 
     @abstractmethod
+    def enqueue(self, operation: Operation[T]) -> asyncio.Future[T]:
+        """Queue `operation` now; the future gets its result once it is committed.
+
+        Writes commit in the order they were queued, so a caller may queue a write, go on,
+        and await it later (e.g. with the next write of the same record, which then shares
+        its commit). Call it on the event loop; cancelling the future gives the write up if
+        it has not started yet.
+        """
+
     async def submit(self, operation: Operation[T]) -> T:
         """Run `operation` in a write transaction; return its result once committed."""
+        return await self.enqueue(operation)
 
     @abstractmethod
     async def close(self) -> None:
@@ -175,7 +185,7 @@ class ThreadWriter(Writer):
         self._checkpointer = _Checkpointer(connect, name=f"{name}-checkpointer")
         self._uncheckpointed = 0  # commits since the last checkpoint request
 
-    async def submit(self, operation: Operation[T]) -> T:
+    def enqueue(self, operation: Operation[T]) -> asyncio.Future[T]:
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -184,7 +194,7 @@ class ThreadWriter(Writer):
             # The writes of this turn of the loop are dispatched together, after it.
             self._dispatch_loop = loop
             loop.call_soon(self._dispatch)
-        return await future
+        return future
 
     async def close(self) -> None:
         self._closing = True
@@ -458,14 +468,14 @@ class TaskWriter(Writer):
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, operation: Operation[T]) -> T:
+    def enqueue(self, operation: Operation[T]) -> asyncio.Future[T]:
         self._check_open()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((operation, future))
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="stepline-store-writer")
         self._wakeup.set()
-        return await future
+        return future
 
     async def close(self) -> None:
         self._closing = True
