@@ -38,6 +38,8 @@ AWKWARD = 'quote " backslash \\ newline \n tab \t ctrl \x01\x1f\x1e del \x7f é 
 WHOLE_SECOND = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ODD_MICROS = datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC)
 
+STEPS = 17 + 3 + 6  # rich, bare, partial (see rich_run)
+
 PAYLOADS: list[Any] = [
     None,
     0,
@@ -127,6 +129,7 @@ async def _both_pages(
 ) -> tuple[Page[str], Page[StepRecord]]:
     fast = await store.page_step_documents(run.id, organization_id=run.organization_id, **options)
     assert fast is not None
+    options.pop("workflow_id", None)  # the fast path's check of the run; not a filter
     model = await store.page_steps(run.id, organization_id=run.organization_id, **options)
     return fast, model
 
@@ -134,8 +137,18 @@ async def _both_pages(
 @pytest.fixture
 async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
     run = await store.create_run(workflow.run())
-    bare = [new_step(run, len(PAYLOADS) + i) for i in range(3)]  # every nullable column null
-    await store.insert_steps([_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)] + bare)
+    n = len(PAYLOADS)
+    bare = [new_step(run, n + i) for i in range(3)]  # every nullable column null
+    partial = [  # one column set in a run of columns that are mostly all null
+        new_step(run, n + 3, error="only the error"),
+        new_step(run, n + 4, model="only-the-model", tokens=TokenUsage(total=1)),
+        new_step(run, n + 5, loop_id="only-the-loop", iteration=0),
+        new_step(run, n + 6, step_metadata={"only": "metadata"}),
+        new_step(run, n + 7, handle_outputs={"only": "handle"}, requires_human_review=False),
+        new_step(run, n + 8, workflow_id=uuid4()),  # not the run's workflow
+    ]
+    rich = [_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)]
+    await store.insert_steps(rich + bare + partial)
     return run
 
 
@@ -144,8 +157,14 @@ async def test_page_documents_are_the_models_json(
     store: Store, rich_run: RunRecord, include_io: bool
 ) -> None:
     fast, model = await _both_pages(store, rich_run, include_io=include_io, limit=1000)
-    assert len(fast.items) == len(PAYLOADS) + 3
+    assert len(fast.items) == STEPS
     _same(store, fast.items, _model_docs(model.items, include_io=include_io))
+    # Told the run's workflow (as the API does), each step still shows its own.
+    told, _ = await _both_pages(
+        store, rich_run, include_io=include_io, limit=1000, workflow_id=rich_run.workflow_id
+    )
+    _same(store, told.items, _model_docs(model.items, include_io=include_io))
+    assert json.loads(told.items[-1])["workflow_id"] != str(rich_run.workflow_id)
     if not include_io:
         assert not IO_COLUMNS & set(json.loads(fast.items[0]))
 
@@ -169,7 +188,7 @@ async def test_pages_and_cursors_match_both_ways(store: Store, rich_run: RunReco
             store, rich_run, limit=4, include_io=False, after=fast.next_cursor
         )
         pages += 1
-    assert pages == 5  # 20 steps, 4 a page
+    assert pages == -(-STEPS // 4)
     while fast.prev_cursor is not None:
         fast, model = await _both_pages(store, rich_run, limit=4, before=fast.prev_cursor)
         _same(store, fast.items, _model_docs(model.items, include_io=True))
@@ -207,8 +226,16 @@ async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> 
     model = [
         step async for chunk in store.iter_steps(rich_run.id, organization_id=org) for step in chunk
     ]
-    assert len(fast) == len(PAYLOADS) + 3
+    assert len(fast) == STEPS
     _same(store, fast, _model_docs(model, include_io=True))
+    told = [
+        doc
+        async for chunk in store.iter_step_documents(
+            rich_run.id, organization_id=org, chunk=4, workflow_id=rich_run.workflow_id
+        )
+        for doc in chunk
+    ]
+    _same(store, told, _model_docs(model, include_io=True))
     one_node = [
         doc
         async for chunk in store.iter_step_documents(

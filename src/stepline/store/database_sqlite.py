@@ -45,6 +45,10 @@ _PRAGMAS = (
 # Two reader threads for the two cores a small machine has: reads spend their time in
 # sqlite3_step, outside the GIL; more threads only fight the event loop for the GIL.
 _READERS = 2
+# And one thread for the driver reads (the API's pages of steps): two threads building
+# documents at once in one process are slower than one (SQLite's allocator takes a global
+# mutex), and a burst of pages then never holds up the store's other reads.
+_DRIVER_READERS = 1
 # Marks the writer's connection, whose transactions begin IMMEDIATE.
 _WRITE_OPTION = "stepline_write"
 
@@ -67,6 +71,7 @@ class SQLiteDatabase(Database):
         sa.event.listen(self.engine, "begin", _on_begin)
         self.writer = ThreadWriter(self._connect_writer, name="stepline-sqlite-writer")
         self._readers = _Threads("stepline-sqlite-reader", _READERS)
+        self._driver_readers = _Threads("stepline-sqlite-driver-reader", _DRIVER_READERS)
         self._path = str(Path(url.database).expanduser())
         self._local = threading.local()
         self._drivers: list[sqlite3.Connection] = []
@@ -87,7 +92,7 @@ class SQLiteDatabase(Database):
         The connection is set up as the engine's are (pragmas, functions); parameters go
         in as stored (UUIDs as 32 hex digits, times as naive UTC text).
         """
-        return await self._readers.run(self._read_driver, fn)
+        return await self._driver_readers.run(self._read_driver, fn)
 
     def _read_driver(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "driver", None)
@@ -128,6 +133,7 @@ class SQLiteDatabase(Database):
 
     def _shutdown(self) -> None:
         self._readers.stop()
+        self._driver_readers.stop()
         with self._drivers_lock:
             for conn in self._drivers:
                 conn.close()

@@ -483,6 +483,7 @@ class ListingVerbs(StoreBase):
                     run_id,
                     organization_id,
                     filters,
+                    workflow_id=workflow_id,
                     include_io=include_io,
                     limit=limit,
                     after=after,
@@ -524,8 +525,10 @@ class ListingVerbs(StoreBase):
         organization_id: UUID,
         node_id: str | None = None,
         chunk: int = 1000,
+        workflow_id: UUID | None = None,
     ) -> AsyncIterator[list[str]]:
-        """`iter_steps` as JSON documents (with I/O), `chunk` at a time.
+        """`iter_steps` as JSON documents (with I/O), `chunk` at a time; `workflow_id`, the
+        run's, if known, spares formatting it in every step.
 
         The next chunk is read while the caller handles the current one (writes it to a
         client), so that the database's work overlaps the sending.
@@ -543,7 +546,13 @@ class ListingVerbs(StoreBase):
             if driver is not None:
                 return driver.read_driver(
                     lambda conn: sqlite_chunk(
-                        conn, run_id, organization_id, filters, last=last, chunk=chunk
+                        conn,
+                        run_id,
+                        organization_id,
+                        filters,
+                        workflow_id=workflow_id,
+                        last=last,
+                        chunk=chunk,
                     )
                 )
             query = base if last is None else base.where(_after_step(last))

@@ -122,6 +122,65 @@ def _sqlite_value(ref: str, kind: Kind, nullable: bool) -> tuple[str, list[str]]
     return "%s", [f"CASE WHEN {ref} IS NULL THEN 'null' ELSE '\"' || {text} || 'Z\"' END"]
 
 
+# The WHERE of every read fixes these: written from parameters (:run_json, :org_json,
+# the quoted dashed ids), not formatted for each row. The workflow's id usually is the
+# run's: given as :wf (stored form) and :wf_json, it too is written from them when equal.
+_SQLITE_FIXED = {"run_id": ":run_json", "organization_id": ":org_json"}
+_SQLITE_LIKELY = {"workflow_id": (":wf", ":wf_json")}
+_MIN_GROUP = 3
+# Nullable, but set in most steps that ran: not worth grouping.
+_OFTEN_SET = frozenset({"started_at", "completed_at", "duration_ms", "inputs", "outputs"})
+
+
+def _sqlite_column(column: sa.Column[Any]) -> tuple[str, list[str]]:
+    ref = f'"steps"."{column.name}"'
+    if column.name in _SQLITE_FIXED:
+        return '"%s"', [_SQLITE_FIXED[column.name]]
+    fragment, args = _sqlite_value(ref, column_kind(column), bool(column.nullable))
+    if column.name in _SQLITE_LIKELY:
+        stored, written = _SQLITE_LIKELY[column.name]
+        formatted = f"printf('{fragment}', {', '.join(args)})"
+        return "%s", [
+            f"CASE {ref} WHEN {stored} THEN '\"' || {written} || '\"' ELSE {formatted} END"
+        ]
+    return fragment, args
+
+
+def _groupable(column: sa.Column[Any]) -> bool:
+    return bool(column.nullable) and column.name not in (*_SQLITE_FIXED, *_OFTEN_SET)
+
+
+def _sqlite_document(columns: list[sa.Column[Any]]) -> str:
+    """One printf() (each `||` would copy the whole string so far); a run of nullable
+    columns, all NULL in most steps (the error's, the loop's, the review's), is written
+    as one constant when they all are."""
+    template: list[str] = []
+    args: list[str] = []
+    i = 0
+    while i < len(columns):
+        j = i
+        while j < len(columns) and _groupable(columns[j]):
+            j += 1
+        group = columns[i:j] if j - i >= _MIN_GROUP else columns[i : i + 1]
+        keys = [f'"{column.name}":' for column in group]
+        parts = [_sqlite_column(column) for column in group]
+        lead = "{" if i == 0 else ","
+        if len(group) == 1:
+            template.append(lead + keys[0] + parts[0][0])
+            args += parts[0][1]
+        else:
+            nulls = ",".join(f"{key}null" for key in keys)
+            inner = ",".join(key + fragment for key, (fragment, _) in zip(keys, parts, strict=True))
+            inner_args = ", ".join(arg for _, values in parts for arg in values)
+            all_null = " AND ".join(f'"steps"."{column.name}" IS NULL' for column in group)
+            template.append(lead + "%s")
+            args.append(
+                f"CASE WHEN {all_null} THEN '{nulls}' ELSE printf('{inner}', {inner_args}) END"
+            )
+        i += len(group)
+    return f"printf('{''.join(template)}}}', {', '.join(args)})"
+
+
 def _postgres_value(ref: str, kind: Kind, nullable: bool) -> str:
     if kind == "bool":
         return f"CASE WHEN {ref} THEN 'true' WHEN NOT {ref} THEN 'false' ELSE 'null' END"
@@ -148,15 +207,7 @@ def document_sql(dialect: str, *, include_io: bool) -> str:
     """The SQL expression of a step's JSON document (a row of `steps`)."""
     columns = _columns(include_io)
     if dialect == "sqlite":
-        # One printf() instead of ~80 `||`: each `||` copies the whole string so far.
-        template: list[str] = []
-        args: list[str] = []
-        for i, column in enumerate(columns):
-            ref = f'"steps"."{column.name}"'
-            fragment, values = _sqlite_value(ref, column_kind(column), bool(column.nullable))
-            template.append(("{" if i == 0 else ",") + f'"{column.name}":' + fragment)
-            args += values
-        return f"printf('{''.join(template)}}}', {', '.join(args)})"
+        return _sqlite_document(columns)
     parts: list[str] = []
     for i, column in enumerate(columns):
         ref = f'"steps"."{column.name}"'
@@ -199,7 +250,7 @@ HeadRow = tuple[UUID, UUID | None, int, RunStatus]
 
 _SQLITE_RUN_HEAD = (
     "SELECT json_array(workflow_id, workspace_id, workflow_version, status) FROM runs "
-    "WHERE id = ? AND organization_id = ?"
+    "WHERE id = :run AND organization_id = :org"
 )
 
 
@@ -219,7 +270,7 @@ def sqlite_run_head(
     conn: sqlite3.Connection, organization_id: UUID, run_id: UUID
 ) -> HeadRow | None:
     """The run's head, if the organization has that run."""
-    row = conn.execute(_SQLITE_RUN_HEAD, (run_id.hex, organization_id.hex)).fetchone()
+    row = conn.execute(_SQLITE_RUN_HEAD, {"run": run_id.hex, "org": organization_id.hex}).fetchone()
     return None if row is None else _head_of(row[0])
 
 
@@ -227,20 +278,24 @@ def sqlite_run_head(
 def _sqlite_steps_sql(
     include_io: bool, filters: tuple[str, ...], bound: str, descending: bool
 ) -> str:
-    """One row: the run's head, the documents (RS-joined), their keys. Parameters: run id,
-    organization id (for the head), run id, organization id, the filters' values, the
-    bound's seq and step_id (with a bound), the limit."""
-    where = ["run_id = ?", "organization_id = ?", *(f'"{name}" = ?' for name in filters)]
+    """One row: the run's head, the documents (RS-joined), their keys. Named parameters:
+    run, org (stored ids), run_json, org_json, wf, wf_json (see `_SQLITE_FIXED`), one per
+    filter (f_<column>), b_seq and b_step_id with a bound, limit."""
+    where = ["run_id = :run", "organization_id = :org"]
+    where += [f'"{name}" = :f_{name}' for name in filters]
     if bound:
-        where.append(f"(seq, step_id) {bound} (?, ?)")
+        where.append(f"(seq, step_id) {bound} (:b_seq, :b_step_id)")
     order = " DESC" if descending else ""
     page = (
         f"SELECT {document_sql('sqlite', include_io=include_io)} AS doc, seq, step_id "
         f"FROM steps WHERE {' AND '.join(where)} "
-        f"ORDER BY seq{order}, step_id{order} LIMIT ?"
+        f"ORDER BY seq{order}, step_id{order} LIMIT :limit"
+    )
+    head = _SQLITE_RUN_HEAD.replace(
+        "id = ? AND organization_id = ?", "id = :run AND organization_id = :org"
     )
     return (
-        f"SELECT ({_SQLITE_RUN_HEAD}), group_concat(doc, char(30)), "
+        f"SELECT ({head}), group_concat(doc, char(30)), "
         f"json_group_array(json_array(seq, step_id)) FROM ({page})"
     )
 
@@ -251,18 +306,29 @@ def _sqlite_read(
     organization_id: UUID,
     filters: dict[str, Any],
     *,
+    workflow_id: UUID | None,
     include_io: bool,
     bound: tuple[str, Sequence[Any]] | None,
     descending: bool,
     limit: int,
 ) -> tuple[HeadRow | None, list[tuple[tuple[Any, ...], str]]]:
-    """The run's head and up to `limit` (key, document) pairs in the listing's order."""
-    ids = [run_id.hex, organization_id.hex]
-    params: list[Any] = [*ids, *ids, *filters.values()]
+    """The run's head and up to `limit` (key, document) pairs in the listing's order;
+    `workflow_id`: the steps' likely workflow (None: unknown)."""
+    params: dict[str, Any] = {
+        "run": run_id.hex,
+        "org": organization_id.hex,
+        "run_json": str(run_id),
+        "org_json": str(organization_id),
+        "wf": None if workflow_id is None else workflow_id.hex,
+        "wf_json": None if workflow_id is None else str(workflow_id),
+        "limit": limit,
+    }
+    for name, value in filters.items():
+        params[f"f_{name}"] = value
     if bound is not None:
-        params += bound[1]
+        params["b_seq"], params["b_step_id"] = bound[1]
     sql = _sqlite_steps_sql(include_io, tuple(filters), bound[0] if bound else "", descending)
-    head, text, keys_json = conn.execute(sql, [*params, limit]).fetchone()
+    head, text, keys_json = conn.execute(sql, params).fetchone()
     keys = [(seq, step_id) for seq, step_id in json.loads(keys_json)]
     if not keys:
         return _head_of(head), []
@@ -280,6 +346,7 @@ def sqlite_page(
     organization_id: UUID,
     filters: dict[str, Any],
     *,
+    workflow_id: UUID | None,
     include_io: bool,
     limit: int,
     after: str | None,
@@ -297,6 +364,7 @@ def sqlite_page(
         run_id,
         organization_id,
         filters,
+        workflow_id=workflow_id,
         include_io=include_io,
         bound=bound,
         descending=backwards,
@@ -320,6 +388,7 @@ def sqlite_chunk(
     organization_id: UUID,
     filters: dict[str, Any],
     *,
+    workflow_id: UUID | None,
     last: tuple[Any, ...] | None,
     chunk: int,
 ) -> tuple[list[str], tuple[Any, ...] | None]:
@@ -330,6 +399,7 @@ def sqlite_chunk(
         run_id,
         organization_id,
         filters,
+        workflow_id=workflow_id,
         include_io=True,
         bound=None if last is None else (">", last),
         descending=False,

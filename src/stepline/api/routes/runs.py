@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.types import Scope
 
-from stepline.api.auth import Principal, ReadKey, RunKey
+from stepline.api.auth import Principal, ReadKey, RunKey, principal_of
 from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid, not_found
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response, to_json
@@ -313,14 +315,20 @@ async def download_run(
     if format == "ndjson":
         found = await _run_head(state, principal, workflow_id, run_id)
         chunks = state.store.iter_step_documents(
-            found.id, organization_id=principal.organization_id, chunk=DOWNLOAD_CHUNK
+            found.id,
+            organization_id=principal.organization_id,
+            chunk=DOWNLOAD_CHUNK,
+            workflow_id=found.workflow_id,
         )
         headers = _download_headers(found, f"run-{found.id}", format)
         return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     run = await _run_of(state, principal, workflow_id, run_id)
     version = await state.store.get_version(run.workflow_id, run.workflow_version)
     chunks = state.store.iter_step_documents(
-        run.id, organization_id=principal.organization_id, chunk=DOWNLOAD_CHUNK
+        run.id,
+        organization_id=principal.organization_id,
+        chunk=DOWNLOAD_CHUNK,
+        workflow_id=run.workflow_id,
     )
     headers = _download_headers(run, f"run-{run.id}", format)
     head = b'{"run":' + to_json(RunOut.of(run)) + b',"workflow_version":' + to_json(version)
@@ -370,7 +378,11 @@ async def download_node(
         if not probe.items:
             not_found(f"node {node_id!r} in run", run.id)
     chunks = state.store.iter_step_documents(
-        run.id, organization_id=org, node_id=node_id, chunk=DOWNLOAD_CHUNK
+        run.id,
+        organization_id=org,
+        node_id=node_id,
+        chunk=DOWNLOAD_CHUNK,
+        workflow_id=run.workflow_id,
     )
     headers = _download_headers(run, f"run-{run.id}-{_safe_name(node_id)}", format)
     if format == "ndjson":
@@ -469,11 +481,7 @@ async def list_steps(
     before: Before = None,
 ) -> Response:
     _one_cursor(after, before)
-    page = await state.store.page_step_documents(
-        run_id,
-        organization_id=principal.organization_id,
-        workflow_id=workflow_id,
-        workspace_id=principal.workspace_id,
+    query = StepsQuery(
         status=status,
         node_id=node_id,
         node_type=node_type,
@@ -484,8 +492,84 @@ async def list_steps(
         after=after,
         before=before,
     )
-    if page is None:
+    response = await _steps_page(state, principal, workflow_id, run_id, query)
+    if response is None:
         not_found("run", run_id)
+    return response
+
+
+class StepsQuery(BaseModel):
+    """`list_steps`' query parameters, with the same types and bounds (for its fast lane)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: StepStatus | None = None
+    node_id: str | None = None
+    node_type: str | None = None
+    loop_id: str | None = None
+    iteration: Annotated[int | None, Field(ge=0)] = None
+    include_io: bool = True
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 100
+    after: str | None = None
+    before: str | None = None
+
+
+class _StepsPath(BaseModel):
+    workflow_id: UUID
+    run_id: UUID
+
+
+_STEPS_PATH = re.compile(r"/v1/workflows/([^/]+)/runs/([^/]+)/steps")
+
+
+async def list_steps_fast(scope: Scope) -> Response | None:
+    """`GET .../runs/{run_id}/steps` without FastAPI's routing and dependency solving,
+    which cost more than the page itself; called first by the request middleware.
+
+    It answers only a request the route would answer with 200, validated the same way
+    (the route's query model, the same key lookup, scope and workspace rules); for
+    anything else (a bad parameter, key or cursor, an unknown run, a surprise) it gives
+    None and the route answers, with its errors.
+    """
+    if scope["method"] != "GET" or scope.get("root_path"):
+        return None
+    matched = _STEPS_PATH.fullmatch(scope["path"])
+    if matched is None:
+        return None
+    request = Request(scope)
+    try:
+        path = _StepsPath(workflow_id=matched[1], run_id=matched[2])  # type: ignore[arg-type]
+        query = StepsQuery.model_validate(dict(request.query_params))
+        if query.after is not None and query.before is not None:
+            return None
+        state: AppState = request.app.state.stepline
+        principal = await principal_of(request, state, "read")
+        return await _steps_page(state, principal, path.workflow_id, path.run_id, query)
+    except Exception:  # the route will say what is wrong
+        return None
+
+
+async def _steps_page(
+    state: AppState, principal: Principal, workflow_id: UUID, run_id: UUID, query: StepsQuery
+) -> Response | None:
+    """The page's response; None if the caller sees no such run of the workflow."""
+    page = await state.store.page_step_documents(
+        run_id,
+        organization_id=principal.organization_id,
+        workflow_id=workflow_id,
+        workspace_id=principal.workspace_id,
+        status=query.status,
+        node_id=query.node_id,
+        node_type=query.node_type,
+        loop_id=query.loop_id,
+        iteration=query.iteration,
+        include_io=query.include_io,
+        limit=query.limit,
+        after=query.after,
+        before=query.before,
+    )
+    if page is None:
+        return None
     body = (
         '{"data":['
         + ",".join(page.items)
