@@ -4,6 +4,7 @@ same step documents as `GET /steps/{id}` (the model path: StepRecord, then to_js
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,3 +125,121 @@ def test_an_unknown_run_is_404_on_every_fast_route(finished: tuple[httpx.Client,
         response = http.get(missing + path, params=params)
         assert response.status_code == 404, (path, response.text)
         assert response.json()["error"]["message"]
+
+
+# --- the steps page's fast lane (ahead of FastAPI) answers exactly as the route would -------
+
+
+def _steps(
+    api_server: ServeProcess, run_path: str, headers: dict[str, str], query: str = ""
+) -> httpx.Response:
+    url = f"{api_server.base_url}{run_path}/steps{query}"
+    return httpx.get(url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def run_path(finished: tuple[httpx.Client, str]) -> str:
+    return finished[1]
+
+
+@pytest.mark.parametrize(
+    ("query", "count", "io"),
+    [
+        ("", 8, True),
+        ("?limit=3", 3, True),
+        ("?limit=3&limit=5", 5, True),  # a repeated parameter: the last one, as FastAPI
+        ("?include_io=FALSE", 8, False),
+        ("?include_io=0&limit=2", 2, False),
+        ("?include_io=yes&status=skipped", 1, True),
+        ("?node_type=reshape&unknown=ignored", 6, True),
+        ("?limit=%32", 2, True),
+    ],
+)
+def test_plain_queries(
+    api_server: ServeProcess, make_key: Any, run_path: str, query: str, count: int, io: bool
+) -> None:
+    key = make_key("org-step-documents", ("read",))
+    response = _steps(api_server, run_path, {"Authorization": f"Bearer {key}"}, query)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+    data = response.json()["data"]
+    assert len(data) == count
+    assert all(IO_KEYS <= set(step) if io else not IO_KEYS & set(step) for step in data)
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("?limit=0", 422),
+        ("?limit=1001", 422),
+        ("?limit=", 422),
+        ("?include_io=maybe", 422),
+        ("?status=nope", 422),
+        ("?iteration=-1", 422),
+        ("?after=bm9wZQ", 422),
+        ("?after=a&before=b", 422),
+    ],
+)
+def test_bad_queries_get_the_routes_errors(
+    api_server: ServeProcess, make_key: Any, run_path: str, query: str, status: int
+) -> None:
+    key = make_key("org-step-documents", ("read",))
+    response = _steps(api_server, run_path, {"Authorization": f"Bearer {key}"}, query)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["details"]
+
+
+def test_every_key_source_and_its_errors(
+    api_server: ServeProcess, make_key: Any, run_path: str
+) -> None:
+    key = make_key("org-step-documents", ("read",))
+    for headers, query in [
+        ({"x-api-key": key}, ""),
+        ({"Api-Key": key}, ""),
+        ({}, f"?access_token={key}"),
+        ({"Authorization": f"bearer   {key}"}, ""),
+    ]:
+        assert _steps(api_server, run_path, headers, query).status_code == 200, headers
+    assert _steps(api_server, run_path, {}).status_code == 401
+    assert _steps(api_server, run_path, {"Authorization": "Bearer stp_nope"}).status_code == 401
+    # Another organization's key does not see the run; every scope holds read.
+    stranger = make_key("org-step-documents-stranger", ("read",))
+    assert _steps(api_server, run_path, {"Authorization": f"Bearer {stranger}"}).status_code == 404
+    runner = make_key("org-step-documents", ("run",))
+    assert _steps(api_server, run_path, {"Authorization": f"Bearer {runner}"}).status_code == 200
+
+
+def test_workspaces_narrow_the_fast_lane_too(
+    api_server: ServeProcess, make_key: Any, run_path: str
+) -> None:
+    key = make_key("org-step-documents", ("read",))
+    elsewhere = {"Authorization": f"Bearer {key}", "X-Workspace-Id": str(uuid.uuid4())}
+    assert _steps(api_server, run_path, elsewhere).status_code == 404
+    bad = {"Authorization": f"Bearer {key}", "X-Workspace-Id": "not-a-uuid"}
+    assert _steps(api_server, run_path, bad).status_code == 422
+    limited = make_key("org-step-documents", ("read",), workspace_id=uuid.uuid4())
+    assert _steps(api_server, run_path, {"Authorization": f"Bearer {limited}"}).status_code == 404
+    other = {"Authorization": f"Bearer {limited}", "X-Workspace-Id": str(uuid.uuid4())}
+    assert _steps(api_server, run_path, other).status_code == 403
+
+
+def test_a_revoked_key_is_refused_at_once(
+    api_server: ServeProcess, make_key: Any, run_path: str
+) -> None:
+    admin = make_key("org-step-documents")
+    with httpx.Client(base_url=api_server.base_url, timeout=30) as http:
+        made = http.post(
+            "/v1/keys",
+            json={"name": "short-lived", "scopes": ["read"]},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert made.status_code == 201, made.text
+        doomed = made.json()
+        headers = {"Authorization": f"Bearer {doomed['key']}"}
+        assert _steps(api_server, run_path, headers).status_code == 200
+        revoked = http.delete(
+            f"/v1/keys/{doomed['id']}", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert revoked.status_code == 204
+    assert _steps(api_server, run_path, headers).status_code == 401
