@@ -25,6 +25,7 @@ from stepline.store import mapping, queries
 from stepline.store.database import ENGINE_OPTIONS, json_dumps
 from stepline.store.events import INSERT_EVENT, step_event_params
 from stepline.store.prepared import Prepared, _bind
+from stepline.store.tables import organizations
 from stepline.store.types import JSONText, UTCDateTime
 
 
@@ -160,3 +161,9 @@ def test_json_text_is_refused_outside_prepared_statements() -> None:
     # Stored through SQLAlchemy's JSON type it would become a JSON string: it must fail.
     with pytest.raises(Exception, match="JSONText"):
         json_dumps(JSONText("[]"))
+
+
+@pytest.mark.parametrize("make_dialect", DIALECTS)
+def test_a_statement_of_one_parameter_binds_a_list_of_one(make_dialect: Any) -> None:
+    statement = organizations.delete().where(organizations.c.name == sa.bindparam("n"))
+    assert _bind(Prepared(statement)._compile(make_dialect()), {"n": "acme"}) == ["acme"]

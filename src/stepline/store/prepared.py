@@ -17,7 +17,9 @@ processor (`fast_bind_processor`, e.g. UTC datetimes on SQLite), and a JSON colu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +38,29 @@ class _Compiled:
     # (parameter name, bind processor or None, whether the processor leaves None as None),
     # in the order the SQL expects them.
     params: tuple[tuple[str, Processor | None, bool], ...]
+    # The values in that order, in one call; then (position, processor, keeps None) of the
+    # parameters that have a processor, the only ones left to convert.
+    values: Callable[[dict[str, Any]], Any] = field(init=False)
+    processed: tuple[tuple[int, Processor, bool], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [name for name, _, _ in self.params]
+        getter: Callable[[dict[str, Any]], Any]
+        if len(names) > 1:
+            getter = itemgetter(*names)
+        else:  # itemgetter of one name gives the value, not a tuple
+            getter = partial(_few_values, tuple(names))
+        object.__setattr__(self, "values", getter)
+        processed = tuple(
+            (position, processor, keeps_none)
+            for position, (_, processor, keeps_none) in enumerate(self.params)
+            if processor is not None
+        )
+        object.__setattr__(self, "processed", processed)
+
+
+def _few_values(names: tuple[str, ...], params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(params[name] for name in names)
 
 
 class Prepared:
@@ -106,12 +131,12 @@ def _keeps_none(processor: Processor) -> bool:
 def _bind(compiled: _Compiled, params: dict[str, Any]) -> list[Any]:
     """The statement's parameter values, in order, converted for the driver."""
     try:
-        return [
-            value
-            if ((value := params[name]) is None and keeps_none) or processor is None
-            else processor(value)
-            for name, processor, keeps_none in compiled.params
-        ]
+        values = list(compiled.values(params))
+        for position, processor, keeps_none in compiled.processed:
+            value = values[position]
+            if value is not None or not keeps_none:
+                values[position] = processor(value)
+        return values
     except Exception as exc:
         # As SQLAlchemy reports a value its types refuse (e.g. a naive datetime).
         raise sa.exc.StatementError(str(exc), compiled.sql, params, exc) from exc
