@@ -126,3 +126,23 @@ async def test_the_write_connection_leaves_checkpoints_to_the_checkpointer(
 
     pages = await sqlite_store.writer.submit(autocheckpoint)
     assert pages == writer_module.WAL_AUTOCHECKPOINT_PAGES
+
+
+async def test_the_loop_begins_only_on_the_connection_it_set_not_to_wait(
+    sqlite_store: Store,
+) -> None:
+    await sqlite_store.ensure_organization("first")
+    writer = _writer(sqlite_store)
+    handed = writer._handed
+    # As if the driver connection had been replaced behind SQLAlchemy's Connection: its
+    # busy_timeout is not known to be 0, so the thread takes the write and sets it.
+    writer._loop_driver = object()
+    await sqlite_store.ensure_organization("second")
+    assert writer._handed == handed + 1
+    await sqlite_store.ensure_organization("third")
+    assert writer._handed == handed + 1
+
+    def busy_timeout(conn: sa.Connection) -> int:
+        return int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+
+    assert await sqlite_store.writer.submit(busy_timeout) == 0

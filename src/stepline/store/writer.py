@@ -172,6 +172,8 @@ class ThreadWriter(Writer):
         self._started = False
         self._conn: sa.Connection | None = None
         self._busy_timeout_ms: int | None = None
+        # The driver connection whose busy_timeout is 0: the only one the loop begins on.
+        self._loop_driver: Any = None
         # Held by whoever uses the connection (the loop or the thread).
         self._conn_lock = threading.Lock()
         # Submitted during this turn of the loop, not yet dispatched.
@@ -267,7 +269,10 @@ class ThreadWriter(Writer):
         passive), so the statements run as on the thread. Any other failure to begin is
         also None, so that the thread meets it again and deals with it.
         """
-        if self._busy_timeout_ms is None:
+        if (
+            self._busy_timeout_ms is None
+            or conn.connection.driver_connection is not self._loop_driver
+        ):
             return None
         try:
             return conn.begin()
@@ -371,7 +376,10 @@ class ThreadWriter(Writer):
             return
         driver = self._conn.connection.driver_connection
         assert driver is not None
+        self._loop_driver = None
         driver.execute(f"PRAGMA busy_timeout={ms}")
+        if ms == 0:
+            self._loop_driver = driver
 
     def _close_connection(self) -> None:
         """Close the connection (call with `_conn_lock` held)."""
