@@ -48,6 +48,8 @@ RUN_CANCELLED = "run cancelled"
 """The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
 RUN_FAILED = "the run failed before this step finished"
 CONTAINER_STOPPED = "its loop stopped before this step finished"
+SPEC_CACHE_SIZE = 256
+"""Validated workflow versions an engine keeps (a version never changes once stored)."""
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Engine:
     templates: Templates = field(default_factory=get_templates)
     lease_s: float = 30.0
     """The lease of the child runs this engine drives in-process (sub_workflow)."""
+    _specs: dict[str, WorkflowSpec] = field(default_factory=dict, init=False, repr=False)
 
     async def execute(
         self,
@@ -83,7 +86,7 @@ class Engine:
                 run, worker_id, RunStatus.failed, error="the run's workflow version is missing"
             )
         try:
-            spec = load_workflow(version.definition, self.registry)
+            spec = self._spec_of(version.digest, version.definition)
         except WorkflowInvalid as exc:
             return await self._finish(
                 run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
@@ -104,6 +107,16 @@ class Engine:
             error_details=details,
             steps=execution.steps.values(),
         )
+
+    def _spec_of(self, digest: str, definition: dict[str, Any]) -> WorkflowSpec:
+        """The validated spec of a stored version; validated once per digest, not per run."""
+        spec = self._specs.get(digest)
+        if spec is None:
+            spec = load_workflow(definition, self.registry)
+            if len(self._specs) >= SPEC_CACHE_SIZE:
+                self._specs.pop(next(iter(self._specs)))
+            self._specs[digest] = spec
+        return spec
 
     async def _finish(
         self,
