@@ -399,3 +399,25 @@ async def test_retry_of_a_failed_loop_reruns_only_the_failed_iteration_onwards(
     assert done.steps["each"].retry_count == 1
     assert done.steps["each_iter_0_get"].retry_count == 0
     assert done.steps["each_iter_1_get"].retry_count == 1
+
+
+async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Store) -> None:
+    org = await store.ensure_organization()
+    await save_definition(
+        store, org, {"name": "held-child", "nodes": [hil("ok", 1)]}, default_registry()
+    )
+    parent = {
+        "name": "held-parent",
+        "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "held-child"}}],
+    }
+    out = await start(store, parent)
+    assert out.run.status is RunStatus.waiting_for_human
+    child = await store.find_child_run(out.steps["call"].id)
+    assert child is not None
+
+    cancelled = await store.request_cancel(org, out.run.id)
+    assert cancelled.status is RunStatus.cancelled
+    child_now = await store.get_run(child.id)
+    assert child_now is not None and child_now.status is RunStatus.cancelled
+    assert (await store.page_reviews(org)).items == []
+    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stepline.api.responses import json_response
+from stepline.spec.inputs import validate_run_inputs
 from stepline.store.errors import NotFoundError, StateConflictError
 from stepline.store.paging import InvalidCursor
 
@@ -99,6 +100,19 @@ def not_found(what: str, ident: object) -> NoReturn:
 def invalid(field: str, message: str) -> NoReturn:
     """A 422 naming one bad field."""
     raise ApiError(422, f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
+
+
+def check_run_inputs(schema: dict[str, Any], inputs: Any) -> None:
+    """A 422 listing every way `inputs` misses the workflow's input schema, if it does."""
+    issues = validate_run_inputs(schema, inputs)
+    if not issues:
+        return
+    details = [
+        ErrorDetail(field="body" + issue.path.removeprefix("$"), message=issue.message)
+        for issue in issues
+    ]
+    summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+    raise ApiError(422, f"the run's inputs are invalid: {summary}", details=details)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -344,61 +344,12 @@ class ListingVerbs(StoreBase):
         A run nobody executes (queued, waiting for a human, or running under an expired
         lease) is cancelled here and now, with its unfinished steps. A run a worker holds
         only gets `cancel_requested_at`: that worker notices and stops it. A finished run
-        is returned unchanged.
+        is returned unchanged. Its unfinished child runs (sub_workflow) are cancelled too.
         """
 
         def op(conn: sa.Connection) -> RunRecord:
-            # PostgreSQL: the row lock orders this against a worker's claim of the run.
-            where = sa.and_(runs.c.id == run_id, runs.c.organization_id == organization_id)
-            row = (
-                conn.execute(
-                    sa.select(
-                        runs.c.status,
-                        runs.c.lease_expires_at,
-                        runs.c.started_at,
-                        runs.c.cancel_requested_at,
-                    )
-                    .where(where)
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise RunNotFoundError(f"run {run_id} not found")
-            status = RunStatus(row["status"])
-            now = utcnow()
-            if status not in FINISHED_RUN_STATUSES:
-                requested_at = row["cancel_requested_at"] or now
-                values: dict[str, Any] = {"cancel_requested_at": requested_at, "updated_at": now}
-                unattended = status in (RunStatus.queued, RunStatus.waiting_for_human) or (
-                    status is RunStatus.running
-                    and (row["lease_expires_at"] is None or row["lease_expires_at"] < now)
-                )
-                if unattended:
-                    _cancel_steps(conn, run_id, now)
-                    started_at = row["started_at"]
-                    values |= {
-                        "status": RunStatus.cancelled.value,
-                        "completed_at": now,
-                        "duration_ms": None
-                        if started_at is None
-                        else int((now - started_at).total_seconds() * 1000),
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                    }
-                conn.execute(runs.update().where(where).values(**values))
-                if unattended:
-                    insert_run_event(
-                        conn,
-                        run_id,
-                        organization_id,
-                        RunStatus.cancelled,
-                        error=None,
-                        duration_ms=values["duration_ms"],
-                    )
-            found = _read_run(conn, organization_id, run_id)
-            assert found is not None  # locked above
+            found = _cancel_run(conn, organization_id, run_id)
+            assert found is not None  # the run itself raised if it was missing
             return found
 
         return await self.writer.submit(op)
@@ -662,3 +613,65 @@ def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
         step.updated_at = now
         events.append(step_event_params(step))
     INSERT_EVENT.executemany(conn, events)
+
+
+def _cancel_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRecord | None:
+    """`request_cancel` of one run and, depth first, of its unfinished children."""
+    # PostgreSQL: the row lock orders this against a worker's claim of the run.
+    where = sa.and_(runs.c.id == run_id, runs.c.organization_id == organization_id)
+    row = (
+        conn.execute(
+            sa.select(
+                runs.c.status,
+                runs.c.lease_expires_at,
+                runs.c.started_at,
+                runs.c.cancel_requested_at,
+            )
+            .where(where)
+            .with_for_update()
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise RunNotFoundError(f"run {run_id} not found")
+    status = RunStatus(row["status"])
+    now = utcnow()
+    if status not in FINISHED_RUN_STATUSES:
+        requested_at = row["cancel_requested_at"] or now
+        values: dict[str, Any] = {"cancel_requested_at": requested_at, "updated_at": now}
+        unattended = status in (RunStatus.queued, RunStatus.waiting_for_human) or (
+            status is RunStatus.running
+            and (row["lease_expires_at"] is None or row["lease_expires_at"] < now)
+        )
+        if unattended:
+            _cancel_steps(conn, run_id, now)
+            started_at = row["started_at"]
+            values |= {
+                "status": RunStatus.cancelled.value,
+                "completed_at": now,
+                "duration_ms": None
+                if started_at is None
+                else int((now - started_at).total_seconds() * 1000),
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+        conn.execute(runs.update().where(where).values(**values))
+        if unattended:
+            insert_run_event(
+                conn,
+                run_id,
+                organization_id,
+                RunStatus.cancelled,
+                error=None,
+                duration_ms=values["duration_ms"],
+            )
+        children = conn.execute(
+            sa.select(runs.c.id).where(
+                runs.c.parent_run_id == run_id,
+                runs.c.status.not_in([s.value for s in FINISHED_RUN_STATUSES]),
+            )
+        ).scalars()
+        for child_id in list(children):
+            _cancel_run(conn, organization_id, child_id)
+    return _read_run(conn, organization_id, run_id)

@@ -24,13 +24,19 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from stepline.api.auth import Principal, ReadKey, RunKey
-from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid, not_found
+from stepline.api.errors import (
+    ApiError,
+    ErrorDetail,
+    check_run_inputs,
+    error_responses,
+    invalid,
+    not_found,
+)
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
 from stepline.records import RunRecord, StepRecord
 from stepline.spec.graph import WorkflowGraph
-from stepline.spec.inputs import validate_run_inputs
 from stepline.spec.validate import WorkflowInvalid, load_workflow
 from stepline.store.paging import MAX_PAGE_SIZE
 
@@ -231,14 +237,7 @@ async def replay_run(
         )
     inputs = body.inputs if body.inputs is not None else dict(original.inputs)
     schema = version.definition.get("inputs") or {"type": "object"}
-    issues = validate_run_inputs(schema, inputs)
-    if issues:
-        details = [
-            ErrorDetail(field="body" + issue.path.removeprefix("$"), message=issue.message)
-            for issue in issues
-        ]
-        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
-        raise ApiError(422, f"the run's inputs are invalid: {summary}", details=details)
+    check_run_inputs(schema, inputs)
     reuse = WorkflowGraph(spec).upstream(body.from_node)
     replay = await state.store.create_replay(
         original,

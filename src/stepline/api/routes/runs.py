@@ -38,7 +38,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.types import Scope
 
 from stepline.api.auth import Principal, ReadKey, RunKey, principal_of
-from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid, not_found
+from stepline.api.errors import (
+    ApiError,
+    ErrorDetail,
+    check_run_inputs,
+    error_responses,
+    invalid,
+    not_found,
+)
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response, to_json
 from stepline.api.state import AppState, StateDep
@@ -51,7 +58,6 @@ from stepline.records import (
     WorkflowRecord,
     utcnow,
 )
-from stepline.spec.inputs import validate_run_inputs
 from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
 from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
@@ -142,14 +148,7 @@ async def create_run(
         if version is None:
             not_found(f"version {workflow.latest_version} of workflow", workflow_id)
         schema = version.definition.get("inputs") or {"type": "object"}
-        issues = validate_run_inputs(schema, inputs)
-        if issues:
-            details = [
-                ErrorDetail(field="body" + issue.path.removeprefix("$"), message=issue.message)
-                for issue in issues
-            ]
-            summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
-            raise ApiError(422, f"the run's inputs are invalid: {summary}", details=details)
+        check_run_inputs(schema, inputs)
         record = RunRecord(
             workflow_id=workflow.id,
             workflow_version=version.version,
