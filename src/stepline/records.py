@@ -51,6 +51,8 @@ class RunStatus(StrEnum):
 
 
 FINISHED_RUN_STATUSES = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
+SETTLED_RUN_STATUSES = FINISHED_RUN_STATUSES | {RunStatus.waiting_for_human}
+"""A run in one of these does not move on by itself: it ended, or it waits for a person."""
 
 
 class ErrorStage(StrEnum):

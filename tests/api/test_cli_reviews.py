@@ -247,3 +247,28 @@ def test_runs_retry_and_replay(remote: Remote, http: httpx.Client, drop_dir: Pat
     )
     missing = remote("runs", "replay", run["id"])
     assert missing.returncode == 2 and "--from-node" in missing.stderr
+
+
+def test_runs_start_watch_stops_at_a_review_with_exit_3_and_wait_settles(
+    remote: Remote, http: httpx.Client
+) -> None:
+    workflow_id = create_workflow(http, hil_workflow("cli-watch-review"))
+    done = remote("runs", "start", "cli-watch-review", "-i", "name=Ada", "--watch")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "waiting_for_human" in done.stdout
+    assert "stepline reviews approve" in done.stderr
+
+    # ?wait=true answers as soon as the run waits for a person, with its steps.
+    response = http.post(
+        f"/v1/workflows/{workflow_id}/runs",
+        params={"wait": "true", "timeout_s": 30},
+        json={"inputs": {"name": "Bo"}},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "waiting_for_human"
+    assert {s["step_id"]: s["status"] for s in body["steps"]}["check"] == "waiting_for_human"
+
+    approved = remote("reviews", "approve", body["id"], "check")
+    assert approved.returncode == 0, approved.stderr
+    assert finished(http, workflow_id, body["id"])["status"] == "completed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,14 +43,10 @@ def drop_dir() -> Iterator[Path]:
 
 
 def wait_settled(client: Client, workflow_id: Any, run_id: Any) -> Run:
-    """The run once it finished or paused for a review (runs.wait stops only at the end)."""
-    deadline = time.monotonic() + 60
-    while True:
-        run = client.runs.get(workflow_id, run_id)
-        if run.finished or run.status == "waiting_for_human":
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} stayed {run.status}"
-        time.sleep(0.05)
+    """The run once it finished or paused for a review: `runs.wait` stops at either."""
+    run = client.runs.wait(workflow_id, run_id, timeout_s=60)
+    assert run.settled, f"run {run_id} stayed {run.status}"
+    return run
 
 
 def gated(gate: Path) -> dict[str, Any]:

@@ -58,6 +58,7 @@ err = Console(stderr=True, highlight=False)
 
 EXIT_FAILED_RUN = 1
 EXIT_USAGE = 2
+EXIT_WAITING = 3
 
 ServerOption = Annotated[
     str | None,
@@ -255,7 +256,8 @@ def runs_start(
 
     Without --watch it prints the run's id and returns at once.
 
-    With --watch the exit code is 0 if the run completed, 1 if it failed or was cancelled.
+    With --watch the exit code is 0 if the run completed, 1 if it failed or was cancelled,
+    3 if it waits for a review.
     """
     from stepline.cli.main import parse_inputs
 
@@ -285,8 +287,7 @@ def runs_start(
         if finished.status is RunStatus.completed:
             out.print("Output:")
             print_json(finished.output)
-    if finished.status is not RunStatus.completed:
-        raise typer.Exit(EXIT_FAILED_RUN)
+    exit_for(finished)
 
 
 class RunView:
@@ -340,7 +341,8 @@ def _elapsed_ms(step: StepChange, now: datetime) -> int | None:
 
 
 def follow_run(client: Client, run: Run, *, live: bool) -> Run:
-    """Read the run's events until it ends (a live table on stderr when `live`)."""
+    """Read the run's events until it ends or waits for a review (a live table on stderr
+    when `live`)."""
     view = RunView(run)
     screen = Live(view.render(), console=err, refresh_per_second=8, transient=True)
     with screen if live else nullcontext(), client.runs.events(run.workflow_id, run.id) as events:
@@ -348,7 +350,25 @@ def follow_run(client: Client, run: Run, *, live: bool) -> Run:
             view.apply(event)
             if live:
                 screen.update(view.render())
+            # An earlier pause may be replayed from the stream's start: stop only if the
+            # run still waits now.
+            if event.type == "run.waiting_for_human":
+                current = client.runs.get(run.workflow_id, run.id)
+                if current.status is RunStatus.waiting_for_human:
+                    return current
     return client.runs.get(run.workflow_id, run.id)
+
+
+def exit_for(run: Run) -> None:
+    """A watched run's exit: 0 completed, 3 waiting for a review (and how to decide), else 1."""
+    if run.status is RunStatus.waiting_for_human:
+        err.print(
+            f"The run waits for a review: `stepline reviews list`, then `stepline reviews "
+            f"approve {run.id}` (or reject); the server resumes it once decided."
+        )
+        raise typer.Exit(EXIT_WAITING)
+    if run.status is not RunStatus.completed:
+        raise typer.Exit(EXIT_FAILED_RUN)
 
 
 # -- workflows ---------------------------------------------------------------------------
@@ -483,7 +503,11 @@ def workflows_validate(
 # -- retry and replay --------------------------------------------------------------------
 
 WatchFlag = Annotated[
-    bool, typer.Option("--watch", help="Follow the run to its end (exit 1 unless it completes).")
+    bool,
+    typer.Option(
+        "--watch",
+        help="Follow the run to its end or its next review (exit 0 completed, 3 waiting, else 1).",
+    ),
 ]
 
 
@@ -508,8 +532,7 @@ def _report_run(client: Client, run: Run, what: str, *, watch: bool, as_json: bo
         if finished.status is RunStatus.completed:
             out.print("Output:")
             print_json(finished.output)
-    if finished.status is not RunStatus.completed:
-        raise typer.Exit(EXIT_FAILED_RUN)
+    exit_for(finished)
 
 
 def runs_retry(

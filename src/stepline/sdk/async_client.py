@@ -292,12 +292,13 @@ class AsyncRuns:
         return await self._client.call(call)
 
     async def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
-        """The run once it ended, or as it is when `timeout_s` is up (check `run.finished`)."""
+        """The run once it ended or waits for a review (`run.settled`), or as it is when
+        `timeout_s` is up."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         pause = POLL_FIRST_S
         while True:
             run = await self.get(workflow_id, run_id)
-            if run.finished:
+            if run.settled:
                 return run
             if deadline is not None:
                 left = deadline - time.monotonic()

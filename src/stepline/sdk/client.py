@@ -304,12 +304,13 @@ class Runs:
         return self._client.call(call)
 
     def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
-        """The run once it ended, or as it is when `timeout_s` is up (check `run.finished`)."""
+        """The run once it ended or waits for a review (`run.settled`), or as it is when
+        `timeout_s` is up."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         pause = POLL_FIRST_S
         while True:
             run = self.get(workflow_id, run_id)
-            if run.finished:
+            if run.settled:
                 return run
             if deadline is not None:
                 left = deadline - time.monotonic()

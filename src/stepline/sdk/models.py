@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import (
     FINISHED_RUN_STATUSES,
+    SETTLED_RUN_STATUSES,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -49,6 +50,11 @@ class Run(RunRecord):
     def finished(self) -> bool:
         """Whether the run reached a terminal state (completed, failed or cancelled)."""
         return self.status in FINISHED_RUN_STATUSES
+
+    @property
+    def settled(self) -> bool:
+        """Whether the run will not move on by itself: finished, or waiting for a review."""
+        return self.status in SETTLED_RUN_STATUSES
 
 
 class Review(Step):

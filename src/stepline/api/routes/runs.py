@@ -51,6 +51,7 @@ from stepline.api.responses import json_response, to_json
 from stepline.api.state import AppState, StateDep
 from stepline.records import (
     FINISHED_RUN_STATUSES,
+    SETTLED_RUN_STATUSES,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -117,7 +118,10 @@ class RunData(BaseModel):
     response_model=RunOut,
     responses={
         **error_responses(403, 404, 409, 413),
-        200: {"model": RunOut, "description": "?wait=true and the run ended: with its `steps`."},
+        200: {
+            "model": RunOut,
+            "description": "?wait=true and the run ended or waits for a review: with its `steps`.",
+        },
         202: {"model": RunOut, "description": "Queued (or, with ?wait=true, not yet done)."},
     },
     summary="Start a run of the workflow's latest version",
@@ -127,7 +131,10 @@ async def create_run(
     state: StateDep,
     principal: RunKey,
     body: Annotated[RunCreate | None, Body()] = None,
-    wait: Annotated[bool, Query(description="Wait for the run to end (up to timeout_s).")] = False,
+    wait: Annotated[
+        bool,
+        Query(description="Wait for the run to end or to wait for a review (up to timeout_s)."),
+    ] = False,
     timeout_s: Annotated[
         float, Query(gt=0, le=WAIT_MAX_S, description="How long ?wait=true waits, in seconds.")
     ] = WAIT_DEFAULT_S,
@@ -175,8 +182,8 @@ async def create_run(
     if replayed is not None:
         headers["Idempotent-Replayed"] = "true"
     if wait:
-        run = await _wait_until_finished(state, principal, run, timeout_s)
-        if run.status in FINISHED_RUN_STATUSES:
+        run = await _wait_until_settled(state, principal, run, timeout_s)
+        if run.status in SETTLED_RUN_STATUSES:
             steps = await state.store.list_steps(run.id)
             return json_response(RunOut.of(run, steps), 200, headers=headers)
         return json_response(RunOut.of(run), 202, headers=headers)
@@ -687,10 +694,10 @@ def _key_in_use(key: str) -> NoReturn:
     )
 
 
-async def _wait_until_finished(
+async def _wait_until_settled(
     state: AppState, principal: Principal, run: RunRecord, timeout_s: float
 ) -> RunRecord:
-    """The run once it has finished, or as it is when `timeout_s` has passed."""
+    """The run once it has finished or waits for a person, or as it is after `timeout_s`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     delay = 0.01
@@ -699,7 +706,7 @@ async def _wait_until_finished(
         if current is None:  # deleted meanwhile
             not_found("run", run.id)
         remaining = deadline - loop.time()
-        if current.status in FINISHED_RUN_STATUSES or remaining <= 0:
+        if current.status in SETTLED_RUN_STATUSES or remaining <= 0:
             return current
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.2)
