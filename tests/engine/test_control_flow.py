@@ -7,6 +7,7 @@ by a counter, not inferred from a status.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -421,3 +422,40 @@ async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Stor
     assert child_now is not None and child_now.status is RunStatus.cancelled
     assert (await store.page_reviews(org)).items == []
     assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
+
+
+async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
+    store: Store,
+) -> None:
+    org = await store.ensure_organization()
+    slow = "import time\ndef main(inputs):\n    time.sleep(30)\n    return 1\n"
+    child = {
+        "name": "slow-child",
+        "nodes": [{"id": "nap", "type": "code", "config": {"inputs": {}, "code": slow}}],
+    }
+    await save_definition(store, org, child, default_registry())
+    parent = {
+        "name": "slow-parent",
+        "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "slow-child"}}],
+    }
+    run = await queue_run(store, parent, {})
+
+    async def cancel_the_child_once_it_runs() -> None:
+        while True:
+            steps = await store.list_steps(run.id)
+            child_run = await store.find_child_run(steps[0].id) if steps else None
+            if child_run is not None:
+                nap = await store.list_steps(child_run.id)
+                if nap and nap[0].status is StepStatus.running:
+                    await store.request_cancel(org, child_run.id)
+                    return
+            await asyncio.sleep(0.05)
+
+    canceller = asyncio.create_task(cancel_the_child_once_it_runs())
+    async with asyncio.timeout(20):  # the nap alone would take 30 s
+        out = await execute(store, run)
+    await canceller
+    assert out.run.status is RunStatus.failed
+    assert "cancelled" in (out.steps["call"].error or "")
+    child_run = await store.find_child_run(out.steps["call"].id)
+    assert child_run is not None and child_run.status is RunStatus.cancelled

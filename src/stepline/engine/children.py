@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 WAIT_POLL_S = 0.2
 """How often a child that another worker holds is looked at."""
+CANCEL_POLL_S = 0.5
+"""How often a child driven here looks for a cancel request of its own."""
 
 
 class StepChildRuns:
@@ -122,7 +124,7 @@ class StepChildRuns:
         engine = self.execution.engine
         cancel = asyncio.Event()
         task = asyncio.create_task(engine.execute(child, worker_id=worker_id, cancel=cancel))
-        renew = asyncio.create_task(self._renew(child.id, worker_id, task))
+        renew = asyncio.create_task(self._heartbeat(child.id, worker_id, task, cancel))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -137,11 +139,28 @@ class StepChildRuns:
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
 
-    async def _renew(self, run_id: UUID, worker_id: str, task: asyncio.Task[RunRecord]) -> None:
-        engine = self.execution.engine
+    async def _heartbeat(
+        self,
+        run_id: UUID,
+        worker_id: str,
+        task: asyncio.Task[RunRecord],
+        cancel: asyncio.Event,
+    ) -> None:
+        """Renew the child's lease, and stop it when a cancel of the child is requested.
+
+        (A cancel of the parent reaches the child through the parent step's task.)
+        """
+        store = self.execution.engine.store
+        lease_s = self.execution.engine.lease_s
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + lease_s / 3
         while not task.done():
-            await asyncio.sleep(engine.lease_s / 3)
-            await engine.store.renew_lease(run_id, worker_id, engine.lease_s)
+            await asyncio.sleep(max(min(CANCEL_POLL_S, renew_at - loop.time()), 0))
+            if not cancel.is_set() and await store.cancel_requested_at(run_id):
+                cancel.set()
+            if loop.time() >= renew_at:
+                renew_at = loop.time() + lease_s / 3
+                await store.renew_lease(run_id, worker_id, lease_s)
 
 
 async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRecord | None:
