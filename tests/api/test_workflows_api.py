@@ -456,11 +456,11 @@ def test_json_diagram_shows_the_latest_runs_step_statuses(
     before = api.get(url, params={"format": "json"}).json()
     assert before["run_id"] is None
     assert before["nodes"] == [
-        {"id": "start", "type": "start", "label": "start", "status": None},
-        {"id": "route", "type": "conditional", "label": "route", "status": None},
-        {"id": "big", "type": "reshape", "label": 'The "big" one', "status": None},
-        {"id": "small", "type": "reshape", "label": "small", "status": None},
-        {"id": "end", "type": "end", "label": "end", "status": None},
+        {"id": "start", "type": "start", "label": "start", "status": None, "parent": None},
+        {"id": "route", "type": "conditional", "label": "route", "status": None, "parent": None},
+        {"id": "big", "type": "reshape", "label": 'The "big" one', "status": None, "parent": None},
+        {"id": "small", "type": "reshape", "label": "small", "status": None, "parent": None},
+        {"id": "end", "type": "end", "label": "end", "status": None, "parent": None},
     ]
     assert before["edges"] == [
         {"from": "start", "to": "route", "handle": None},
@@ -485,6 +485,49 @@ def test_json_diagram_shows_the_latest_runs_step_statuses(
         "small": "running",
         "end": None,
     }
+
+
+def test_a_loop_body_is_a_subgraph_of_the_diagram(api: httpx.Client) -> None:
+    definition = {
+        "name": "diagram-loop",
+        "nodes": [
+            {
+                "id": "each",
+                "type": "for_each",
+                "config": {"items": [1, 2]},
+                "body": {
+                    "nodes": [
+                        {"id": "a", "type": "reshape", "config": {"output": 1}},
+                        {"id": "b", "type": "reshape", "config": {"output": 2}},
+                    ],
+                    "edges": [{"from": "a", "to": "b"}],
+                },
+            },
+            {"id": "after", "type": "reshape", "config": {"output": 3}},
+        ],
+        "edges": [{"from": "each", "to": "after"}],
+    }
+    workflow = create(api, definition)
+    url = f"/v1/workflows/{workflow['id']}/diagram"
+    assert api.get(url).text.splitlines() == [
+        "flowchart TD",
+        '    n0["each<br/>for_each"]',
+        '    subgraph n0_body["body of each"]',
+        '        n1["a<br/>reshape"]',
+        '        n2["b<br/>reshape"]',
+        "    end",
+        '    n0 -.->|"each iteration"| n0_body',
+        '    n3["after<br/>reshape"]',
+        "    n1 --> n2",
+        "    n0 --> n3",
+    ]
+    nodes = api.get(url, params={"format": "json"}).json()["nodes"]
+    assert [(n["id"], n["parent"]) for n in nodes] == [
+        ("each", None),
+        ("a", "each"),
+        ("b", "each"),
+        ("after", None),
+    ]
 
 
 def insert_finished_run(

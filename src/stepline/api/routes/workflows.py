@@ -82,6 +82,9 @@ class DiagramNode(BaseModel):
     type: str
     label: str
     status: str | None = Field(description="The node's step status in the latest run, if any.")
+    parent: str | None = Field(
+        default=None, description="The loop whose body holds this node; null at the top."
+    )
 
 
 class DiagramEdge(BaseModel):
@@ -468,29 +471,42 @@ def _report(issues: list[ValidationIssue]) -> ValidationReport:
 # --- diagrams ------------------------------------------------------------------------------
 
 
-def _graph_of(definition: dict[str, Any]) -> tuple[list[DiagramNode], list[DiagramEdge]]:
-    """The nodes and edges of a stored definition (validated when it was saved)."""
-    nodes = [
-        DiagramNode(
-            id=str(node.get("id")),
-            type=str(node.get("type")),
-            label=str(node.get("label") or node.get("id")),
-            status=None,
+def _graph_of(
+    definition: dict[str, Any], parent: str | None = None
+) -> tuple[list[DiagramNode], list[DiagramEdge]]:
+    """The nodes and edges of a stored definition (validated when it was saved), loop
+    bodies included: a body's nodes name their loop as `parent`."""
+    nodes: list[DiagramNode] = []
+    edges: list[DiagramEdge] = []
+    for node in definition.get("nodes") or []:
+        if not isinstance(node, dict):
+            continue
+        node_id = str(node.get("id"))
+        nodes.append(
+            DiagramNode(
+                id=node_id,
+                type=str(node.get("type")),
+                label=str(node.get("label") or node.get("id")),
+                status=None,
+                parent=parent,
+            )
         )
-        for node in definition.get("nodes") or []
-        if isinstance(node, dict)
-    ]
-    edges = [
-        DiagramEdge.model_validate(
-            {
-                "from": str(edge.get("from")),
-                "to": str(edge.get("to")),
-                "handle": None if edge.get("handle") is None else str(edge.get("handle")),
-            }
-        )
-        for edge in definition.get("edges") or []
-        if isinstance(edge, dict)
-    ]
+        body = node.get("body")
+        if isinstance(body, dict):
+            inner_nodes, inner_edges = _graph_of(body, node_id)
+            nodes += inner_nodes
+            edges += inner_edges
+    for edge in definition.get("edges") or []:
+        if isinstance(edge, dict):
+            edges.append(
+                DiagramEdge.model_validate(
+                    {
+                        "from": str(edge.get("from")),
+                        "to": str(edge.get("to")),
+                        "handle": None if edge.get("handle") is None else str(edge.get("handle")),
+                    }
+                )
+            )
     return nodes, edges
 
 
@@ -499,12 +515,26 @@ def _mermaid(nodes: list[DiagramNode], edges: list[DiagramEdge]) -> str:
 
     Node ids are numbered (n0, n1, ...) because Mermaid reserves words such as `end` and
     reads some id spellings as edge syntax; each node's box shows its label, id and type.
+    A loop's body is a subgraph (`n<i>_body`) that its loop points to with a dotted arrow.
     """
     ids = {node.id: f"n{index}" for index, node in enumerate(nodes)}
-    lines = ["flowchart TD"]
+    children: dict[str | None, list[DiagramNode]] = {}
     for node in nodes:
-        title = node.label if node.label == node.id else f"{node.label} ({node.id})"
-        lines.append(f'    {ids[node.id]}["{_text(title)}<br/>{_text(node.type)}"]')
+        children.setdefault(node.parent, []).append(node)
+    lines = ["flowchart TD"]
+
+    def place(parent: str | None, indent: str) -> None:
+        for node in children.get(parent, []):
+            title = node.label if node.label == node.id else f"{node.label} ({node.id})"
+            lines.append(f'{indent}{ids[node.id]}["{_text(title)}<br/>{_text(node.type)}"]')
+            if node.id in children:
+                body = f"{ids[node.id]}_body"
+                lines.append(f'{indent}subgraph {body}["body of {_text(node.id)}"]')
+                place(node.id, indent + "    ")
+                lines.append(f"{indent}end")
+                lines.append(f'{indent}{ids[node.id]} -.->|"each iteration"| {body}')
+
+    place(None, "    ")
     for edge in edges:
         source = ids.get(edge.source, edge.source)
         target = ids.get(edge.target, edge.target)
