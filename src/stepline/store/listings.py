@@ -666,11 +666,15 @@ def _cancel_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> Run
                 error=None,
                 duration_ms=values["duration_ms"],
             )
+        # SKIP LOCKED: a child locked now is finishing, and its finish locks this run next
+        # (to wake it); waiting for it here would be a deadlock, and it needs no cancel.
         children = conn.execute(
-            sa.select(runs.c.id).where(
+            sa.select(runs.c.id)
+            .where(
                 runs.c.parent_run_id == run_id,
                 runs.c.status.not_in([s.value for s in FINISHED_RUN_STATUSES]),
             )
+            .with_for_update(skip_locked=True)
         ).scalars()
         for child_id in list(children):
             _cancel_run(conn, organization_id, child_id)
