@@ -82,7 +82,7 @@ class LoopBody:
 
     def evaluate(self, expression: str, loop: Mapping[str, Any]) -> Any:
         """Evaluate in the scope the next iteration would see, plus the last one's nodes."""
-        scope = self._scope(loop, dict(self._last_states))
+        scope = self._scope(loop, self._last_states)
         return self.execution.engine.templates.evaluate(expression, scope)
 
     def _scope(

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from stepline.nodes.base import ChildOutcome, NodeError
 from stepline.records import (
-    FINISHED_RUN_STATUSES,
+    SETTLED_RUN_STATUSES,
     ErrorStage,
     RunRecord,
     RunStatus,
@@ -50,9 +50,7 @@ class StepChildRuns:
         elif child.status in (RunStatus.failed, RunStatus.cancelled):
             child = await store.retry_run(child.organization_id, child.id)
         await self._link(child.id)
-        if child.status not in FINISHED_RUN_STATUSES and child.status is not (
-            RunStatus.waiting_for_human
-        ):
+        if child.status not in SETTLED_RUN_STATUSES:
             child = await self._drive(child)
         return ChildOutcome(child.id, str(child.status), child.output, child.error)
 
@@ -114,9 +112,7 @@ class StepChildRuns:
             current = await engine.store.get_run(child.id)
             if current is None:
                 raise NodeError(f"sub_workflow: child run {child.id} disappeared")
-            if current.status in FINISHED_RUN_STATUSES or (
-                current.status is RunStatus.waiting_for_human
-            ):
+            if current.status in SETTLED_RUN_STATUSES:
                 return current
             await asyncio.sleep(WAIT_POLL_S)
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepline.engine.body import LoopBody
-from stepline.engine.children import StepChildRuns
 from stepline.engine.frame import Frame
 from stepline.engine.observer import NullObserver, RunObserver
 from stepline.engine.step_runner import StepRunner
@@ -270,9 +269,6 @@ class RunExecution:
             graph = WorkflowGraph.from_parts(node.body.nodes, node.body.edges)
             self._body_graphs[node.id] = graph
         return LoopBody(self, frame, node, step, graph)
-
-    def child_runs(self, step: StepRecord) -> StepChildRuns:
-        return StepChildRuns(self, step)
 
     async def _drive_unless_cancelled(self) -> bool:
         """Drive the run to its end, or until `cancel` is set (then return True)."""

@@ -15,9 +15,10 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stepline.engine.children import StepChildRuns
 from stepline.engine.routing import Decision, Ready, Router
 from stepline.engine.step_runner import StepOutcome
-from stepline.nodes.base import BodyRunner, ChildRuns
+from stepline.nodes.base import BodyRunner
 from stepline.records import FINISHED_STEP_STATUSES, IterationFrame, StepRecord, StepStatus
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import REJECTED_HANDLE
@@ -76,9 +77,6 @@ class Frame:
         body: BodyRunner | None = None
         if kind.container and node.body is not None:
             body = self.execution.body_runner(self, node, step)
-        children: ChildRuns | None = None
-        if node.type == "sub_workflow":
-            children = self.execution.child_runs(step)
         rejected_wired = any(e.handle == REJECTED_HANDLE for e in self.graph.outbound(node_id))
         return await self.execution.runner.run(
             node,
@@ -86,7 +84,7 @@ class Frame:
             step,
             self.scope,
             body=body,
-            children=children,
+            children=StepChildRuns(self.execution, step),
             rejected_wired=rejected_wired,
         )
 

@@ -15,7 +15,7 @@ from stepline.nodes.base import (
     NodeKind,
     NodeResult,
 )
-from stepline.nodes.for_each import loop_result
+from stepline.nodes.loop_result import loop_result
 from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
 
 CONDITION_FALSE = "condition_false"

@@ -32,7 +32,7 @@ from stepline.store.errors import (
     StateConflictError,
     StepNotFoundError,
 )
-from stepline.store.events import INSERT_EVENT, insert_run_event, step_event_params
+from stepline.store.events import insert_run_event, step_write
 from stepline.store.paging import Ordering, Page, read_page
 from stepline.store.tables import runs, steps
 
@@ -79,11 +79,9 @@ def _requeue(conn: sa.Connection, run: RunRecord, reason: str) -> RunRecord:
 
 
 def _write_step(conn: sa.Connection, step: StepRecord) -> None:
-    """Update a step and write its event, as `Store.update_step` does."""
+    """Update a step and write its event within this transaction, as `Store.update_step`."""
     step.updated_at = utcnow()
-    if queries.UPDATE_STEP.execute(conn, mapping.step_update_params(step)) != 1:
-        raise StepNotFoundError(f"step {step.id} ({step.step_id!r}) was never inserted")
-    INSERT_EVENT.execute(conn, step_event_params(step))
+    step_write(step)(conn)
 
 
 def _has_work_to_resume(conn: sa.Connection, run_id: UUID) -> bool:

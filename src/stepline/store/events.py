@@ -10,6 +10,7 @@ the process that holds the run, or a row lock).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import RunStatus, StepRecord, utcnow
+from stepline.store import mapping, queries
 from stepline.store.base import StoreBase
+from stepline.store.errors import StepNotFoundError
 from stepline.store.prepared import Prepared
 from stepline.store.tables import run_events
 
@@ -70,6 +73,22 @@ def step_event_params(step: StepRecord) -> dict[str, Any]:
         },
         "created_at": step.updated_at,
     }
+
+
+def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
+    """The write of a step's mutable fields and its `step.<status>` event, in one
+    transaction; the parameters are taken now, so the caller may go on changing `step`."""
+    params = mapping.step_update_params(step)
+    event = step_event_params(step)
+
+    def op(conn: sa.Connection) -> None:
+        if queries.UPDATE_STEP.execute(conn, params) != 1:
+            raise StepNotFoundError(
+                f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
+            )
+        INSERT_EVENT.execute(conn, event)
+
+    return op
 
 
 def insert_run_event(

@@ -34,15 +34,9 @@ from stepline.store.control import ControlVerbs, wake_parent
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
-    StepNotFoundError,
     WorkflowNotFoundError,
 )
-from stepline.store.events import (
-    INSERT_EVENT,
-    EventVerbs,
-    insert_run_event,
-    step_event_params,
-)
+from stepline.store.events import EventVerbs, insert_run_event, step_write
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
 
@@ -411,17 +405,7 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs):
         insert. `updated_at` is written as the record has it: the caller keeps it current.
         The `step.<status>` event is written in the same transaction.
         """
-        params = mapping.step_update_params(step)
-        event = step_event_params(step)
-
-        def op(conn: sa.Connection) -> None:
-            if queries.UPDATE_STEP.execute(conn, params) != 1:
-                raise StepNotFoundError(
-                    f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
-                )
-            INSERT_EVENT.execute(conn, event)
-
-        await self.writer.submit(op)
+        await self.writer.submit(step_write(step))
 
     async def list_steps(self, run_id: UUID) -> list[StepRecord]:
         """The run's steps in execution order (seq, then step_id)."""
