@@ -7,34 +7,16 @@ through STEPLINE_SERVER and STEPLINE_API_KEY, as a user on another machine would
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from support.cli import stepline
+from support.cli import Remote, stepline
 from support.server import ServeProcess, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-class Remote:
-    """`stepline ...` with this test's server and key in the environment."""
-
-    def __init__(self, home: Path, server: str, key: str) -> None:
-        self.home, self.server, self.key = home, server, key
-
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        settings = {"STEPLINE_SERVER": self.server, "STEPLINE_API_KEY": self.key, **env}
-        return stepline(*args, home=self.home, **settings)
-
-    def json(self, *args: str) -> Any:
-        done = self(*args, "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
 
 
 @pytest.fixture

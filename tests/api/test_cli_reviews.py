@@ -6,7 +6,6 @@ STEPLINE_SERVER and STEPLINE_API_KEY, as for a user on another machine.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from control_support import (
     steps_of,
 )
 
-from support.cli import stepline
+from support.cli import Remote
 from support.server import ServeProcess
 
 GATED = """
@@ -40,22 +39,6 @@ def main(inputs):
         raise ValueError("the gate is closed")
     return {"scaled": inputs["n"] * inputs["factor"]}
 """
-
-
-class Remote:
-    """`stepline ...` with this test's server and key in the environment."""
-
-    def __init__(self, home: Path, server: str, key: str) -> None:
-        self.home, self.server, self.key = home, server, key
-
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        settings = {"STEPLINE_SERVER": self.server, "STEPLINE_API_KEY": self.key, **env}
-        return stepline(*args, home=self.home, **settings)
-
-    def json(self, *args: str) -> Any:
-        done = self(*args, "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
 
 
 @pytest.fixture

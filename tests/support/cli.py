@@ -35,3 +35,19 @@ def stepline_json(*args: str, home: Path, **env: str) -> Any:
     done = stepline(*args, "--json", home=home, **env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+class Remote:
+    """`stepline ...` with a server and key in the environment, as for a remote user."""
+
+    def __init__(self, home: Path, server: str, key: str) -> None:
+        self.home, self.server, self.key = home, server, key
+
+    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        settings = {"STEPLINE_SERVER": self.server, "STEPLINE_API_KEY": self.key, **env}
+        return stepline(*args, home=self.home, **settings)
+
+    def json(self, *args: str) -> Any:
+        done = self(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
