@@ -2,7 +2,7 @@
 
 `<STEPLINE_HOME>/credentials` (default ~/.stepline/credentials) is one JSON object,
 `{"server": url, "api_key": key, "organization_id": uuid}`, readable by its owner only
-(mode 0600, in a folder created 0700). The first start of `stepline serve` writes it;
+(mode 0600, in a folder made 0700). The first start of `stepline serve` writes it;
 the CLI and the SDK read it when `STEPLINE_API_KEY` is not set.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from stepline.private_files import private_home
 from stepline.settings import get_settings
 
 API_KEY_ENV = "STEPLINE_API_KEY"
@@ -49,7 +50,7 @@ def save_credentials(
     if not api_key:
         raise ValueError("save_credentials: api_key must not be empty")
     path = credentials_path(home)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_home(path.parent)
     document = {
         "server": server,
         "api_key": api_key,

@@ -51,7 +51,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.connect(settings.resolved_database_url())
+        store = await Store.connect(settings.resolved_database_url(), home=settings.home)
         try:
             await store.upgrade()
             if public_url is not None:

@@ -56,7 +56,8 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 @asynccontextmanager
 async def open_store() -> AsyncIterator[Store]:
-    store = await Store.connect(get_settings().resolved_database_url())
+    settings = get_settings()
+    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
     try:
         await store.upgrade()
         yield store

@@ -84,7 +84,8 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 @asynccontextmanager
 async def open_store() -> AsyncIterator[Store]:
     """The configured database, migrated to the current schema."""
-    store = await Store.connect(get_settings().resolved_database_url())
+    settings = get_settings()
+    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
     try:
         await store.upgrade()
         yield store

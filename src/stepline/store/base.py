@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Self, TypeVar
 
 import sqlalchemy as sa
@@ -25,12 +26,14 @@ class StoreBase:
         """Every write goes through it; its counters tell how well writes are batched."""
 
     @classmethod
-    async def connect(cls, url: str) -> Self:
+    async def connect(cls, url: str, *, home: Path | None = None) -> Self:
         """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
 
-        A SQLite file's folder is created if missing. Call `upgrade()` before first use.
+        A SQLite file is created 0600 (its missing folders 0700), or tightened to 0600 if
+        older; `home`, the STEPLINE_HOME holding it, is made 0700. Call `upgrade()` before
+        first use.
         """
-        return cls(database.open_database(url))
+        return cls(database.open_database(url, home))
 
     async def close(self) -> None:
         """Commit the writes already submitted, then release every connection."""

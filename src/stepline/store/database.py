@@ -75,13 +75,17 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def open_database(url: str) -> Database:
-    """The Database for `url` (its engine connects lazily, on first use)."""
+def open_database(url: str, home: Path | None = None) -> Database:
+    """The Database for `url` (its engine connects lazily, on first use).
+
+    A SQLite file is created 0600 in folders created 0700; `home` (STEPLINE_HOME) is
+    tightened to 0700 when the file lives in it.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         from stepline.store.database_sqlite import SQLiteDatabase
 
-        return SQLiteDatabase(parsed)
+        return SQLiteDatabase(parsed, home)
     from stepline.store.database_postgres import PostgresDatabase
 
     return PostgresDatabase(parsed)

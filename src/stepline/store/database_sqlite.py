@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from stepline.private_files import create_private_file, make_private_dirs, private_home, tighten
 from stepline.store.database import ENGINE_OPTIONS, Database
 from stepline.store.step_json import register_functions
 from stepline.store.writer import Outcome, ThreadWriter, settle_from_thread
@@ -49,6 +50,8 @@ _READERS = 2
 # documents at once in one process are slower than one (SQLite's allocator takes a global
 # mutex), and a burst of pages then never holds up the store's other reads.
 _DRIVER_READERS = 1
+# The files SQLite keeps beside the database while it is open (or after a crash).
+_COMPANIONS = ("-wal", "-shm", "-journal")
 # Marks the writer's connection, whose transactions begin IMMEDIATE.
 _WRITE_OPTION = "stepline_write"
 
@@ -58,10 +61,10 @@ class SQLiteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, home: Path | None = None) -> None:
         self.url = url
         assert url.database is not None  # normalize_url refused in-memory databases
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database).expanduser(), home)
         self.engine = sa.create_engine(
             url.set(drivername="sqlite+pysqlite"),
             pool_size=_READERS + 1,
@@ -183,6 +186,21 @@ class _Threads:
             except BaseException as exc:
                 outcome = (False, exc)
             settle_from_thread([future], [outcome])
+
+
+def _create_private(path: Path, home: Path | None) -> None:
+    """Create the database file 0600 (and any folder 0700) before SQLite opens it.
+
+    SQLite gives the -wal, -shm and -journal files it creates the database file's mode
+    (and chmods them to it, whatever the umask), so a 0600 file keeps all of them private.
+    A database from an older stepline (0644) and its leftover companions are tightened.
+    """
+    if home is not None and path.resolve().is_relative_to(home.expanduser().resolve()):
+        private_home(home.expanduser())
+    make_private_dirs(path.parent)
+    create_private_file(path)
+    for suffix in _COMPANIONS:
+        tighten(path.with_name(path.name + suffix))
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -9,6 +9,7 @@ from the config, or else stepline's configured database.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import context
@@ -28,10 +29,10 @@ def _run(connection: sa.Connection) -> None:
         context.run_migrations()
 
 
-async def _run_on(url: str) -> None:
+async def _run_on(url: str, home: Path | None) -> None:
     from stepline.store.database import open_database
 
-    database = open_database(url)
+    database = open_database(url, home)
     try:
         await database.migrate(_run)
     finally:
@@ -44,11 +45,13 @@ def _main() -> None:
         _run(connection)
         return
     url = context.config.get_main_option("sqlalchemy.url")
+    home: Path | None = None
     if not url:
         from stepline.settings import get_settings
 
-        url = get_settings().resolved_database_url()
-    asyncio.run(_run_on(url))
+        settings = get_settings()
+        url, home = settings.resolved_database_url(), settings.home
+    asyncio.run(_run_on(url, home))
 
 
 if context.is_offline_mode():
