@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     api_key: str | None = Field(
         default=None, description="The API key for --server (else the saved credentials)."
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="The key secrets are encrypted with (32 bytes, URL-safe base64); "
+        "default: <home>/secrets.key, created on first use.",
     )
 
     def resolved_database_url(self) -> str:

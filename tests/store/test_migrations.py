@@ -24,6 +24,7 @@ TABLES = {
     "users",
     "api_keys",
     "run_events",
+    "secrets",
 }
 
 

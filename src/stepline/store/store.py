@@ -39,6 +39,7 @@ from stepline.store.errors import (
 from stepline.store.events import EventVerbs, insert_run_event, step_write
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
+from stepline.store.secrets import SecretVerbs
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,8 @@ def definition_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs):
-    """One database: workflows and their versions, runs and their leases, steps."""
+class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, SecretVerbs):
+    """One database: workflows and their versions, runs and their leases, steps, secrets."""
 
     # --- organizations -----------------------------------------------------------------
 

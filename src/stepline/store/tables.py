@@ -223,3 +223,35 @@ run_events = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_run_events_run_id_id", "run_id", "id"),
 )
+
+# An organization's secrets, encrypted (stepline.secrets.cipher); a name is unique per
+# organization among the organization-wide ones (no workspace) and per workspace among a
+# workspace's own: two partial indexes, since NULL workspace ids never collide in one.
+# (Not `secrets`: that would shadow the standard library module where both are used.)
+secrets_table = sa.Table(
+    "secrets",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("workspace_id", sa.Uuid(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+    *_created_updated(),
+    sa.Index(
+        "ix_secrets_organization_id_name",
+        "organization_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("workspace_id IS NULL"),
+        postgresql_where=sa.text("workspace_id IS NULL"),
+    ),
+    sa.Index(
+        "ix_secrets_organization_id_workspace_id_name",
+        "organization_id",
+        "workspace_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("workspace_id IS NOT NULL"),
+        postgresql_where=sa.text("workspace_id IS NOT NULL"),
+    ),
+)
