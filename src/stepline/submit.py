@@ -9,8 +9,15 @@ from uuid import UUID
 
 from stepline.nodes.base import NodeKind
 from stepline.records import RunRecord
+from stepline.secrets.redact import Redactor
+from stepline.secrets.source import MissingSecrets, SecretSource, resolve_secrets
 from stepline.spec.inputs import validate_run_inputs
-from stepline.spec.validate import ValidationIssue, WorkflowInvalid, load_workflow
+from stepline.spec.validate import (
+    ValidationIssue,
+    WorkflowInvalid,
+    load_workflow,
+    secret_references,
+)
 from stepline.store import SavedWorkflow, Store
 
 
@@ -44,12 +51,19 @@ async def submit_run(
     kinds: Mapping[str, NodeKind],
     *,
     trigger: str = "api",
+    secrets: SecretSource | None = None,
 ) -> Submission:
-    """Save the definition (pinning its version) and queue a run of it with `inputs`."""
+    """Save the definition (pinning its version) and queue a run of it with `inputs`.
+
+    Every secret the workflow reads must be set in `secrets` (else MissingSecrets); an
+    input holding one of their values is recorded, and so runs, as `***`.
+    """
     spec = load_workflow(definition, kinds)
     issues = validate_run_inputs(spec.inputs, inputs)
     if issues:
         raise InvalidRunInputs(issues)
+    values = await resolve_secrets(secrets, secret_references(spec), organization_id, None)
+    inputs = Redactor(values.values()).data(inputs)
     saved = await store.save_workflow(organization_id, definition)
     run = await store.create_run(
         RunRecord(
@@ -63,4 +77,11 @@ async def submit_run(
     return Submission(saved, run)
 
 
-__all__ = ["InvalidRunInputs", "Submission", "WorkflowInvalid", "save_definition", "submit_run"]
+__all__ = [
+    "InvalidRunInputs",
+    "MissingSecrets",
+    "Submission",
+    "WorkflowInvalid",
+    "save_definition",
+    "submit_run",
+]

@@ -165,6 +165,7 @@ def test_references_name_roots_and_node_ids(templates: Templates) -> None:
         "a": "{{ nodes.score.output.risk }} {{ nodes['score-1'].output }}",
         "b": ["{{ inputs.amount }} {{ run.id }} {{ loop.index }} {{ secrets }}"],
         "c": "no template",
+        "d": "{{ secrets.API_KEY }} {{ secrets['B'] }} {{ secrets[inputs.name] }}",
     }
     assert templates.references(value, path="$.config") == [
         Reference("nodes", "score", "$.config.a"),
@@ -173,6 +174,10 @@ def test_references_name_roots_and_node_ids(templates: Templates) -> None:
         Reference("run", None, "$.config.b[0]"),
         Reference("loop", None, "$.config.b[0]"),
         Reference("secrets", None, "$.config.b[0]"),
+        Reference("secrets", None, "$.config.d", "API_KEY"),
+        Reference("secrets", None, "$.config.d", "B"),
+        Reference("secrets", None, "$.config.d"),
+        Reference("inputs", None, "$.config.d"),
     ]
 
 

@@ -313,7 +313,7 @@ def test_five_different_problems_are_all_reported(
     order_triage["nodes"][0]["type"] = "python"  # unknown type
     order_triage["nodes"].append({"id": "flag", "type": "end"})  # duplicate id
     order_triage["edges"][1]["handle"] = "hi"  # unknown handle
-    order_triage["nodes"][4]["config"]["output"] = "{{ secrets.token }}"  # unknown name
+    order_triage["nodes"][4]["config"]["output"] = "{{ env.token }}"  # unknown name
     order_triage["inputs"]["required"] = "amount"  # not a JSON Schema
     issues = issues_of(order_triage, kinds)
     assert sorted(issue.code for issue in issues) == [

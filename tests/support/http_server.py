@@ -16,12 +16,23 @@ Route = Callable[[int, dict[str, Any]], Reply]
 """Given the hit number for the path (1-based) and the parsed JSON body, the reply."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """One request as it arrived: method, path with its query string, headers, raw body."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class LoopbackServer:
     routes: dict[str, Route]
     hits: Counter[str] = field(default_factory=Counter)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    received: list[Received] = field(default_factory=list)
 
     def hit_count(self, path: str) -> int:
         return self.hits[path]
@@ -42,6 +53,9 @@ def loopback_server(routes: dict[str, Route]) -> Iterator[LoopbackServer]:
             with lock:
                 state.hits[path] += 1
                 n = state.hits[path]
+                state.received.append(
+                    Received(self.command, self.path, dict(self.headers.items()), raw)
+                )
             route = state.routes.get(path)
             status, headers, payload = route(n, body) if route else (404, {}, {"error": "no route"})
             data = json.dumps(payload).encode()

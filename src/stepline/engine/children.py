@@ -89,7 +89,8 @@ class StepChildRuns:
                 workspace_id=parent.workspace_id,
                 user_id=parent.user_id,
                 trigger="sub_workflow",
-                inputs=inputs,
+                # What the parent passes down is on the child's record: mask its secrets.
+                inputs=self.execution.redactor.data(inputs),
                 parent_run_id=parent.id,
                 parent_step_id=self.step.id,
             )

@@ -11,6 +11,11 @@ queues it again, and the next claim resumes it from its checkpoints.
 A run stops early on its timeout (it fails) or when its `cancel` event is set (the worker
 sets it when a cancel is requested): the step tasks in flight are cancelled, which kills
 their sandbox processes and HTTP calls, and every unfinished step is marked cancelled.
+
+The secrets a workflow names (`{{ secrets.NAME }}`) are read from the engine's
+`secrets` source when the run starts, into its template scope only; every step write and
+the run's outcome go through the run's `Redactor`, so their values are recorded as `***`
+while the steps themselves work with the real ones.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
+from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
+from stepline.secrets.redact import NO_REDACTION, Redactor
+from stepline.secrets.source import MissingSecrets, SecretSource, resolve_secrets
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import NodeSpec, WorkflowSpec
 from stepline.spec.templates import TemplateError, Templates, get_templates
-from stepline.spec.validate import WorkflowInvalid, load_workflow
+from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store import Store
 
 RUN_CANCELLED = "run cancelled"
@@ -62,6 +70,8 @@ class Engine:
     templates: Templates = field(default_factory=get_templates)
     lease_s: float = 30.0
     """The lease of the child runs this engine drives in-process (sub_workflow)."""
+    secrets: SecretSource | None = None
+    """Where the values of the secrets a run names come from (none: a run naming one fails)."""
     _specs: dict[str, WorkflowSpec] = field(default_factory=dict, init=False, repr=False)
 
     async def execute(
@@ -90,8 +100,21 @@ class Engine:
             return await self._finish(
                 run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
             )
+        try:
+            secrets = await resolve_secrets(
+                self.secrets, secret_references(spec), run.organization_id, run.workspace_id
+            )
+        except (MissingSecrets, SecretKeyError, SecretDecryptError) as exc:
+            reason = f"could not read the run's secrets: {exc}"
+            return await self._finish(
+                run,
+                worker_id,
+                RunStatus.failed,
+                error=reason,
+                error_details=ErrorDetails(type=type(exc).__name__, message=reason),
+            )
         self.observer.run_changed(run)
-        execution = RunExecution(self, run, spec, cancel, worker_id)
+        execution = RunExecution(self, run, spec, cancel, worker_id, secrets=secrets)
         status, output, error, details = await execution.execute()
         if status is RunStatus.waiting_for_human:
             paused = await self.store.pause_run(run.id, worker_id)
@@ -105,6 +128,7 @@ class Engine:
             error=error,
             error_details=details,
             steps=execution.steps.values(),
+            redactor=execution.redactor,
         )
 
     def _spec_of(self, digest: str, definition: dict[str, Any]) -> WorkflowSpec:
@@ -127,6 +151,7 @@ class Engine:
         error: str | None = None,
         error_details: ErrorDetails | None = None,
         steps: Any = (),
+        redactor: Redactor = NO_REDACTION,
     ) -> RunRecord:
         tokens = [s.tokens.total for s in steps if s.tokens is not None]
         costs = [s.cost.total for s in steps if s.cost is not None]
@@ -134,9 +159,9 @@ class Engine:
             run.id,
             worker_id,
             status=status,
-            output=output,
-            error=error,
-            error_details=error_details,
+            output=redactor.data(output),
+            error=None if error is None else redactor.text(error),
+            error_details=redactor.details(error_details),
             total_tokens=sum(tokens) if tokens else None,
             total_cost=sum(costs) if costs else None,
         )
@@ -154,12 +179,16 @@ class RunExecution:
         spec: WorkflowSpec,
         cancel: asyncio.Event,
         worker_id: str | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.cancel = cancel
         self.run = run
         self.spec = spec
         self.worker_id = worker_id
+        self.redactor = Redactor((secrets or {}).values())
+        """Masks the run's secret values in everything it records."""
         self.graph = WorkflowGraph(spec)
         self.steps: dict[str, StepRecord] = {}
         self._next_seq = 0
@@ -173,6 +202,7 @@ class RunExecution:
                 "workflow_id": str(run.workflow_id),
                 "workflow_version": run.workflow_version,
             },
+            "secrets": dict(secrets or {}),
         }
         self.top = Frame(self, self.graph, "", [], scope, node_states)
         self.runner = StepRunner(
@@ -311,6 +341,8 @@ class RunExecution:
         await asyncio.gather(*(self.record(step) for step in unfinished))
 
     async def record(self, step: StepRecord) -> None:
+        """Write the step as it is now, its secret values masked (the step keeps them)."""
         step.updated_at = utcnow()
-        await self.engine.store.update_step(step)
-        self.engine.observer.step_changed(step)
+        recorded = self.redactor.step(step)
+        await self.engine.store.update_step(recorded)
+        self.engine.observer.step_changed(recorded)

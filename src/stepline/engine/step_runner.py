@@ -103,7 +103,7 @@ class StepRunner:
             step.status = StepStatus.running
             step.status_reason = None
             step.started_at = step.started_at or started
-            step.inputs = inputs
+            step.inputs = kind.recorded_inputs(inputs)
             if paused:
                 attempt = step.attempts[-1]
                 attempt.status = StepStatus.running

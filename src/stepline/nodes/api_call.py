@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
 from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
+from stepline.secrets.redact import mask_headers
 from stepline.settings import get_settings
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -100,6 +101,13 @@ class ApiCallNode(NodeKind):
     type = "api_call"
     config_model = ApiCallConfig
     description = "Sends an HTTP request; outputs the status, headers and body (parsed when JSON)."
+
+    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Credentials in headers are recorded as `***`, wherever their value came from."""
+        headers = inputs.get("headers")
+        if not isinstance(headers, Mapping):
+            return inputs
+        return {**inputs, "headers": mask_headers(headers)}
 
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ApiCallConfig, ctx.config)

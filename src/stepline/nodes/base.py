@@ -100,7 +100,8 @@ class NodeContext:
     step_id: str
     attempt: int
     inputs: dict[str, Any]
-    """The node's config with its templates resolved: what the step record shows as inputs."""
+    """The node's config with its templates resolved (the record shows
+    `NodeKind.recorded_inputs` of it)."""
     config: BaseModel
     """`inputs` validated by the kind's `config_model`."""
     timeout_s: float | None
@@ -193,6 +194,11 @@ class NodeKind(ABC):
     def expressions(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Each (JSON path below config, expression) in the raw config, for validation."""
         return []
+
+    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """What the step record shows of its resolved inputs (the kind still gets them
+        whole): a kind masks here what must never be on the record, e.g. credentials."""
+        return inputs
 
     @abstractmethod
     async def run(self, ctx: NodeContext) -> NodeResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from stepline.records import ErrorCategory
 
@@ -112,6 +112,8 @@ class WorkflowSpec(_Spec):
     )
     defaults: NodeDefaults | None = None
     timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per run.")
+    _secret_references: tuple[Any, ...] = PrivateAttr(default=())
+    """Set by validation: each `secrets.NAME` the nodes read (see spec.validate)."""
 
     def node(self, node_id: str) -> NodeSpec:
         for node in self.nodes:

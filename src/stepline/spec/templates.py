@@ -11,7 +11,8 @@ source is compiled once and rendered many times. Three promises:
 - templates run in Jinja's immutable sandbox: no attribute tricks, no mutation of inputs.
 
 The scope the engine passes is `{"inputs": ..., "nodes": {id: {"output", "status",
-"error"}}, "run": {"id": ...}, "loop": ...}`.
+"error"}}, "run": {"id": ...}, "loop": ..., "secrets": {name: value}}` (only the secrets
+the workflow names).
 
 The commonest template is a plain lookup (`{{ inputs.amount }}`, `{{ nodes.score.output
 .risk }}`, `{{ loop.item["sku"] }}`): names, attributes and constant indexes only. Such a
@@ -35,7 +36,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-KNOWN_ROOTS = frozenset({"inputs", "nodes", "loop", "run"})
+KNOWN_ROOTS = frozenset({"inputs", "nodes", "loop", "run", "secrets"})
 """The names a template may start from; anything else is unknown."""
 
 _CACHE_SIZE = 8192
@@ -55,13 +56,19 @@ class TemplateError(Exception):
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+_KEYED_ROOTS = frozenset({"nodes", "secrets"})
+"""Roots whose first key is worth knowing before a run: which node, which secret."""
+
+
 @dataclass(frozen=True)
 class Reference:
-    """One name a template reads: its root (`inputs`, `nodes`...) and, for `nodes`, which node."""
+    """One name a template reads: its root (`inputs`, `nodes`...), for `nodes` which node,
+    and for `secrets` which secret (`secret`; None when computed or not given)."""
 
     root: str
     node_id: str | None
     path: str
+    secret: str | None = None
 
 
 def is_template(value: str) -> bool:
@@ -347,7 +354,15 @@ class Templates:
                 names = self._references(source, expression)
             except TemplateSyntaxError as exc:
                 raise TemplateError(_syntax_message(exc, source), string_path) from exc
-            found.extend(Reference(root, node_id, string_path) for root, node_id in names)
+            found.extend(
+                Reference(
+                    root,
+                    key if root == "nodes" else None,
+                    string_path,
+                    key if root == "secrets" else None,
+                )
+                for root, key in names
+            )
         return found
 
     def _find_references(self, source: str, expression: bool) -> tuple[tuple[str, str | None], ...]:
@@ -374,11 +389,12 @@ def _free_names(tree: nodes.Template, env: _Environment) -> set[str]:
 
 
 def _walk_names(node: nodes.Node, free: set[str]) -> Iterator[tuple[str, str | None]]:
-    """Each (root, node id) read in source order; `nodes.x` and `nodes['x']` name node x."""
+    """Each (root, key) read in source order: `nodes.x` and `nodes['x']` read node x,
+    `secrets.X` secret X; other roots have no key."""
     if isinstance(node, nodes.Getattr | nodes.Getitem):
         base = node.node
-        if isinstance(base, nodes.Name) and base.name == "nodes" and "nodes" in free:
-            yield "nodes", _node_key(node)
+        if isinstance(base, nodes.Name) and base.name in _KEYED_ROOTS and base.name in free:
+            yield base.name, _node_key(node)
             for child in node.iter_child_nodes(exclude=("node",)):
                 yield from _walk_names(child, free)
             return
@@ -394,7 +410,7 @@ def _node_key(node: nodes.Getattr | nodes.Getitem) -> str | None:
         return node.attr
     if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
         return node.arg.value
-    return None  # a computed node id: nothing to check before the run
+    return None  # a computed key: nothing to check before the run
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:

@@ -8,6 +8,7 @@ implementations. Issue codes, for callers that branch on them:
 - `unknown_node`, `unknown_handle`, `no_inbound`, `no_outbound`, `duplicate_edge`: an edge;
 - `cycle`: the edges loop;
 - `template_syntax`, `unknown_name`, `not_upstream`: a template or expression;
+- `secret_name`: a `secrets` reference that is not `secrets.NAME` with a valid name;
 - `inputs_schema`: the workflow's `inputs` is not a valid JSON Schema;
 - `kind_error`: a node kind failed while describing a config (a bug in the kind).
 """
@@ -24,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
+from stepline.secrets.names import name_problem
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
 from stepline.spec.templates import (
@@ -88,6 +90,20 @@ class ValidationIssue:
         return f"{self.path}: {self.message}"
 
 
+@dataclass(frozen=True)
+class SecretReference:
+    """A node reads secret `name` at `path` (its JSON path in the workflow document)."""
+
+    name: str
+    node_id: str | None
+    path: str
+
+
+def secret_references(spec: WorkflowSpec) -> tuple[SecretReference, ...]:
+    """Every `secrets.NAME` the validated workflow's nodes read, in document order."""
+    return spec._secret_references
+
+
 class WorkflowInvalid(Exception):
     """A workflow document has problems; `issues` lists every one."""
 
@@ -144,6 +160,7 @@ class _Checker:
     kinds: Mapping[str, KindInfo]
     templates: Templates = field(default_factory=get_templates)
     issues: list[ValidationIssue] = field(default_factory=list)
+    secrets: list[SecretReference] = field(default_factory=list)
     all_states: list[_NodeState] = field(default_factory=list)
     ids: dict[str, _NodeState] = field(default_factory=dict)
     """The first node of each id at any depth: ids are unique across bodies too."""
@@ -161,6 +178,8 @@ class _Checker:
         self._check_level_templates(top, node_ids, frozenset())
         self._check_output(node_ids)
         self._check_inputs_schema()
+        if spec is not None:
+            spec._secret_references = tuple(self.secrets)
         return spec, self.issues
 
     def _check_level(
@@ -469,6 +488,8 @@ class _Checker:
                 known = ", ".join(sorted(roots))
                 message = f"unknown name {ref.root!r}; templates can read {known}"
                 self._add(ref.path, message, owner, "unknown_name")
+            elif ref.root == "secrets":
+                self._check_secret(ref, owner)
             elif ref.root != "nodes" or ref.node_id is None:
                 continue
             elif ref.node_id not in node_ids:
@@ -496,6 +517,19 @@ class _Checker:
                     f"not there yet; add an edge path from {ref.node_id!r} to {reader!r}"
                 )
                 self._add(ref.path, message, owner, "not_upstream")
+
+    def _check_secret(self, ref: Reference, owner: str | None) -> None:
+        """A secret is named literally (`secrets.NAME`): the run's secrets are known, and
+        checked, before it starts, and a template cannot reach any other."""
+        if ref.secret is None:
+            message = "read a secret by its name, as secrets.NAME (e.g. secrets.API_KEY)"
+            self._add(ref.path, message, owner, "secret_name")
+            return
+        problem = name_problem(ref.secret)
+        if problem is not None:
+            self._add(ref.path, problem, owner, "secret_name")
+            return
+        self.secrets.append(SecretReference(ref.secret, owner, ref.path))
 
     def _check_output(self, node_ids: set[str]) -> None:
         output = self.document.get("output")
