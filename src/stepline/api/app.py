@@ -20,7 +20,7 @@ from stepline.api.errors import error_responses, install_error_handlers
 from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
 from stepline.api.responses import json_response
-from stepline.api.routes import control, keys, runs, workflows
+from stepline.api.routes import control, keys, runs, secrets, workflows
 from stepline.api.state import AppState
 from stepline.engine import Engine, NullObserver
 from stepline.engine.services import open_node_services
@@ -68,6 +68,7 @@ def create_app(
                     services=services,
                     observer=NullObserver(),
                     lease_s=settings.lease_s,
+                    secrets=state.vault,
                 )
                 pool = WorkerPool(
                     Worker(engine, lease_s=settings.lease_s),
@@ -93,7 +94,7 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (workflows, runs, keys):
+    for module in (workflows, runs, keys, secrets):
         app.include_router(module.router, responses=_COMMON_ERRORS)
     for router in (control.reviews_router, control.runs_router):
         app.include_router(router, responses=_COMMON_ERRORS)

@@ -40,7 +40,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for stepline and uvicorn; uvicorn's access log is replaced by ours."""
+    """JSON lines on stderr for stepline and uvicorn; uvicorn's access log is replaced by
+    ours; the HTTP client's own request lines are left out."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -51,3 +52,7 @@ def configure_logging(level: str = "INFO") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Workflows' HTTP calls are on the run's record, masked; httpx would log each URL
+    # (query strings, tokens in them) at INFO, unmasked, whatever the level asked for.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

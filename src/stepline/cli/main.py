@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -24,14 +25,17 @@ from stepline.cli.render import (
     runs_table,
     steps_table,
 )
+from stepline.cli.secrets import local_vault, secrets_app
 from stepline.engine import Engine, NullObserver, RunObserver
 from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, RunStatus
+from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
+from stepline.secrets.source import EnvironmentSecrets, MissingSecrets, SecretSource
 from stepline.settings import get_settings
 from stepline.spec.loader import WorkflowFileError, read_workflow_file
 from stepline.spec.schema import workflow_json_schema
-from stepline.spec.validate import WorkflowInvalid, validate_workflow
+from stepline.spec.validate import SecretReference, WorkflowInvalid, validate_workflow
 from stepline.store import Store
 from stepline.submit import InvalidRunInputs, submit_run
 from stepline.worker import Worker
@@ -48,6 +52,7 @@ db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(remote.workflows_app, name="workflows")
 app.add_typer(remote.reviews_app, name="reviews")
 
@@ -79,6 +84,16 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail("the workflow is not valid:\n" + "\n".join(f"  {i}" for i in exc.issues))
     except InvalidRunInputs as exc:
         fail("the inputs are not valid:\n" + "\n".join(f"  {i.message}" for i in exc.issues))
+    except MissingSecrets as exc:
+        names = sorted({ref.name for ref in exc.references})
+        fail(
+            "the workflow reads secrets that are not set:\n"
+            + "\n".join(f"  {describe_missing(ref)}" for ref in exc.references)
+            + f"\nset them with `stepline secrets set {names[0]}` (or STEPLINE_SECRET_{names[0]}"
+            " in this command's environment)"
+        )
+    except (SecretKeyError, SecretDecryptError) as exc:
+        fail(str(exc))
 
 
 @asynccontextmanager
@@ -94,7 +109,10 @@ async def open_store() -> AsyncIterator[Store]:
 
 
 @asynccontextmanager
-async def open_engine(store: Store, observer: RunObserver) -> AsyncIterator[Engine]:
+async def open_engine(
+    store: Store, observer: RunObserver, secrets: SecretSource | None = None
+) -> AsyncIterator[Engine]:
+    """An engine on `store`; its runs read secrets from `secrets`, else the database's."""
     registry = default_registry()
     settings = get_settings()
     async with open_node_services(settings) as services:
@@ -104,6 +122,7 @@ async def open_engine(store: Store, observer: RunObserver) -> AsyncIterator[Engi
             services=services,
             observer=observer,
             lease_s=settings.lease_s,
+            secrets=secrets or local_vault(store),
         )
 
 
@@ -157,8 +176,10 @@ def run(
     async def main() -> tuple[RunRecord, list[Any]]:
         async with open_store() as store:
             org = await store.ensure_organization()
+            # Here, and only here (no server), secrets may come from this environment too.
+            secrets = EnvironmentSecrets(os.environ, fallback=local_vault(store))
             submission = await submit_run(
-                store, org, definition, inputs, default_registry(), trigger="cli"
+                store, org, definition, inputs, default_registry(), trigger="cli", secrets=secrets
             )
             if not as_json:
                 err.print(
@@ -166,7 +187,7 @@ def run(
                     f"v{submission.saved.version.version}, run {submission.run.id}"
                 )
             observer: RunObserver = NullObserver() if as_json else LiveProgress(err)
-            async with open_engine(store, observer) as engine:
+            async with open_engine(store, observer, secrets) as engine:
                 worker = Worker(engine, lease_s=get_settings().lease_s)
                 if isinstance(observer, LiveProgress):
                     with observer:
@@ -365,6 +386,11 @@ def parse_uuid(value: str, what: str) -> UUID:
         return UUID(value)
     except ValueError:
         fail(f"{what} {value!r} is not a UUID")
+
+
+def describe_missing(ref: SecretReference) -> str:
+    where = f"node {ref.node_id!r}, field {ref.path}" if ref.node_id else ref.path
+    return f"{where}: secret {ref.name!r}"
 
 
 if __name__ == "__main__":  # pragma: no cover

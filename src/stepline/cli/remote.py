@@ -103,10 +103,10 @@ def _details(exc: ApiError) -> str:
 
 
 @contextmanager
-def connect(server: str | None) -> Iterator[Client]:
+def connect(server: str | None, *, workspace_id: UUID | None = None) -> Iterator[Client]:
     """A client of `server` (or the configured one); API errors become one-line messages."""
     try:
-        client = Client(base_url=server)
+        client = Client(base_url=server, workspace_id=workspace_id)
     except ConfigurationError as exc:
         fail(str(exc))
     try:

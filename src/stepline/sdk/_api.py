@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -18,6 +19,7 @@ from stepline.sdk.models import (
     Run,
     RunData,
     RunSummary,
+    Secret,
     Step,
     ValidationResult,
     Version,
@@ -282,3 +284,34 @@ def list_reviews(
 ) -> Call[Page[Review]]:
     params = _paging(filters, after, limit)
     return Call("GET", "/v1/reviews", _page(Review), params=params, idempotent=True)
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+SECRETS = "/v1/secrets"
+
+
+def secret_path(name: str) -> str:
+    return f"{SECRETS}/{quote(name, safe='')}"
+
+
+def _secrets(response: httpx.Response) -> list[Secret]:
+    return [Secret.model_validate(item) for item in response.json()["data"]]
+
+
+def set_secret(name: str, value: str) -> Call[Secret]:
+    # Setting the same value twice leaves the same secret: a retry is safe.
+    return Call("PUT", secret_path(name), _model(Secret), json={"value": value}, idempotent=True)
+
+
+def list_secrets() -> Call[list[Secret]]:
+    return Call("GET", SECRETS, _secrets, idempotent=True)
+
+
+def get_secret(name: str) -> Call[Secret]:
+    return Call("GET", secret_path(name), _model(Secret), idempotent=True)
+
+
+def delete_secret(name: str) -> Call[None]:
+    # Not retried: a second delete of a secret the first one removed would be a 404.
+    return Call("DELETE", secret_path(name), _nothing)

@@ -32,6 +32,7 @@ from stepline.sdk.models import (
     Run,
     RunData,
     RunSummary,
+    Secret,
     Step,
     ValidationResult,
     Version,
@@ -71,6 +72,7 @@ class AsyncClient:
         self.workflows = AsyncWorkflows(self)
         self.runs = AsyncRuns(self)
         self.reviews = AsyncReviews(self)
+        self.secrets = AsyncSecrets(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -179,6 +181,27 @@ class AsyncWorkflows:
     async def diagram(self, workflow_id: Id, format: Literal["json"]) -> dict[str, Any]: ...
     async def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
         return await self._client.call(_api.workflow_diagram(workflow_id, format))
+
+
+class AsyncSecrets:
+    """The secrets of the key's organization (or workspace): admin or write scope."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def set(self, name: str, value: str) -> Secret:
+        """Create the secret or replace its value; nodes read it as {{ secrets.NAME }}."""
+        return await self._client.call(_api.set_secret(name, value))
+
+    async def list(self) -> list[Secret]:
+        """Every secret's name and times, by name (never a value)."""
+        return await self._client.call(_api.list_secrets())
+
+    async def get(self, name: str) -> Secret:
+        return await self._client.call(_api.get_secret(name))
+
+    async def delete(self, name: str) -> None:
+        await self._client.call(_api.delete_secret(name))
 
 
 class AsyncReviews:

@@ -30,6 +30,7 @@ from stepline.sdk.models import (
     Run,
     RunData,
     RunSummary,
+    Secret,
     Step,
     ValidationResult,
     Version,
@@ -75,6 +76,7 @@ class Client:
         self.workflows = Workflows(self)
         self.runs = Runs(self)
         self.reviews = Reviews(self)
+        self.secrets = Secrets(self)
 
     def __enter__(self) -> Client:
         return self
@@ -184,6 +186,27 @@ class Workflows:
     def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
         """Mermaid text, or (format="json") nodes and edges with the latest run's statuses."""
         return self._client.call(_api.workflow_diagram(workflow_id, format))
+
+
+class Secrets:
+    """The secrets of the key's organization (or workspace): admin or write scope."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def set(self, name: str, value: str) -> Secret:
+        """Create the secret or replace its value; nodes read it as {{ secrets.NAME }}."""
+        return self._client.call(_api.set_secret(name, value))
+
+    def list(self) -> list[Secret]:
+        """Every secret's name and times, by name (never a value)."""
+        return self._client.call(_api.list_secrets())
+
+    def get(self, name: str) -> Secret:
+        return self._client.call(_api.get_secret(name))
+
+    def delete(self, name: str) -> None:
+        self._client.call(_api.delete_secret(name))
 
 
 class Reviews:

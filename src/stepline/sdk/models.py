@@ -82,6 +82,19 @@ class Workflow(WorkflowRecord):
     definition: dict[str, Any] | None = None
 
 
+class Secret(BaseModel):
+    """A secret's name, place and times: its value is never sent back."""
+
+    model_config = _LENIENT
+
+    name: str
+    id: UUID | None = None
+    organization_id: UUID | None = None
+    workspace_id: UUID | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class Version(WorkflowVersion):
     """One immutable version of a workflow's definition."""
 

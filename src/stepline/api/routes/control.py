@@ -34,10 +34,11 @@ from stepline.api.errors import (
 )
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response
+from stepline.api.routes.secrets import checked_run_secrets
 from stepline.api.state import AppState, StateDep
 from stepline.records import RunRecord, StepRecord
 from stepline.spec.graph import WorkflowGraph
-from stepline.spec.validate import WorkflowInvalid, load_workflow
+from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store.paging import MAX_PAGE_SIZE
 
 reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
@@ -238,11 +239,14 @@ async def replay_run(
     inputs = body.inputs if body.inputs is not None else dict(original.inputs)
     schema = version.definition.get("inputs") or {"type": "object"}
     check_run_inputs(schema, inputs)
+    redactor = await checked_run_secrets(
+        state, secret_references(spec), original.organization_id, original.workspace_id
+    )
     reuse = WorkflowGraph(spec).upstream(body.from_node)
     replay = await state.store.create_replay(
         original,
         reuse=reuse,
-        inputs=inputs,
+        inputs=redactor.data(inputs),
         workflow_version=number,
         from_node=body.from_node,
     )

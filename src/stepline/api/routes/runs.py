@@ -48,6 +48,7 @@ from stepline.api.errors import (
 )
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response, to_json
+from stepline.api.routes.secrets import checked_run_secrets
 from stepline.api.state import AppState, StateDep
 from stepline.records import (
     FINISHED_RUN_STATUSES,
@@ -156,14 +157,21 @@ async def create_run(
             not_found(f"version {workflow.latest_version} of workflow", workflow_id)
         schema = version.definition.get("inputs") or {"type": "object"}
         check_run_inputs(schema, inputs)
+        workspace_id = principal.workspace_id or workflow.workspace_id
+        redactor = await checked_run_secrets(
+            state,
+            await state.secret_references(version),
+            principal.organization_id,
+            workspace_id,
+        )
         record = RunRecord(
             workflow_id=workflow.id,
             workflow_version=version.version,
             organization_id=principal.organization_id,
-            workspace_id=principal.workspace_id or workflow.workspace_id,
+            workspace_id=workspace_id,
             user_id=principal.user_id,
             trigger="api",
-            inputs=inputs,
+            inputs=redactor.data(inputs),
             idempotency_key=key,
         )
         try:
