@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,32 @@ class Settings(BaseSettings):
     )
     code_memory_mb: int = Field(
         default=512, gt=0, description="Address-space limit of a code step's process."
+    )
+    code_isolation: Literal["namespaces", "process"] = Field(
+        default="namespaces",
+        description="How code steps are confined: `namespaces` (bubblewrap: their own user, "
+        "PID, mount and network namespaces; refused where not available) or `process` "
+        "(a separate limited process only; weaker, warned about on every start).",
+    )
+    code_network: str = Field(
+        default="none",
+        description="Network for code steps whose node sets `network: true`: `none`, or a "
+        "comma-separated allow-list of host[:port] entries (`*.example.com`, `10.0.0.5:443`).",
+    )
+    code_tmp_mb: int = Field(
+        default=64, gt=0, description="Size of each code job's private /tmp (namespaces)."
+    )
+    code_max_processes: int = Field(
+        default=64, gt=1, description="How many processes one code job may run at once."
+    )
+    code_max_memory_mb: int = Field(
+        default=4096, gt=0, description="Ceiling on a code node's `memory_mb`."
+    )
+    code_max_timeout_s: float = Field(
+        default=3600.0, gt=0, description="Ceiling on a code node's `timeout_s`."
+    )
+    step_max_timeout_s: float = Field(
+        default=86400.0, gt=0, description="Ceiling on any node's `timeout_s`."
     )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Default api_call timeout.")
     worker_concurrency: int = Field(

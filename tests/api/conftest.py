@@ -26,6 +26,19 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProces
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def process_isolation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """A server whose code steps run with process isolation only: for tests whose code steps
+    read a file the test changes between attempts (a gate), which namespaces keep out of
+    view. A module takes it as its `api_server` by overriding that fixture."""
+    home = tmp_path_factory.mktemp("serve-process") / "home"
+    server = start_server(home, env={"STEPLINE_CODE_ISOLATION": "process"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def make_key(api_server: ServeProcess) -> MakeKey:
     """make_key(org_name, scopes=("admin",), workspace_id=None) -> a new key's secret."""

@@ -61,6 +61,12 @@ def drop_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def api_server(process_isolation_server: ServeProcess) -> ServeProcess:
+    """The code steps here read a gate file on the host: see `process_isolation_server`."""
+    return process_isolation_server
+
+
 def clean_failure(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
     """Exit 2 with one clear message on stderr (no traceback) that says each fragment."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)

@@ -73,6 +73,12 @@ def drop_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def api_server(process_isolation_server: ServeProcess) -> ServeProcess:
+    """The code steps here read a gate file on the host: see `process_isolation_server`."""
+    return process_isolation_server
+
+
 def fetch_node(counter: LoopbackServer) -> dict[str, Any]:
     return node("fetch", "api_call", {"url": f"{counter.url}/fetch"})
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+from support.sandbox import host_pids, new_marker
 from support.server import ServeProcess
 from support.server import make_key as mint_key
 
@@ -25,11 +23,10 @@ IO_KEYS = {"inputs", "outputs", "handle_inputs", "handle_outputs"}
 FINISHED = {"completed", "failed", "cancelled"}
 
 SLOW = """
-import os, time
+import subprocess, time
 
 def main(inputs):
-    with open(inputs["pid_file"], "w") as f:
-        f.write(str(os.getpid()))
+    subprocess.Popen(["sleep", inputs["marker"]])  # found on the host by this marker
     time.sleep(60)
     return "never"
 """
@@ -49,13 +46,13 @@ def order_triage() -> dict[str, Any]:
 
 
 def slow_workflow(name: str = "slow") -> dict[str, Any]:
-    """first -> slow (a code step that writes its pid, then sleeps 60 s) -> after."""
+    """first -> slow (a code step that starts `sleep <marker>`, then sleeps 60 s) -> after."""
     return {
         "name": name,
         "inputs": {
             "type": "object",
-            "properties": {"pid_file": {"type": "string"}},
-            "required": ["pid_file"],
+            "properties": {"marker": {"type": "string"}},
+            "required": ["marker"],
         },
         "nodes": [
             {"id": "first", "type": "reshape", "config": {"output": 1}},
@@ -63,7 +60,7 @@ def slow_workflow(name: str = "slow") -> dict[str, Any]:
                 "id": "slow",
                 "type": "code",
                 "timeout_s": 120,
-                "config": {"inputs": {"pid_file": "{{ inputs.pid_file }}"}, "code": SLOW},
+                "config": {"inputs": {"marker": "{{ inputs.marker }}"}, "code": SLOW},
             },
             {"id": "after", "type": "reshape", "config": {"output": 2}},
         ],
@@ -144,27 +141,10 @@ def read_events(http: httpx.Client, url: str, **kw: Any) -> list[dict[str, Any]]
         return list(sse(response))
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 @pytest.fixture
 def http(api_server: ServeProcess, org_key: str) -> Iterator[httpx.Client]:
     with client(api_server, org_key) as http:
         yield http
-
-
-@pytest.fixture
-def drop_dir() -> Iterator[Path]:
-    """A directory every user may write to: sandbox children may run as `nobody`."""
-    path = Path(tempfile.mkdtemp(prefix="stepline-runs-api-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- starting and reading runs ----------------------------------------------------------------
@@ -212,13 +192,13 @@ def test_wait_returns_the_finished_run_with_its_steps(http: httpx.Client) -> Non
     assert steps["score"]["outputs"] == {"risk": 0.1}
 
 
-def test_wait_gives_up_with_202_while_the_run_goes_on(http: httpx.Client, drop_dir: Path) -> None:
+def test_wait_gives_up_with_202_while_the_run_goes_on(http: httpx.Client) -> None:
     workflow_id = create_workflow(http, slow_workflow())
     started = time.monotonic()
     response = http.post(
         runs_url(workflow_id),
         params={"wait": "true", "timeout_s": 1},
-        json={"inputs": {"pid_file": str(drop_dir / "pid")}},
+        json={"inputs": {"marker": new_marker()}},
     )
     assert response.status_code == 202, response.text
     assert 0.9 < time.monotonic() - started < 10
@@ -576,18 +556,15 @@ def test_events_replay_in_order_and_resume_after_an_id(http: httpx.Client) -> No
 # --- cancel ------------------------------------------------------------------------------------
 
 
-def test_cancelling_a_running_run_stops_it_and_kills_its_code(
-    http: httpx.Client, drop_dir: Path
-) -> None:
+def test_cancelling_a_running_run_stops_it_and_kills_its_code(http: httpx.Client) -> None:
     workflow_id = create_workflow(http, slow_workflow())
-    pid_file = drop_dir / "pid"
-    run = start(http, workflow_id, {"pid_file": str(pid_file)})
+    marker = new_marker()
+    run = start(http, workflow_id, {"marker": marker})
     run_url = f"{runs_url(workflow_id)}/{run['id']}"
     deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text()):
+    while not host_pids(marker):
         assert time.monotonic() < deadline, "the slow step never started"
         time.sleep(0.02)
-    pid = int(pid_file.read_text())
     with http.stream("GET", f"{run_url}/events") as stream:
         requested = time.monotonic()
         response = http.post(f"{run_url}/cancel")
@@ -606,8 +583,8 @@ def test_cancelling_a_running_run_stops_it_and_kills_its_code(
     assert steps["slow"]["status_reason"] == "run cancelled"
     assert steps["after"]["status"] == "cancelled"
     deadline = time.monotonic() + 3
-    while not gone(pid):
-        assert time.monotonic() < deadline, f"sandbox child {pid} outlived the cancel"
+    while host_pids(marker):
+        assert time.monotonic() < deadline, "the code outlived the cancel"
         time.sleep(0.02)
 
     again = http.post(f"{run_url}/cancel")  # idempotent

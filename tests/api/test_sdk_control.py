@@ -42,6 +42,12 @@ def drop_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def api_server(process_isolation_server: ServeProcess) -> ServeProcess:
+    """The code steps here read a gate file on the host: see `process_isolation_server`."""
+    return process_isolation_server
+
+
 def wait_settled(client: Client, workflow_id: Any, run_id: Any) -> Run:
     """The run once it finished or paused for a review: `runs.wait` stops at either."""
     run = client.runs.wait(workflow_id, run_id, timeout_s=60)

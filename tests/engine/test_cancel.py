@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +22,15 @@ from stepline.store import Store
 from stepline.store.tables import runs
 from stepline.worker import Worker
 from support.engine import queue_run
+from support.sandbox import host_pids, new_marker, wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the sandbox forks")
 
 SLOW = """
-import os, time
+import subprocess, time
 
 def main(inputs):
-    with open(inputs["pid_file"], "w") as f:
-        f.write(str(os.getpid()))
+    subprocess.Popen(["sleep", inputs["marker"]])  # found on the host by this marker
     time.sleep(60)
     return "never"
 """
@@ -47,14 +44,14 @@ def definition() -> dict[str, Any]:
 
     return {
         "name": "cancel-me",
-        "inputs": {"type": "object", "properties": {"pid_file": {"type": "string"}}},
+        "inputs": {"type": "object", "properties": {"marker": {"type": "string"}}},
         "nodes": [
             {"id": "first", "type": "code", "config": code("def main(inputs):\n    return 1\n")},
             {
                 "id": "slow",
                 "type": "code",
                 "timeout_s": 120,
-                "config": code(SLOW, pid_file="{{ inputs.pid_file }}"),
+                "config": code(SLOW, marker="{{ inputs.marker }}"),
             },
             {"id": "after", "type": "code", "config": code("def main(inputs):\n    return 2\n")},
         ],
@@ -63,48 +60,20 @@ def definition() -> dict[str, Any]:
 
 
 @pytest.fixture
-def drop_dir() -> Iterator[Path]:
-    """A directory every user may write to: sandbox children may run as `nobody`."""
-    path = Path(tempfile.mkdtemp(prefix="stepline-cancel-test-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 async def engine(store: Store) -> AsyncIterator[Engine]:
     async with open_node_services(Settings()) as services:
         yield Engine(store, default_registry(), services=services)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
-async def _start(worker: Worker, run: RunRecord, pid_file: Path) -> tuple[asyncio.Task[Any], int]:
-    """Start executing the run; return its task once `slow` runs, and the child's pid."""
+async def _start(worker: Worker, run: RunRecord, marker: str) -> asyncio.Task[Any]:
+    """Start executing the run; return its task once `slow` runs."""
     task = asyncio.create_task(worker.claim_and_execute(run.id))
-    started = await _wait_until(
-        lambda: task.done() or (pid_file.exists() and bool(pid_file.read_text())), 20
-    )
+    started = await wait_until(lambda: task.done() or bool(host_pids(marker)), 20)
     assert started and not task.done(), "the slow step never started"
-    return task, int(pid_file.read_text())
+    return task
 
 
-async def _check_cancelled(store: Store, run: RunRecord, pid: int) -> None:
+async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
     stored = await store.get_run(run.id)
     assert stored is not None
     assert stored.status is RunStatus.cancelled
@@ -119,7 +88,7 @@ async def _check_cancelled(store: Store, run: RunRecord, pid: int) -> None:
     assert [a.status for a in slow.attempts] == [StepStatus.cancelled]
     assert steps["after"].status is StepStatus.cancelled
     assert steps["after"].started_at is None and steps["after"].completed_at is None
-    assert await _wait_until(lambda: _gone(pid), 3), f"sandbox child {pid} outlived the cancel"
+    assert await wait_until(lambda: not host_pids(marker), 3), "the code outlived the cancel"
     events = await store.list_events(run.id, organization_id=run.organization_id)
     assert events[-1].type == "run.cancelled"
     assert {(e.data.get("step_id"), e.type) for e in events[:-1]} >= {
@@ -129,12 +98,12 @@ async def _check_cancelled(store: Store, run: RunRecord, pid: int) -> None:
 
 
 async def test_a_cancel_request_stops_the_running_run_within_a_second(
-    store: Store, engine: Engine, drop_dir: Path
+    store: Store, engine: Engine
 ) -> None:
-    pid_file = drop_dir / "pid"
-    run = await queue_run(store, definition(), {"pid_file": str(pid_file)})
+    marker = new_marker()
+    run = await queue_run(store, definition(), {"marker": marker})
     worker = Worker(engine, lease_s=30)
-    task, pid = await _start(worker, run, pid_file)
+    task = await _start(worker, run, marker)
 
     requested = time.monotonic()
     pending = await store.request_cancel(run.organization_id, run.id)
@@ -144,16 +113,16 @@ async def test_a_cancel_request_stops_the_running_run_within_a_second(
 
     assert finished.status is RunStatus.cancelled
     assert elapsed < 1.5, f"the worker took {elapsed:.2f} s to stop the run"
-    await _check_cancelled(store, run, pid)
+    await _check_cancelled(store, run, marker)
 
 
 async def test_telling_the_worker_stops_the_run_without_waiting_for_a_poll(
-    store: Store, engine: Engine, drop_dir: Path
+    store: Store, engine: Engine
 ) -> None:
-    pid_file = drop_dir / "pid"
-    run = await queue_run(store, definition(), {"pid_file": str(pid_file)})
+    marker = new_marker()
+    run = await queue_run(store, definition(), {"marker": marker})
     worker = Worker(engine, lease_s=30, cancel_poll_s=60)  # the poll would come too late
-    task, pid = await _start(worker, run, pid_file)
+    task = await _start(worker, run, marker)
 
     requested = time.monotonic()
     await store.request_cancel(run.organization_id, run.id)
@@ -163,15 +132,15 @@ async def test_telling_the_worker_stops_the_run_without_waiting_for_a_poll(
 
     assert finished.status is RunStatus.cancelled
     assert elapsed < 1.0, f"the worker took {elapsed:.2f} s to stop the run"
-    await _check_cancelled(store, run, pid)
+    await _check_cancelled(store, run, marker)
     assert not worker.cancel(run.id)  # no longer running here
 
 
 async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
-    store: Store, engine: Engine, drop_dir: Path
+    store: Store, engine: Engine
 ) -> None:
-    pid_file = drop_dir / "pid"
-    run = await queue_run(store, definition(), {"pid_file": str(pid_file)})
+    marker = new_marker()
+    run = await queue_run(store, definition(), {"marker": marker})
     # A worker took it, the cancel was requested, and the worker died before it noticed.
     assert await store.claim_run("dead-worker", 30, run_id=run.id) is not None
     await store.request_cancel(run.organization_id, run.id)
@@ -187,4 +156,4 @@ async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
     steps = {s.step_id: s for s in await store.list_steps(run.id)}
     assert {s.status for s in steps.values()} == {StepStatus.cancelled}
     assert all(s.started_at is None for s in steps.values())
-    assert not pid_file.exists()
+    assert not host_pids(marker)

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from stepline.nodes.base import NodeContext, NodeError, NodeServices
 from stepline.nodes.code import CodeConfig, CodeNode, close_default_sandbox_pool
-from stepline.nodes.sandbox import SandboxPool
 from stepline.records import ErrorCategory, ErrorStage
+from stepline.sandbox import SandboxPool
 from stepline.settings import get_settings
 from stepline.spec.models import NodeSpec
 
@@ -219,3 +219,88 @@ def test_code_is_left_as_written_rather_than_rendered() -> None:
     assert CodeNode.raw_fields == frozenset({"code"})
     assert CodeNode.type == "code"
     assert CodeNode.config_model is CodeConfig
+
+
+def _code_workflow(**node: Any) -> dict[str, Any]:
+    config = {"code": SCORE, **node.pop("config", {})}
+    return {
+        "name": "ceilings",
+        "nodes": [{"id": "score", "type": "code", "config": config, **node}],
+    }
+
+
+def _issues(document: dict[str, Any]) -> list[tuple[str, str]]:
+    from stepline.nodes.registry import default_registry
+    from stepline.spec.validate import validate_workflow
+
+    issues = validate_workflow(document, default_registry())[1]
+    return [(issue.path, issue.message) for issue in issues]
+
+
+def test_memory_over_the_operators_ceiling_fails_validation_naming_both(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    monkeypatch.setenv("STEPLINE_CODE_MAX_MEMORY_MB", "1024")
+
+    issues = _issues(_code_workflow(config={"memory_mb": 3000}))
+
+    assert len(issues) == 1
+    path, message = issues[0]
+    assert path == "$.nodes[0].config.memory_mb"
+    assert "3000" in message and "1024 MB" in message and "STEPLINE_CODE_MAX_MEMORY_MB" in message
+    assert _issues(_code_workflow(config={"memory_mb": 1024})) == []
+
+
+def test_a_code_timeout_over_the_ceiling_fails_validation_from_the_node_or_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    monkeypatch.setenv("STEPLINE_CODE_MAX_TIMEOUT_S", "120")
+
+    own = _issues(_code_workflow(timeout_s=600))
+    inherited = _issues({**_code_workflow(), "defaults": {"timeout_s": 300}})
+
+    assert own == [
+        (
+            "$.nodes[0].timeout_s",
+            "timeout_s 600 is over this server's ceiling of 120 s (STEPLINE_CODE_MAX_TIMEOUT_S)",
+        )
+    ]
+    assert inherited[0][0] == "$.nodes[0].timeout_s"
+    assert "from defaults.timeout_s" in inherited[0][1]
+    assert _issues(_code_workflow(timeout_s=120)) == []
+
+
+def test_any_nodes_timeout_over_the_step_ceiling_fails_validation(
+    monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    monkeypatch.setenv("STEPLINE_STEP_MAX_TIMEOUT_S", "60")
+    document = {
+        "name": "ceilings",
+        "defaults": {"timeout_s": 90},
+        "nodes": [
+            {"id": "wait", "type": "api_call", "config": {"url": "http://x"}, "timeout_s": 61}
+        ],
+    }
+
+    issues = dict(_issues(document))
+
+    assert "STEPLINE_STEP_MAX_TIMEOUT_S" in issues["$.nodes[0].timeout_s"]
+    assert "STEPLINE_STEP_MAX_TIMEOUT_S" in issues["$.defaults.timeout_s"]
+
+
+async def test_without_the_isolation_asked_for_a_code_step_fails_permanently_saying_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # bubblewrap cannot be found
+    unavailable = SandboxPool()
+    ctx = make_ctx({"code": SCORE, "inputs": {"amount": 1}}, pool=unavailable)
+
+    try:
+        with pytest.raises(NodeError) as caught:
+            await CodeNode().run(ctx)
+    finally:
+        await unavailable.close()
+
+    assert caught.value.category is ErrorCategory.permanent
+    assert caught.value.details.type == "SandboxUnavailable"
+    assert "STEPLINE_CODE_ISOLATION=process" in caught.value.message

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stepline.nodes.sandbox import SandboxPool
+from stepline.sandbox import SandboxPool
+from support.sandbox import settings_for
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="the sandbox forks"),
@@ -22,7 +23,9 @@ linux_only = pytest.mark.skipif(
 
 @pytest.fixture
 async def pool() -> AsyncIterator[SandboxPool]:
-    async with SandboxPool(memory_mb=256) as pool:
+    """Process isolation (STEPLINE_CODE_ISOLATION=process): see test_sandbox_namespaces.py
+    for the default, namespaces."""
+    async with SandboxPool(memory_mb=256, settings=settings_for("process")) as pool:
         yield pool
 
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from stepline.nodes.base import NodeServices
-from stepline.nodes.sandbox import SandboxPool
+from stepline.sandbox import SandboxPool
 from stepline.settings import Settings
 
 

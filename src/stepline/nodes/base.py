@@ -23,7 +23,7 @@ from stepline.spec.models import NodeSpec
 if TYPE_CHECKING:
     import httpx
 
-    from stepline.nodes.sandbox import SandboxPool
+    from stepline.sandbox import SandboxPool
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""The `code` node kind: runs the user's Python `def main(inputs)` in the process sandbox.
+"""The `code` node kind: runs the user's Python `def main(inputs)` in the code sandbox.
 
 A step's output is what `main` returns; what it prints lands in the step's metadata. The
-code runs in a separate process with a wall-clock timeout (the node's `timeout_s`, else
-`STEPLINE_CODE_TIMEOUT_S`) and a memory limit (`memory_mb`, else `STEPLINE_CODE_MEMORY_MB`);
-see `stepline.nodes.sandbox` for what the process can and cannot reach.
+code runs in a confined process with a wall-clock timeout (the node's `timeout_s`, else
+`STEPLINE_CODE_TIMEOUT_S`) and a memory limit (`memory_mb`, else `STEPLINE_CODE_MEMORY_MB`),
+each at most the operator's ceiling (`STEPLINE_CODE_MAX_TIMEOUT_S`,
+`STEPLINE_CODE_MAX_MEMORY_MB`); see `stepline.sandbox` for what it can and cannot reach.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
-from stepline.nodes.sandbox import SandboxError, SandboxOutcome, SandboxPool
 from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
+from stepline.sandbox import SandboxError, SandboxOutcome, SandboxPool, SandboxUnavailable
+from stepline.sandbox.egress import AllowList, AllowListError
 from stepline.settings import get_settings
 
 MIN_MEMORY_MB = 64
@@ -49,11 +51,43 @@ class CodeConfig(BaseModel):
         description="The process's address-space limit in MB; default STEPLINE_CODE_MEMORY_MB.",
     )
 
+    network: bool = Field(
+        default=False,
+        description="Whether the code may reach the network: only what the server's "
+        "STEPLINE_CODE_NETWORK allow-list names, through the HTTP proxy its environment "
+        "announces (HTTP_PROXY/HTTPS_PROXY). Refused where the server allows none.",
+    )
+
+    @field_validator("network")
+    @classmethod
+    def _allowed_by_the_operator(cls, network: bool) -> bool:
+        if network:
+            try:
+                allowed = AllowList.parse(get_settings().code_network)
+            except AllowListError as exc:
+                raise ValueError(f"the server's network setting is broken: {exc}") from exc
+            if not allowed:
+                raise ValueError(
+                    "this server allows code steps no network (STEPLINE_CODE_NETWORK=none)"
+                )
+        return network
+
     @field_validator("code")
     @classmethod
     def _compiles_and_defines_main(cls, code: str) -> str:
         check_code(code)
         return code
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _within_the_ceiling(cls, memory_mb: int | None) -> int | None:
+        ceiling = get_settings().code_max_memory_mb
+        if memory_mb is not None and memory_mb > ceiling:
+            raise ValueError(
+                f"memory_mb {memory_mb} is over this server's ceiling of {ceiling} MB "
+                "(STEPLINE_CODE_MAX_MEMORY_MB)"
+            )
+        return memory_mb
 
 
 def check_code(code: str) -> None:
@@ -123,6 +157,11 @@ class CodeNode(NodeKind):
     )
     raw_fields = frozenset({"code"})
 
+    @staticmethod
+    def timeout_ceiling() -> tuple[float, str]:
+        """The most a code node's `timeout_s` may ask for, and the setting that says so."""
+        return get_settings().code_max_timeout_s, "STEPLINE_CODE_MAX_TIMEOUT_S"
+
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(CodeConfig, ctx.config)
         settings = get_settings()
@@ -137,7 +176,14 @@ class CodeNode(NodeKind):
                 timeout_s=timeout_s,
                 memory_mb=memory_mb,
                 filename=f"<code:{ctx.node.id}>",
+                network=config.network,
             )
+        except SandboxUnavailable as exc:
+            raise NodeError(
+                str(exc),
+                category=ErrorCategory.permanent,
+                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
+            ) from exc
         except SandboxError as exc:
             raise NodeError(
                 str(exc),

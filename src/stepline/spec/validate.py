@@ -26,6 +26,7 @@ from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
 from stepline.secrets.names import name_problem
+from stepline.spec.ceilings import defaults_problems, timeout_problems
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
 from stepline.spec.templates import (
@@ -178,6 +179,9 @@ class _Checker:
         self._check_level_templates(top, node_ids, frozenset())
         self._check_output(node_ids)
         self._check_inputs_schema()
+        if spec is not None and spec.defaults is not None:
+            for path, message in defaults_problems(spec.defaults.timeout_s):
+                self._add(path, message, None)
         if spec is not None:
             spec._secret_references = tuple(self.secrets)
         return spec, self.issues
@@ -302,7 +306,16 @@ class _Checker:
                 continue
             self._check_config(state, kind)
             self._check_container(state, kind)
+            self._check_ceilings(state, kind)
         return unique, level_states
+
+    def _check_ceilings(self, state: _NodeState, kind: KindInfo) -> None:
+        defaults = self.document.get("defaults")
+        default_timeout = defaults.get("timeout_s") if isinstance(defaults, dict) else None
+        if not isinstance(default_timeout, int | float):
+            default_timeout = None
+        for path, message in timeout_problems(state.node, kind, state.base, default_timeout):
+            self._add(path, message, state.node.id, "config")
 
     def _check_container(self, state: _NodeState, kind: KindInfo) -> None:
         node = state.node
