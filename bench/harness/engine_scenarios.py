@@ -18,7 +18,8 @@ def stepline_env(bench: Bench) -> dict[str, str]:
     return env
 
 
-def stepline(bench: Bench, kind: str, size: int) -> System:
+def stepline(bench: Bench, kind: str, size: int, *, isolation: str | None = None) -> System:
+    """stepline's case; `isolation` names a STEPLINE_CODE_ISOLATION to run it with."""
     argv = [
         bench.python,
         bench.script("cases/stepline_engine.py"),
@@ -28,7 +29,10 @@ def stepline(bench: Bench, kind: str, size: int) -> System:
         "--warmup-size",
         str(bench.warmup(size)),
     ]
-    return case("stepline", lambda _rep: argv, env=stepline_env(bench))
+    if isolation is None:
+        return case("stepline", lambda _rep: argv, env=stepline_env(bench))
+    env = {**stepline_env(bench), "STEPLINE_CODE_ISOLATION": isolation}
+    return case(f"stepline ({isolation} isolation)", lambda _rep: argv, env=env)
 
 
 def raw_sqlite(bench: Bench, kind: str, size: int) -> System:
@@ -59,7 +63,12 @@ def fanout(bench: Bench) -> list[Series]:
 
 def code(bench: Bench) -> list[Series]:
     size = bench.sizes.code
-    systems = [fresh_process(bench, size), stepline(bench, "code", size)]
+    # The sandbox's price: the same run with process isolation only, side by side.
+    systems = [
+        fresh_process(bench, size),
+        stepline(bench, "code", size),
+        stepline(bench, "code", size, isolation="process"),
+    ]
     return repeat(bench, "code-100", [PER_STEP], systems)
 
 

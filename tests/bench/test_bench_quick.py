@@ -65,6 +65,7 @@ def test_engine_scenarios_print_every_row(tmp_path: Path) -> None:
             ("fanout-1000", "whole run (ms)", "stepline"),
             ("code-100", "per step (ms)", "fresh-process"),
             ("code-100", "per step (ms)", "stepline"),
+            ("code-100", "per step (ms)", "stepline (process isolation)"),
         ],
     )
     assert table in written
