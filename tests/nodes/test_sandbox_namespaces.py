@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -428,3 +430,29 @@ async def test_asking_for_network_where_the_operator_allows_none_is_refused() ->
             await pool.execute("def main(inputs):\n    return 1\n", {}, timeout_s=5, network=True)
     finally:
         await pool.close()
+
+
+async def test_where_the_kernel_refuses_namespaces_code_is_refused_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What bubblewrap says where user namespaces are disabled (sysctl, container policy);
+    # in a folder `nobody` can read, as root runs bubblewrap as `nobody`.
+    folder = Path(tempfile.mkdtemp(prefix="stepline-fake-bwrap-"))
+    folder.chmod(0o755)
+    fake = folder / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+
+    pool = SandboxPool(settings=settings_for("namespaces"))
+    try:
+        with pytest.raises(SandboxUnavailable) as caught:
+            await pool.execute("def main(inputs):\n    return 1\n", {}, timeout_s=5)
+    finally:
+        await pool.close()
+        shutil.rmtree(folder)
+
+    assert "No permissions to creating new namespace" in str(caught.value)
+    assert "STEPLINE_CODE_ISOLATION=process" in str(caught.value)

@@ -24,6 +24,9 @@ logger = logging.getLogger("stepline.sandbox")
 
 _START_TIMEOUT_S = 30.0
 _CLOSE_TIMEOUT_S = 2.0
+_SETUP_TOOLS = ("bwrap:", "unshare:", "setpriv:", "mount:")
+"""What the tools that build the sandbox prefix their complaints with: the machine refuses
+the isolation (no user namespaces, no CAP_SYS_ADMIN for root's staging...)."""
 _KEPT_STDERR_LINES = 20
 """What the server said last on stderr, quoted when it fails to start."""
 
@@ -201,7 +204,7 @@ class Zygote:
         refused), which no retry mends, or a passing failure."""
         said = "; ".join(self.last_stderr)
         command = self.command
-        if command is not None and command.isolated and said.startswith("bwrap:"):
+        if command is not None and command.isolated and said.startswith(_SETUP_TOOLS):
             return SandboxUnavailable(command.unavailable_message(said))
         detail = f": {said}" if said else ""
         return SandboxError(f"the code sandbox process failed to start ({reason}){detail}")
