@@ -178,28 +178,23 @@ class CodeNode(NodeKind):
                 filename=f"<code:{ctx.node.id}>",
                 network=config.network,
             )
-        except SandboxUnavailable as exc:
-            raise NodeError(
-                str(exc),
-                category=ErrorCategory.permanent,
-                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
-            ) from exc
-        except SandboxError as exc:
-            raise NodeError(
-                str(exc),
-                category=ErrorCategory.transient,
-                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
-            ) from exc
-        except ValueError as exc:  # the inputs are not JSON values
-            raise NodeError(
-                str(exc),
-                stage=ErrorStage.input_collection,
-                details=ErrorDetails(type=type(exc).__name__, message=str(exc)),
-            ) from exc
+        except (SandboxUnavailable, SandboxError, ValueError) as exc:
+            raise _sandbox_failure(exc) from exc
         metadata: dict[str, Any] = {"stdout": outcome.stdout, "stderr": outcome.stderr}
         if outcome.ok:
             return NodeResult(output=outcome.value, metadata=metadata)
         raise _failure(outcome, timeout_s=timeout_s, memory_mb=memory_mb, metadata=metadata)
+
+
+def _sandbox_failure(exc: Exception) -> NodeError:
+    """The NodeError for a job that did not run: no isolation here (no retry mends that),
+    the sandbox failed (a retry may well succeed), or the inputs are not JSON values."""
+    details = ErrorDetails(type=type(exc).__name__, message=str(exc))
+    if isinstance(exc, SandboxUnavailable):
+        return NodeError(str(exc), category=ErrorCategory.permanent, details=details)
+    if isinstance(exc, SandboxError):
+        return NodeError(str(exc), category=ErrorCategory.transient, details=details)
+    return NodeError(str(exc), stage=ErrorStage.input_collection, details=details)
 
 
 def _failure(
