@@ -595,3 +595,29 @@ def test_workspace_narrows_what_a_key_sees(
     assert [w["name"] for w in narrowed["data"]] == ["inside"]
     error = error_of(api.get("/v1/workflows", headers={"X-Workspace-Id": "nope"}), 422)
     assert fields_of(error) == ["header.X-Workspace-Id"]
+
+
+def test_names_are_unique_per_workspace(
+    api: httpx.Client, api_server: ServeProcess, make_key: MakeKey, request: pytest.FixtureRequest
+) -> None:
+    # A key of one workspace never meets (or is pointed at) another workspace's workflow.
+    organization = f"org-{request.node.name}"
+    plain = create(api, DEFINITION)
+    keys = [make_key(organization, ["admin"], workspace_id=uuid4()) for _ in range(2)]
+    with client_for(api_server, keys[0]) as here, client_for(api_server, keys[1]) as there:
+        mine, theirs = create(here, DEFINITION), create(there, DEFINITION)
+        assert len({plain["id"], mine["id"], theirs["id"]}) == 3
+        conflict = error_of(here.post("/v1/workflows", json=DEFINITION), 409)
+        assert mine["id"] in conflict["message"] and theirs["id"] not in conflict["message"]
+        other = create(here, named("other"))
+        renamed = here.patch(f"/v1/workflows/{other['id']}", json={"name": "triage"})
+        assert mine["id"] in error_of(renamed, 409)["message"]
+    conflict = error_of(api.post("/v1/workflows", json=DEFINITION), 409)
+    assert plain["id"] in conflict["message"]
+    assert {
+        w["id"] for w in api.get("/v1/workflows", params={"name": "triage"}).json()["data"]
+    } == {
+        plain["id"],
+        mine["id"],
+        theirs["id"],
+    }

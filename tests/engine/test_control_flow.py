@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from stepline.nodes.registry import default_registry
-from stepline.records import RunStatus, StepStatus
+from stepline.records import RunRecord, RunStatus, StepStatus
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import load_workflow
 from stepline.store import StateConflictError, Store
@@ -306,6 +307,32 @@ async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
     assert child_run.trigger == "sub_workflow"
     assert child_run.status is RunStatus.completed
     assert [s.step_id for s in await store.list_steps(child_run.id)] == ["double"]
+
+
+async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store: Store) -> None:
+    # Names are unique per workspace: the run's workspace first, then the organization's.
+    org = await store.ensure_organization()
+    here, elsewhere = uuid4(), uuid4()
+    for workspace, value in ((None, "organization"), (here, "here"), (elsewhere, "elsewhere")):
+        child = {"name": "child", "nodes": [reshape("say", value)]}
+        await store.save_workflow(org, child, workspace_id=workspace)
+    parent = {
+        "name": "parent",
+        "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "child"}}],
+    }
+    for workspace, expected in ((here, "here"), (uuid4(), "organization")):
+        saved = await store.save_workflow(org, parent, workspace_id=workspace)
+        run = await store.create_run(
+            RunRecord(
+                workflow_id=saved.workflow.id,
+                workflow_version=saved.version.version,
+                organization_id=org,
+                workspace_id=workspace,
+            )
+        )
+        out = await execute(store, run)
+        assert out.run.status is RunStatus.completed, out.run.error
+        assert out.steps["call"].outputs == expected
 
 
 async def test_sub_workflow_failures_and_bad_inputs_fail_the_step(store: Store) -> None:

@@ -300,3 +300,51 @@ async def test_node_statuses_prefers_a_nodes_own_step(store: Store, workflow: Wo
     assert statuses == {"fetch": "completed", "loop": "running", "body": "error"}
     other = await store.ensure_organization("other")
     assert await store.node_statuses(other, run.id) == {}
+
+
+async def test_names_are_unique_per_workspace_and_among_those_of_no_workspace(
+    store: Store,
+) -> None:
+    org = await store.ensure_organization()
+    here, there = uuid4(), uuid4()
+    plain = (await store.create_workflow(org, named("etl"))).workflow
+    mine = (await store.create_workflow(org, named("etl"), workspace_id=here)).workflow
+    theirs = (await store.create_workflow(org, named("etl"), workspace_id=there)).workflow
+    with pytest.raises(WorkflowNameTakenError) as caught:
+        await store.create_workflow(org, named("etl"), workspace_id=here)
+    assert caught.value.holder == mine.id
+    with pytest.raises(WorkflowNameTakenError) as caught:
+        await store.create_workflow(org, named("etl"))
+    assert caught.value.holder == plain.id
+    # A rename or a copy is checked in the workflow's own workspace.
+    other = (await store.create_workflow(org, named("other"), workspace_id=there)).workflow
+    with pytest.raises(WorkflowNameTakenError) as caught:
+        await store.patch_workflow(org, other.id, name="etl")
+    assert caught.value.holder == theirs.id
+    copy = await store.duplicate_workflow(org, mine.id, name="other")
+    assert copy.workflow.workspace_id == here
+    # A look-up by name prefers the caller's workspace, then the organization's own.
+    assert await store.find_workflow(org, "etl", workspace_id=there) == theirs
+    assert await store.find_workflow(org, "etl") == plain
+    assert await store.find_workflow(org, "etl", workspace_id=uuid4()) == plain
+    by_name = await store.page_workflows(org, name="etl", limit=10)
+    assert {w.id for w in by_name.items} == {plain.id, mine.id, theirs.id}
+
+
+async def test_save_workflow_refuses_a_definition_renaming_onto_a_name_in_use(
+    store: Store, workflow: Workflow
+) -> None:
+    org = workflow.organization_id
+    other = (await store.create_workflow(org, named("other"))).workflow
+    with pytest.raises(WorkflowNameTakenError) as caught:
+        await store.save_workflow(org, named("summarize"), workflow_id=other.id)
+    assert caught.value.holder == workflow.workflow_id
+    assert await store.get_workflow(org, other.id) == other
+    assert len(await store.list_versions(other.id)) == 1
+    renamed = await store.save_workflow(org, named("free"), workflow_id=other.id)
+    assert renamed.workflow.name == "free" and renamed.version.version == 2
+    # Saving by name updates the workflow of that name in the given workspace only.
+    workspace = uuid4()
+    apart = await store.save_workflow(org, named("free"), workspace_id=workspace)
+    assert apart.workflow.id != other.id and apart.workflow.workspace_id == workspace
+    assert (await store.save_workflow(org, named("free", description="x"))).workflow.id == other.id

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from stepline.records import RunRecord, StepRecord, WorkflowRecord, WorkflowVersion
+from stepline.records import RunRecord, StepRecord, WorkflowRecord, WorkflowVersion, utcnow
 from stepline.store import Store
 from stepline.store.database import alembic_config
 from stepline.store.tables import metadata, runs, steps, workflow_versions, workflows
@@ -114,3 +119,81 @@ def test_tables_have_a_column_for_every_record_field() -> None:
     assert {c.name for c in workflow_versions.c} == set(WorkflowVersion.model_fields) | {
         "organization_id"
     }
+
+
+async def test_upgrade_renames_live_duplicate_names_keeping_the_oldest(
+    empty_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database from before names were unique in the database may hold duplicates; 0004
+    # keeps each name on its oldest live workflow and renames the later ones.
+    store = await Store.connect(empty_database_url)
+    try:
+        await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
+        org, other_org = await store.ensure_organization(), await store.ensure_organization("b")
+        workspace = uuid4()
+        start = utcnow() - timedelta(days=1)
+        rows: dict[str, dict[str, Any]] = {}
+
+        def add(key: str, name: str, **fields: Any) -> None:
+            at = start + timedelta(minutes=len(rows))
+            rows[key] = {
+                "id": uuid4(),
+                "organization_id": org,
+                "workspace_id": None,
+                "name": name,
+                "description": "",
+                "latest_version": 1,
+                "created_at": at,
+                "updated_at": at,
+                "deleted_at": None,
+                **fields,
+            }
+
+        add("deleted", "etl", deleted_at=start)  # holds no name: it stays as it is
+        add("first", "etl")
+        add("taken", "etl (2)")
+        add("second", "etl")
+        add("third", "etl")
+        add("in_workspace", "etl", workspace_id=workspace)
+        add("in_workspace_too", "etl", workspace_id=workspace)
+        add("other_org", "etl", organization_id=other_org)
+        add("long", "n" * 200)
+        add("long_too", "n" * 200)
+        await store.writer.submit(
+            lambda conn: conn.execute(workflows.insert(), list(rows.values()))
+        )
+
+        with caplog.at_level(logging.WARNING, logger="stepline.store.migrations"):
+            await store.upgrade()
+
+        def names(conn: sa.Connection) -> dict[UUID, str]:
+            return {
+                id_: name for id_, name in conn.execute(sa.select(workflows.c.id, workflows.c.name))
+            }
+
+        renamed = await store.database.read(names)
+        assert {key: renamed[row["id"]] for key, row in rows.items()} == {
+            "deleted": "etl",
+            "first": "etl",
+            "taken": "etl (2)",
+            "second": "etl (3)",
+            "third": "etl (4)",
+            "in_workspace": "etl",
+            "in_workspace_too": "etl (2)",
+            "other_org": "etl",
+            "long": "n" * 200,
+            "long_too": "n" * 196 + " (2)",
+        }
+        assert len(caplog.records) == 4
+        assert str(rows["second"]["id"]) in caplog.text and "'etl (3)'" in caplog.text
+        # From now on the database itself refuses a second live workflow of a name.
+        with pytest.raises(sa.exc.IntegrityError):
+            await store.writer.submit(
+                lambda conn: conn.execute(
+                    workflows.insert(), {**rows["first"], "id": uuid4(), "created_at": utcnow()}
+                )
+            )
+        _, version = await store.database.read(_schema)
+    finally:
+        await store.close()
+    assert version == _head()

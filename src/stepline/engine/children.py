@@ -166,5 +166,7 @@ async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRec
     try:
         as_id = UUID(reference)
     except ValueError:
-        return await store.find_workflow(organization_id, reference)
+        # Names are unique per workspace: the run's own workspace's workflow comes first.
+        workspace_id = execution.run.workspace_id
+        return await store.find_workflow(organization_id, reference, workspace_id=workspace_id)
     return await store.get_workflow(organization_id, as_id)

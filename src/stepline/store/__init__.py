@@ -14,6 +14,7 @@ from stepline.store.errors import (
     StepNotFoundError,
     StoreClosedError,
     StoreError,
+    WorkflowNameTakenError,
     WorkflowNotFoundError,
 )
 from stepline.store.store import SavedWorkflow, Store, definition_digest
@@ -28,6 +29,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreError",
+    "WorkflowNameTakenError",
     "WorkflowNotFoundError",
     "definition_digest",
 ]

@@ -1,8 +1,9 @@
 """The workflow catalog: creating, listing, renaming, deleting and duplicating workflows.
 
-A workflow's name is unique among the live workflows of its organization (the CLI and
-`save_workflow` find a workflow by it); each verb that names a workflow checks that in
-the same write transaction, and the single writer serializes those transactions.
+A workflow's name is unique among the live workflows of its workspace, or of its
+organization for those of no workspace (the CLI and `save_workflow` find a workflow by
+it); the database holds that rule, and each verb that names a workflow goes through
+`workflow_names`, which turns a clash into WorkflowNameTakenError.
 
 Deleting is soft: it sets `deleted_at`, and from then on the workflow is gone from every
 listing and look-up by id or name, so its name is free again. Its versions and runs stay
@@ -13,6 +14,7 @@ workflow was deleted still finishes. They are no longer served under the workflo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -21,9 +23,12 @@ import sqlalchemy as sa
 from stepline.records import WorkflowRecord, WorkflowVersion, utcnow
 from stepline.store import mapping, queries
 from stepline.store.base import StoreBase
-from stepline.store.errors import StoreError, WorkflowNotFoundError
+from stepline.store.errors import WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.paging import Ordering, Page, read_page
 from stepline.store.tables import steps, workflow_versions, workflows
+from stepline.store.workflow_names import write_named
+
+__all__ = ["MAX_NAME_LENGTH", "CatalogVerbs", "WorkflowNameTakenError"]
 
 if TYPE_CHECKING:
     from stepline.store.store import SavedWorkflow
@@ -37,28 +42,8 @@ _WORKFLOWS_ORDER = Ordering(
 _VERSIONS_ORDER = Ordering("versions", (workflow_versions.c.version,), ("int",), descending=True)
 
 
-class WorkflowNameTakenError(StoreError):
-    """Another live workflow of the organization already has this name."""
-
-    def __init__(self, name: str, holder: UUID) -> None:
-        super().__init__(f"workflow name {name!r} is already used by workflow {holder}")
-        self.name = name
-        self.holder = holder
-
-
 def _live(organization_id: UUID) -> sa.ColumnElement[bool]:
     return sa.and_(workflows.c.organization_id == organization_id, workflows.c.deleted_at.is_(None))
-
-
-def _name_holder(
-    conn: sa.Connection, organization_id: UUID, name: str, *, other_than: UUID | None = None
-) -> UUID | None:
-    """The id of the organization's live workflow called `name` (other than one), if any."""
-    query = sa.select(workflows.c.id).where(_live(organization_id), workflows.c.name == name)
-    if other_than is not None:
-        query = query.where(workflows.c.id != other_than)
-    holder: UUID | None = conn.execute(query.limit(1)).scalar()
-    return holder
 
 
 def _check_name(name: object) -> str:
@@ -88,19 +73,18 @@ class CatalogVerbs(StoreBase):
         *,
         workspace_id: UUID | None = None,
     ) -> SavedWorkflow:
-        """A new workflow at version 1; WorkflowNameTakenError if its name is in use."""
+        """A new workflow at version 1; WorkflowNameTakenError if its name is in use in
+        the workspace (or among the organization's workflows of no workspace)."""
         name = _check_name(definition.get("name"))
         description = definition.get("description") or ""
         if not isinstance(description, str):
             raise ValueError("workflow definition: 'description' must be a string")
 
         def op(conn: sa.Connection) -> SavedWorkflow:
-            holder = _name_holder(conn, organization_id, name)
-            if holder is not None:
-                raise WorkflowNameTakenError(name, holder)
-            return _insert_workflow(
-                conn, organization_id, workspace_id, name, description, definition
+            insert = partial(
+                _insert_workflow, conn, organization_id, workspace_id, name, description, definition
             )
+            return write_named(conn, organization_id, workspace_id, name, insert)
 
         return await self.writer.submit(op)
 
@@ -116,7 +100,8 @@ class CatalogVerbs(StoreBase):
     ) -> Page[WorkflowRecord]:
         """The organization's live workflows, newest first; of one workspace or name if given.
 
-        A name matches at most one live workflow: clients look a workflow up by name so.
+        A name matches at most one live workflow per workspace (and one of no workspace):
+        clients look a workflow up by name so, with the workspace.
         """
         query = sa.select(workflows).where(_live(organization_id))
         if workspace_id is not None:
@@ -174,7 +159,7 @@ class CatalogVerbs(StoreBase):
         """Change the workflow's name or description; its versions stay as they are.
 
         WorkflowNotFoundError if it is not a live workflow of the organization;
-        WorkflowNameTakenError if another live workflow has the new name.
+        WorkflowNameTakenError if another live workflow of its workspace has the new name.
         """
         if name is not None:
             _check_name(name)
@@ -189,16 +174,27 @@ class CatalogVerbs(StoreBase):
                 raise WorkflowNotFoundError(f"workflow {workflow_id} not found")
             changes: dict[str, Any] = {}
             if name is not None and name != current["name"]:
-                holder = _name_holder(conn, organization_id, name, other_than=workflow_id)
-                if holder is not None:
-                    raise WorkflowNameTakenError(name, holder)
                 changes["name"] = name
             if description is not None and description != current["description"]:
                 changes["description"] = description
             if not changes:
                 return mapping.row_to_workflow(current)
             changes["updated_at"] = utcnow()
-            conn.execute(workflows.update().where(workflows.c.id == workflow_id).values(changes))
+            update = partial(
+                conn.execute, workflows.update().where(workflows.c.id == workflow_id), changes
+            )
+            if "name" in changes:
+                workspace_id = current["workspace_id"]
+                write_named(
+                    conn,
+                    organization_id,
+                    workspace_id,
+                    changes["name"],
+                    update,
+                    other_than=workflow_id,
+                )
+            else:
+                update()
             return mapping.row_to_workflow(current).model_copy(update=changes)
 
         return await self.writer.submit(op)
@@ -222,8 +218,9 @@ class CatalogVerbs(StoreBase):
         """A new workflow holding a copy of the latest definition, renamed.
 
         Without `name`, the copy is called '<name> (copy)', or '(copy 2)', ... if taken;
-        a `name` that is taken raises WorkflowNameTakenError. The copy starts at version 1,
-        in the original's workspace, and its definition carries its own name.
+        a `name` that is taken in the original's workspace raises WorkflowNameTakenError.
+        The copy starts at version 1, in the original's workspace, and its definition
+        carries its own name.
         """
         if name is not None:
             _check_name(name)
@@ -239,25 +236,27 @@ class CatalogVerbs(StoreBase):
                 {"workflow_id": workflow_id, "version": original.latest_version},
             ).mappings()
             definition = mapping.row_to_version(latest.one()).definition
-            if name is not None:
-                holder = _name_holder(conn, organization_id, name)
-                if holder is not None:
-                    raise WorkflowNameTakenError(name, holder)
-                copy_name = name
-            else:
-                copy_name = next(
-                    candidate
-                    for candidate in _copy_names(original.name)
-                    if _name_holder(conn, organization_id, candidate) is None
+
+            def insert(copy_name: str) -> SavedWorkflow:
+                copy = partial(
+                    _insert_workflow,
+                    conn,
+                    organization_id,
+                    original.workspace_id,
+                    copy_name,
+                    original.description,
+                    {**definition, "name": copy_name},
                 )
-            return _insert_workflow(
-                conn,
-                organization_id,
-                original.workspace_id,
-                copy_name,
-                original.description,
-                {**definition, "name": copy_name},
-            )
+                return write_named(conn, organization_id, original.workspace_id, copy_name, copy)
+
+            if name is not None:
+                return insert(name)
+            for candidate in _copy_names(original.name):
+                try:
+                    return insert(candidate)
+                except WorkflowNameTakenError:
+                    continue  # taken, maybe by a concurrent copy: the next number
+            raise AssertionError("unreachable: the copy names never end")
 
         return await self.writer.submit(op)
 

@@ -5,15 +5,21 @@ StoreError
 │   ├── WorkflowNotFoundError
 │   ├── RunNotFoundError
 │   └── StepNotFoundError
-├── LeaseLostError      the run's lease belongs to another worker now
-└── StoreClosedError    a write was submitted after Store.close()
+├── LeaseLostError           the run's lease belongs to another worker now
+├── StoreClosedError         a write was submitted after Store.close()
+├── StateConflictError       the record's state does not allow the change
+└── WorkflowNameTakenError   another live workflow of the scope has the name
 """
 
 from __future__ import annotations
 
+from uuid import UUID
+
 
 class StoreError(Exception):
-    """Base of every error the store raises on purpose (driver errors pass through)."""
+    """Base of every error the store raises on purpose (unexpected driver errors pass
+    through; those the store expects, such as a unique index refusing a name, become one
+    of these)."""
 
 
 class NotFoundError(StoreError, LookupError):
@@ -42,3 +48,13 @@ class StoreClosedError(StoreError):
 
 class StateConflictError(StoreError):
     """The record's current state does not allow the change (e.g. a second, different review)."""
+
+
+class WorkflowNameTakenError(StoreError):
+    """Another live workflow of the same workspace (or of the organization, for workflows of
+    no workspace) already has this name; `holder` is its id."""
+
+    def __init__(self, name: str, holder: UUID) -> None:
+        super().__init__(f"workflow name {name!r} is already used by workflow {holder}")
+        self.name = name
+        self.holder = holder

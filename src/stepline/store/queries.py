@@ -39,15 +39,20 @@ _LIVE_WORKFLOW = sa.and_(
     workflows.c.deleted_at.is_(None),
 )
 WORKFLOW_BY_ID = sa.select(workflows).where(_LIVE_WORKFLOW, workflows.c.id == sa.bindparam("id"))
+# A name is unique per workspace: prefer the caller's workspace, then no workspace.
+_WORKSPACE_FIRST = sa.case(
+    (workflows.c.workspace_id == sa.bindparam("workspace_id", type_=sa.Uuid()), 0),
+    (workflows.c.workspace_id.is_(None), 1),
+    else_=2,
+)
 WORKFLOW_BY_NAME = (
     sa.select(workflows)
     .where(_LIVE_WORKFLOW, workflows.c.name == sa.bindparam("name"))
-    .order_by(workflows.c.created_at, workflows.c.id)
+    .order_by(_WORKSPACE_FIRST, workflows.c.created_at, workflows.c.id)
     .limit(1)
 )
 # PostgreSQL: lock the workflow row so that concurrent saves version it one after another.
 WORKFLOW_BY_ID_FOR_UPDATE = WORKFLOW_BY_ID.with_for_update()
-WORKFLOW_BY_NAME_FOR_UPDATE = WORKFLOW_BY_NAME.with_for_update()
 INSERT_WORKFLOW = workflows.insert()
 UPDATE_WORKFLOW_VERSION = (
     workflows.update()

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -34,12 +35,14 @@ from stepline.store.control import ControlVerbs, wake_parent
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
+    WorkflowNameTakenError,
     WorkflowNotFoundError,
 )
 from stepline.store.events import EventVerbs, insert_run_event, step_write
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
 from stepline.store.secrets import SecretVerbs
+from stepline.store.workflow_names import named_for_update, write_named
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,10 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, Secr
     ) -> SavedWorkflow:
         """Store a definition as the workflow's next version, unless it is the latest already.
 
-        Without `workflow_id`, the organization's live workflow of the definition's name is
-        updated, or a new workflow is created. With it, that workflow must exist.
+        Without `workflow_id`, the live workflow of the definition's name in `workspace_id`
+        (None: the organization's, of no workspace) is updated, or a new workflow is
+        created there. With it, that workflow must exist, and a new name in the definition
+        renames it: WorkflowNameTakenError if another workflow of its workspace has it.
         """
         name = definition.get("name") if isinstance(definition, dict) else None
         if not isinstance(name, str) or not name.strip():
@@ -115,12 +120,25 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, Secr
                         f"workflow {workflow_id} not found in organization {organization_id}"
                     )
             else:
-                params = {"organization_id": organization_id, "name": name}
-                row = conn.execute(queries.WORKFLOW_BY_NAME_FOR_UPDATE, params).mappings().first()
-            if row is None:
-                return _create_workflow(
-                    conn, organization_id, workspace_id, name, description, definition, digest
-                )
+                row = named_for_update(conn, organization_id, workspace_id, name)
+                if row is None:
+                    create = partial(
+                        _create_workflow,
+                        conn,
+                        organization_id,
+                        workspace_id,
+                        name,
+                        description,
+                        definition,
+                        digest,
+                    )
+                    try:
+                        return write_named(conn, organization_id, workspace_id, name, create)
+                    except WorkflowNameTakenError:
+                        # Another writer created it since we looked: this is its next version.
+                        row = named_for_update(conn, organization_id, workspace_id, name)
+                        if row is None:
+                            raise
             workflow = mapping.row_to_workflow(row)
             latest_row = (
                 conn.execute(
@@ -139,17 +157,33 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, Secr
                 digest=digest,
                 created_at=now,
             )
-            conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
-            conn.execute(
-                queries.UPDATE_WORKFLOW_VERSION,
-                {
-                    "workflow_id": workflow.id,
-                    "new_version": version.version,
-                    "new_name": name,
-                    "new_description": description,
-                    "now": now,
-                },
-            )
+
+            def write() -> None:
+                conn.execute(
+                    queries.INSERT_VERSION, mapping.version_to_row(version, organization_id)
+                )
+                conn.execute(
+                    queries.UPDATE_WORKFLOW_VERSION,
+                    {
+                        "workflow_id": workflow.id,
+                        "new_version": version.version,
+                        "new_name": name,
+                        "new_description": description,
+                        "now": now,
+                    },
+                )
+
+            if name == workflow.name:
+                write()
+            else:
+                write_named(
+                    conn,
+                    organization_id,
+                    workflow.workspace_id,
+                    name,
+                    write,
+                    other_than=workflow.id,
+                )
             workflow = workflow.model_copy(
                 update={
                     "latest_version": version.version,
@@ -171,9 +205,13 @@ class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, Secr
 
         return await self._read(read)
 
-    async def find_workflow(self, organization_id: UUID, name: str) -> WorkflowRecord | None:
-        """The organization's live workflow called `name`, if any."""
-        params = {"organization_id": organization_id, "name": name}
+    async def find_workflow(
+        self, organization_id: UUID, name: str, *, workspace_id: UUID | None = None
+    ) -> WorkflowRecord | None:
+        """The organization's live workflow called `name`, if any: the one of `workspace_id`
+        (None: of no workspace) if there is one, else the one of no workspace, else the
+        oldest (names are unique per workspace, not across them)."""
+        params = {"organization_id": organization_id, "name": name, "workspace_id": workspace_id}
 
         def read(conn: sa.Connection) -> WorkflowRecord | None:
             row = conn.execute(queries.WORKFLOW_BY_NAME, params).mappings().first()

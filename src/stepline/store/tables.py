@@ -55,6 +55,26 @@ workflows = sa.Table(
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Index("ix_workflows_organization_id_name", "organization_id", "name"),
     sa.Index("ix_workflows_organization_id_created_at", "organization_id", "created_at"),
+    # A live workflow's name is unique in its workspace, or among its organization's
+    # workflows of no workspace: two partial indexes, as NULL workspace ids never collide
+    # in one. A deleted workflow (soft: deleted_at) holds no name.
+    sa.Index(
+        "ix_workflows_organization_id_name_live",
+        "organization_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("workspace_id IS NULL AND deleted_at IS NULL"),
+        postgresql_where=sa.text("workspace_id IS NULL AND deleted_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_workflows_organization_id_workspace_id_name_live",
+        "organization_id",
+        "workspace_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("workspace_id IS NOT NULL AND deleted_at IS NULL"),
+        postgresql_where=sa.text("workspace_id IS NOT NULL AND deleted_at IS NULL"),
+    ),
 )
 
 workflow_versions = sa.Table(

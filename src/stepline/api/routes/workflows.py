@@ -1,8 +1,10 @@
 """/v1/workflows: create, list, read, change, delete, duplicate and validate workflows.
 
-A workflow's name is unique among its organization's live workflows, so creating,
-renaming or duplicating onto a name in use is a 409 that names the holder (a client that
-wants "create or update" looks the name up with `GET /v1/workflows?name=` and PUTs).
+A workflow's name is unique among the live workflows of its workspace (or of its
+organization, for those of no workspace), so creating, uploading, renaming (PATCH, or PUT
+with a new name) or duplicating onto a name in use is a 409 that names the holder, even
+when two requests race for it (the database decides). A client that wants "create or
+update" looks the name up with `GET /v1/workflows?name=` and PUTs.
 Definitions are validated against the server's node kinds before anything is stored;
 a bad one is a 422 with one detail per problem, each naming its JSON path in the body.
 """
@@ -26,8 +28,8 @@ from stepline.api.state import AppState, StateDep
 from stepline.records import WorkflowRecord, WorkflowVersion
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
 from stepline.spec.validate import ValidationIssue, validate_workflow
-from stepline.store import SavedWorkflow, WorkflowNotFoundError
-from stepline.store.catalog import MAX_NAME_LENGTH, WorkflowNameTakenError
+from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
+from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -215,21 +217,16 @@ async def get_workflow(workflow_id: WorkflowId, state: StateDep, principal: Read
 async def replace_workflow(
     workflow_id: WorkflowId, definition: Definition, state: StateDep, principal: WriteKey
 ) -> Response:
-    workflow = await _live_workflow(state, principal, workflow_id)
+    await _live_workflow(state, principal, workflow_id)
     await _check_definition(state, definition, prefix="body")
-    name = definition["name"]
-    # A rename through the definition must not take another workflow's name. Checked
-    # before the save, not inside it: save_workflow is the engine's verb and knows no 409.
-    if name != workflow.name:
-        holder = await state.store.find_workflow(principal.organization_id, name)
-        if holder is not None and holder.id != workflow_id:
-            _name_taken(WorkflowNameTakenError(name, holder.id))
     try:
         saved = await state.store.save_workflow(
             principal.organization_id, definition, workflow_id=workflow_id
         )
     except WorkflowNotFoundError:
         not_found("workflow", workflow_id)  # deleted meanwhile
+    except WorkflowNameTakenError as exc:  # a new name in the definition
+        _name_taken(exc)
     return json_response(_workflow_out(saved.workflow, saved.version.definition))
 
 
