@@ -181,7 +181,8 @@ class CatalogVerbs(StoreBase):
                 return mapping.row_to_workflow(current)
             changes["updated_at"] = utcnow()
             update = partial(
-                conn.execute, workflows.update().where(workflows.c.id == workflow_id), changes
+                conn.execute,
+                workflows.update().where(workflows.c.id == workflow_id).values(changes),
             )
             if "name" in changes:
                 workspace_id = current["workspace_id"]
