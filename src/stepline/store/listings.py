@@ -1,4 +1,4 @@
-"""The API's read side of runs and steps: pages, summaries, streaming chunks; and cancel.
+"""The API's read side of runs and steps: pages, summaries, streaming chunks.
 
 Every query is scoped by organization (and workspace when given) and reads with a keyset
 (`store.paging`), so no listing loads a whole table. Percentiles are computed by the
@@ -22,18 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import (
     FINISHED_RUN_STATUSES,
-    FINISHED_STEP_STATUSES,
     RunRecord,
     RunStatus,
     StepRecord,
     StepStatus,
-    utcnow,
 )
 from stepline.store import mapping
 from stepline.store.base import StoreBase
 from stepline.store.database_sqlite import SQLiteDatabase
-from stepline.store.errors import RunNotFoundError
-from stepline.store.events import INSERT_EVENT, insert_run_event, step_event_params
 from stepline.store.paging import Ordering, Page, check_page_request, read_page
 from stepline.store.step_json import (
     IO_COLUMNS,
@@ -51,14 +47,10 @@ from stepline.store.tables import runs, steps
 
 __all__ = ["IO_COLUMNS", "ListingVerbs", "RunHead", "RunSummary"]
 
-RUN_CANCELLED = "run cancelled"
-"""The status_reason of the steps a cancel stopped."""
-
 _RUNS_ORDER = Ordering("runs", (runs.c.created_at, runs.c.id), ("datetime", "uuid"), True)
 _STEPS_WITHOUT_IO = tuple(c for c in steps.c if c.name not in IO_COLUMNS)
 _Chunk = tuple[list[str], tuple[Any, ...] | None]
 """A chunk's documents, and the sort key of its last step when more may follow."""
-_UNFINISHED_STEP_STATUSES = tuple(s.value for s in StepStatus if s not in FINISHED_STEP_STATUSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,27 +325,6 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def cancel_requested_at(self, run_id: UUID) -> datetime | None:
-        """When a cancel of the run was requested (None: never); the worker polls this."""
-        query = sa.select(runs.c.cancel_requested_at).where(runs.c.id == run_id)
-        return await self._read(lambda conn: conn.execute(query).scalar())
-
-    async def request_cancel(self, organization_id: UUID, run_id: UUID) -> RunRecord:
-        """Ask for the run to stop; idempotent. Raises RunNotFoundError.
-
-        A run nobody executes (queued, waiting for a human, or running under an expired
-        lease) is cancelled here and now, with its unfinished steps. A run a worker holds
-        only gets `cancel_requested_at`: that worker notices and stops it. A finished run
-        is returned unchanged. Its unfinished child runs (sub_workflow) are cancelled too.
-        """
-
-        def op(conn: sa.Connection) -> RunRecord:
-            found = _cancel_run(conn, organization_id, run_id)
-            assert found is not None  # the run itself raised if it was missing
-            return found
-
-        return await self.writer.submit(op)
-
     # --- steps -----------------------------------------------------------------------------
 
     async def page_steps(
@@ -583,99 +554,3 @@ class ListingVerbs(StoreBase):
             if len(rows) < chunk:
                 return
             last = _step_key(rows[-1])
-
-
-def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
-    """Mark the run's unfinished steps cancelled, each with its step.cancelled event."""
-    unfinished = sa.and_(steps.c.run_id == run_id, steps.c.status.in_(_UNFINISHED_STEP_STATUSES))
-    rows = conn.execute(sa.select(steps).where(unfinished)).mappings().all()
-    if not rows:
-        return
-    conn.execute(
-        steps.update()
-        .where(unfinished)
-        .values(
-            status=StepStatus.cancelled.value,
-            status_reason=RUN_CANCELLED,
-            completed_at=sa.case(
-                (steps.c.started_at.is_not(None), sa.literal(now, type_=steps.c.completed_at.type)),
-                else_=None,
-            ),
-            updated_at=now,
-        )
-    )
-    events = []
-    for row in rows:
-        step = mapping.row_to_step(row)
-        step.status = StepStatus.cancelled
-        step.status_reason = RUN_CANCELLED
-        step.completed_at = now if step.started_at is not None else None
-        step.updated_at = now
-        events.append(step_event_params(step))
-    INSERT_EVENT.executemany(conn, events)
-
-
-def _cancel_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRecord | None:
-    """`request_cancel` of one run and, depth first, of its unfinished children."""
-    # PostgreSQL: the row lock orders this against a worker's claim of the run.
-    where = sa.and_(runs.c.id == run_id, runs.c.organization_id == organization_id)
-    row = (
-        conn.execute(
-            sa.select(
-                runs.c.status,
-                runs.c.lease_expires_at,
-                runs.c.started_at,
-                runs.c.cancel_requested_at,
-            )
-            .where(where)
-            .with_for_update()
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise RunNotFoundError(f"run {run_id} not found")
-    status = RunStatus(row["status"])
-    now = utcnow()
-    if status not in FINISHED_RUN_STATUSES:
-        requested_at = row["cancel_requested_at"] or now
-        values: dict[str, Any] = {"cancel_requested_at": requested_at, "updated_at": now}
-        unattended = status in (RunStatus.queued, RunStatus.waiting_for_human) or (
-            status is RunStatus.running
-            and (row["lease_expires_at"] is None or row["lease_expires_at"] < now)
-        )
-        if unattended:
-            _cancel_steps(conn, run_id, now)
-            started_at = row["started_at"]
-            values |= {
-                "status": RunStatus.cancelled.value,
-                "completed_at": now,
-                "duration_ms": None
-                if started_at is None
-                else int((now - started_at).total_seconds() * 1000),
-                "lease_owner": None,
-                "lease_expires_at": None,
-            }
-        conn.execute(runs.update().where(where).values(**values))
-        if unattended:
-            insert_run_event(
-                conn,
-                run_id,
-                organization_id,
-                RunStatus.cancelled,
-                error=None,
-                duration_ms=values["duration_ms"],
-            )
-        # SKIP LOCKED: a child locked now is finishing, and its finish locks this run next
-        # (to wake it); waiting for it here would be a deadlock, and it needs no cancel.
-        children = conn.execute(
-            sa.select(runs.c.id)
-            .where(
-                runs.c.parent_run_id == run_id,
-                runs.c.status.not_in([s.value for s in FINISHED_RUN_STATUSES]),
-            )
-            .with_for_update(skip_locked=True)
-        ).scalars()
-        for child_id in list(children):
-            _cancel_run(conn, organization_id, child_id)
-    return _read_run(conn, organization_id, run_id)

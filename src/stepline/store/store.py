@@ -30,6 +30,7 @@ from stepline.records import (
     utcnow,
 )
 from stepline.store import mapping, queries
+from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
 from stepline.store.control import ControlVerbs, wake_parent
 from stepline.store.errors import (
@@ -60,7 +61,9 @@ def definition_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Store(KeyVerbs, CatalogVerbs, ListingVerbs, EventVerbs, ControlVerbs, SecretVerbs):
+class Store(
+    KeyVerbs, CatalogVerbs, ListingVerbs, CancelVerbs, EventVerbs, ControlVerbs, SecretVerbs
+):
     """One database: workflows and their versions, runs and their leases, steps, secrets."""
 
     # --- organizations -----------------------------------------------------------------

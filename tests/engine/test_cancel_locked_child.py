@@ -1,0 +1,103 @@
+"""Cancelling a parent run while another transaction holds its child run's row locked.
+
+The parent waits for its child (a sub_workflow), which waits for a review: neither is
+executed by a worker, so the cancel itself must reach both. On PostgreSQL the child's row
+is held with `SELECT ... FOR UPDATE` by a connection of the test's own (as a claim, a lease
+renewal or a review of the child would hold it); on SQLite the holder takes the file's
+write lock, the only lock SQLite has. Either way the child ends cancelled once the lock is
+released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+import pytest
+
+from stepline.nodes.registry import default_registry
+from stepline.records import RunRecord, RunStatus, StepStatus
+from stepline.store import Store
+from stepline.submit import save_definition
+from support.engine import execute, queue_run
+from support.locks import run_row_locked
+
+HELD_S = 0.5
+"""How long the test's transaction holds the child's row after the cancel started."""
+
+
+async def waiting_parent_and_child(store: Store) -> tuple[UUID, RunRecord, RunRecord]:
+    """A parent run waiting for its child run, which waits for a review."""
+    org = await store.ensure_organization()
+    child = {
+        "name": "reviewed-child",
+        "nodes": [{"id": "ok", "type": "hil", "config": {"payload": 1, "instructions": "check"}}],
+    }
+    await save_definition(store, org, child, default_registry())
+    parent = {
+        "name": "parent",
+        "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "reviewed-child"}}],
+    }
+    out = await execute(store, await queue_run(store, parent, {}))
+    assert out.run.status is RunStatus.waiting_for_human
+    child_run = await store.find_child_run(out.steps["call"].id)
+    assert child_run is not None and child_run.status is RunStatus.waiting_for_human
+    return org, out.run, child_run
+
+
+async def status_of(store: Store, run_id: UUID) -> RunStatus:
+    run = await store.get_run(run_id)
+    assert run is not None
+    return run.status
+
+
+async def check_cancelled(store: Store, org: UUID, child: RunRecord) -> None:
+    assert await status_of(store, child.id) is RunStatus.cancelled
+    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
+    assert (await store.page_reviews(org)).items == []
+    events = await store.list_events(child.id, organization_id=org)
+    assert events[-1].type == "run.cancelled"
+
+
+async def test_a_child_locked_while_its_parent_is_cancelled_ends_cancelled(
+    store: Store, store_url: str
+) -> None:
+    org, parent, child = await waiting_parent_and_child(store)
+    async with run_row_locked(store_url, child.id):
+        cancel = asyncio.create_task(store.request_cancel(org, parent.id))
+        if store.dialect == "postgresql":
+            # The parent's cancel commits without waiting for its child's lock...
+            async with asyncio.timeout(5):
+                while await status_of(store, parent.id) is not RunStatus.cancelled:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(HELD_S)
+            # ...and the child, held all along, is still to do.
+            assert await status_of(store, child.id) is RunStatus.waiting_for_human
+            assert not cancel.done()
+        else:
+            await asyncio.sleep(HELD_S)
+    cancelled = await asyncio.wait_for(cancel, 10)
+    assert cancelled.status is RunStatus.cancelled
+    await check_cancelled(store, org, child)
+
+
+# PostgreSQL only: on SQLite a cancel waits for the write lock instead, never skipping a row.
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_child_locked_past_the_retries_is_cancelled_by_the_next_cancel(
+    store: Store, store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    org, parent, child = await waiting_parent_and_child(store)
+    async with run_row_locked(store_url, child.id):
+        with caplog.at_level(logging.WARNING, logger="stepline.store.cancel"):
+            first = await store.request_cancel(org, parent.id, retry_locked_for_s=0.2)
+        assert first.status is RunStatus.cancelled
+        assert await status_of(store, child.id) is RunStatus.waiting_for_human
+        assert str(child.id) in caplog.text and "cancel the run again" in caplog.text
+    # A cancel of the cancelled parent looks at its unfinished children again.
+    again = await store.request_cancel(org, parent.id)
+    assert again.status is RunStatus.cancelled
+    assert again.cancel_requested_at == first.cancel_requested_at
+    await check_cancelled(store, org, child)
