@@ -9,6 +9,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stepline.documents.limits import (
+    DEFAULT_MAX_DEFINITION_BYTES,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_INPUTS_BYTES,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    MAX_DEPTH_CEILING,
+)
+
 
 class Settings(BaseSettings):
     """Every knob, with its default; `STEPLINE_<NAME>` in the environment overrides it."""
@@ -65,6 +73,31 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest request body the API accepts."
+    )
+    max_document_depth: int = Field(
+        default=DEFAULT_MAX_DEPTH,
+        ge=2,
+        le=MAX_DEPTH_CEILING,
+        description="Levels of nested arrays and objects a document may have: a workflow "
+        "definition, run inputs, a review's output, what a node returns (else 422, or the "
+        "step fails).",
+    )
+    max_definition_bytes: int = Field(
+        default=DEFAULT_MAX_DEFINITION_BYTES,
+        gt=0,
+        description="Largest workflow definition, as compact JSON (else 413).",
+    )
+    max_inputs_bytes: int = Field(
+        default=DEFAULT_MAX_INPUTS_BYTES,
+        gt=0,
+        description="Largest inputs of a run, as compact JSON (else 413).",
+    )
+    max_output_bytes: int = Field(
+        default=DEFAULT_MAX_OUTPUT_BYTES,
+        gt=0,
+        description="Largest output of one step, as compact JSON: a larger one fails its step "
+        "(error_stage output_storage); also bounds a step's recorded inputs and a review's "
+        "edited output (413).",
     )
     log_level: str = Field(default="INFO", description="Log level of `stepline serve`.")
     server: str | None = Field(

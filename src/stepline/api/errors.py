@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stepline.api.responses import json_response
+from stepline.documents import DocumentError
 from stepline.spec.inputs import validate_run_inputs
 from stepline.store.errors import NotFoundError, StateConflictError
 from stepline.store.paging import InvalidCursor
@@ -100,6 +101,17 @@ def not_found(what: str, ident: object) -> NoReturn:
 def invalid(field: str, message: str) -> NoReturn:
     """A 422 naming one bad field."""
     raise ApiError(422, f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
+
+
+def document_refused(error: DocumentError, field: str) -> ApiError:
+    """413 (a size limit) or 422 (a depth limit, or not exact JSON) for the document at
+    `field` (`body`, `body.inputs`...), naming the limit and where in it."""
+    where = field + error.path.removeprefix("$")
+    return ApiError(
+        413 if error.too_large else 422,
+        f"{where}: {error.reason}",
+        details=[ErrorDetail(field=where, message=error.reason)],
+    )
 
 
 def check_run_inputs(schema: dict[str, Any], inputs: Any) -> None:
@@ -186,6 +198,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, BodyTooLarge):
             # FastAPI wraps any failure while reading the body in a 400.
             return error_response(_request_id(request), 413, str(exc.__cause__))
+        if isinstance(exc.__cause__, DocumentError):
+            # The JSON body is too deep or not exact JSON (`api.documents`).
+            return await api_error(request, document_refused(exc.__cause__, "body"))
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"

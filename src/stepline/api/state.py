@@ -11,6 +11,7 @@ import pydantic_core
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from stepline.documents import DocumentLimits
 from stepline.nodes.base import NodeKind
 from stepline.nodes.registry import NodeRegistry
 from stepline.records import WorkflowVersion
@@ -49,12 +50,15 @@ class AppState:
     """Call after `Store.request_cancel`: the embedded worker stops the run now if it holds it."""
     vault: Vault = field(init=False)
     """The organizations' secrets, with the key of `settings` (opened on first need)."""
+    limits: DocumentLimits = field(init=False)
+    """How deep and large the documents the API takes may be (from `settings`)."""
     _secret_references: dict[str, tuple[SecretReference, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
 
     def __post_init__(self) -> None:
         self.vault = Vault(self.store, lambda create: load_cipher(self.settings, create=create))
+        self.limits = DocumentLimits.of(self.settings)
 
     @property
     def kinds(self) -> Mapping[str, NodeKind]:

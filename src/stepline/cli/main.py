@@ -26,6 +26,8 @@ from stepline.cli.render import (
     steps_table,
 )
 from stepline.cli.secrets import local_vault, secrets_app
+from stepline.documents import DocumentError, DocumentLimits, check_inputs
+from stepline.documents.json_text import parse_json
 from stepline.engine import Engine, NullObserver, RunObserver
 from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
@@ -127,13 +129,19 @@ async def open_engine(
 
 
 def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
-    """`--input k=v` values are JSON when they parse (700 is a number), else strings."""
+    """`--input k=v` values are JSON when they parse (700 is a number), else strings.
+
+    The inputs are a document within the configured limits (else exit code 2, saying why).
+    """
+    limits = DocumentLimits.of(get_settings())
     inputs: dict[str, Any] = {}
     if inputs_json:
         try:
-            loaded = json.loads(inputs_json)
+            loaded = parse_json(inputs_json, max_depth=limits.max_depth)
         except json.JSONDecodeError as exc:
             fail(f"--inputs-json is not valid JSON: {exc}")
+        except DocumentError as exc:
+            fail(f"--inputs-json: {exc}")
         if not isinstance(loaded, dict):
             fail("--inputs-json must be a JSON object")
         inputs.update(loaded)
@@ -142,15 +150,24 @@ def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
         if not sep or not key:
             fail(f"--input {pair!r} must look like key=value")
         try:
-            inputs[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            inputs[key] = json.loads(raw, parse_constant=_not_json)
+        except ValueError:
             inputs[key] = raw
+    try:
+        check_inputs(inputs, limits, path="inputs")
+    except DocumentError as exc:
+        fail(f"the inputs cannot be used: {exc}")
     return inputs
+
+
+def _not_json(constant: str) -> NoReturn:
+    """NaN and Infinity are not JSON: `--input x=NaN` is the text."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def load_file(path: Path) -> dict[str, Any]:
     try:
-        return read_workflow_file(path)
+        return read_workflow_file(path, DocumentLimits.of(get_settings()))
     except WorkflowFileError as exc:
         fail(str(exc))
 

@@ -33,6 +33,7 @@ from stepline.cli.render import (
     status_text,
     steps_table,
 )
+from stepline.documents import DocumentLimits
 from stepline.records import FINISHED_STEP_STATUSES, RunStatus
 from stepline.sdk import (
     ApiError,
@@ -51,6 +52,7 @@ from stepline.sdk import (
     ValidationError,
     Workflow,
 )
+from stepline.settings import get_settings
 from stepline.spec.loader import WorkflowFileError, read_workflow_file
 
 out = Console(highlight=False)
@@ -397,7 +399,7 @@ def workflows_table(workflows: Iterable[Workflow], width: int) -> Table:
 
 def load_definition(path: Path) -> dict[str, Any]:
     try:
-        return read_workflow_file(path)
+        return read_workflow_file(path, DocumentLimits.of(get_settings()))
     except WorkflowFileError as exc:
         fail(str(exc))
 

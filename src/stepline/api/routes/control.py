@@ -24,6 +24,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from stepline.api.auth import Principal, ReadKey, RunKey
+from stepline.api.documents import (
+    DocumentRoute,
+    check_inputs_document,
+    check_output_document,
+)
 from stepline.api.errors import (
     ApiError,
     ErrorDetail,
@@ -41,8 +46,10 @@ from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store.paging import MAX_PAGE_SIZE
 
-reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
-runs_router = APIRouter(prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"])
+reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"], route_class=DocumentRoute)
+runs_router = APIRouter(
+    prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"], route_class=DocumentRoute
+)
 
 MAX_COMMENT = 10_000
 
@@ -152,7 +159,7 @@ async def list_reviews(
 @runs_router.post(
     "/{run_id}/steps/{step_id}/review",
     response_model=ReviewResult,
-    responses=error_responses(403, 404, 409),
+    responses=error_responses(403, 404, 409, 413),
     summary="Approve (optionally with an edited output) or reject a step under review",
 )
 async def review_step(
@@ -163,6 +170,8 @@ async def review_step(
     state: StateDep,
     principal: RunKey,
 ) -> Response:
+    if "output" in body.model_fields_set:
+        check_output_document(body.output, state.limits, "body.output")
     await _run_of(state, principal, workflow_id, run_id)
     step = await _step_of(state, principal, run_id, step_id)
     extra: dict[str, Any] = {"output": body.output} if "output" in body.model_fields_set else {}
@@ -207,7 +216,7 @@ async def retry_run(
     "/{run_id}/replay",
     status_code=201,
     response_model=RunOut,
-    responses=error_responses(403, 404),
+    responses=error_responses(403, 404, 413),
     summary="Start a new run that reuses the original's outputs upstream of a node",
 )
 async def replay_run(
@@ -236,6 +245,8 @@ async def replay_run(
             f"{body.from_node!r} is not a top-level node of version {number} "
             f"(its nodes: {', '.join(top_level)})",
         )
+    if body.inputs is not None:
+        check_inputs_document(body.inputs, state.limits, "body.inputs")
     inputs = body.inputs if body.inputs is not None else dict(original.inputs)
     schema = version.definition.get("inputs") or {"type": "object"}
     check_run_inputs(schema, inputs)

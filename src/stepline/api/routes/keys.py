@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from stepline.api.auth import AdminKey
+from stepline.api.documents import DocumentRoute
 from stepline.api.errors import ApiError, error_responses, invalid
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
@@ -23,7 +24,7 @@ from stepline.records import utcnow
 from stepline.store.keys import ApiKeyRecord
 from stepline.store.paging import MAX_PAGE_SIZE
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=DocumentRoute)
 
 Scope = Literal["read", "run", "write", "admin"]
 KeyId = Annotated[UUID, Path(description="The key's id.")]

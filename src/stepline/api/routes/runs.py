@@ -38,6 +38,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.types import Scope
 
 from stepline.api.auth import Principal, ReadKey, RunKey, principal_of
+from stepline.api.documents import DocumentRoute, check_inputs_document
 from stepline.api.errors import (
     ApiError,
     ErrorDetail,
@@ -64,7 +65,9 @@ from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
 from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 
-router = APIRouter(prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"])
+router = APIRouter(
+    prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"], route_class=DocumentRoute
+)
 
 WAIT_DEFAULT_S = 30.0
 WAIT_MAX_S = 300.0
@@ -148,6 +151,7 @@ async def create_run(
     ] = None,
 ) -> Response:
     inputs = body.inputs if body is not None else {}
+    check_inputs_document(inputs, state.limits, "body.inputs")
     key = _idempotency_key(idempotency_key)
     workflow = await _live_workflow(state, principal, workflow_id)
     replayed = await _replay(state, principal, workflow_id, key)

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepline.api.auth import WriteKey
+from stepline.api.documents import DocumentRoute
 from stepline.api.errors import ApiError, ErrorDetail, error_responses, not_found
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
@@ -32,7 +33,7 @@ from stepline.secrets.source import MissingSecrets, describe, resolve_secrets
 from stepline.spec.validate import SecretReference
 from stepline.store.secrets import SecretRecord
 
-router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
+router = APIRouter(prefix="/v1/secrets", tags=["secrets"], route_class=DocumentRoute)
 
 SecretName = Annotated[
     str,

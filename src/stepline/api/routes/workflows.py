@@ -11,7 +11,6 @@ a bad one is a 422 with one detail per problem, each naming its JSON path in the
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
@@ -21,10 +20,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.api.auth import Principal, ReadKey, WriteKey
-from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid, not_found
+from stepline.api.documents import DocumentRoute
+from stepline.api.errors import (
+    ApiError,
+    ErrorDetail,
+    document_refused,
+    error_responses,
+    invalid,
+    not_found,
+)
 from stepline.api.models import ListResponse, WorkflowOut
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
+from stepline.documents import DocumentError, check_definition
+from stepline.documents.json_text import parse_json
 from stepline.records import WorkflowRecord, WorkflowVersion
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
 from stepline.spec.validate import ValidationIssue, validate_workflow
@@ -32,7 +41,7 @@ from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFou
 from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=DocumentRoute)
 
 _DEFINITION_DOC = (
     "A workflow definition (name, nodes, edges, ...); `stepline schema` prints its JSON Schema."
@@ -112,6 +121,7 @@ class Diagram(BaseModel):
     summary="Create a workflow",
 )
 async def create_workflow(definition: Definition, state: StateDep, principal: WriteKey) -> Response:
+    _check_document(state, definition, field="body")
     await _check_definition(state, definition, prefix="body")
     saved = await _create(state, principal, definition)
     return _created(saved)
@@ -136,8 +146,12 @@ async def upload_workflow(
     except UnicodeDecodeError:
         invalid("body.file", f"{filename} is not UTF-8 text")
     try:
-        definition = parse_workflow_text(text, filename=filename)
+        definition = parse_workflow_text(text, filename=filename, limits=state.limits)
     except WorkflowFileError as exc:
+        if exc.too_large:
+            raise ApiError(
+                413, str(exc), details=[ErrorDetail(field="body.file", message=str(exc))]
+            ) from None
         invalid("body.file", str(exc))
     await _check_definition(state, definition, prefix="body.file")
     saved = await _create(state, principal, definition)
@@ -162,7 +176,11 @@ async def validate_definition(request: Request, state: StateDep, principal: Read
     # is a report of problems (200) instead of a request error.
     raw = await request.body()
     try:
-        document = json.loads(raw)
+        document = parse_json(raw, max_depth=state.limits.max_depth)
+        check_definition(document, state.limits)
+    except DocumentError as exc:
+        issue = ValidationIssue(path=exc.path, message=exc.reason, code="limit")
+        return json_response(_report([issue]))
     except (ValueError, UnicodeDecodeError) as exc:
         issue = ValidationIssue(path="$", message=f"the body is not JSON: {exc}", code="json")
         return json_response(_report([issue]))
@@ -218,6 +236,7 @@ async def replace_workflow(
     workflow_id: WorkflowId, definition: Definition, state: StateDep, principal: WriteKey
 ) -> Response:
     await _live_workflow(state, principal, workflow_id)
+    _check_document(state, definition, field="body")
     await _check_definition(state, definition, prefix="body")
     try:
         saved = await state.store.save_workflow(
@@ -392,6 +411,14 @@ async def _live_workflow(
     ):
         not_found("workflow", workflow_id)
     return workflow
+
+
+def _check_document(state: AppState, definition: Any, *, field: str) -> None:
+    """413 or 422 unless the definition is a document within the server's limits."""
+    try:
+        check_definition(definition, state.limits)
+    except DocumentError as exc:
+        raise document_refused(exc, field) from None
 
 
 async def _check_definition(state: AppState, definition: Any, *, prefix: str) -> None:

@@ -1,0 +1,75 @@
+"""The documents the API takes in: every JSON body read as one, and each part held to its limits.
+
+`DocumentRoute` (every router's route class) reads a JSON request body with
+`stepline.documents.json_text.parse_json` instead of `json.loads`: its depth is bounded
+before any parser recurses into it, and NaN, Infinity, integers too long to keep exactly,
+NUL and lone surrogates are refused, each at its path. A body may nest
+`BODY_ENVELOPE_DEPTH` levels more than a document, for the request's own fields around
+it (`{"inputs": {...}}`); the routes then check each document within it (a definition,
+inputs, a review's output) against its own limits (`errors.document_refused`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from stepline.api.errors import document_refused
+from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
+from stepline.documents.json_text import parse_json
+
+BODY_ENVELOPE_DEPTH = 2
+"""Levels a request body may nest beyond a document: the request's fields around it."""
+
+
+def limits_of(request: Request) -> DocumentLimits:
+    """The server's document limits (the defaults before its state is set up)."""
+    state = getattr(request.app.state, "stepline", None)
+    return state.limits if state is not None else DocumentLimits()
+
+
+class DocumentRequest(Request):
+    """A request whose JSON body is read as a document (`parse_json`), once."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            max_depth = limits_of(self).max_depth + BODY_ENVELOPE_DEPTH
+            self._json = parse_json(await self.body(), max_depth=max_depth)
+        return self._json
+
+
+class DocumentRoute(APIRoute):
+    """A route whose handler sees a `DocumentRequest` (FastAPI's custom request recipe).
+
+    FastAPI turns anything but a JSONDecodeError raised while reading the body into a
+    400 whose cause is that error: `errors.install_error_handlers` answers a
+    DocumentError cause with `document_refused`.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_documents(request: Request) -> Response:
+            return await handler(DocumentRequest(request.scope, request.receive))
+
+        return read_documents
+
+
+def check_inputs_document(inputs: Any, limits: DocumentLimits, field: str) -> None:
+    """413 or 422 unless a run's inputs are a document within `limits`."""
+    try:
+        check_inputs(inputs, limits)
+    except DocumentError as exc:
+        raise document_refused(exc, field) from None
+
+
+def check_output_document(output: Any, limits: DocumentLimits, field: str) -> None:
+    """413 or 422 unless a step's output (a reviewer's edit) is a document within `limits`."""
+    try:
+        check_output(output, limits)
+    except DocumentError as exc:
+        raise document_refused(exc, field) from None
