@@ -21,6 +21,7 @@ import pytest
 from control_support import (
     client,
     create_workflow,
+    edge,
     error_of,
     hil_workflow,
     node,
@@ -35,6 +36,9 @@ from support.server import make_key as mint_key
 
 DEEP = 10_000
 ECHO = {"name": "echo", "nodes": [node("echo", "reshape", {"output": "{{ inputs.x }}"})]}
+BIG = 18446744073709551617
+HUGE = int("7" * 4000)
+RETURNS = "def main(inputs):\n    return [{big}, {{'huge': {huge}}}][inputs['which']]\n"
 
 
 def nested(levels: int) -> Any:
@@ -235,3 +239,50 @@ def test_a_review_output_too_deep_is_refused(http: httpx.Client) -> None:
     refused(response, 422, "body.output", "nested deeper than 64 levels")
     still = http.get(run_url(workflow_id, run["id"])).json()
     assert still["status"] == "waiting_for_human"
+
+
+# --- exact numbers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "expected"), [(0, BIG), (1, {"huge": HUGE})], ids=["2**64+1", "4000-digits"]
+)
+def test_integers_come_back_exactly_from_every_read(
+    http: httpx.Client, which: int, expected: Any
+) -> None:
+    definition = {
+        "name": "exact",
+        "nodes": [
+            node(
+                "make",
+                "code",
+                {
+                    "inputs": {"which": "{{ inputs.which }}"},
+                    "code": RETURNS.format(big=BIG, huge=HUGE),
+                },
+            ),
+            node("end", "end", {"output": "{{ nodes.make.output }}"}),
+        ],
+        "edges": [edge("make", "end")],
+    }
+    workflow_id = create_workflow(http, definition)
+    done = http.post(
+        runs_url(workflow_id), params={"wait": "true"}, json={"inputs": {"which": which}}
+    )
+    assert done.status_code == 200, done.text
+    run = done.json()
+    assert run["status"] == "completed", run
+    digits = str(BIG if which == 0 else HUGE)
+    reads = {
+        "run": http.get(run_url(workflow_id, run["id"])),
+        "data": http.get(f"{run_url(workflow_id, run['id'])}/data"),
+        "steps": http.get(f"{run_url(workflow_id, run['id'])}/steps"),
+        "step": http.get(f"{run_url(workflow_id, run['id'])}/steps/make"),
+        "download": http.get(f"{run_url(workflow_id, run['id'])}/download"),
+    }
+    for name, response in reads.items():
+        assert response.status_code == 200, (name, response.text)
+        assert digits in response.text, name  # the digits themselves, not a float's
+    assert reads["run"].json()["output"] == expected
+    assert reads["data"].json()["output"] == expected
+    assert reads["step"].json()["outputs"] == expected

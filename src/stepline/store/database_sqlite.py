@@ -32,7 +32,6 @@ from sqlalchemy.engine import URL
 
 from stepline.private_files import create_private_file, make_private_dirs, private_home, tighten
 from stepline.store.database import ENGINE_OPTIONS, Database
-from stepline.store.step_json import register_functions
 from stepline.store.writer import Outcome, ThreadWriter, settle_from_thread
 
 T = TypeVar("T")
@@ -210,7 +209,6 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in _PRAGMAS:
         dbapi_connection.execute(pragma)
     _use_wal(dbapi_connection)
-    register_functions(dbapi_connection)
 
 
 def _use_wal(dbapi_connection: Any) -> None:

@@ -22,11 +22,10 @@ field order (`include_io=False` leaves out `IO_COLUMNS`, as the API's `exclude` 
   wrote; PostgreSQL renders its jsonb (the same values, in its own key order and spacing).
 - Booleans as true/false, NULL as null.
 
-One SQLite quirk: a JSON column's declared type gives it NUMERIC affinity, so a bare
-number (an `outputs` of 7 or 1.5) is stored as an INTEGER or REAL value, not as text. An
-INTEGER prints as JSON does; a REAL goes through `stepline_json_real` (registered on every
-connection, `database_sqlite`), which writes it as pydantic does, since SQL's own text of
-a REAL keeps only 15 digits.
+JSON columns are TEXT on SQLite (`types.SQLiteJSONText`): a document that is a bare
+number is stored as the text pydantic wrote, like any other (before migration 0005 they
+had NUMERIC affinity, which stored such a number as an INTEGER or REAL; that migration
+turned those back into text).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from functools import lru_cache
 from typing import Any, Literal
 from uuid import UUID
 
-import pydantic_core
 import sqlalchemy as sa
 
 from stepline.records import RunStatus
@@ -63,21 +61,7 @@ STEPS_ORDER = Ordering("steps", (steps.c.seq, steps.c.step_id), ("int", "str"))
 STEP_FILTERS = ("status", "node_id", "node_type", "loop_id", "iteration")
 """The columns a step listing filters on (equality, ANDed)."""
 
-JSON_REAL_FUNCTION = "stepline_json_real"
-
 DOC = "doc"
-
-
-def json_real(value: Any) -> Any:
-    """`stepline_json_real(x)`: a REAL as pydantic writes a float (other values as given)."""
-    if isinstance(value, float):
-        return pydantic_core.to_json(value).decode()
-    return value
-
-
-def register_functions(dbapi_connection: sqlite3.Connection) -> None:
-    """Give a SQLite connection the functions the documents' SQL calls."""
-    dbapi_connection.create_function(JSON_REAL_FUNCTION, 1, json_real, deterministic=True)
 
 
 def column_kind(column: sa.Column[Any]) -> Kind:
@@ -105,8 +89,7 @@ def _sqlite_value(ref: str, kind: Kind, nullable: bool) -> tuple[str, list[str]]
     if kind == "bool":
         return "%s", [f"CASE {ref} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE 'null' END"]
     if kind == "json":
-        value = f"CASE typeof({ref}) WHEN 'real' THEN {JSON_REAL_FUNCTION}({ref}) ELSE {ref} END"
-        return "%s", [f"coalesce({value}, 'null')" if nullable else value]
+        return "%s", [f"coalesce({ref}, 'null')" if nullable else ref]
     if kind == "int":
         return "%s", [f"coalesce({ref}, 'null')" if nullable else ref]
     if kind == "uuid":

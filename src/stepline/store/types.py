@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeEngine
 
 
@@ -99,6 +101,26 @@ class JSONText:
         return f"JSONText({self.text!r})"
 
 
+class SQLiteJSONText(sqlite.JSON):
+    """SQLite's JSON type, declared TEXT (`_sqlite_json_text` below).
+
+    A column declared JSON gets SQLite's NUMERIC affinity, which stores a document that
+    is a bare number as an INTEGER or REAL: an integer past 64 bits came back as a float,
+    and SQLite's reading of some floats loses their last digit. TEXT keeps the text.
+    """
+
+    cache_ok = True
+
+
+@compiles(SQLiteJSONText, "sqlite")
+def _sqlite_json_text(type_: SQLiteJSONText, compiler: Any, **kw: Any) -> str:
+    return "TEXT"
+
+
 def json_type() -> TypeEngine[Any]:
-    """JSON on SQLite, JSONB on PostgreSQL; Python None is stored as SQL NULL."""
-    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    """JSON as TEXT on SQLite, JSONB on PostgreSQL; Python None is stored as SQL NULL."""
+    return (
+        sa.JSON(none_as_null=True)
+        .with_variant(SQLiteJSONText(none_as_null=True), "sqlite")
+        .with_variant(JSONB(none_as_null=True), "postgresql")
+    )
