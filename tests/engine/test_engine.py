@@ -154,7 +154,11 @@ async def test_failing_step_fails_run_skips_downstream_and_keeps_independent_bra
     assert out.run.status is RunStatus.failed
     assert out.run.error == "step 'boom' failed: ZeroDivisionError: division by zero"
     assert out.run.error_details is not None
-    assert out.run.error_details.context == {"node_id": "boom", "step_id": "boom"}
+    assert out.run.error_details.context == {
+        "node_id": "boom",
+        "step_id": "boom",
+        "error_stage": "execution",
+    }
     boom = out.steps["boom"]
     assert boom.status is StepStatus.error
     assert boom.error_stage is ErrorStage.execution

@@ -69,6 +69,7 @@ def create_app(
                     observer=NullObserver(),
                     lease_s=settings.lease_s,
                     secrets=state.vault,
+                    limits=state.limits,
                 )
                 pool = WorkerPool(
                     Worker(engine, lease_s=settings.lease_s),

@@ -125,6 +125,7 @@ async def open_engine(
             observer=observer,
             lease_s=settings.lease_s,
             secrets=secrets or local_vault(store),
+            limits=DocumentLimits.of(settings),
         )
 
 

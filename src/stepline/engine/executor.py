@@ -16,16 +16,26 @@ The secrets a workflow names (`{{ secrets.NAME }}`) are read from the engine's
 `secrets` source when the run starts, into its template scope only; every step write and
 the run's outcome go through the run's `Redactor`, so their values are recorded as `***`
 while the steps themselves work with the real ones.
+
+A run that cannot be executed (its version cannot be loaded, its inputs or output are
+not documents within the engine's `limits`, a step's record cannot be stored, or any
+other error of its own) fails at once, with the reason on the run (`engine.failures`);
+only an outage of the store itself propagates, for the lease to expire and another claim
+to resume the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
+from stepline.documents.text import describe_error
 from stepline.engine.body import LoopBody
+from stepline.engine.failures import RunNotExecutable, mark_unstorable, run_failure
 from stepline.engine.frame import Frame
 from stepline.engine.observer import NullObserver, RunObserver
 from stepline.engine.step_runner import StepRunner
@@ -34,6 +44,7 @@ from stepline.nodes.registry import NodeRegistry
 from stepline.records import (
     FINISHED_STEP_STATUSES,
     ErrorDetails,
+    ErrorStage,
     IterationContext,
     IterationFrame,
     RunRecord,
@@ -50,6 +61,7 @@ from stepline.spec.models import NodeSpec, WorkflowSpec
 from stepline.spec.templates import TemplateError, Templates, get_templates
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store import Store
+from stepline.store.errors import LeaseLostError, is_outage
 
 RUN_CANCELLED = "run cancelled"
 """The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
@@ -57,6 +69,8 @@ RUN_FAILED = "the run failed before this step finished"
 CONTAINER_STOPPED = "its loop stopped before this step finished"
 SPEC_CACHE_SIZE = 256
 """Validated workflow versions an engine keeps (a version never changes once stored)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +86,8 @@ class Engine:
     """The lease of the child runs this engine drives in-process (sub_workflow)."""
     secrets: SecretSource | None = None
     """Where the values of the secrets a run names come from (none: a run naming one fails)."""
+    limits: DocumentLimits = field(default_factory=DocumentLimits)
+    """How deep and large a run's inputs, a step's inputs and outputs may be."""
     _specs: dict[str, WorkflowSpec] = field(default_factory=dict, init=False, repr=False)
 
     async def execute(
@@ -89,7 +105,13 @@ class Engine:
         cancel = cancel or asyncio.Event()
         if run.cancel_requested_at is not None:
             cancel.set()
-        version = await self.store.get_version(run.workflow_id, run.workflow_version)
+        try:
+            version = await self.store.get_version(run.workflow_id, run.workflow_version)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            reason = f"the run's workflow version could not be loaded: {describe_error(exc)}"
+            return await self._fail(run, worker_id, reason, ErrorStage.document_fetch, exc)
         if version is None:
             return await self._finish(
                 run, worker_id, RunStatus.failed, error="the run's workflow version is missing"
@@ -100,6 +122,11 @@ class Engine:
             return await self._finish(
                 run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
             )
+        try:
+            check_inputs(run.inputs, self.limits, path="inputs")
+        except DocumentError as exc:
+            reason = f"the run's inputs cannot be used: {exc}"
+            return await self._fail(run, worker_id, reason, ErrorStage.input_collection, exc)
         try:
             secrets = await resolve_secrets(
                 self.secrets, secret_references(spec), run.organization_id, run.workspace_id
@@ -115,7 +142,12 @@ class Engine:
             )
         self.observer.run_changed(run)
         execution = RunExecution(self, run, spec, cancel, worker_id, secrets=secrets)
-        status, output, error, details = await execution.execute()
+        try:
+            status, output, error, details = await execution.execute()
+        except Exception as exc:
+            if is_outage(exc) or isinstance(exc, LeaseLostError):
+                raise
+            return await self._fail_execution(execution, exc)
         if status is RunStatus.waiting_for_human:
             paused = await self.store.pause_run(run.id, worker_id)
             self.observer.run_changed(paused)
@@ -140,6 +172,44 @@ class Engine:
                 self._specs.pop(next(iter(self._specs)))
             self._specs[digest] = spec
         return spec
+
+    async def _fail(
+        self,
+        run: RunRecord,
+        worker_id: str | None,
+        reason: str,
+        stage: ErrorStage,
+        exc: BaseException | None = None,
+    ) -> RunRecord:
+        """Fail a run before any of its steps ran (it cannot be executed)."""
+        details = run_failure(reason, stage, exc)
+        return await self._finish(
+            run, worker_id, RunStatus.failed, error=reason, error_details=details
+        )
+
+    async def _fail_execution(self, execution: RunExecution, exc: Exception) -> RunRecord:
+        """The run stopped on an error of its own: fail it, and the steps it left unfinished."""
+        if isinstance(exc, RunNotExecutable):
+            reason, stage, step_id = exc.reason, exc.stage, exc.step_id
+        else:
+            log.exception("run %s stopped on an unexpected error; failing it", execution.run.id)
+            reason = f"the run stopped on an unexpected error: {describe_error(exc)}"
+            stage, step_id = ErrorStage.execution, None
+        try:
+            await execution.cancel_unfinished(RUN_FAILED)
+        except Exception as again:
+            if is_outage(again):
+                raise
+            log.warning("run %s: could not record its unfinished steps", execution.run.id)
+        return await self._finish(
+            execution.run,
+            execution.worker_id,
+            RunStatus.failed,
+            error=reason,
+            error_details=run_failure(reason, stage, exc, step_id),
+            steps=execution.steps.values(),
+            redactor=execution.redactor,
+        )
 
     async def _finish(
         self,
@@ -213,6 +283,7 @@ class RunExecution:
             services=engine.services,
             defaults=spec.defaults,
             record=self.record,
+            limits=engine.limits,
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
@@ -222,29 +293,38 @@ class RunExecution:
                 cancelled = await self._drive_unless_cancelled()
         except TimeoutError:
             reason = f"the run timed out after {self.spec.timeout_s:g} s"
-            await self._cancel_unfinished(reason)
+            await self.cancel_unfinished(reason)
             return RunStatus.failed, None, reason, ErrorDetails(type="TimeoutError", message=reason)
         if cancelled:
-            await self._cancel_unfinished(RUN_CANCELLED)
+            await self.cancel_unfinished(RUN_CANCELLED)
             return RunStatus.cancelled, None, None, None
         if self.top.failures:
             first = self.top.failures[0]
-            await self._cancel_unfinished(RUN_FAILED)
+            await self.cancel_unfinished(RUN_FAILED)
             error = f"step '{first.step_id}' failed: {first.error}"
+            context = {"node_id": first.node_id, "step_id": first.step_id}
+            if first.error_stage is not None:
+                context["error_stage"] = first.error_stage.value
             details = (first.error_details or ErrorDetails()).model_copy(
-                update={"context": {"node_id": first.node_id, "step_id": first.step_id}}
+                update={"context": context}
             )
             return RunStatus.failed, None, error, details
         if self.top.waiting:
             return RunStatus.waiting_for_human, None, None, None
         # A loop stopped early (its timeout, or a failed iteration it continued past) may
         # leave body steps it had started: they end with the run, on the record as such.
-        await self._cancel_unfinished(CONTAINER_STOPPED)
+        await self.cancel_unfinished(CONTAINER_STOPPED)
         try:
-            return RunStatus.completed, self.top.result(self.spec.output), None, None
+            output = self.top.result(self.spec.output)
         except TemplateError as exc:
             error = f"could not resolve the workflow output: {exc.message}"
             return RunStatus.failed, None, error, ErrorDetails(type="TemplateError", message=error)
+        try:
+            check_output(output, self.engine.limits, path="output")
+        except DocumentError as exc:
+            error = f"the workflow's output cannot be stored: {exc}"
+            return RunStatus.failed, None, error, run_failure(error, ErrorStage.output_storage)
+        return RunStatus.completed, output, None, None
 
     async def _load_steps(self) -> None:
         """Load the steps on record (a resume) and create the missing top-level ones."""
@@ -319,7 +399,7 @@ class RunExecution:
         drive.result()  # a bug in the drive surfaces here
         return False
 
-    async def _cancel_unfinished(self, reason: str) -> None:
+    async def cancel_unfinished(self, reason: str) -> None:
         """Mark every unfinished step cancelled (and its attempt in flight), in one batch."""
         now = utcnow()
         unfinished = [s for s in self.steps.values() if s.status not in FINISHED_STEP_STATUSES]
@@ -341,8 +421,21 @@ class RunExecution:
         await asyncio.gather(*(self.record(step) for step in unfinished))
 
     async def record(self, step: StepRecord) -> None:
-        """Write the step as it is now, its secret values masked (the step keeps them)."""
+        """Write the step as it is now, its secret values masked (the step keeps them).
+
+        A record the store refuses (not an outage: its data) is written again as what is
+        left of it, failed, and RunNotExecutable fails the run.
+        """
         step.updated_at = utcnow()
         recorded = self.redactor.step(step)
-        await self.engine.store.update_step(recorded)
+        try:
+            await self.engine.store.update_step(recorded)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            error = mark_unstorable(step, exc)
+            recorded = self.redactor.step(step)
+            await self.engine.store.update_step(recorded)
+            self.engine.observer.step_changed(recorded)
+            raise error from exc
         self.engine.observer.step_changed(recorded)

@@ -8,18 +8,24 @@ A step under review stops at `waiting_for_human` with its proposed output; when 
 resumes after the decision, the same call applies it: approved completes the step (with
 the reviewer's edited output if one was sent), rejected takes the `rejected` handle if an
 edge follows it, otherwise fails the step.
+
+What a step records is held to the engine's document limits before it is recorded: its
+resolved inputs (else it fails at `input_collection`) and what its kind returned (else at
+`output_storage`), so that nothing stored can break a later read.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
+from stepline.documents import DocumentError, DocumentLimits, check_output
+from stepline.engine.failures import RunNotExecutable, storable_error
 from stepline.engine.retry import NO_RETRY, retry_delay_s, should_retry
 from stepline.nodes.base import (
     BodyRunner,
@@ -70,6 +76,7 @@ class StepRunner:
     services: NodeServices
     defaults: NodeDefaults | None
     record: Record
+    limits: DocumentLimits = field(default_factory=DocumentLimits)
 
     async def run(
         self,
@@ -97,13 +104,14 @@ class StepRunner:
             started = utcnow()
             try:
                 inputs, config = self._resolve(node, kind, scope)
+                recorded_inputs = self._recordable_inputs(node, kind, inputs)
             except NodeError as exc:
                 step.started_at = step.started_at or started
                 return await self._fail(node, step, exc)
             step.status = StepStatus.running
             step.status_reason = None
             step.started_at = step.started_at or started
-            step.inputs = kind.recorded_inputs(inputs)
+            step.inputs = recorded_inputs
             if paused:
                 attempt = step.attempts[-1]
                 attempt.status = StepStatus.running
@@ -135,11 +143,14 @@ class StepRunner:
             )
             try:
                 result = await _run_with_timeout(kind, ctx, timeout_s)
+                self._check_result(node, result)
                 wants_review = self._wants_review(node, kind, scope, result)
             except NodePaused as exc:
                 return await self._pause(step, attempt, str(exc))
             except NodeError as exc:
                 error = exc
+            except RunNotExecutable:
+                raise  # a step inside a loop's body: the run fails, not only the loop
             except Exception as exc:  # a node kind's bug still belongs on the record
                 error = NodeError.from_exception(exc)
             else:
@@ -147,6 +158,7 @@ class StepRunner:
                     return await self._await_review(step, attempt, result)
                 return await self._complete(step, attempt, result)
 
+            error = storable_error(error)
             attempt.completed_at = utcnow()
             attempt.status = StepStatus.error
             attempt.error = error.message
@@ -158,6 +170,43 @@ class StepRunner:
             await self.record(step)
             await asyncio.sleep(retry_delay_s(policy, tries, retry_after_s=error.retry_after_s))
             tries += 1
+
+    def _recordable_inputs(self, node: NodeSpec, kind: NodeKind, inputs: dict[str, Any]) -> Any:
+        """The inputs to record, if they are a document within the limits (else NodeError)."""
+        recorded = kind.recorded_inputs(inputs)
+        try:
+            check_output(recorded, self.limits, path="inputs")
+        except DocumentError as exc:
+            raise NodeError(
+                f"the resolved inputs of '{node.id}' cannot be recorded: {exc}",
+                stage=ErrorStage.input_collection,
+                details=ErrorDetails(
+                    type="DocumentError", message=str(exc), context={"path": exc.path}
+                ),
+            ) from exc
+        return recorded
+
+    def _check_result(self, node: NodeSpec, result: NodeResult) -> None:
+        """NodeError unless what the kind returned is storable: documents within the limits."""
+        parts = {
+            "output": result.output,
+            "handle_inputs": result.handle_inputs,
+            "handle_outputs": result.handle_outputs,
+            "step_metadata": result.metadata,
+            "trace_spans": result.trace_spans,
+        }
+        try:
+            for name, value in parts.items():
+                if value is not None:
+                    check_output(value, self.limits, path=name)
+        except DocumentError as exc:
+            raise NodeError(
+                f"the output of '{node.id}' cannot be stored: {exc}",
+                stage=ErrorStage.output_storage,
+                details=ErrorDetails(
+                    type="DocumentError", message=str(exc), context={"path": exc.path}
+                ),
+            ) from exc
 
     def _wants_review(
         self, node: NodeSpec, kind: NodeKind, scope: Mapping[str, Any], result: NodeResult
@@ -295,6 +344,7 @@ class StepRunner:
         return StepOutcome(step.node_id, StepStatus.completed, result.handle)
 
     async def _fail(self, node: NodeSpec, step: StepRecord, error: NodeError) -> StepOutcome:
+        error = storable_error(error)
         step.status = StepStatus.error
         step.completed_at = utcnow()
         step.duration_ms = _duration_ms(step)

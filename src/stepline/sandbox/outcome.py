@@ -95,7 +95,8 @@ def _read_result(outcome: SandboxOutcome, result: bytes) -> None:
 
 
 def _text(data: bytes, dropped: int) -> str:
-    text = data.decode("utf-8", errors="replace")
+    # Printed NUL characters written as the JSON escape: no database stores them raw.
+    text = data.decode("utf-8", errors="replace").replace("\x00", "\\u0000")
     if dropped:
         text += f"\n[... {dropped} more bytes not kept]"
     return text

@@ -117,11 +117,19 @@ def _has_work_to_resume(conn: sa.Connection, run_id: UUID) -> bool:
 
 def wake_parent(conn: sa.Connection, child: RunRecord) -> None:
     """A child run finished: queue its parent again if the parent paused waiting for it."""
-    if child.parent_run_id is None or child.status not in FINISHED_RUN_STATUSES:
+    if child.parent_run_id is not None:
+        wake_parent_of(conn, child.id, child.parent_run_id, child.status)
+
+
+def wake_parent_of(
+    conn: sa.Connection, child_id: UUID, parent_run_id: UUID, status: RunStatus
+) -> None:
+    """`wake_parent`, from the child's id, its parent's and its status."""
+    if status not in FINISHED_RUN_STATUSES:
         return
-    parent = _locked_run(conn, child.parent_run_id, None)
+    parent = _locked_run(conn, parent_run_id, None)
     if parent.status is RunStatus.waiting_for_human:
-        _requeue(conn, parent, f"child run {child.id} {child.status.value}")
+        _requeue(conn, parent, f"child run {child_id} {status.value}")
 
 
 class ControlVerbs(StoreBase):

@@ -9,11 +9,16 @@ StoreError
 ├── StoreClosedError         a write was submitted after Store.close()
 ├── StateConflictError       the record's state does not allow the change
 └── WorkflowNameTakenError   another live workflow of the scope has the name
+
+`is_outage` tells the failures of the database itself (worth trying again later) from
+those of what was asked of it (the same request fails again).
 """
 
 from __future__ import annotations
 
 from uuid import UUID
+
+import sqlalchemy as sa
 
 
 class StoreError(Exception):
@@ -58,3 +63,18 @@ class WorkflowNameTakenError(StoreError):
         super().__init__(f"workflow name {name!r} is already used by workflow {holder}")
         self.name = name
         self.holder = holder
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a store call failed because the database could not be used (unreachable,
+    locked, closed, a connection lost) rather than because of the data it was given.
+
+    What is not an outage is the request's own: it would fail the same way again.
+    """
+    if isinstance(exc, StoreClosedError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    # Operational: the server or file (gone, locked, out of space, shutting down);
+    # Interface: the driver's connection; TimeoutError: no pooled connection in time.
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)

@@ -97,6 +97,8 @@ def _claim(*, one_run: bool) -> sa.Update:
     PostgreSQL locks the chosen row with SKIP LOCKED, so concurrent claimers pass over
     each other's picks instead of waiting; when the lock is taken the row's status is
     checked again, so a run that a concurrent transaction just claimed is not taken twice.
+    Returns the run's id (and what failing it needs): its record is read apart, so that a
+    record that cannot be loaded fails its run instead of the claim.
     """
     claimable = sa.or_(
         runs.c.status == RunStatus.queued.value,
@@ -119,12 +121,28 @@ def _claim(*, one_run: bool) -> sa.Update:
             started_at=sa.func.coalesce(runs.c.started_at, _NOW),
             updated_at=_NOW,
         )
-        .returning(*runs.c)
+        .returning(runs.c.id, runs.c.organization_id, runs.c.parent_run_id)
     )
 
 
 CLAIM_NEXT_RUN = _claim(one_run=False)
 CLAIM_RUN = _claim(one_run=True)
+
+# A claimed run whose record cannot be loaded fails (`Store.claim_run`).
+FAIL_UNLOADABLE_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("run_id"))
+    .values(
+        status=RunStatus.failed.value,
+        error=sa.bindparam("new_error"),
+        error_details=_param("new_error_details", runs.c.error_details),
+        completed_at=_NOW,
+        duration_ms=0,
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=_NOW,
+    )
+)
 
 RENEW_LEASE = Prepared(
     runs.update()

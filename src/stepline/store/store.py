@@ -18,9 +18,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from stepline.documents.text import describe_error
 from stepline.records import (
     FINISHED_RUN_STATUSES,
     ErrorDetails,
+    ErrorStage,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -32,12 +34,13 @@ from stepline.records import (
 from stepline.store import mapping, queries
 from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
-from stepline.store.control import ControlVerbs, wake_parent
+from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
     WorkflowNameTakenError,
     WorkflowNotFoundError,
+    is_outage,
 )
 from stepline.store.events import EventVerbs, insert_run_event, step_write
 from stepline.store.keys import KeyVerbs
@@ -280,14 +283,28 @@ class Store(
             statement = queries.CLAIM_RUN
 
         def op(conn: sa.Connection) -> RunRecord | None:
-            row = conn.execute(statement, params).mappings().first()
-            if row is None:
-                return None
-            claimed = mapping.row_to_run(row)
-            insert_run_event(
-                conn, claimed.id, claimed.organization_id, claimed.status, attempt=claimed.attempt
-            )
-            return claimed
+            while True:
+                found = conn.execute(statement, params).first()
+                if found is None:
+                    return None
+                run_id, organization_id, parent_run_id = found
+                try:
+                    row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
+                    claimed = mapping.row_to_run(row)
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    # Executing it cannot even start: fail it, and claim the next one.
+                    _fail_unloadable_run(conn, run_id, organization_id, parent_run_id, exc)
+                    continue
+                insert_run_event(
+                    conn,
+                    claimed.id,
+                    claimed.organization_id,
+                    claimed.status,
+                    attempt=claimed.attempt,
+                )
+                return claimed
 
         return await self.writer.submit(op)
 
@@ -468,6 +485,35 @@ class Store(
     async def step_counts(self, run_id: UUID) -> dict[str, int]:
         """How many of the run's steps are in each status (statuses with none are absent)."""
         return await self._read(lambda conn: _step_counts(conn, run_id))
+
+
+def _fail_unloadable_run(
+    conn: sa.Connection,
+    run_id: UUID,
+    organization_id: UUID,
+    parent_run_id: UUID | None,
+    exc: Exception,
+) -> None:
+    """Fail a claimed run whose record cannot be loaded (its inputs, most likely: nothing
+    else of a run not yet finished comes from outside), and wake its parent, if any."""
+    reason = f"the run's record could not be loaded: {describe_error(exc)}"
+    details = ErrorDetails(
+        type=type(exc).__name__,
+        message=reason,
+        context={"error_stage": ErrorStage.input_collection.value},
+    )
+    conn.execute(
+        queries.FAIL_UNLOADABLE_RUN,
+        {
+            "run_id": run_id,
+            "now": utcnow(),
+            "new_error": reason,
+            "new_error_details": details.model_dump(mode="json"),
+        },
+    )
+    insert_run_event(conn, run_id, organization_id, RunStatus.failed, error=reason)
+    if parent_run_id is not None:
+        wake_parent_of(conn, run_id, parent_run_id, RunStatus.failed)
 
 
 def _step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:

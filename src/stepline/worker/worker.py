@@ -6,6 +6,10 @@ then claims the orphaned run and resumes it from its checkpoints.
 While it runs a run, the worker also watches for a cancel request: it reads the run's
 `cancel_requested_at` every `CANCEL_POLL_S` (a cancel from any process), and `cancel()`
 stops a run at once (the API calls it when the run is in its own process).
+
+No run stops the worker: an error that escapes a run's execution (the engine fails the
+runs it cannot execute itself; this is the last resort) fails that run, and the worker
+claims the next. Only an outage of the store propagates, leaving the lease to expire.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import uuid
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from stepline.documents.text import describe_error
 from stepline.engine import Engine
-from stepline.records import RunRecord
+from stepline.engine.failures import run_failure
+from stepline.records import ErrorStage, RunRecord, RunStatus
+from stepline.store.errors import LeaseLostError, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +85,29 @@ class Worker:
             if heartbeat.done() and not heartbeat.cancelled() and heartbeat.result():
                 raise LeaseLost(f"run {run.id} was taken over by another worker") from None
             raise
+        except Exception as exc:
+            if is_outage(exc) or isinstance(exc, LeaseLostError):
+                raise
+            return await self._fail(run, exc)
         finally:
             self._cancels.pop(run.id, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    async def _fail(self, run: RunRecord, exc: Exception) -> RunRecord:
+        """Fail a run whose execution raised: it would raise again on every claim."""
+        log.exception("run %s could not be executed; failing it", run.id)
+        reason = f"the run could not be executed: {describe_error(exc)}"
+        finished = await self.engine.store.finish_run(
+            run.id,
+            self.worker_id,
+            status=RunStatus.failed,
+            error=reason,
+            error_details=run_failure(reason, ErrorStage.execution, exc),
+        )
+        self.engine.observer.run_changed(finished)
+        return finished
 
     async def drain(self) -> list[RunRecord]:
         """Run every queued or orphaned run until none is left (`stepline worker --once`)."""
@@ -98,6 +123,12 @@ class Worker:
                 run = await self.claim_and_execute()
             except LeaseLost as exc:
                 log.warning("%s", exc)
+                continue
+            except Exception:
+                # A store outage must not end the worker: log it and try again after a pause.
+                log.exception("worker error; retrying in %.1fs", poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_s)
                 continue
             if run is None:
                 with contextlib.suppress(TimeoutError):
