@@ -1,7 +1,8 @@
-"""Column types that behave the same on SQLite and PostgreSQL."""
+"""Column types that behave the same on SQLite and PostgreSQL, and the values both store."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,24 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
+
+MAX_INTEGER = 2**63 - 1
+"""The largest integer an integer column holds on both databases (signed 64 bits)."""
+MIN_INTEGER = -(2**63)
+
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored in a text or JSON column of both databases, or None: the
+    NUL character (U+0000), which PostgreSQL refuses, or a lone surrogate (U+D800 to U+DFFF),
+    which is no Unicode character and has no UTF-8 form."""
+    found = _UNSTORABLE_CHARACTER.search(text)
+    if found is None:
+        return None
+    if found[0] == "\x00":
+        return "contains the NUL character (U+0000), which cannot be stored"
+    return f"contains a lone surrogate (U+{ord(found[0]):04X}), which is not Unicode text"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -36,13 +36,17 @@ from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response
 from stepline.api.routes.secrets import checked_run_secrets
 from stepline.api.state import AppState, StateDep
+from stepline.api.storable_text import StorableTextRoute
 from stepline.records import RunRecord, StepRecord
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store.paging import MAX_PAGE_SIZE
+from stepline.store.types import MAX_INTEGER
 
-reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
-runs_router = APIRouter(prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"])
+reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"], route_class=StorableTextRoute)
+runs_router = APIRouter(
+    prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"], route_class=StorableTextRoute
+)
 
 MAX_COMMENT = 10_000
 
@@ -107,7 +111,10 @@ class ReplayRequest(BaseModel):
         default=None, description="The new run's inputs; default: the original's."
     )
     workflow_version: int | None = Field(
-        default=None, ge=1, description="The version to run; default: the original's."
+        default=None,
+        ge=1,
+        le=MAX_INTEGER,
+        description="The version to run; default: the original's.",
     )
 
 

@@ -25,6 +25,7 @@ from stepline.api.errors import ApiError, ErrorDetail, error_responses, not_foun
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
+from stepline.api.storable_text import StorableTextRoute
 from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
 from stepline.secrets.names import MAX_NAME_LENGTH, NAME_PATTERN, value_problem
 from stepline.secrets.redact import Redactor
@@ -32,7 +33,7 @@ from stepline.secrets.source import MissingSecrets, describe, resolve_secrets
 from stepline.spec.validate import SecretReference
 from stepline.store.secrets import SecretRecord
 
-router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
+router = APIRouter(prefix="/v1/secrets", tags=["secrets"], route_class=StorableTextRoute)
 
 SecretName = Annotated[
     str,

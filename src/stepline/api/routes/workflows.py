@@ -25,14 +25,16 @@ from stepline.api.errors import ApiError, ErrorDetail, error_responses, invalid,
 from stepline.api.models import ListResponse, WorkflowOut
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
+from stepline.api.storable_text import StorableTextRoute, refuse, unstorable_text
 from stepline.records import WorkflowRecord, WorkflowVersion
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
 from stepline.spec.validate import ValidationIssue, validate_workflow
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
+from stepline.store.types import MAX_INTEGER
 
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=StorableTextRoute)
 
 _DEFINITION_DOC = (
     "A workflow definition (name, nodes, edges, ...); `stepline schema` prints its JSON Schema."
@@ -139,6 +141,9 @@ async def upload_workflow(
         definition = parse_workflow_text(text, filename=filename)
     except WorkflowFileError as exc:
         invalid("body.file", str(exc))
+    found = unstorable_text(definition, "body.file")
+    if found is not None:
+        raise refuse(*found)
     await _check_definition(state, definition, prefix="body.file")
     saved = await _create(state, principal, definition)
     return _created(saved)
@@ -326,7 +331,9 @@ async def list_versions(
 )
 async def get_version(
     workflow_id: WorkflowId,
-    version: Annotated[int, Path(ge=1, description="The version number (1, 2, ...).")],
+    version: Annotated[
+        int, Path(ge=1, le=MAX_INTEGER, description="The version number (1, 2, ...).")
+    ],
     state: StateDep,
     principal: ReadKey,
 ) -> Response:
