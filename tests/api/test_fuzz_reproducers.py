@@ -6,8 +6,9 @@ a 4xx in the error envelope that names the field, and the server logs no traceba
 - Text neither database can store: the NUL character (PostgreSQL's text and jsonb
   refuse it) and lone surrogates (no UTF-8 form), in query, path, JSON bodies at any
   depth and keys, uploaded YAML, forged cursors.
-- Integers past 64 bits in query, path, header or body (`iteration`, `last_event_id`,
-  `Last-Event-ID`, `version`, `workflow_version`, cursors), which no column holds.
+- Integers past what their column holds (int4 on PostgreSQL for `version`,
+  `workflow_version`, `iteration` and step cursors; 64 bits for event ids), in query,
+  path, header or body. The fuzzer found `GET .../versions/549755813887`.
 - Times whose UTC is out of range (year 1 at +05:00, year 9999 at -05:00), and the
   summary's default window reaching before year 1.
 - A JSON body that is not UTF-8: FastAPI's 400, undocumented, saying only "There was an
@@ -156,6 +157,16 @@ def test_forged_cursors_with_unstorable_keys(http: httpx.Client, target: dict[st
 def test_integers_no_column_holds(http: httpx.Client, target: dict[str, Any]) -> None:
     workflow = f"/v1/workflows/{target['workflow']}"
     run = f"{workflow}/runs/{target['run']}"
+    # Versions, iterations and step sequence numbers are int4 columns on PostgreSQL.
+    refused(http.get(f"{workflow}/versions/549755813887"), "path.version")  # the fuzzer's
+    refused(http.get(f"{run}/steps", params={"iteration": 2**31}), "query.iteration")
+    refused(http.get(f"{run}/steps", params={"after": cursor("steps", 2**31, "a")}), "query.after")
+    refused(
+        http.get(f"{workflow}/versions", params={"after": cursor("versions", 2**31)}), "query.after"
+    )
+    assert http.get(f"{run}/steps", params={"iteration": 2**31 - 1}).status_code == 200
+    # Event ids are bigint.
+    assert http.get(f"{run}/events", params={"last_event_id": 2**63 - 1}).status_code == 200
     refused(http.get(f"{run}/steps", params={"iteration": HUGE}), "query.iteration")
     refused(http.get(f"{run}/events", params={"last_event_id": HUGE}), "query.last_event_id")
     refused(http.get(f"{run}/events", headers={"Last-Event-ID": str(HUGE)}), "header.Last-Event-ID")

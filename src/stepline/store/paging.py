@@ -19,7 +19,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stepline.store.types import MAX_INTEGER, MIN_INTEGER, text_problem
+from stepline.store.types import integer_range, text_problem
 
 T = TypeVar("T")
 
@@ -56,8 +56,8 @@ class Ordering:
             values = payload["k"]
             if not isinstance(values, list) or len(values) != len(self.types):
                 raise ValueError("wrong number of key values")
-            pairs = zip(values, self.types, strict=True)
-            return tuple(_typed(value, kind) for value, kind in pairs)
+            triples = zip(values, self.types, self.columns, strict=True)
+            return tuple(_typed(value, kind, column) for value, kind, column in triples)
         except (
             ValueError,
             KeyError,
@@ -171,11 +171,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _typed(value: Any, kind: KeyType) -> Any:
+def _typed(value: Any, kind: KeyType, column: sa.ColumnElement[Any]) -> Any:
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"expected an integer, got {value!r}")
-        if not MIN_INTEGER <= value <= MAX_INTEGER:
+        if value not in integer_range(column.type):
             raise ValueError(f"integer {value} is out of range")
         return value
     if not isinstance(value, str):

@@ -12,9 +12,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-MAX_INTEGER = 2**63 - 1
-"""The largest integer an integer column holds on both databases (signed 64 bits)."""
-MIN_INTEGER = -(2**63)
+MAX_INT = 2**31 - 1
+"""The largest value of an `sa.Integer` column on both databases (int4 on PostgreSQL)."""
+MAX_BIGINT = 2**63 - 1
+"""The largest value of an `sa.BigInteger` column (and of any SQLite integer)."""
+
+
+def integer_range(column_type: TypeEngine[Any]) -> range:
+    """The values an integer column of this type holds on both databases."""
+    top = MAX_BIGINT if isinstance(column_type, sa.BigInteger) else MAX_INT
+    return range(-top - 1, top + 1)
+
 
 _UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 

@@ -41,7 +41,7 @@ from stepline.records import RunRecord, StepRecord
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store.paging import MAX_PAGE_SIZE
-from stepline.store.types import MAX_INTEGER
+from stepline.store.types import MAX_INT
 
 reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"], route_class=StorableTextRoute)
 runs_router = APIRouter(
@@ -113,7 +113,7 @@ class ReplayRequest(BaseModel):
     workflow_version: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_INTEGER,
+        le=MAX_INT,
         description="The version to run; default: the original's.",
     )
 

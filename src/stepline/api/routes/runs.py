@@ -66,7 +66,7 @@ from stepline.records import (
 from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
 from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
-from stepline.store.types import MAX_INTEGER
+from stepline.store.types import MAX_BIGINT, MAX_INT
 
 router = APIRouter(
     prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"], route_class=StorableTextRoute
@@ -456,7 +456,7 @@ async def run_events(
     ] = None,
     last_event_id: Annotated[
         int | None,
-        Query(ge=0, le=MAX_INTEGER, description="Resume after this event id (as Last-Event-ID)."),
+        Query(ge=0, le=MAX_BIGINT, description="Resume after this event id (as Last-Event-ID)."),
     ] = None,
 ) -> StreamingResponse:
     after = last_event_id
@@ -465,7 +465,7 @@ async def run_events(
             after = int(last_event_id_header.strip())
         except ValueError:
             after = -1
-        if not 0 <= after <= MAX_INTEGER:
+        if not 0 <= after <= MAX_BIGINT:
             invalid("header.Last-Event-ID", "must be an event id (an integer from 0)")
     await _run_of(state, principal, workflow_id, run_id)
     return StreamingResponse(
@@ -494,7 +494,7 @@ async def list_steps(
     node_type: Annotated[str | None, Query(description="Only steps of this node kind.")] = None,
     loop_id: Annotated[str | None, Query(description="Only steps inside this loop.")] = None,
     iteration: Annotated[
-        int | None, Query(ge=0, le=MAX_INTEGER, description="Only steps of this loop iteration.")
+        int | None, Query(ge=0, le=MAX_INT, description="Only steps of this loop iteration.")
     ] = None,
     include_io: Annotated[
         bool,
@@ -531,7 +531,7 @@ class StepsQuery(BaseModel):
     node_id: str | None = None
     node_type: str | None = None
     loop_id: str | None = None
-    iteration: Annotated[int | None, Field(ge=0, le=MAX_INTEGER)] = None
+    iteration: Annotated[int | None, Field(ge=0, le=MAX_INT)] = None
     include_io: bool = True
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 100
     after: str | None = None

@@ -32,7 +32,7 @@ from stepline.spec.validate import ValidationIssue, validate_workflow
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
-from stepline.store.types import MAX_INTEGER
+from stepline.store.types import MAX_INT
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=StorableTextRoute)
 
@@ -331,9 +331,7 @@ async def list_versions(
 )
 async def get_version(
     workflow_id: WorkflowId,
-    version: Annotated[
-        int, Path(ge=1, le=MAX_INTEGER, description="The version number (1, 2, ...).")
-    ],
+    version: Annotated[int, Path(ge=1, le=MAX_INT, description="The version number (1, 2, ...).")],
     state: StateDep,
     principal: ReadKey,
 ) -> Response:
