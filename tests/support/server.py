@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,6 +45,22 @@ class ServeProcess:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log."""
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def request_log(self, request_id: str, timeout_s: float = 5) -> list[dict[str, Any]]:
+        """The log's entries naming `request_id`, once its access line is there (written
+        after the response, so a client may read the log before it)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            entries = [e for e in self.log_entries() if e.get("request_id") == request_id]
+            if any(e.get("logger") == "stepline.api.access" for e in entries):
+                return entries
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access line for request {request_id}:\n{self.log()}")
+            time.sleep(0.02)
 
     def stop(self) -> int:
         """SIGTERM, then wait: returns the exit code (SIGKILL after 15 s)."""

@@ -13,12 +13,12 @@ import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from stepline import __version__
-from stepline.api.errors import error_responses, install_error_handlers
+from stepline.api.errors import install_error_handlers
 from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
+from stepline.api.openapi import install_openapi
 from stepline.api.responses import json_response
 from stepline.api.routes import control, keys, runs, secrets, workflows
 from stepline.api.state import AppState
@@ -28,9 +28,6 @@ from stepline.nodes.registry import NodeRegistry, default_registry
 from stepline.settings import Settings, get_settings
 from stepline.store import Store
 from stepline.worker import Worker, WorkerPool
-
-# Every /v1 route can answer these; routes add the others they can raise.
-_COMMON_ERRORS = error_responses(401, 422)
 
 
 def create_app(
@@ -96,9 +93,9 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     for module in (workflows, runs, keys, secrets):
-        app.include_router(module.router, responses=_COMMON_ERRORS)
+        app.include_router(module.router)
     for router in (control.reviews_router, control.runs_router):
-        app.include_router(router, responses=_COMMON_ERRORS)
+        app.include_router(router)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> object:
@@ -107,7 +104,7 @@ def create_app(
             Health(version=__version__, database=state.store.dialect, worker=worker)
         )
 
-    _document_request_id(app)
+    install_openapi(app)
     return app
 
 
@@ -123,29 +120,3 @@ async def _first_start(store: Store, settings: Settings, public_url: str) -> Non
             f"once:\n{secret}\n"
         )
         sys.stderr.flush()
-
-
-def _document_request_id(app: FastAPI) -> None:
-    """Add the X-Request-Id response header to every operation of the OpenAPI document."""
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            routes=app.routes,
-        )
-        header = {
-            "description": "The request's id; quote it when reporting a problem.",
-            "schema": {"type": "string"},
-        }
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                for response in operation.get("responses", {}).values():
-                    response.setdefault("headers", {})["X-Request-Id"] = header
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

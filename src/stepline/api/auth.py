@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from stepline.api.errors import ApiError, ErrorDetail
@@ -21,10 +21,12 @@ from stepline.api.state import AppState, StateDep
 from stepline.store.keys import expand_scopes
 
 # Declared as FastAPI security schemes so that OpenAPI documents every accepted form.
+# Each its own scheme_name: the default is the class's name, under which two header
+# schemes would be one in the document.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
-_x_api_key = APIKeyHeader(name="x-api-key", auto_error=False)
-_api_key = APIKeyHeader(name="Api-Key", auto_error=False)
-_access_token = APIKeyQuery(name="access_token", auto_error=False)
+_x_api_key = APIKeyHeader(name="x-api-key", scheme_name="XApiKey", auto_error=False)
+_api_key = APIKeyHeader(name="Api-Key", scheme_name="ApiKey", auto_error=False)
+_access_token = APIKeyQuery(name="access_token", scheme_name="AccessToken", auto_error=False)
 
 WORKSPACE_HEADER = "X-Workspace-Id"
 
@@ -54,8 +56,20 @@ async def authenticate(
     x_api_key: Annotated[str | None, Depends(_x_api_key)],
     api_key: Annotated[str | None, Depends(_api_key)],
     access_token: Annotated[str | None, Depends(_access_token)],
+    workspace: Annotated[
+        str | None,
+        Header(
+            alias=WORKSPACE_HEADER,
+            json_schema_extra={"format": "uuid"},
+            description="Narrow to this workspace (a UUID): listings show only its records, "
+            "others are 404s. A key limited to a workspace accepts only its own (else 403).",
+        ),
+    ] = None,
 ) -> Principal:
-    """The request's principal (401 without a live key); cached on the request."""
+    """The request's principal (401 without a live key); cached on the request.
+
+    `workspace` is declared for the document only: `_workspace` reads the header, as the
+    fast lane (`principal_of`) does too."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached

@@ -3,7 +3,8 @@
 `DocumentRoute` (every router's route class) reads a JSON request body with
 `stepline.documents.json_text.parse_json` instead of `json.loads`: its depth is bounded
 before any parser recurses into it, and NaN, Infinity, integers too long to keep exactly,
-NUL and lone surrogates are refused, each at its path. A body may nest
+NUL and lone surrogates are refused, each at its path; so are they in query and path
+parameters (`storable_text`). A body may nest
 `BODY_ENVELOPE_DEPTH` levels more than a document, for the request's own fields around
 it (`{"inputs": {...}}`); the routes then check each document within it (a definition,
 inputs, a review's output) against its own limits (`errors.document_refused`).
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from stepline.api.errors import document_refused
+from stepline.api.storable_text import parameter_problem, refuse
 from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
 from stepline.documents.json_text import parse_json
 
@@ -54,6 +56,10 @@ class DocumentRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def read_documents(request: Request) -> Response:
+            # Query and path parameters are held to what both databases can store.
+            found = parameter_problem(request)
+            if found is not None:
+                raise refuse(*found)
             return await handler(DocumentRequest(request.scope, request.receive))
 
         return read_documents

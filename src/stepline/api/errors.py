@@ -40,13 +40,14 @@ CODES: dict[int, str] = {
 }
 
 _DESCRIPTIONS: dict[int, str] = {
-    400: "The request cannot be understood.",
+    400: "The body cannot be parsed (a JSON body is not UTF-8 JSON, a form is malformed).",
     401: "No API key, or the key is unknown, revoked or expired.",
     403: "The API key lacks the scope this operation needs.",
     404: "No such record in the key's organization.",
     409: "The request conflicts with the record's current state.",
     413: "The request body is larger than the server accepts.",
     422: "A field of the request is not valid; `details` names each one.",
+    500: "The server failed; the log has the details under the request id.",
 }
 
 
@@ -135,6 +136,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def error_response_doc(status: int) -> dict[str, Any]:
+    """The OpenAPI response object of `status` answered with the envelope."""
+    return {
+        "description": _DESCRIPTIONS.get(status, CODES[status]),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
+
+
 def error_response(
     request_id: str | None,
     status: int,
@@ -168,17 +177,29 @@ def field_path(location: Sequence[int | str]) -> str:
     return path
 
 
+def _api_error_response(request: Request, exc: ApiError) -> Response:
+    if exc.status >= 500:  # the server's fault (its secrets key...): the operator's to see
+        log.error("%s: %s", exc.code, exc.message, exc_info=exc)
+    return error_response(
+        _request_id(request),
+        exc.status,
+        exc.message,
+        code=exc.code,
+        details=exc.details,
+        headers=exc.headers,
+    )
+
+
+def _unparseable_body(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8 text, as JSON must be ({cause.reason} at byte {cause.start})"
+    return f"the body cannot be parsed: {cause}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(
-            _request_id(request),
-            exc.status,
-            exc.message,
-            code=exc.code,
-            details=exc.details,
-            headers=exc.headers,
-        )
+        return _api_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -195,13 +216,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if isinstance(exc.__cause__, BodyTooLarge):
+        cause = exc.__cause__
+        if isinstance(cause, BodyTooLarge):
             # FastAPI wraps any failure while reading the body in a 400.
-            return error_response(_request_id(request), 413, str(exc.__cause__))
-        if isinstance(exc.__cause__, DocumentError):
+            return error_response(_request_id(request), 413, str(cause))
+        if isinstance(cause, DocumentError):
             # The JSON body is too deep or not exact JSON (`api.documents`).
-            return await api_error(request, document_refused(exc.__cause__, "body"))
+            return _api_error_response(request, document_refused(cause, "body"))
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
+        if isinstance(cause, ApiError):  # raised while the body was parsed (storable_text)
+            return _api_error_response(request, cause)
+        if exc.status_code == 400 and cause is not None:
+            message = _unparseable_body(cause)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
         return error_response(
@@ -229,10 +255,3 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StateConflictError)
     async def store_conflict(request: Request, exc: StateConflictError) -> Response:
         return error_response(_request_id(request), 409, str(exc))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(
-            _request_id(request), 500, "internal error; quote the request id when reporting it"
-        )

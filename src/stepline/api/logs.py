@@ -9,6 +9,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from stepline.api.failures import SkipLoggedTwice
+
 request_id_var: ContextVar[str | None] = ContextVar("stepline_request_id", default=None)
 
 # LogRecord attributes that are not extra fields given by the caller.
@@ -51,6 +53,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    server_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, SkipLoggedTwice) for f in server_errors.filters):
+        server_errors.addFilter(SkipLoggedTwice())
     logging.getLogger("uvicorn.access").disabled = True
     # Workflows' HTTP calls are on the run's record, masked; httpx would log each URL
     # (query strings, tokens in them) at INFO, unmasked, whatever the level asked for.

@@ -1,4 +1,5 @@
-"""Every request: an id (X-Request-Id), a body-size cap, and one JSON access-log line.
+"""Every request: an id (X-Request-Id), a body-size cap, one JSON access-log line, and a
+500 in the error envelope for any exception nothing else handled (`api.failures`).
 
 Written as plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and
 a stream copy per request. The hottest read (a page of a run's steps) gets a fast lane
@@ -16,6 +17,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stepline.api.errors import BodyTooLarge, error_response
+from stepline.api.failures import answer_unhandled
 from stepline.api.logs import request_id_var
 from stepline.api.routes.runs import list_steps_fast
 
@@ -38,13 +40,17 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        started_response = completed_response = False
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response, completed_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", []), header]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                completed_response = True
             await send(message)
 
         limit = self.max_body_bytes
@@ -69,6 +75,16 @@ class RequestContextMiddleware:
                 await fast(scope, capped_receive, send_with_id)
                 return
             await self.app(scope, capped_receive, send_with_id)
+        except Exception as exc:
+            await answer_unhandled(
+                exc,
+                scope,
+                receive,
+                send_with_id,
+                request_id=request_id,
+                response_started=started_response,
+                response_complete=completed_response,
+            )
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info(

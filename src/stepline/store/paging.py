@@ -13,11 +13,13 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
+
+from stepline.store.types import integer_range, text_problem
 
 T = TypeVar("T")
 
@@ -54,9 +56,16 @@ class Ordering:
             values = payload["k"]
             if not isinstance(values, list) or len(values) != len(self.types):
                 raise ValueError("wrong number of key values")
-            pairs = zip(values, self.types, strict=True)
-            return tuple(_typed(value, kind) for value, kind in pairs)
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+            triples = zip(values, self.types, self.columns, strict=True)
+            return tuple(_typed(value, kind, column) for value, kind, column in triples)
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            binascii.Error,
+            UnicodeDecodeError,
+        ) as exc:
             raise InvalidCursor(f"not a valid cursor for {self.name}: {exc}") from None
 
 
@@ -162,18 +171,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _typed(value: Any, kind: KeyType) -> Any:
+def _typed(value: Any, kind: KeyType, column: sa.ColumnElement[Any]) -> Any:
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"expected an integer, got {value!r}")
+        if value not in integer_range(column.type):
+            raise ValueError(f"integer {value} is out of range")
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"the key {problem}")
     if kind == "uuid":
         return UUID(value)
     if kind == "datetime":
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("cursor time has no timezone")
-        return parsed
+        return parsed.astimezone(UTC)  # OverflowError for a time out of UTC's range
     return value

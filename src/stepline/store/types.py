@@ -1,7 +1,8 @@
-"""Column types that behave the same on SQLite and PostgreSQL."""
+"""Column types that behave the same on SQLite and PostgreSQL, and the values both store."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,32 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeEngine
+
+MAX_INT = 2**31 - 1
+"""The largest value of an `sa.Integer` column on both databases (int4 on PostgreSQL)."""
+MAX_BIGINT = 2**63 - 1
+"""The largest value of an `sa.BigInteger` column (and of any SQLite integer)."""
+
+
+def integer_range(column_type: TypeEngine[Any]) -> range:
+    """The values an integer column of this type holds on both databases."""
+    top = MAX_BIGINT if isinstance(column_type, sa.BigInteger) else MAX_INT
+    return range(-top - 1, top + 1)
+
+
+_UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored in a text or JSON column of both databases, or None: the
+    NUL character (U+0000), which PostgreSQL refuses, or a lone surrogate (U+D800 to U+DFFF),
+    which is no Unicode character and has no UTF-8 form."""
+    found = _UNSTORABLE_CHARACTER.search(text)
+    if found is None:
+        return None
+    if found[0] == "\x00":
+        return "contains the NUL character (U+0000), which cannot be stored"
+    return f"contains a lone surrogate (U+{ord(found[0]):04X}), which is not Unicode text"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -45,6 +45,7 @@ from stepline.records import RunRecord, StepRecord
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
 from stepline.store.paging import MAX_PAGE_SIZE
+from stepline.store.types import MAX_INT
 
 reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"], route_class=DocumentRoute)
 runs_router = APIRouter(
@@ -114,7 +115,10 @@ class ReplayRequest(BaseModel):
         default=None, description="The new run's inputs; default: the original's."
     )
     workflow_version: int | None = Field(
-        default=None, ge=1, description="The version to run; default: the original's."
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="The version to run; default: the original's.",
     )
 
 

@@ -6,13 +6,12 @@ database holds only its hash, and listings show its first characters (`prefix`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.api.auth import AdminKey
 from stepline.api.documents import DocumentRoute
@@ -20,6 +19,7 @@ from stepline.api.errors import ApiError, error_responses, invalid
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
+from stepline.api.times import UtcDatetime
 from stepline.records import utcnow
 from stepline.store.keys import ApiKeyRecord
 from stepline.store.paging import MAX_PAGE_SIZE
@@ -45,7 +45,7 @@ class KeyCreate(BaseModel):
         default=None,
         description="Limit the key to one workspace (default: the caller's workspace, if any).",
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcDatetime | None = Field(
         default=None, description="When the key stops working (default: never)."
     )
 
@@ -100,7 +100,7 @@ async def create_key(body: KeyCreate, state: StateDep, principal: AdminKey) -> R
         scopes=body.scopes,
         workspace_id=workspace_id,
         user_id=principal.user_id,
-        expires_at=_utc(body.expires_at),
+        expires_at=body.expires_at,
     )
     out = CreatedKeyOut(**dict(created.record), key=created.secret)
     return json_response(out, 201, headers={"Cache-Control": "no-store"})
@@ -117,7 +117,3 @@ async def revoke_key(key_id: KeyId, state: StateDep, principal: AdminKey) -> Res
     # A key of another organization is ApiKeyNotFoundError: 404, as if it did not exist.
     await state.store.revoke_api_key(principal.organization_id, key_id)
     return Response(status_code=204)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.astimezone(UTC) if moment is not None else None

@@ -27,14 +27,14 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Scope
 
 from stepline.api.auth import Principal, ReadKey, RunKey, principal_of
@@ -47,10 +47,13 @@ from stepline.api.errors import (
     invalid,
     not_found,
 )
+from stepline.api.event_schema import sse_item_schema
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response, to_json
 from stepline.api.routes.secrets import checked_run_secrets
 from stepline.api.state import AppState, StateDep
+from stepline.api.storable_text import parameter_problem
+from stepline.api.times import UtcDatetime
 from stepline.records import (
     FINISHED_RUN_STATUSES,
     SETTLED_RUN_STATUSES,
@@ -64,6 +67,7 @@ from stepline.records import (
 from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
 from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
+from stepline.store.types import MAX_BIGINT, MAX_INT
 
 router = APIRouter(
     prefix="/v1/workflows/{workflow_id}/runs", tags=["runs"], route_class=DocumentRoute
@@ -76,6 +80,7 @@ KEEP_ALIVE_S = 15.0
 DOWNLOAD_CHUNK = 1000
 MAX_IDEMPOTENCY_KEY = 255
 NDJSON = "application/x-ndjson"
+RUN_EVENT_REF = "#/components/schemas/RunEvent"
 
 WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
 RunId = Annotated[UUID, Path(description="The run's id.")]
@@ -216,10 +221,10 @@ async def list_runs(
     principal: ReadKey,
     status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
     created_from: Annotated[
-        AwareDatetime | None, Query(description="Only runs created at or after this time.")
+        UtcDatetime | None, Query(description="Only runs created at or after this time.")
     ] = None,
     created_to: Annotated[
-        AwareDatetime | None, Query(description="Only runs created before this time.")
+        UtcDatetime | None, Query(description="Only runs created before this time.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page.")] = 50,
     after: After = None,
@@ -252,15 +257,15 @@ async def run_summary(
     state: StateDep,
     principal: ReadKey,
     since: Annotated[
-        AwareDatetime | None,
+        UtcDatetime | None,
         Query(description="Window start (runs created at or after); default until - 24 h."),
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Window end (exclusive); default now.")
+        UtcDatetime | None, Query(description="Window end (exclusive); default now.")
     ] = None,
 ) -> Response:
     until = until or utcnow()
-    since = since or until - timedelta(hours=24)
+    since = since or _day_before(until)
     if since >= until:
         invalid("query.since", "the window must start before it ends (since < until)")
     await _live_workflow(state, principal, workflow_id)
@@ -436,8 +441,8 @@ async def cancel_run(
         **_RUN_ERRORS,
         200: {
             "description": "Server-Sent Events, one per run and step transition; the stream "
-            "ends after the run's terminal event.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "ends after the run's terminal event. Each event's `data` is a RunEvent.",
+            "content": {"text/event-stream": {"itemSchema": sse_item_schema(RUN_EVENT_REF)}},
         },
     },
     summary="Follow the run's transitions as Server-Sent Events",
@@ -452,7 +457,8 @@ async def run_events(
         Header(alias="Last-Event-ID", description="Resume after this event id."),
     ] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="Resume after this event id (as Last-Event-ID).")
+        int | None,
+        Query(ge=0, le=MAX_BIGINT, description="Resume after this event id (as Last-Event-ID)."),
     ] = None,
 ) -> StreamingResponse:
     after = last_event_id
@@ -460,7 +466,9 @@ async def run_events(
         try:
             after = int(last_event_id_header.strip())
         except ValueError:
-            invalid("header.Last-Event-ID", "must be an event id (an integer)")
+            after = -1
+        if not 0 <= after <= MAX_BIGINT:
+            invalid("header.Last-Event-ID", "must be an event id (an integer from 0)")
     await _run_of(state, principal, workflow_id, run_id)
     return StreamingResponse(
         _event_stream(state, principal.organization_id, run_id, after),
@@ -488,7 +496,7 @@ async def list_steps(
     node_type: Annotated[str | None, Query(description="Only steps of this node kind.")] = None,
     loop_id: Annotated[str | None, Query(description="Only steps inside this loop.")] = None,
     iteration: Annotated[
-        int | None, Query(ge=0, description="Only steps of this loop iteration.")
+        int | None, Query(ge=0, le=MAX_INT, description="Only steps of this loop iteration.")
     ] = None,
     include_io: Annotated[
         bool,
@@ -525,7 +533,7 @@ class StepsQuery(BaseModel):
     node_id: str | None = None
     node_type: str | None = None
     loop_id: str | None = None
-    iteration: Annotated[int | None, Field(ge=0)] = None
+    iteration: Annotated[int | None, Field(ge=0, le=MAX_INT)] = None
     include_io: bool = True
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 100
     after: str | None = None
@@ -555,6 +563,8 @@ async def list_steps_fast(scope: Scope) -> Response | None:
     if matched is None:
         return None
     request = Request(scope)
+    if parameter_problem(request) is not None:
+        return None
     try:
         path = _StepsPath(workflow_id=matched[1], run_id=matched[2])  # type: ignore[arg-type]
         query = StepsQuery.model_validate(dict(request.query_params))
@@ -722,6 +732,13 @@ async def _wait_until_settled(
             return current
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.2)
+
+
+def _day_before(moment: datetime) -> datetime:
+    try:
+        return moment - timedelta(hours=24)
+    except OverflowError:  # within a day of the first representable time
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _end_nodes(definition: dict[str, Any]) -> list[str]:

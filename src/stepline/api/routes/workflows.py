@@ -32,6 +32,7 @@ from stepline.api.errors import (
 from stepline.api.models import ListResponse, WorkflowOut
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
+from stepline.api.storable_text import refuse, unstorable_text
 from stepline.documents import DocumentError, check_definition
 from stepline.documents.json_text import parse_json
 from stepline.records import WorkflowRecord, WorkflowVersion
@@ -40,6 +41,7 @@ from stepline.spec.validate import ValidationIssue, validate_workflow
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
+from stepline.store.types import MAX_INT
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=DocumentRoute)
 
@@ -153,6 +155,9 @@ async def upload_workflow(
                 413, str(exc), details=[ErrorDetail(field="body.file", message=str(exc))]
             ) from None
         invalid("body.file", str(exc))
+    found = unstorable_text(definition, "body.file")
+    if found is not None:
+        raise refuse(*found)
     await _check_definition(state, definition, prefix="body.file")
     saved = await _create(state, principal, definition)
     return _created(saved)
@@ -345,7 +350,7 @@ async def list_versions(
 )
 async def get_version(
     workflow_id: WorkflowId,
-    version: Annotated[int, Path(ge=1, description="The version number (1, 2, ...).")],
+    version: Annotated[int, Path(ge=1, le=MAX_INT, description="The version number (1, 2, ...).")],
     state: StateDep,
     principal: ReadKey,
 ) -> Response:
