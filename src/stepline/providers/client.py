@@ -16,16 +16,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
-
-import openai
+from typing import TYPE_CHECKING, Any, cast
 
 from stepline.providers.errors import ProviderError, classify, malformed
 from stepline.providers.pricing import NO_PRICES, Cost, PriceTable, cost_of
 from stepline.providers.usage import tokens_of
 from stepline.records import TokenUsage, utcnow
 
-_NOT_FROM_ENVIRONMENT = {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+if TYPE_CHECKING:
+    # Imported where used: `openai` takes about a second to import, which every `stepline`
+    # command would otherwise pay, model nodes or not.
+    import openai
 
 NO_KEY = "none"
 """Sent as the key of an endpoint that takes none (the client insists on one)."""
@@ -112,13 +113,19 @@ class ClientPool:
         key = (endpoint.base_url, endpoint.api_key or NO_KEY)
         client = self._clients.get(key)
         if client is None:
+            import openai
+
+            # Left out even when the server's environment has OPENAI_ORG_ID or
+            # OPENAI_PROJECT_ID, which the client would otherwise send.
+            not_from_environment = {
+                "OpenAI-Organization": openai.Omit(),
+                "OpenAI-Project": openai.Omit(),
+            }
             client = openai.AsyncOpenAI(
                 api_key=endpoint.api_key or NO_KEY,
                 base_url=endpoint.base_url,
                 max_retries=0,
-                # Left out even when the server's environment has OPENAI_ORG_ID or
-                # OPENAI_PROJECT_ID, which the client would otherwise send.
-                default_headers=cast(dict[str, str], _NOT_FROM_ENVIRONMENT),
+                default_headers=cast(dict[str, str], not_from_environment),
             )
             self._clients[key] = client
         return client
@@ -140,6 +147,8 @@ async def chat_completion(
 ) -> ChatCall:
     """Send `request` (a chat-completions body: model, messages, parameters) and return the
     answer; ProviderError, classified for retries, when there is none to use."""
+    import openai
+
     body = {**request, "stream": False}
     own_pool = pool is None
     clients = pool if pool is not None else ClientPool()

@@ -13,12 +13,13 @@ The engine does the retrying (the `openai` client is made with `max_retries=0`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from stepline.nodes.api_call import parse_retry_after
 from stepline.records import ErrorCategory
+
+if TYPE_CHECKING:
+    import openai  # imported where used, see stepline.providers.client
 
 BODY_LIMIT = 2048
 """How many characters of an error answer's body the error keeps."""
@@ -49,6 +50,8 @@ class ProviderError(Exception):
 
 def classify(exc: Exception, where: str, timeout_s: float) -> ProviderError:
     """The ProviderError for an exception the `openai` client raised calling `where`."""
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(
             f"{where} did not answer within {timeout_s:g} s",
