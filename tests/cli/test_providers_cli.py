@@ -161,3 +161,24 @@ def test_usage_errors_are_exit_2(tmp_path: Path, provider: StandIn) -> None:
     assert unset.returncode == 2
     assert f"secret {KEY_SECRET!r} (the key of provider 'local') is not set" in unset.stderr
     assert f"stepline secrets set {KEY_SECRET}" in unset.stderr
+
+
+def test_the_extract_example_runs_offline_against_the_stand_in(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "extract-invoice.yaml"
+    with openai_stand_in() as stand_in:
+        configure(tmp_path, stand_in.base_url, key=False)
+        done = stepline(
+            tmp_path, "run", str(example), "-i", "text=Invoice INV-7, 99.50 EUR", "--json"
+        )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["status"] == "completed", document["error"]
+    steps = {step["step_id"]: step for step in document["steps"]}
+    assert steps["fields"]["node_type"] == "extract"
+    assert set(steps["fields"]["outputs"]) == {"invoice_number", "total_amount", "currency"}
+    assert steps["summary"]["outputs"]["confidence_info"]["error"] is None
+    for step in steps.values():
+        assert step["model"] == MODEL
+        assert step["tokens"]["total"] > 0
+        assert step["cost"]["total"] > 0
+    assert document["total_tokens"] == sum(step["tokens"]["total"] for step in steps.values())

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from stepline.nodes.base import NodeContext, NodeResult
 from stepline.nodes.language_model import Calls, ConnectionConfig, LanguageModelKind, as_text
 from stepline.nodes.structured import Method, read_answer, structured_request
-from stepline.providers.client import Endpoint
 from stepline.providers.errors import ProviderError, refused
 from stepline.records import ErrorCategory
 from stepline.spec.models import NODE_ID_PATTERN, REJECTED_HANDLE
@@ -97,23 +96,8 @@ class ClassifierNode(LanguageModelKind):
             if isinstance(category, Category | Mapping)
         )
 
-    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The request body sent (never the key)."""
-        try:
-            config = ClassifierConfig.model_validate(inputs)
-            return self.request(config, self.method_of(config, None))
-        except Exception:
-            return self.mask_key(inputs)
-
-    def method_of(self, config: ClassifierConfig, endpoint: Endpoint | None) -> Method:
-        if config.method is not None:
-            return config.method
-        if endpoint is not None:
-            return cast(Method, endpoint.structured_output)
-        settings = self.providers().get(config.provider) if config.provider else None
-        return settings.structured_output if settings is not None else "json_schema"
-
-    def request(self, config: ClassifierConfig, method: Method) -> dict[str, Any]:
+    def first_request(self, config: ClassifierConfig) -> dict[str, Any]:
+        method = self.structured_method(config.method, config.provider)
         names = [category.name for category in config.categories]
         properties: dict[str, Any] = {"category": {"type": "string", "enum": names}}
         if config.explain:
@@ -149,11 +133,11 @@ class ClassifierNode(LanguageModelKind):
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ClassifierConfig, ctx.config)
         endpoint = self.endpoint(ctx, config)
-        method = self.method_of(config, endpoint)
+        method = self.structured_method(config.method, config.provider)
         calls = Calls(endpoint, ctx.services.llm, self.timeout_of(ctx, config, endpoint))
         names = [category.name for category in config.categories]
         try:
-            call = await calls.send("classify", self.request(config, method))
+            call = await calls.send("classify", self.first_request(config))
             refusal = call.message.get("refusal")
             if refusal:
                 raise refused(endpoint.describe(), str(refusal))

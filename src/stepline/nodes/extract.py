@@ -99,25 +99,14 @@ class ExtractNode(LanguageModelKind):
     )
     raw_fields = frozenset({"provider", "schema"})
 
-    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The first request body sent (never the key); a repair is in the trace spans."""
-        try:
-            config = ExtractConfig.model_validate(inputs)
-            return self.request(config, self.method_of(config, None))
-        except Exception:
-            return self.mask_key(inputs)
-
-    def method_of(self, config: ExtractConfig, endpoint: Endpoint | None) -> Method:
-        if config.method is not None:
-            return config.method
-        if endpoint is not None:
-            return cast(Method, endpoint.structured_output)
-        settings = self.providers().get(config.provider) if config.provider else None
-        return settings.structured_output if settings is not None else "json_schema"
+    def first_request(self, config: ExtractConfig) -> dict[str, Any]:
+        return self.request(config)
 
     def request(
-        self, config: ExtractConfig, method: Method, messages: list[dict[str, Any]] | None = None
+        self, config: ExtractConfig, messages: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
+        """The request for `config`; with `messages`, the conversation so far (a repair)."""
+        method = self.structured_method(config.method, config.provider)
         base: dict[str, Any] = {
             "model": self.model_of(config),
             "stream": False,
@@ -144,10 +133,10 @@ class ExtractNode(LanguageModelKind):
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ExtractConfig, ctx.config)
         endpoint = self.endpoint(ctx, config)
-        method = self.method_of(config, endpoint)
+        method = self.structured_method(config.method, config.provider)
         validator = Draft202012Validator(config.schema_)
         calls = Calls(endpoint, ctx.services.llm, self.timeout_of(ctx, config, endpoint))
-        request = self.request(config, method)
+        request = self.request(config)
         repairs = 0
         try:
             call = await calls.send("extract", request)
@@ -156,7 +145,7 @@ class ExtractNode(LanguageModelKind):
                 calls.spans[-1]["violations"] = found
                 repairs = 1
                 messages = request["messages"] + repair_messages(call, answer, found, method)
-                call = await calls.send("repair", self.request(config, method, messages))
+                call = await calls.send("repair", self.request(config, messages))
                 answer, found = self._check(call, method, validator, endpoint)
                 if found:
                     calls.spans[-1]["violations"] = found

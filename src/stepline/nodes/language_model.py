@@ -10,6 +10,7 @@ the key, and the run's redactor masks the secret's value wherever else it shows 
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stepline.nodes.base import NodeContext, NodeError, NodeKind
+from stepline.nodes.structured import Method
 from stepline.providers.client import ChatCall, ClientPool, Endpoint, chat_completion
 from stepline.providers.config import (
     ProviderCatalog,
@@ -177,11 +179,12 @@ class LanguageModelKind(NodeKind):
             assert config.base_url is not None  # the config's own validator requires one
             return Endpoint(base_url=config.base_url, api_key=config.api_key)
         try:
-            settings = self.providers().get(config.provider)
+            catalog = self.providers()
         except ProviderConfigError as exc:
             raise input_error(f"the server's provider configuration is broken: {exc}") from exc
+        settings = catalog.get(config.provider)
         if settings is None:
-            raise input_error(self.providers().describe_missing(config.provider))
+            raise input_error(catalog.describe_missing(config.provider))
         api_key = None
         secret = settings.api_key_secret
         if secret is not None:
@@ -196,7 +199,6 @@ class LanguageModelKind(NodeKind):
             api_key=api_key,
             provider=settings.name,
             prices=settings.price_table,
-            structured_output=settings.structured_output,
             timeout_s=settings.timeout_s,
         )
 
@@ -221,12 +223,33 @@ class LanguageModelKind(NodeKind):
             or get_settings().model_timeout_s
         )
 
-    def mask_key(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """`inputs` with an inline key as `***` (the redactor would mask it too; this does
-        not depend on the key being a known secret's value)."""
-        if inputs.get("api_key") is None:
-            return inputs
-        return {**inputs, "api_key": MASK}
+    def structured_method(self, chosen: Method | None, provider: str | None) -> Method:
+        """How to ask for JSON: the node's choice, else its provider's, else a JSON schema."""
+        if chosen is not None:
+            return chosen
+        try:
+            settings = self.providers().get(provider) if provider is not None else None
+        except ProviderConfigError:
+            settings = None
+        return settings.structured_output if settings is not None else "json_schema"
+
+    @abstractmethod
+    def first_request(self, config: Any) -> dict[str, Any]:
+        """The body of the step's (first) request for its validated config."""
+
+    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The request body the step sends, never the key (a repair is in the trace spans).
+
+        When no request can be made of it (its provider is gone: run() fails the step
+        saying so), the config itself, an inline key masked (the redactor masks a secret's
+        value anyway; this does not depend on it).
+        """
+        try:
+            return self.first_request(self.config_model.model_validate(inputs))
+        except Exception:
+            if inputs.get("api_key") is None:
+                return inputs
+            return {**inputs, "api_key": MASK}
 
 
 def input_error(message: str) -> NodeError:

@@ -114,16 +114,7 @@ class ModelNode(LanguageModelKind):
         "`content` and `confidence_info`, and records model, tokens and cost."
     )
 
-    def recorded_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The request body sent (never the key)."""
-        try:
-            return self.request(ModelConfig.model_validate(inputs))
-        except Exception:
-            # E.g. the provider is gone: run() fails the step saying so, and the record
-            # keeps the config it was given.
-            return self.mask_key(inputs)
-
-    def request(self, config: ModelConfig) -> dict[str, Any]:
+    def first_request(self, config: ModelConfig) -> dict[str, Any]:
         """The chat-completions body for `config`."""
         messages: list[dict[str, Any]] = []
         if config.system is not None:
@@ -143,7 +134,7 @@ class ModelNode(LanguageModelKind):
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ModelConfig, ctx.config)
         endpoint = self.endpoint(ctx, config)
-        request = self.request(config)
+        request = self.first_request(config)
         calls = Calls(endpoint, ctx.services.llm, self.timeout_of(ctx, config, endpoint))
         try:
             call = await calls.send("completion", request, bodies=False)

@@ -41,7 +41,6 @@ class Endpoint:
     provider: str | None = None
     """The configured provider's name; None for a node's own base_url."""
     prices: PriceTable = NO_PRICES
-    structured_output: str = "json_schema"
     timeout_s: float | None = None
 
     def describe(self) -> str:
