@@ -61,10 +61,24 @@ def test_a_good_file_gives_every_provider_as_written(tmp_path: Path) -> None:
     assert ollama.prices == {}
 
 
-def test_no_file_means_no_providers(tmp_path: Path) -> None:
-    catalog = load_providers(tmp_path / "absent.toml")
-    assert len(catalog) == 0
-    assert "no provider 'x' is configured" in catalog.describe_missing("x")
+def test_no_file_means_no_providers_and_says_where_one_goes(tmp_path: Path) -> None:
+    for catalog in (
+        load_providers(tmp_path / "stepline.toml"),
+        configured_providers(Settings(home=tmp_path)),
+    ):
+        assert len(catalog) == 0
+        assert catalog.describe_missing("x") == (
+            f"no provider 'x' is configured: there is no configuration file "
+            f"{tmp_path / 'stepline.toml'} (write a [providers.x] table there, or point "
+            "STEPLINE_CONFIG at a file that has one)"
+        )
+
+
+def test_an_unknown_name_lists_the_configured_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_providers(path).describe_missing("x") == (
+        f"no provider 'x' is configured in {path} (configured: ollama, openai)"
+    )
 
 
 @pytest.mark.parametrize(

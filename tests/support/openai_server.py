@@ -178,13 +178,14 @@ class StandIn:
     def _completion(self, request: dict[str, Any], answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None}
         finish_reason = answer.finish_reason or "stop"
-        tool = answer.tool_call or _forced_tool_call(request)
+        # A scripted answer wins; unscripted, a forced function call is made, else text.
+        text = (
+            json.dumps(answer.json_content) if answer.json_content is not None else answer.content
+        )
+        tool = answer.tool_call or (_forced_tool_call(request) if text is None else None)
         if answer.refusal is not None:
             message["refusal"] = answer.refusal
-        elif answer.tool_call is not None or (
-            tool is not None and answer.content is None and answer.json_content is None
-        ):
-            assert tool is not None
+        elif tool is not None:
             name, arguments = tool
             message["tool_calls"] = [
                 {
@@ -194,12 +195,8 @@ class StandIn:
                 }
             ]
             finish_reason = answer.finish_reason or "tool_calls"
-        elif answer.json_content is not None:
-            message["content"] = json.dumps(answer.json_content)
-        elif answer.content is not None:
-            message["content"] = answer.content
         else:
-            message["content"] = _unscripted_content(request)
+            message["content"] = text if text is not None else _unscripted_content(request)
         message.setdefault("tool_calls", [])
         answered = _answered_text(message)
         choice: dict[str, Any] = {

@@ -120,6 +120,8 @@ class ProviderCatalog(Mapping[str, ProviderSettings]):
 
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     source: Path | None = None
+    """The file read (or looked for: see `found`)."""
+    found: bool = True
 
     def __getitem__(self, name: str) -> ProviderSettings:
         return self.providers[name]
@@ -132,12 +134,15 @@ class ProviderCatalog(Mapping[str, ProviderSettings]):
 
     def describe_missing(self, name: str) -> str:
         """Why `name` is not a provider here, and which are."""
+        if self.source is not None and not self.found:
+            return (
+                f"no provider {name!r} is configured: there is no configuration file "
+                f"{self.source} (write a [providers.{name}] table there, or point "
+                "STEPLINE_CONFIG at a file that has one)"
+            )
         known = ", ".join(sorted(self.providers)) or "none"
         where = f" in {self.source}" if self.source is not None else ""
         return f"no provider {name!r} is configured{where} (configured: {known})"
-
-
-NO_PROVIDERS = ProviderCatalog()
 
 
 def parse_providers(document: Mapping[str, Any], source: Path | None = None) -> ProviderCatalog:
@@ -173,7 +178,7 @@ def load_providers(path: Path) -> ProviderCatalog:
             # Decimal keeps prices as written (0.15 stays 0.15, not 0.1499999...).
             document = tomllib.load(file, parse_float=Decimal)
     except FileNotFoundError:
-        return ProviderCatalog(source=None)
+        return ProviderCatalog(source=path, found=False)
     except tomllib.TOMLDecodeError as exc:
         raise ProviderConfigError(f"{path} is not valid TOML: {exc}") from exc
     except OSError as exc:
@@ -195,7 +200,7 @@ def configured_providers(settings: Settings | None = None) -> ProviderCatalog:
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return NO_PROVIDERS
+        return ProviderCatalog(source=path, found=False)
     except OSError as exc:
         raise ProviderConfigError(f"cannot read {path}: {exc}") from exc
     key = (path, stat.st_mtime_ns, stat.st_size)
