@@ -81,14 +81,34 @@ async def test_an_endpoint_without_a_key_sends_a_placeholder_not_the_environment
 async def test_a_shared_pool_reuses_one_client_per_endpoint_and_key(server: StandIn) -> None:
     pool = ClientPool()
     try:
-        first = pool.client(endpoint(server))
-        assert pool.client(endpoint(server)) is first
-        assert pool.client(endpoint(server, api_key="other")) is not first
+        async with pool.lease(endpoint(server)) as first:
+            pass
+        async with pool.lease(endpoint(server)) as again:
+            assert again is first
+        async with pool.lease(endpoint(server, api_key="other")) as other:
+            assert other is not first
         await chat_completion(endpoint(server), REQUEST, timeout_s=5, pool=pool)
         await chat_completion(endpoint(server), REQUEST, timeout_s=5, pool=pool)
+        assert len(pool) == 2
     finally:
         await pool.aclose()
+    assert len(pool) == 0
     assert len(server.completions) == 2
+
+
+async def test_a_full_pool_lends_a_client_for_one_call(server: StandIn) -> None:
+    pool = ClientPool(max_clients=1)
+    try:
+        async with pool.lease(endpoint(server)) as kept:
+            pass
+        async with pool.lease(endpoint(server, api_key="other")) as once:
+            assert once is not kept
+        assert once.is_closed()
+        assert not kept.is_closed()
+        assert len(pool) == 1
+    finally:
+        await pool.aclose()
+    assert kept.is_closed()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     # command would otherwise pay, model nodes or not.
     import openai
 
+MAX_CLIENTS = 64
+"""Clients a pool keeps (one per endpoint and key)."""
 NO_KEY = "none"
 """Sent as the key of an endpoint that takes none (the client insists on one)."""
 
@@ -102,32 +105,35 @@ class ChatCall:
 
 
 class ClientPool:
-    """`openai` clients by endpoint and key, so that steps reuse connections; closed with
-    the worker's other node services."""
+    """`openai` clients by endpoint and key, so that steps reuse connections (and a client,
+    slow to make, is made once); closed with the worker's other node services.
 
-    def __init__(self) -> None:
+    At most `max_clients` are kept: nodes may name endpoints of their own, and a worker
+    must not keep one for each forever. A call beyond that gets a client of its own,
+    closed after it.
+    """
+
+    def __init__(self, max_clients: int = MAX_CLIENTS) -> None:
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+        self._max_clients = max_clients
 
-    def client(self, endpoint: Endpoint) -> openai.AsyncOpenAI:
+    @asynccontextmanager
+    async def lease(self, endpoint: Endpoint) -> AsyncIterator[openai.AsyncOpenAI]:
+        """A client of `endpoint`, for one call."""
         key = (endpoint.base_url, endpoint.api_key or NO_KEY)
         client = self._clients.get(key)
-        if client is None:
-            import openai
-
-            # Left out even when the server's environment has OPENAI_ORG_ID or
-            # OPENAI_PROJECT_ID, which the client would otherwise send.
-            not_from_environment = {
-                "OpenAI-Organization": openai.Omit(),
-                "OpenAI-Project": openai.Omit(),
-            }
-            client = openai.AsyncOpenAI(
-                api_key=endpoint.api_key or NO_KEY,
-                base_url=endpoint.base_url,
-                max_retries=0,
-                default_headers=cast(dict[str, str], not_from_environment),
-            )
+        if client is not None:
+            yield client
+            return
+        client = _new_client(endpoint)
+        if len(self._clients) < self._max_clients:
             self._clients[key] = client
-        return client
+            yield client
+            return
+        try:
+            yield client
+        finally:
+            await client.close()
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -135,6 +141,20 @@ class ClientPool:
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+
+def _new_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    import openai
+
+    # Left out even when the server's environment has OPENAI_ORG_ID or OPENAI_PROJECT_ID,
+    # which the client would otherwise send.
+    not_from_environment = {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+    return openai.AsyncOpenAI(
+        api_key=endpoint.api_key or NO_KEY,
+        base_url=endpoint.base_url,
+        max_retries=0,
+        default_headers=cast(dict[str, str], not_from_environment),
+    )
 
 
 async def chat_completion(
@@ -145,32 +165,29 @@ async def chat_completion(
     pool: ClientPool | None = None,
 ) -> ChatCall:
     """Send `request` (a chat-completions body: model, messages, parameters) and return the
-    answer; ProviderError, classified for retries, when there is none to use."""
+    answer; ProviderError, classified for retries, when there is none to use. Without a
+    `pool`, the client is made for this call and closed after it."""
     import openai
 
     body = {**request, "stream": False}
-    own_pool = pool is None
-    clients = pool if pool is not None else ClientPool()
+    clients = pool if pool is not None else ClientPool(max_clients=0)
     where = endpoint.describe()
     started_at, started = utcnow(), time.perf_counter()
+    # Every parameter goes in the body as given (extra_body), so that what a provider takes
+    # beyond OpenAI's own (top_k, repetition_penalty...) reaches it unchanged.
+    parameters = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
     try:
-        client = clients.client(endpoint)
-        parameters = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
-        # Every parameter goes in the body as given (extra_body), so that what a provider
-        # takes beyond OpenAI's own (top_k, repetition_penalty...) reaches it unchanged.
-        raw = await client.chat.completions.with_raw_response.create(
-            model=body["model"],
-            messages=body["messages"],
-            stream=False,
-            extra_body=parameters or None,
-            timeout=timeout_s,
-        )
-        text = raw.text
+        async with clients.lease(endpoint) as client:
+            raw = await client.chat.completions.with_raw_response.create(
+                model=body["model"],
+                messages=body["messages"],
+                stream=False,
+                extra_body=parameters or None,
+                timeout=timeout_s,
+            )
+            text = raw.text
     except openai.OpenAIError as exc:
         raise classify(exc, where, timeout_s) from exc
-    finally:
-        if own_pool:
-            await clients.aclose()
     completed_at = utcnow()
     duration_ms = int((time.perf_counter() - started) * 1000)
     response = _completion(text, where)
