@@ -14,7 +14,8 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepline.nodes.base import NodeContext, NodeResult
-from stepline.nodes.language_model import Calls, ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.model_calls import Calls
 from stepline.nodes.structured import Method, read_answer, structured_request
 from stepline.providers.errors import ProviderError, refused
 from stepline.records import ErrorCategory

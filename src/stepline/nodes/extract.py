@@ -19,7 +19,8 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ConfigDict, Field, field_validator
 
 from stepline.nodes.base import NodeContext, NodeResult
-from stepline.nodes.language_model import Calls, ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.model_calls import Calls
 from stepline.nodes.structured import (
     Method,
     StructuredAnswer,

@@ -1,5 +1,5 @@
-"""What the model, classifier and extract kinds share: which endpoint a node calls with
-which key, and its calls on the record.
+"""What the model, classifier and extract kinds share: which endpoint a node calls, with
+which key and model (their calls on the record are `stepline.nodes.model_calls`).
 
 A node names a configured `provider` (whose API key is a secret of the run's
 organization), or gives its own `base_url` and `api_key` (a template reading a secret).
@@ -12,32 +12,20 @@ from __future__ import annotations
 import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stepline.nodes.base import NodeContext, NodeError, NodeKind
 from stepline.nodes.structured import Method
-from stepline.providers.client import ChatCall, ClientPool, Endpoint, chat_completion
+from stepline.providers.client import Endpoint
 from stepline.providers.config import (
     ProviderCatalog,
     ProviderConfigError,
     check_base_url,
     configured_providers,
 )
-from stepline.providers.errors import ProviderError
-from stepline.providers.pricing import total_cost
-from stepline.providers.usage import total_tokens
-from stepline.records import (
-    CostBreakdown,
-    ErrorCategory,
-    ErrorDetails,
-    ErrorStage,
-    TokenUsage,
-    utcnow,
-)
+from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
 from stepline.secrets.redact import MASK
 from stepline.settings import get_settings
 from stepline.spec.templates import TemplateError, get_templates, is_template
@@ -259,107 +247,6 @@ def input_error(message: str) -> NodeError:
         stage=ErrorStage.input_collection,
         details=ErrorDetails(type="ProviderUnavailable", message=message),
     )
-
-
-@dataclass
-class Calls:
-    """The model calls of one step: their spans, tokens and cost added up."""
-
-    endpoint: Endpoint
-    pool: ClientPool | None
-    timeout_s: float
-    calls: list[ChatCall] = field(default_factory=list)
-    spans: list[dict[str, Any]] = field(default_factory=list)
-
-    async def send(
-        self, name: str, request: dict[str, Any], *, bodies: bool = True, **attributes: Any
-    ) -> ChatCall:
-        """One call, on the record as span `name`; ProviderError when it fails."""
-        started = utcnow()
-        try:
-            call = await chat_completion(
-                self.endpoint, request, timeout_s=self.timeout_s, pool=self.pool
-            )
-        except ProviderError as exc:
-            self.spans.append(_failed_span(name, request, started, exc, bodies))
-            raise
-        self.calls.append(call)
-        self.spans.append(call.span(name, bodies=bodies, **attributes))
-        return call
-
-    @property
-    def model(self) -> str | None:
-        return self.calls[-1].model if self.calls else None
-
-    @property
-    def tokens(self) -> TokenUsage | None:
-        return total_tokens(call.tokens for call in self.calls)
-
-    @property
-    def cost(self) -> CostBreakdown | None:
-        cost = total_cost(call.cost for call in self.calls)
-        return None if cost is None else cost.breakdown()
-
-    def metadata(self, **more: Any) -> dict[str, Any]:
-        return {"provider": self.endpoint.provider, "base_url": self.endpoint.base_url, **more}
-
-    def error(
-        self,
-        message: str,
-        category: ErrorCategory,
-        *,
-        code: str,
-        retry_after_s: float | None = None,
-        context: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> NodeError:
-        """A failed step, with what its calls spent on the record."""
-        return NodeError(
-            message,
-            category=category,
-            stage=ErrorStage.execution,
-            details=ErrorDetails(
-                type="ProviderError", message=message, error_code=code, context=context
-            ),
-            retry_after_s=retry_after_s,
-            metadata=self.metadata(**(metadata or {})),
-            model=self.model,
-            tokens=self.tokens,
-            cost=self.cost,
-            trace_spans=self.spans,
-        )
-
-    def failed(self, exc: ProviderError, **metadata: Any) -> NodeError:
-        context: dict[str, Any] = {"status_code": exc.status_code} if exc.status_code else {}
-        if exc.body:
-            context["body"] = exc.body
-        return self.error(
-            exc.message,
-            exc.category,
-            code=exc.code,
-            retry_after_s=exc.retry_after_s,
-            context=context or None,
-            metadata=metadata,
-        )
-
-
-def _failed_span(
-    name: str, request: dict[str, Any], started: datetime, exc: ProviderError, bodies: bool
-) -> dict[str, Any]:
-    completed = utcnow()
-    span: dict[str, Any] = {
-        "name": name,
-        "kind": "chat.completion",
-        "started_at": started.isoformat(),
-        "completed_at": completed.isoformat(),
-        "duration_ms": int((completed - started).total_seconds() * 1000),
-        "status": "error",
-        "error": exc.message,
-        "error_category": str(exc.category),
-    }
-    if bodies:
-        span["request"] = request
-    return span
 
 
 def _reads_a_secret(value: str) -> bool:

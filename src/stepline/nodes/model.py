@@ -14,7 +14,8 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stepline.nodes.base import NodeContext, NodeResult
-from stepline.nodes.language_model import Calls, ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
+from stepline.nodes.model_calls import Calls
 from stepline.providers.confidence import confidence_info
 from stepline.providers.errors import ProviderError, refused, unusable
 

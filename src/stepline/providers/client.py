@@ -104,6 +104,31 @@ class ChatCall:
         return span
 
 
+def failed_span(
+    name: str,
+    request: dict[str, Any],
+    started_at: datetime,
+    error: ProviderError,
+    *,
+    bodies: bool = True,
+) -> dict[str, Any]:
+    """A call that got no usable answer, as a trace span (see ChatCall.span)."""
+    completed_at = utcnow()
+    span: dict[str, Any] = {
+        "name": name,
+        "kind": "chat.completion",
+        "started_at": started_at.isoformat(),
+        "completed_at": completed_at.isoformat(),
+        "duration_ms": int((completed_at - started_at).total_seconds() * 1000),
+        "status": "error",
+        "error": error.message,
+        "error_category": str(error.category),
+    }
+    if bodies:
+        span["request"] = request
+    return span
+
+
 class ClientPool:
     """`openai` clients by endpoint and key, so that steps reuse connections (and a client,
     slow to make, is made once); closed with the worker's other node services.
@@ -219,4 +244,11 @@ def _completion(text: str, where: str) -> dict[str, Any]:
     return response
 
 
-__all__ = ["ChatCall", "ClientPool", "Endpoint", "ProviderError", "chat_completion"]
+__all__ = [
+    "ChatCall",
+    "ClientPool",
+    "Endpoint",
+    "ProviderError",
+    "chat_completion",
+    "failed_span",
+]
