@@ -122,6 +122,7 @@ def triage() -> dict[str, Any]:
                 "config": {
                     "provider": "local",
                     "input": "{{ nodes.model.output.content }}",
+                    "instructions": "Puns about {{ secrets.TOPIC_SECRET }} are jokes.",
                     "categories": [
                         {"name": "joke", "description": "a joke or a pun"},
                         {"name": "other", "description": "anything else"},
@@ -134,6 +135,7 @@ def triage() -> dict[str, Any]:
                 "config": {
                     "provider": "local",
                     "input": "{{ nodes.model.output.content }}",
+                    "instructions": "Ignore {{ secrets.TOPIC_SECRET }}.",
                     "schema": {
                         "type": "object",
                         "properties": {"punchline": {"type": "string"}},
@@ -223,6 +225,8 @@ async def test_a_triage_run_records_each_model_step(
     assert route.handle_outputs == {"joke": {"type": "json", "data": route.outputs}}
     assert route.step_metadata is not None and route.step_metadata["active_handle"] == "joke"
     assert route.inputs["messages"][1]["content"] == f"{SEED_000} (***)"
+    assert "Puns about *** are jokes." in route.inputs["messages"][0]["content"]
+    assert server.completions[1].body["messages"][0]["content"].count(TOPIC_SECRET) == 1
     assert steps["skip"].status is StepStatus.skipped
 
     pull = steps["pull"]
@@ -231,6 +235,8 @@ async def test_a_triage_run_records_each_model_step(
         "output-json-0": {"type": "json", "data": {"punchline": "forecast-ticular"}}
     }
     assert pull.trace_spans is not None and [s["name"] for s in pull.trace_spans] == ["extract"]
+    assert pull.inputs["messages"][0] == {"role": "system", "content": "Ignore ***."}
+    assert pull.trace_spans[0]["request"]["messages"][0]["content"] == "Ignore ***."
 
     model_steps = [model, route, pull]
     for step in model_steps:
