@@ -96,7 +96,15 @@ class TokenUsage(_Record):
 
 
 class CostBreakdown(_Record):
+    """What a step cost; a step whose price is not known has no breakdown (null), not 0.
+
+    The parts are given under both names the seeds use: `prompt`/`completion` and
+    `input`/`output`.
+    """
+
     total: float = 0.0
+    prompt: float | None = None
+    completion: float | None = None
     input: float | None = None
     output: float | None = None
     currency: str = "USD"

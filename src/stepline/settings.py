@@ -68,6 +68,16 @@ class Settings(BaseSettings):
         default=86400.0, gt=0, description="Ceiling on any node's `timeout_s`."
     )
     http_timeout_s: float = Field(default=30.0, gt=0, description="Default api_call timeout.")
+    config: Path | None = Field(
+        default=None,
+        description="The TOML configuration file (its `providers` section names the language "
+        "model providers nodes may use); default: <home>/stepline.toml, if it exists.",
+    )
+    model_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Default timeout of one request to a language model provider.",
+    )
     worker_concurrency: int = Field(
         default=8, gt=0, description="How many runs one worker process executes at once."
     )
@@ -111,6 +121,10 @@ class Settings(BaseSettings):
         description="The key secrets are encrypted with (32 bytes, URL-safe base64); "
         "default: <home>/secrets.key, created on first use.",
     )
+
+    def config_path(self) -> Path:
+        """The configuration file: STEPLINE_CONFIG, else <home>/stepline.toml."""
+        return self.config if self.config is not None else self.home / "stepline.toml"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Annotated
 from uuid import UUID
 
-import pydantic_core
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +21,7 @@ from stepline.spec.validate import (
     SecretReference,
     WorkflowInvalid,
     load_workflow,
+    may_read_secrets,
     secret_references,
 )
 from stepline.store import Store
@@ -73,7 +73,7 @@ class AppState:
         found = self._secret_references.get(version.digest)
         if found is not None:
             return found
-        if b"secrets" not in pydantic_core.to_json(version.definition):
+        if not may_read_secrets(version.definition, self.registry):
             found = ()  # the common case, told without validating a large workflow again
         else:
             try:

@@ -18,6 +18,7 @@ from rich.console import Console
 from stepline.cli import remote
 from stepline.cli.keys import keys_app
 from stepline.cli.progress import LiveProgress
+from stepline.cli.providers import providers_app
 from stepline.cli.render import (
     dumps,
     print_run_summary,
@@ -31,6 +32,7 @@ from stepline.documents.json_text import parse_json
 from stepline.engine import Engine, NullObserver, RunObserver
 from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
+from stepline.providers.config import ProviderConfigError, configured_providers
 from stepline.records import RunRecord, RunStatus
 from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
 from stepline.secrets.source import EnvironmentSecrets, MissingSecrets, SecretSource
@@ -55,6 +57,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(providers_app, name="providers")
 app.add_typer(remote.workflows_app, name="workflows")
 app.add_typer(remote.reviews_app, name="reviews")
 
@@ -347,6 +350,7 @@ def worker(
     ] = False,
 ) -> None:
     """Run a worker on the configured database: claim runs and execute them."""
+    check_providers()
 
     async def main() -> int:
         async with open_store() as store, open_engine(store, NullObserver()) as engine:
@@ -382,6 +386,7 @@ def serve(
     from stepline.api.logs import configure_logging
 
     settings = get_settings()
+    check_providers()
     configure_logging(settings.log_level)
     api = create_app(settings, worker=not no_worker, public_url=f"http://{host}:{port}")
     uvicorn.run(api, host=host, port=port, log_config=None, access_log=False)
@@ -397,6 +402,15 @@ def db_upgrade() -> None:
 
     run_async(main)
     out.print(f"database at {get_settings().resolved_database_url()} is up to date", markup=False)
+
+
+def check_providers() -> None:
+    """Refuse to start on a configuration file whose providers are wrong (rather than
+    failing each model step later with the same message)."""
+    try:
+        configured_providers()
+    except ProviderConfigError as exc:
+        fail(str(exc))
 
 
 def parse_uuid(value: str, what: str) -> UUID:

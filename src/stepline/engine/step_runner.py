@@ -352,6 +352,11 @@ class StepRunner:
         step.error_stage = error.stage
         step.error_category = error.category
         step.error_details = error.details
+        if error.tokens is not None or error.cost is not None or error.trace_spans is not None:
+            step.model = error.model
+            step.tokens = error.tokens
+            step.cost = error.cost
+            step.trace_spans = error.trace_spans
         if error.metadata:
             step.step_metadata = {**(step.step_metadata or {}), **error.metadata}
         if node.on_error == "continue":

@@ -23,6 +23,7 @@ from stepline.spec.models import NodeSpec
 if TYPE_CHECKING:
     import httpx
 
+    from stepline.providers.client import ClientPool
     from stepline.sandbox import SandboxPool
 
 
@@ -32,6 +33,8 @@ class NodeServices:
 
     http: httpx.AsyncClient | None = None
     sandbox: SandboxPool | None = None
+    llm: ClientPool | None = None
+    """Language-model clients by endpoint (connections reused across steps)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class NodeError(Exception):
         details: ErrorDetails | None = None,
         retry_after_s: float | None = None,
         metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        tokens: TokenUsage | None = None,
+        cost: CostBreakdown | None = None,
+        trace_spans: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -152,6 +159,12 @@ class NodeError(Exception):
         self.details = details or ErrorDetails(type=type(self).__name__, message=message)
         self.retry_after_s = retry_after_s
         self.metadata = metadata
+        # What a failed step still spent (a model call whose answer was refused): on the
+        # record like a completed step's, so a run's tokens and cost count it.
+        self.model = model
+        self.tokens = tokens
+        self.cost = cost
+        self.trace_spans = trace_spans
 
     @classmethod
     def from_exception(

@@ -19,12 +19,15 @@ from pydantic import BaseModel
 
 from stepline.nodes.api_call import ApiCallNode
 from stepline.nodes.base import NodeKind
+from stepline.nodes.classifier import ClassifierNode
 from stepline.nodes.code import CodeNode
 from stepline.nodes.conditional import ConditionalNode
 from stepline.nodes.end import EndNode
+from stepline.nodes.extract import ExtractNode
 from stepline.nodes.for_each import ForEachNode
 from stepline.nodes.hil import HilNode
 from stepline.nodes.merge_dicts import MergeDictsNode
+from stepline.nodes.model import ModelNode
 from stepline.nodes.note import NoteNode
 from stepline.nodes.reshape import ReshapeNode
 from stepline.nodes.start import StartNode
@@ -123,6 +126,9 @@ def builtin_kinds() -> list[type[NodeKind]]:
         WhileLoopNode,
         HilNode,
         SubWorkflowNode,
+        ModelNode,
+        ClassifierNode,
+        ExtractNode,
     ]
 
 

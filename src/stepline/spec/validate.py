@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
+import pydantic_core
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
@@ -103,6 +104,29 @@ class SecretReference:
 def secret_references(spec: WorkflowSpec) -> tuple[SecretReference, ...]:
     """Every `secrets.NAME` the validated workflow's nodes read, in document order."""
     return spec._secret_references
+
+
+def may_read_secrets(definition: Mapping[str, Any], kinds: Mapping[str, Any]) -> bool:
+    """Whether validating `definition` may find secrets it reads: it says `secrets`
+    somewhere, or has a node (at any depth) of a kind that reads secrets of its own
+    configuration (`configured_secrets`, e.g. a model node's provider key). False tells,
+    without validating, that a run of it needs no secret."""
+    if b"secrets" in pydantic_core.to_json(definition):
+        return True
+    return any(
+        getattr(kinds.get(node_type), "configured_secrets", None) is not None
+        for node_type in _node_types(definition.get("nodes"))
+    )
+
+
+def _node_types(nodes: Any) -> Iterable[str]:
+    for node in nodes if isinstance(nodes, list) else []:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("type"), str):
+                yield node["type"]
+            body = node.get("body")
+            if isinstance(body, Mapping):
+                yield from _node_types(body.get("nodes"))
 
 
 class WorkflowInvalid(Exception):
@@ -305,6 +329,7 @@ class _Checker:
                 self._add(f"{base}.type", message, node.id, "unknown_type")
                 continue
             self._check_config(state, kind)
+            self._check_kind_rules(state, kind)
             self._check_container(state, kind)
             self._check_ceilings(state, kind)
         return unique, level_states
@@ -357,6 +382,25 @@ class _Checker:
             if not strict:
                 return
             message = f"the {node.type!r} kind could not list its output handles: {exc!r}"
+            self._add(base, message, node.id, "kind_error")
+
+    def _check_kind_rules(self, state: _NodeState, kind: KindInfo) -> None:
+        """What only the kind can tell of a well-formed config, through two optional hooks:
+        `config_problems(config)` (e.g. a provider the server does not configure) and
+        `configured_secrets(config)` (secrets read outside templates, e.g. a provider's key,
+        which the run needs as much as those its templates name)."""
+        if not state.config_ok:
+            return
+        node, base = state.node, f"{state.base}.config"
+        try:
+            problems = getattr(kind, "config_problems", None)
+            for below, message in problems(node.config) if problems is not None else []:
+                self._add(_join_path(base, below), message, node.id, "config")
+            reads = getattr(kind, "configured_secrets", None)
+            for below, name in reads(node.config) if reads is not None else []:
+                self.secrets.append(SecretReference(name, node.id, _join_path(base, below)))
+        except Exception as exc:
+            message = f"the {node.type!r} kind could not check its config: {exc!r}"
             self._add(base, message, node.id, "kind_error")
 
     # -- edges -----------------------------------------------------------------------------
