@@ -103,7 +103,7 @@ class StepRunner:
             step.status = StepStatus.running
             step.status_reason = None
             step.started_at = step.started_at or started
-            step.inputs = kind.recorded_inputs(inputs)
+            step.inputs = self._recorded_inputs(kind, inputs, scope)
             if paused:
                 attempt = step.attempts[-1]
                 attempt.status = StepStatus.running
@@ -158,6 +158,14 @@ class StepRunner:
             await self.record(step)
             await asyncio.sleep(retry_delay_s(policy, tries, retry_after_s=error.retry_after_s))
             tries += 1
+
+    def _recorded_inputs(
+        self, kind: NodeKind, inputs: dict[str, Any], scope: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        recorded = kind.recorded_inputs(inputs)
+        if kind.records_run_context:
+            recorded = {**recorded, "run_id": str(self.run_id), "input_data": _input_data(scope)}
+        return recorded
 
     def _wants_review(
         self, node: NodeSpec, kind: NodeKind, scope: Mapping[str, Any], result: NodeResult
@@ -324,6 +332,16 @@ async def _run_with_timeout(
             category=ErrorCategory.transient,
             details=ErrorDetails(type="TimeoutError", message=f"timed out after {timeout_s:g} s"),
         ) from exc
+
+
+def _input_data(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's inputs and each completed node's output by node id (Arcee's `input_data`)."""
+    run_inputs = scope.get("inputs")
+    data: dict[str, Any] = dict(run_inputs) if isinstance(run_inputs, Mapping) else {}
+    for node_id, state in (scope.get("nodes") or {}).items():
+        if isinstance(state, Mapping) and state.get("status") == StepStatus.completed:
+            data[node_id] = state.get("output")
+    return data
 
 
 def _mark_interrupted(step: StepRecord) -> None:

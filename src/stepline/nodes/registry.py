@@ -24,6 +24,7 @@ from stepline.nodes.conditional import ConditionalNode
 from stepline.nodes.end import EndNode
 from stepline.nodes.for_each import ForEachNode
 from stepline.nodes.hil import HilNode
+from stepline.nodes.integration import IntegrationNode
 from stepline.nodes.merge_dicts import MergeDictsNode
 from stepline.nodes.note import NoteNode
 from stepline.nodes.reshape import ReshapeNode
@@ -119,6 +120,7 @@ def builtin_kinds() -> list[type[NodeKind]]:
         ReshapeNode,
         MergeDictsNode,
         ApiCallNode,
+        IntegrationNode,
         ForEachNode,
         WhileLoopNode,
         HilNode,
