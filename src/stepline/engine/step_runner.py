@@ -104,7 +104,7 @@ class StepRunner:
             started = utcnow()
             try:
                 inputs, config = self._resolve(node, kind, scope)
-                recorded_inputs = self._recordable_inputs(node, kind, inputs)
+                recorded_inputs = self._recordable_inputs(node, kind, inputs, scope)
             except NodeError as exc:
                 step.started_at = step.started_at or started
                 return await self._fail(node, step, exc)
@@ -171,9 +171,14 @@ class StepRunner:
             await asyncio.sleep(retry_delay_s(policy, tries, retry_after_s=error.retry_after_s))
             tries += 1
 
-    def _recordable_inputs(self, node: NodeSpec, kind: NodeKind, inputs: dict[str, Any]) -> Any:
-        """The inputs to record, if they are a document within the limits (else NodeError)."""
+    def _recordable_inputs(
+        self, node: NodeSpec, kind: NodeKind, inputs: dict[str, Any], scope: Mapping[str, Any]
+    ) -> Any:
+        """The inputs to record, if they are a document within the limits (else NodeError);
+        with the run's id and data for kinds that record them (Arcee's steps show them)."""
         recorded = kind.recorded_inputs(inputs)
+        if kind.records_run_context:
+            recorded = {**recorded, "run_id": str(self.run_id), "input_data": _input_data(scope)}
         try:
             check_output(recorded, self.limits, path="inputs")
         except DocumentError as exc:
@@ -379,6 +384,16 @@ async def _run_with_timeout(
             category=ErrorCategory.transient,
             details=ErrorDetails(type="TimeoutError", message=f"timed out after {timeout_s:g} s"),
         ) from exc
+
+
+def _input_data(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's inputs and each completed node's output by node id (Arcee's `input_data`)."""
+    run_inputs = scope.get("inputs")
+    data: dict[str, Any] = dict(run_inputs) if isinstance(run_inputs, Mapping) else {}
+    for node_id, state in (scope.get("nodes") or {}).items():
+        if isinstance(state, Mapping) and state.get("status") == StepStatus.completed:
+            data[node_id] = state.get("output")
+    return data
 
 
 def _mark_interrupted(step: StepRecord) -> None:

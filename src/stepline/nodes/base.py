@@ -199,6 +199,9 @@ class NodeKind(ABC):
     """A container (a loop) has a `body` sub-graph, run through `NodeContext.body`."""
     always_review: ClassVar[bool] = False
     """Every step of this kind waits for a person's decision (the `hil` kind)."""
+    records_run_context: ClassVar[bool] = False
+    """The step's recorded inputs also carry `run_id` and `input_data` (the run's inputs
+    and each completed node's output by node id), as Arcee's steps show them."""
 
     def output_handles(self, config: BaseModel) -> frozenset[str] | None:
         """The named output handles edges may follow; None means only the default output."""

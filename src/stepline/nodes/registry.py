@@ -26,6 +26,7 @@ from stepline.nodes.end import EndNode
 from stepline.nodes.extract import ExtractNode
 from stepline.nodes.for_each import ForEachNode
 from stepline.nodes.hil import HilNode
+from stepline.nodes.integration import IntegrationNode
 from stepline.nodes.merge_dicts import MergeDictsNode
 from stepline.nodes.model import ModelNode
 from stepline.nodes.note import NoteNode
@@ -122,6 +123,7 @@ def builtin_kinds() -> list[type[NodeKind]]:
         ReshapeNode,
         MergeDictsNode,
         ApiCallNode,
+        IntegrationNode,
         ForEachNode,
         WhileLoopNode,
         HilNode,
