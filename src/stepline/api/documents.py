@@ -23,6 +23,7 @@ from stepline.api.errors import document_refused
 from stepline.api.storable_text import parameter_problem, refuse
 from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
 from stepline.documents.json_text import parse_json
+from stepline.documents.limits import DEPTH_SETTING
 
 BODY_ENVELOPE_DEPTH = 2
 """Levels a request body may nest beyond a document: the request's fields around it."""
@@ -39,8 +40,20 @@ class DocumentRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            max_depth = limits_of(self).max_depth + BODY_ENVELOPE_DEPTH
-            self._json = parse_json(await self.body(), max_depth=max_depth)
+            documents = limits_of(self).max_depth
+            max_depth = documents + BODY_ENVELOPE_DEPTH
+            try:
+                self._json = parse_json(await self.body(), max_depth=max_depth)
+            except DocumentError as exc:
+                if not exc.too_deep:
+                    raise
+                raise DocumentError(
+                    f"nested deeper than {max_depth} levels of arrays and objects: the "
+                    f"documents in a request may nest {documents} ({DEPTH_SETTING}), the "
+                    f"request's own fields around them {BODY_ENVELOPE_DEPTH} more",
+                    path=exc.path,
+                    too_deep=True,
+                ) from None
         return self._json
 
 

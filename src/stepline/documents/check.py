@@ -39,13 +39,27 @@ _END: Any = object()
 class DocumentError(ValueError):
     """A document breaks a limit, or is not exact JSON; says where and which limit."""
 
-    def __init__(self, reason: str, *, path: str = "$", too_large: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, path: str = "$", too_large: bool = False, too_deep: bool = False
+    ) -> None:
         super().__init__(f"{path}: {reason}" if path != "$" else reason)
         self.reason = reason
         self.path = path
         """Where, as a JSON path from the document's root: `$`, `$.items[3].name`."""
         self.too_large = too_large
         """A size limit (answered 413) rather than a shape or value (422)."""
+        self.too_deep = too_deep
+        """The depth limit."""
+
+
+def too_deep(max_depth: int, path: str = "$", where: str = "") -> DocumentError:
+    """The error of a document nested deeper than `max_depth` (`where`: in its text)."""
+    return DocumentError(
+        f"nested deeper than {max_depth} levels of arrays and objects "
+        f"(the limit, {DEPTH_SETTING}){where}",
+        path=path,
+        too_deep=True,
+    )
 
 
 class LongInteger:
@@ -259,10 +273,7 @@ class _Explain:
 
     def _open(self, container: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> None:
         if len(self.children) >= self.max_depth:
-            raise self._error(
-                f"nested deeper than {self.max_depth} levels of arrays and objects "
-                f"(the limit, {DEPTH_SETTING})"
-            )
+            raise too_deep(self.max_depth, self._path())
         items: Iterator[tuple[Any, Any]]
         if isinstance(container, dict):
             items = iter(container.items())

@@ -16,8 +16,8 @@ from typing import Any
 
 import pydantic_core
 
-from stepline.documents.check import DocumentError, check_document
-from stepline.documents.limits import DEPTH_SETTING, MAX_INT_DIGITS
+from stepline.documents.check import DocumentError, check_document, too_deep
+from stepline.documents.limits import MAX_INT_DIGITS
 
 _POSITION = re.compile(r" at line (\d+) column (\d+)$")
 
@@ -43,11 +43,7 @@ def _after_parse_error(text: str | bytes, message: str, max_depth: int, path: st
     """
     where = _where(message)
     if message.startswith("recursion limit exceeded"):
-        raise DocumentError(
-            f"nested deeper than {max_depth} levels of arrays and objects "
-            f"(the limit, {DEPTH_SETTING}){where}",
-            path=path,
-        )
+        raise too_deep(max_depth, path, where)
     if message.startswith("number out of range"):
         raise DocumentError(
             f"a number too large to keep exactly{where}: integers are kept exactly up to "
@@ -57,11 +53,7 @@ def _after_parse_error(text: str | bytes, message: str, max_depth: int, path: st
     try:
         return json.loads(text)  # not JSON: its JSONDecodeError, with the position
     except RecursionError:
-        raise DocumentError(
-            f"nested deeper than {max_depth} levels of arrays and objects "
-            f"(the limit, {DEPTH_SETTING})",
-            path=path,
-        ) from None
+        raise too_deep(max_depth, path) from None
 
 
 def _where(message: str) -> str:
