@@ -8,7 +8,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from stepline.nodes.registry import default_registry
 from support.cli import stepline, stepline_json
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -118,11 +117,6 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
     assert stepline("run", str(tmp_path / "missing.yaml"), home=tmp_path).returncode == 2
 
 
-# Examples written for node kinds still on their way to main (issue 19: `model`); each is
-# checked as soon as this build registers the kinds it needs.
-AWAITING_KINDS = {"joke-to-slack.yaml": {"model"}}
-
-
 def test_schema_is_a_json_schema_the_examples_satisfy(tmp_path: Path) -> None:
     done = stepline("schema", home=tmp_path)
     assert done.returncode == 0
@@ -131,8 +125,6 @@ def test_schema_is_a_json_schema_the_examples_satisfy(tmp_path: Path) -> None:
     workflows = [path for path in EXAMPLES.iterdir() if path.suffix in (".yaml", ".json")]
     assert len(workflows) >= 4
     for example in workflows:  # examples/ also holds a configuration file
-        if AWAITING_KINDS.get(example.name, set()) - set(default_registry()):
-            continue
         document = yaml.safe_load(example.read_text())
         jsonschema.validate(document, schema)
 
