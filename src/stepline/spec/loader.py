@@ -171,7 +171,12 @@ def _parse_json(text: str, filename: str, max_depth: int) -> Any:
 
 
 def _parse_yaml(text: str, filename: str, max_depth: int) -> Any:
-    loader = _WorkflowYamlLoader(text)  # safe: a SafeLoader subclass
+    try:
+        # Constructing the loader already reads the text: an unprintable character
+        # (a C0/C1 control, found by the fuzzer) is refused right here.
+        loader = _WorkflowYamlLoader(text)  # safe: a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise WorkflowFileError(f"invalid YAML: {exc}", filename=filename) from exc
     loader.max_depth = max_depth
     try:
         return loader.get_single_data()
