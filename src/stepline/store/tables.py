@@ -130,6 +130,8 @@ runs = sa.Table(
     sa.Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
     sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
+    # A cancel finds the children of a run, and a resumed step its child run, by these.
+    sa.Index("ix_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"),
     # Unique: a repeated Idempotency-Key finds the first run, even under a race (NULLs differ).
     sa.Index(
         "ix_runs_organization_id_idempotency_key",
