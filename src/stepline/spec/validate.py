@@ -15,21 +15,33 @@ implementations. Issue codes, for callers that branch on them:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any
 
-import pydantic_core
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
 from stepline.spec.graph import WorkflowGraph
+from stepline.spec.kind_info import KindInfo as KindInfo
 from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
+from stepline.spec.reporting import (
+    join_path,
+    loc_path,
+    pydantic_message,
+    salvage,
+    salvage_nodes,
+    suggest,
+)
+
+# Re-exported: callers found them here before they had a module of their own.
+from stepline.spec.secret_references import SecretReference as SecretReference
+from stepline.spec.secret_references import may_read_secrets as may_read_secrets
+from stepline.spec.secret_references import secret_references as secret_references
 from stepline.spec.templates import (
     KNOWN_ROOTS,
     Reference,
@@ -43,37 +55,6 @@ from stepline.spec.templates import (
 
 _NODE_PATH = re.compile(r"^\$\.nodes\[(\d+)\]")
 _OUTPUT_ROOTS = frozenset({"inputs", "nodes", "run"})
-_PREVIEW = 80
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class KindInfo(Protocol):
-    """What validation needs to know about a node kind (stepline.nodes.base.NodeKind has it)."""
-
-    @property
-    def config_model(self) -> type[BaseModel]: ...
-
-    @property
-    def raw_fields(self) -> frozenset[str]: ...
-
-    @property
-    def expression_fields(self) -> frozenset[str]: ...
-
-    @property
-    def inbound(self) -> Literal["any", "none"]: ...
-
-    @property
-    def outbound(self) -> Literal["any", "none"]: ...
-
-    @property
-    def container(self) -> bool: ...
-
-    @property
-    def always_review(self) -> bool: ...
-
-    def output_handles(self, config: BaseModel) -> frozenset[str] | None: ...
-
-    def expressions(self, config: Mapping[str, Any]) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -90,43 +71,6 @@ class ValidationIssue:
         if match and self.node_id is not None:
             return f"nodes[{match.group(1)}] (id {self.node_id!r}) {self.path}: {self.message}"
         return f"{self.path}: {self.message}"
-
-
-@dataclass(frozen=True)
-class SecretReference:
-    """A node reads secret `name` at `path` (its JSON path in the workflow document)."""
-
-    name: str
-    node_id: str | None
-    path: str
-
-
-def secret_references(spec: WorkflowSpec) -> tuple[SecretReference, ...]:
-    """Every `secrets.NAME` the validated workflow's nodes read, in document order."""
-    return spec._secret_references
-
-
-def may_read_secrets(definition: Mapping[str, Any], kinds: Mapping[str, Any]) -> bool:
-    """Whether validating `definition` may find secrets it reads: it says `secrets`
-    somewhere, or has a node (at any depth) of a kind that reads secrets of its own
-    configuration (`configured_secrets`, e.g. a model node's provider key). False tells,
-    without validating, that a run of it needs no secret."""
-    if b"secrets" in pydantic_core.to_json(definition):
-        return True
-    return any(
-        getattr(kinds.get(node_type), "configured_secrets", None) is not None
-        for node_type in _node_types(definition.get("nodes"))
-    )
-
-
-def _node_types(nodes: Any) -> Iterable[str]:
-    for node in nodes if isinstance(nodes, list) else []:
-        if isinstance(node, Mapping):
-            if isinstance(node.get("type"), str):
-                yield node["type"]
-            body = node.get("body")
-            if isinstance(body, Mapping):
-                yield from _node_types(body.get("nodes"))
 
 
 class WorkflowInvalid(Exception):
@@ -196,8 +140,8 @@ class _Checker:
             nodes = [(index, node, True) for index, node in enumerate(spec.nodes)]
             edges = list(enumerate(spec.edges))
         else:
-            nodes = _salvage_nodes(self.document.get("nodes"))
-            edges = _salvage(self.document.get("edges"), EdgeSpec)
+            nodes = salvage_nodes(self.document.get("nodes"))
+            edges = salvage(self.document.get("edges"), EdgeSpec)
         top = self._check_level("$", nodes, edges)
         node_ids = set(self.ids)
         self._check_level_templates(top, node_ids, frozenset())
@@ -280,7 +224,7 @@ class _Checker:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = error["loc"]
-                self._add(_loc_path("$", loc), _pydantic_message(error), self._raw_node_id(loc))
+                self._add(loc_path("$", loc), pydantic_message(error), self._raw_node_id(loc))
             return None
 
     def _raw_node_id(self, loc: tuple[int | str, ...]) -> str | None:
@@ -324,7 +268,7 @@ class _Checker:
                 continue
             if kind is None:
                 known = ", ".join(sorted(self.kinds)) or "none registered"
-                hint = _suggest(node.type, self.kinds)
+                hint = suggest(node.type, self.kinds)
                 message = f"unknown node type {node.type!r}{hint}; known types: {known}"
                 self._add(f"{base}.type", message, node.id, "unknown_type")
                 continue
@@ -363,8 +307,8 @@ class _Checker:
         except ValidationError as exc:
             kept = [e for e in exc.errors() if not _template_stands_in(e, kind)]
             for error in kept:
-                path = _loc_path(base, error["loc"])
-                self._add(path, _pydantic_message(error), node.id, "config")
+                path = loc_path(base, error["loc"])
+                self._add(path, pydantic_message(error), node.id, "config")
             if kept:
                 return
             # Only templates stand where values are expected: the shape is right, so try
@@ -395,10 +339,10 @@ class _Checker:
         try:
             problems = getattr(kind, "config_problems", None)
             for below, message in problems(node.config) if problems is not None else []:
-                self._add(_join_path(base, below), message, node.id, "config")
+                self._add(join_path(base, below), message, node.id, "config")
             reads = getattr(kind, "configured_secrets", None)
             for below, name in reads(node.config) if reads is not None else []:
-                self.secrets.append(SecretReference(name, node.id, _join_path(base, below)))
+                self.secrets.append(SecretReference(name, node.id, join_path(base, below)))
         except Exception as exc:
             message = f"the {node.type!r} kind could not check its config: {exc!r}"
             self._add(base, message, node.id, "kind_error")
@@ -417,7 +361,7 @@ class _Checker:
             owner = edge.source if source else (edge.target if target else None)
             for end, state, name in ((edge.source, source, "from"), (edge.target, target, "to")):
                 if state is None:
-                    message = f"unknown node {end!r}{_suggest(end, states)}"
+                    message = f"unknown node {end!r}{suggest(end, states)}"
                     self._add(f"{base}.{name}", message, owner, "unknown_node")
             if source is None or target is None:
                 continue
@@ -452,7 +396,7 @@ class _Checker:
             known = ", ".join(sorted(source.handles)) or "none"
             message = (
                 f"node {edge.source!r} has no output handle {edge.handle!r}"
-                f"{_suggest(edge.handle, source.handles)}; its handles are: {known}"
+                f"{suggest(edge.handle, source.handles)}; its handles are: {known}"
             )
             self._add(f"{base}.handle", message, edge.source, "unknown_handle")
 
@@ -513,7 +457,7 @@ class _Checker:
                 self._add(base, message, state.node.id, "kind_error")
             listed = []
         for below, expression in listed:
-            found.setdefault(_join_path(base, below), expression)
+            found.setdefault(join_path(base, below), expression)
         return list(found.items())
 
     def _references(
@@ -550,7 +494,7 @@ class _Checker:
             elif ref.root != "nodes" or ref.node_id is None:
                 continue
             elif ref.node_id not in node_ids:
-                message = f"unknown node {ref.node_id!r}{_suggest(ref.node_id, node_ids)}"
+                message = f"unknown node {ref.node_id!r}{suggest(ref.node_id, node_ids)}"
                 self._add(ref.path, message, owner, "unknown_node")
             elif ref.node_id in visible:
                 continue
@@ -606,7 +550,7 @@ class _Checker:
             # "is not valid under any of the given schemas" says little; the closest
             # alternative's complaint says what to write instead.
             closest = best_match(error.context) if error.context else None
-            path = _loc_path("$.inputs", tuple(error.absolute_path))
+            path = loc_path("$.inputs", tuple(error.absolute_path))
             message = f"not a valid JSON Schema: {(closest or error).message}"
             self._add(path, message, None, "inputs_schema")
 
@@ -627,34 +571,6 @@ def _is_container(kind: KindInfo | None) -> bool:
     return bool(getattr(kind, "container", False))
 
 
-def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
-    """The items of a list that parse alone (their errors are already reported)."""
-    if not isinstance(raw, list):
-        return []
-    parsed: list[tuple[int, _M]] = []
-    for index, item in enumerate(raw):
-        try:
-            parsed.append((index, model.model_validate(item)))
-        except ValidationError:
-            continue
-    return parsed
-
-
-def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
-    """Each node with an id, and whether it parsed (a broken one is a bare placeholder)."""
-    if not isinstance(raw, list):
-        return []
-    found: list[tuple[int, NodeSpec, bool]] = []
-    for index, item in enumerate(raw):
-        try:
-            found.append((index, NodeSpec.model_validate(item), True))
-        except ValidationError:
-            node_id = item.get("id") if isinstance(item, Mapping) else None
-            if isinstance(node_id, str):
-                found.append((index, NodeSpec.model_construct(id=node_id, type=""), False))
-    return found
-
-
 def _template_stands_in(error: Any, kind: KindInfo) -> bool:
     """Whether a config error is a template standing where a typed value is expected.
 
@@ -666,47 +582,3 @@ def _template_stands_in(error: Any, kind: KindInfo) -> bool:
     if not isinstance(value, str) or not is_template(value):
         return False
     return not (loc and loc[0] in kind.raw_fields)
-
-
-def _loc_path(base: str, loc: Iterable[int | str]) -> str:
-    path = base
-    for part in loc:
-        path = child_path(path, part)
-    return path
-
-
-def _join_path(base: str, below: str) -> str:
-    """`below` under `base` (the config's path), however a kind spells it.
-
-    Accepted: `$.config.branches[0].when` (from the node, as stored on the node),
-    `$.branches[0].when`, `branches[0].when`, `.branches[0].when` and `[0]`.
-    """
-    if below.startswith("$"):
-        below = below[1:]
-        if below == ".config" or below.startswith((".config.", ".config[")):
-            below = below[len(".config") :]
-    if below.startswith(("[", ".")):
-        return base + below
-    return f"{base}.{below}" if below else base
-
-
-def _pydantic_message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "unknown field (not allowed here)"
-    message = str(error["msg"])
-    if "input" in error:
-        message += f" (got {_preview(error['input'])})"
-    return message
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
-
-
-def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
