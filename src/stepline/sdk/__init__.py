@@ -18,6 +18,7 @@ from stepline.sdk.errors import (
     ConfigurationError,
     ConflictError,
     ErrorDetail,
+    MisconfiguredError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -25,6 +26,7 @@ from stepline.sdk.errors import (
     ServerError,
     SteplineError,
     TransportError,
+    UnavailableError,
     ValidationError,
 )
 from stepline.sdk.models import (
@@ -59,6 +61,7 @@ __all__ = [
     "ErrorDetail",
     "Event",
     "EventStream",
+    "MisconfiguredError",
     "NotFoundError",
     "Page",
     "PageIterator",
@@ -77,6 +80,7 @@ __all__ = [
     "StepStream",
     "SteplineError",
     "TransportError",
+    "UnavailableError",
     "ValidationError",
     "ValidationIssue",
     "ValidationResult",
