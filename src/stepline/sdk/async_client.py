@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -14,17 +11,10 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
-from stepline.sdk._http import (
-    Call,
-    RetryPolicy,
-    T,
-    build_headers,
-    timeout_for,
-    transport_error,
-)
-from stepline.sdk.client import POLL_FIRST_S, POLL_MAX_S
+from stepline.sdk._drivers import AsyncDriver
+from stepline.sdk._flows import Flows
+from stepline.sdk._http import Call, RetryPolicy, T, build_headers
 from stepline.sdk.config import resolve_connection
-from stepline.sdk.errors import error_from_response
 from stepline.sdk.models import (
     Event,
     Review,
@@ -39,7 +29,6 @@ from stepline.sdk.models import (
     Workflow,
 )
 from stepline.sdk.pagination import AsyncPageIterator
-from stepline.sdk.sse import SseDecoder
 
 Id = UUID | str
 
@@ -69,6 +58,7 @@ class AsyncClient:
             headers=build_headers(self.api_key, workspace_id),
             timeout=timeout,
         )
+        self._driver = AsyncDriver(self._http, Flows(self.base_url, self.retry), timeout)
         self.workflows = AsyncWorkflows(self)
         self.runs = AsyncRuns(self)
         self.reviews = AsyncReviews(self)
@@ -90,42 +80,10 @@ class AsyncClient:
 
     async def send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
         """Send `call`, retrying as the policy allows; an error answer raises `ApiError`."""
-        attempt = 0
-        while True:
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json if call.files is None else None,
-                files=call.files,
-                headers=call.headers,
-                timeout=timeout_for(call, self.timeout),
-            )
-            try:
-                response = await self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if not self.retry.retries_exception(call, exc, attempt):
-                    raise transport_error(exc, self.base_url) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
-            if response.is_success:
-                return response
-            if self.retry.retries_status(call, response.status_code, attempt):
-                await response.aclose()
-                await asyncio.sleep(self.retry.delay(attempt, response))
-                attempt += 1
-                continue
-            try:
-                if stream:
-                    await response.aread()
-                raise error_from_response(response)
-            finally:
-                await response.aclose()
+        return await self._driver.run(self._driver.flows.send(call, stream=stream))
 
     async def call(self, call: Call[T]) -> T:
-        response = await self.send(call)
-        return call.parse(response)
+        return await self._driver.run(self._driver.flows.call(call))
 
 
 class AsyncWorkflows:
@@ -137,13 +95,14 @@ class AsyncWorkflows:
 
     def list(self, *, page_size: int | None = None, **filters: Any) -> AsyncPageIterator[Workflow]:
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_workflows(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_workflows(filters, after, page_size)
         )
 
     async def get(self, workflow_id: Id) -> Workflow:
         return await self._client.call(_api.get_workflow(workflow_id))
 
     async def update(self, workflow_id: Id, definition: Mapping[str, Any]) -> Workflow:
+        """Replace the definition: a new version when it changed."""
         return await self._client.call(_api.update_workflow(workflow_id, definition))
 
     async def patch(
@@ -165,7 +124,7 @@ class AsyncWorkflows:
         self, workflow_id: Id, *, page_size: int | None = None
     ) -> AsyncPageIterator[Version]:
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_versions(workflow_id, after, page_size))
+            self._client._driver, lambda after: _api.list_versions(workflow_id, after, page_size)
         )
 
     async def version(self, workflow_id: Id, version: int) -> Version:
@@ -173,6 +132,7 @@ class AsyncWorkflows:
         return await self._client.call(_api.get_version(workflow_id, version))
 
     async def upload(self, path: str | Path) -> Workflow:
+        """Create a workflow from a JSON or YAML file."""
         return await self._client.call(_api.upload_workflow(path))
 
     @overload
@@ -180,6 +140,7 @@ class AsyncWorkflows:
     @overload
     async def diagram(self, workflow_id: Id, format: Literal["json"]) -> dict[str, Any]: ...
     async def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
+        """Mermaid text, or (format="json") nodes and edges with the latest run's statuses."""
         return await self._client.call(_api.workflow_diagram(workflow_id, format))
 
 
@@ -218,7 +179,7 @@ class AsyncReviews:
         given), following cursors across pages."""
         filters = {"workflow_id": workflow_id}
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_reviews(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_reviews(filters, after, page_size)
         )
 
 
@@ -229,10 +190,13 @@ class AsyncSteps:
     def list(
         self, workflow_id: Id, run_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Step]:
+        """Every step of a run in execution order, following cursors across pages.
+
+        Filters: status, node_id, node_type, loop_id, iteration, include_io.
+        """
         return AsyncPageIterator(
-            lambda after: self._client.call(
-                _api.list_steps(workflow_id, run_id, filters, after, page_size)
-            )
+            self._client._driver,
+            lambda after: _api.list_steps(workflow_id, run_id, filters, after, page_size),
         )
 
     async def get(self, workflow_id: Id, run_id: Id, step_id: Id) -> Step:
@@ -271,6 +235,8 @@ class AsyncRuns:
         timeout_s: float | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
+        """Start a run. With `wait=True` the server answers when it ends (with its steps),
+        or when `timeout_s` is up (the run still going)."""
         call = _api.create_run(
             workflow_id,
             inputs,
@@ -284,8 +250,10 @@ class AsyncRuns:
     def list(
         self, workflow_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Run]:
+        """The workflow's runs, newest first."""
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_runs(workflow_id, filters, after, page_size))
+            self._client._driver,
+            lambda after: _api.list_runs(workflow_id, filters, after, page_size),
         )
 
     async def get(self, workflow_id: Id, run_id: Id) -> Run:
@@ -317,19 +285,10 @@ class AsyncRuns:
     async def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
         """The run once it ended or waits for a review (`run.settled`), or as it is when
         `timeout_s` is up."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        pause = POLL_FIRST_S
-        while True:
-            run = await self.get(workflow_id, run_id)
-            if run.settled:
-                return run
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return run
-                pause = min(pause, left)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, POLL_MAX_S)
+        flows = self._client._driver.flows
+        return await self._client._driver.run(
+            flows.wait(_api.get_run(workflow_id, run_id), timeout_s)
+        )
 
     async def summary(self, workflow_id: Id, **window: Any) -> RunSummary:
         return await self._client.call(_api.run_summary(workflow_id, window))
@@ -348,20 +307,14 @@ class AsyncRuns:
     async def download(self, workflow_id: Id, run_id: Id, format: str = "json") -> Any:
         """As `Client.runs.download`; with format="ndjson" use `async for` on the result."""
         call = _api.download_run(workflow_id, run_id, format)
-        response = await self._client.send(call, stream=True)
         if format == "ndjson":
-            return AsyncStepStream(response, self._client.base_url)
-        try:
-            return json.loads(await response.aread())
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._client.base_url) from exc
-        finally:
-            await response.aclose()
+            return AsyncStepStream(await self._client.send(call, stream=True), self._client._driver)
+        return await self._client._driver.run(self._client._driver.flows.read_json(call))
 
     async def download_node(self, workflow_id: Id, run_id: Id, node_id: str) -> AsyncStepStream:
+        """Every step of one node (one per iteration), streamed as ndjson."""
         call = _api.download_node(workflow_id, run_id, node_id, "ndjson")
-        response = await self._client.send(call, stream=True)
-        return AsyncStepStream(response, self._client.base_url)
+        return AsyncStepStream(await self._client.send(call, stream=True), self._client._driver)
 
     def events(
         self, workflow_id: Id, run_id: Id, last_event_id: int | None = None
@@ -370,12 +323,49 @@ class AsyncRuns:
         return AsyncEventStream(self._client, workflow_id, run_id, last_event_id)
 
 
+class AsyncEventStream:
+    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection;
+    `last_event_id` is the id of the last event handed out."""
+
+    def __init__(
+        self, client: AsyncClient, workflow_id: Id, run_id: Id, last_event_id: int | None
+    ) -> None:
+        self._driver = client._driver
+        self._workflow_id = workflow_id
+        self._run_id = run_id
+        self.last_event_id = last_event_id
+        self._events: AsyncGenerator[Event, None] | None = None
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._events is not None:
+            await self._events.aclose()
+        self._events = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        flow = self._driver.flows.events(
+            self, lambda last: _api.run_events(self._workflow_id, self._run_id, last)
+        )
+        self._events = self._driver.iterate(flow)
+        return self._events
+
+
 class AsyncStepStream:
     """Step records from an ndjson download, parsed one line at a time."""
 
-    def __init__(self, response: httpx.Response, base_url: str) -> None:
+    def __init__(self, response: httpx.Response, driver: AsyncDriver) -> None:
         self._response = response
-        self._base_url = base_url
+        self._driver = driver
 
     async def __aenter__(self) -> AsyncStepStream:
         return self
@@ -391,70 +381,5 @@ class AsyncStepStream:
     async def aclose(self) -> None:
         await self._response.aclose()
 
-    async def __aiter__(self) -> AsyncIterator[Step]:
-        try:
-            async for line in self._response.aiter_lines():
-                if line.strip():
-                    yield Step.model_validate_json(line)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._base_url) from exc
-        finally:
-            await self.aclose()
-
-
-class AsyncEventStream:
-    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection."""
-
-    def __init__(
-        self, client: AsyncClient, workflow_id: Id, run_id: Id, last_event_id: int | None
-    ) -> None:
-        self._client = client
-        self._workflow_id = workflow_id
-        self._run_id = run_id
-        self.last_event_id = last_event_id
-        self._response: httpx.Response | None = None
-
-    async def __aenter__(self) -> AsyncEventStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._response is not None:
-            await self._response.aclose()
-            self._response = None
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        breaks = 0
-        retry = self._client.retry
-        while True:
-            call = _api.run_events(self._workflow_id, self._run_id, self.last_event_id)
-            self._response = await self._client.send(call, stream=True)
-            decoder = SseDecoder()
-            try:
-                async for line in self._response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is None:
-                        continue
-                    breaks = 0
-                    if event.id is not None:
-                        self.last_event_id = event.id
-                    yield event
-                    if event.is_terminal:
-                        return
-                return
-            except httpx.ReadTimeout:
-                pass
-            except httpx.TransportError as exc:
-                if breaks >= retry.max_retries:
-                    raise transport_error(exc, self._client.base_url) from exc
-                await asyncio.sleep(retry.delay(breaks))
-                breaks += 1
-            finally:
-                await self.aclose()
+    def __aiter__(self) -> AsyncIterator[Step]:
+        return self._driver.iterate(self._driver.flows.steps(self._response))
