@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 import pytest
+from definitions import INPUTS_LIMIT
 from faces import FACES, Connect, LoopThread, connector
 
 from stepline import Client
@@ -22,7 +23,8 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProces
     """Code steps run with process isolation only: the control tests' steps read a gate
     file on the host, which namespaces keep out of view."""
     home = tmp_path_factory.mktemp("sdk-serve") / "home"
-    server = start_server(home, env={"STEPLINE_CODE_ISOLATION": "process"})
+    env = {"STEPLINE_CODE_ISOLATION": "process", "STEPLINE_MAX_INPUTS_BYTES": str(INPUTS_LIMIT)}
+    server = start_server(home, env=env)
     try:
         yield server
     finally:

@@ -12,6 +12,8 @@ from support.workflows import edge, node
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ADA = {"amount": 700, "customer": "Ada"}
 """Inputs of order-triage that take every branch but the approval."""
+INPUTS_LIMIT = 64 * 1024
+"""The largest run inputs the SDK tests' server takes (a 413 past it)."""
 
 
 def triage(name: str) -> dict[str, Any]:
