@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from definitions import triage
+from definitions import ADA, triage
 from faces import Connect
 
+from stepline import AsyncClient, Client
 from stepline.sdk import Event, Step
 from stepline.sdk.sse import SseDecoder
 from stepline.settings import get_settings
@@ -58,6 +59,26 @@ def test_import_stepline_does_not_load_the_sdk() -> None:
     assert python(code).split() == ["False", "False"]
     code = "from stepline import Client, AsyncClient; print(Client.__module__)"
     assert python(code).strip() == "stepline.sdk.client"
+
+
+async def test_both_faces_in_the_callers_event_loop(api_server: ServeProcess, org_key: str) -> None:
+    """Without the tests' bridge: `AsyncClient` in the running loop, and `Client` beside it
+    (the sync face does no asyncio, so a running loop does not stand in its way)."""
+    async with AsyncClient(api_server.base_url, org_key) as client:
+        workflow = await client.workflows.create(triage("native"))
+        run = await client.runs.create(workflow.id, ADA)
+        events = [e async for e in client.runs.events(workflow.id, run.id)]
+        assert events[-1].type == "run.completed"
+        assert [w.id async for w in client.workflows.list(name="native")] == [workflow.id]
+        listing = client.runs.steps.list(workflow.id, run.id, page_size=2)
+        assert [len(p.items) async for p in listing.pages()] == [2, 2, 1]
+        assert len(await listing.to_list()) == 5
+        assert len((await listing.first_page()).items) == 2
+        async with await client.runs.download(workflow.id, run.id, "ndjson") as lines:
+            streamed = [s.step_id async for s in lines]
+        assert streamed == ["score", "route", "flag", "approve", "report"]
+    with Client(api_server.base_url, org_key) as sync:
+        assert sync.runs.get(workflow.id, run.id).status == "completed"
 
 
 # -- where the client finds its server and key -------------------------------------------
