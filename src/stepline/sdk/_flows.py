@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from stepline.sdk._http import Call, RetryPolicy, transport_error
-from stepline.sdk.errors import error_from_response
+from stepline.sdk.errors import TransportError, error_from_response
 from stepline.sdk.models import Page, Run, Step
 from stepline.sdk.sse import SseDecoder
 
@@ -111,7 +111,7 @@ class Flows:
         self.base_url = base_url
         self.retry = retry
 
-    def _broken(self, exc: httpx.TransportError) -> Exception:
+    def _broken(self, exc: httpx.TransportError) -> TransportError:
         return transport_error(exc, self.base_url)
 
     def send(self, call: Call[Any], *, stream: bool = False) -> Flow[httpx.Response]:
@@ -176,7 +176,7 @@ class Flows:
             pause = min(pause * 2, POLL_MAX_S)
 
     def read_json(self, call: Call[Any]) -> Flow[Any]:
-        """A streamed download's body as JSON (streamed, so a long read has no total limit)."""
+        """A download's body, read as a stream (as ndjson ones are), parsed as JSON."""
         response = yield from self.send(call, stream=True)
         try:
             body = yield Read(response)
