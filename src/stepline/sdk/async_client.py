@@ -366,6 +366,7 @@ class AsyncStepStream:
     def __init__(self, response: httpx.Response, driver: AsyncDriver) -> None:
         self._response = response
         self._driver = driver
+        self._steps: AsyncGenerator[Step, None] | None = None
 
     async def __aenter__(self) -> AsyncStepStream:
         return self
@@ -379,7 +380,10 @@ class AsyncStepStream:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._steps is not None:
+            await self._steps.aclose()
         await self._response.aclose()
 
     def __aiter__(self) -> AsyncIterator[Step]:
-        return self._driver.iterate(self._driver.flows.steps(self._response))
+        self._steps = self._driver.iterate(self._driver.flows.steps(self._response))
+        return self._steps

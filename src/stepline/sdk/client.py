@@ -362,6 +362,7 @@ class StepStream:
     def __init__(self, response: httpx.Response, driver: SyncDriver) -> None:
         self._response = response
         self._driver = driver
+        self._steps: Generator[Step, None, None] | None = None
 
     def __enter__(self) -> StepStream:
         return self
@@ -375,7 +376,10 @@ class StepStream:
         self.close()
 
     def close(self) -> None:
+        if self._steps is not None:
+            self._steps.close()
         self._response.close()
 
     def __iter__(self) -> Iterator[Step]:
-        return self._driver.iterate(self._driver.flows.steps(self._response))
+        self._steps = self._driver.iterate(self._driver.flows.steps(self._response))
+        return self._steps
