@@ -5,7 +5,8 @@ perform these effects; these pin the decisions themselves."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,7 +14,18 @@ import pytest
 
 from stepline import errors
 from stepline.sdk import Page, Run, TransportError, UnavailableError, _api
-from stepline.sdk._flows import POLL_FIRST_S, Close, Emit, Flow, Flows, Read, Send, Sleep
+from stepline.sdk._flows import (
+    POLL_FIRST_S,
+    Close,
+    Emit,
+    Flow,
+    Flows,
+    Lines,
+    NextLine,
+    Read,
+    Send,
+    Sleep,
+)
 from stepline.sdk._http import RetryPolicy
 
 BASE = "http://127.0.0.1:9"
@@ -30,8 +42,9 @@ def busy(**headers: str) -> httpx.Response:
 
 
 def drive(flow: Flow[Any], results: Iterable[Any]) -> tuple[list[Any], Any]:
-    """Run `flow`, answering each Send and Read with the next of `results` (an exception
-    is thrown into the flow); returns the effects it yielded and what it returned."""
+    """Run `flow`, answering each Send, Read and Lines with the next of `results` (an
+    exception is thrown into the flow) and each NextLine from its handle; returns the
+    effects the flow yielded and what it returned."""
     pending = iter(results)
     effects: list[Any] = []
     sent: Any = None
@@ -43,12 +56,17 @@ def drive(flow: Flow[Any], results: Iterable[Any]) -> tuple[list[Any], Any]:
             return effects, stop.value
         effects.append(effect)
         sent, thrown = None, None
-        if isinstance(effect, Send | Read):
+        if isinstance(effect, Send | Read | Lines):
             result = next(pending)
             if isinstance(result, BaseException):
                 thrown = result
             else:
                 sent = result
+        elif isinstance(effect, NextLine):
+            try:
+                sent = next(effect.lines, None)
+            except httpx.TransportError as exc:
+                thrown = exc
 
 
 def kinds(effects: list[Any]) -> list[str]:
@@ -145,3 +163,47 @@ def test_pages_follow_the_cursor_and_stop_on_a_repeated_one() -> None:
     assert kinds(effects) == ["Send", "Emit", "Send", "Emit", "Send", "Emit"]
     assert all(isinstance(e.item, Page) for e in effects if isinstance(e, Emit))
     assert not any(isinstance(e, Close) for e in effects)
+
+
+def lines(*items: str | Exception) -> Iterator[str]:
+    """A body read line by line: each item a line, or the error raised on reaching it."""
+    for item in items:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+@dataclass
+class Cursor:
+    last_event_id: int | None = None
+
+
+def test_events_ask_again_from_the_last_event_after_a_quiet_spell_or_a_break() -> None:
+    asked: list[int | None] = []
+
+    def events_call(last: int | None) -> Any:
+        asked.append(last)
+        return _api.run_events(WORKFLOW_ID, uuid.uuid4(), last)
+
+    quiet = lines("id: 1", "event: run.running", "data: {}", "", httpx.ReadTimeout("quiet"))
+    cut = lines(
+        ": keep-alive", "id: 2", "event: step.running", "data: {}", "", httpx.ReadError("cut")
+    )
+    last = lines("id: 3", "event: run.completed", "data: {}", "", "id: 4", "data: {}", "")
+    answers = [answer(200), quiet, answer(200), cut, answer(200), last]
+    cursor = Cursor()
+    effects, _ = drive(FLOWS.events(cursor, events_call), answers)
+    assert asked == [None, 1, 2] and cursor.last_event_id == 3
+    assert [e.item.id for e in effects if isinstance(e, Emit)] == [1, 2, 3]
+    # a quiet spell asks again at once; a break after a backoff
+    between = [k for k in kinds(effects) if k in {"Send", "Close", "Sleep"}]
+    assert between == ["Send", "Close", "Send", "Close", "Sleep", "Send", "Close"]
+
+
+def test_events_broken_too_often_in_a_row_give_up() -> None:
+    broken = [x for _ in range(4) for x in (answer(200), lines(httpx.ReadError("cut")))]
+    with pytest.raises(TransportError):
+        drive(
+            FLOWS.events(Cursor(), lambda last: _api.run_events(WORKFLOW_ID, uuid.uuid4(), last)),
+            broken,
+        )
