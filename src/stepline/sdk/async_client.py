@@ -87,6 +87,8 @@ class AsyncClient:
 
 
 class AsyncWorkflows:
+    """`Workflows` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
@@ -102,7 +104,6 @@ class AsyncWorkflows:
         return await self._client.call(_api.get_workflow(workflow_id))
 
     async def update(self, workflow_id: Id, definition: Mapping[str, Any]) -> Workflow:
-        """Replace the definition: a new version when it changed."""
         return await self._client.call(_api.update_workflow(workflow_id, definition))
 
     async def patch(
@@ -128,11 +129,9 @@ class AsyncWorkflows:
         )
 
     async def version(self, workflow_id: Id, version: int) -> Version:
-        """One version of the workflow (1, 2, ...)."""
         return await self._client.call(_api.get_version(workflow_id, version))
 
     async def upload(self, path: str | Path) -> Workflow:
-        """Create a workflow from a JSON or YAML file."""
         return await self._client.call(_api.upload_workflow(path))
 
     @overload
@@ -140,22 +139,19 @@ class AsyncWorkflows:
     @overload
     async def diagram(self, workflow_id: Id, format: Literal["json"]) -> dict[str, Any]: ...
     async def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
-        """Mermaid text, or (format="json") nodes and edges with the latest run's statuses."""
         return await self._client.call(_api.workflow_diagram(workflow_id, format))
 
 
 class AsyncSecrets:
-    """The secrets of the key's organization (or workspace): admin or write scope."""
+    """`Secrets` of `Client`, to await (its docstrings say what each method does)."""
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     async def set(self, name: str, value: str) -> Secret:
-        """Create the secret or replace its value; nodes read it as {{ secrets.NAME }}."""
         return await self._client.call(_api.set_secret(name, value))
 
     async def list(self) -> list[Secret]:
-        """Every secret's name and times, by name (never a value)."""
         return await self._client.call(_api.list_secrets())
 
     async def get(self, name: str) -> Secret:
@@ -166,6 +162,8 @@ class AsyncSecrets:
 
 
 class AsyncReviews:
+    """`Reviews` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
@@ -175,8 +173,6 @@ class AsyncReviews:
         workflow_id: Id | None = None,
         page_size: int | None = None,
     ) -> AsyncPageIterator[Review]:
-        """The steps waiting for a person's decision, oldest first (of one workflow, when
-        given), following cursors across pages."""
         filters = {"workflow_id": workflow_id}
         return AsyncPageIterator(
             self._client._driver, lambda after: _api.list_reviews(filters, after, page_size)
@@ -184,16 +180,14 @@ class AsyncReviews:
 
 
 class AsyncSteps:
+    """`Steps` (`runs.steps`) of `Client`, to await (its docstrings say what each does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     def list(
         self, workflow_id: Id, run_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Step]:
-        """Every step of a run in execution order, following cursors across pages.
-
-        Filters: status, node_id, node_type, loop_id, iteration, include_io.
-        """
         return AsyncPageIterator(
             self._client._driver,
             lambda after: _api.list_steps(workflow_id, run_id, filters, after, page_size),
@@ -212,16 +206,13 @@ class AsyncSteps:
         output: Any = _api.UNSET,
         comment: str | None = None,
     ) -> ReviewResult:
-        """Decide a step waiting for review (by its UUID or step_id): approve it, with an
-        edited `output` if given (None is a value), or reject it; the run then resumes.
-
-        Deciding again the same way returns `changed=False`; differently, ConflictError.
-        """
         call = _api.review_step(workflow_id, run_id, step_id, approved, output, comment)
         return await self._client.call(call)
 
 
 class AsyncRuns:
+    """`Runs` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
         self.steps = AsyncSteps(client)
@@ -235,8 +226,6 @@ class AsyncRuns:
         timeout_s: float | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        """Start a run. With `wait=True` the server answers when it ends (with its steps),
-        or when `timeout_s` is up (the run still going)."""
         call = _api.create_run(
             workflow_id,
             inputs,
@@ -250,7 +239,6 @@ class AsyncRuns:
     def list(
         self, workflow_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Run]:
-        """The workflow's runs, newest first."""
         return AsyncPageIterator(
             self._client._driver,
             lambda after: _api.list_runs(workflow_id, filters, after, page_size),
@@ -263,8 +251,6 @@ class AsyncRuns:
         return await self._client.call(_api.cancel_run(workflow_id, run_id))
 
     async def retry(self, workflow_id: Id, run_id: Id) -> Run:
-        """Continue a failed or cancelled run from its failed steps (the same run, queued
-        again; completed steps are not run again). ConflictError for any other run."""
         return await self._client.call(_api.retry_run(workflow_id, run_id))
 
     async def replay(
@@ -276,15 +262,10 @@ class AsyncRuns:
         inputs: Mapping[str, Any] | None = None,
         workflow_version: int | None = None,
     ) -> Run:
-        """A new run (`replay_of` the original) that reuses the original's outputs for
-        every step upstream of `from_node` and runs the rest; inputs and version default
-        to the original's."""
         call = _api.replay_run(workflow_id, run_id, from_node, inputs, workflow_version)
         return await self._client.call(call)
 
     async def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
-        """The run once it ended or waits for a review (`run.settled`), or as it is when
-        `timeout_s` is up."""
         flows = self._client._driver.flows
         return await self._client._driver.run(
             flows.wait(_api.get_run(workflow_id, run_id), timeout_s)
@@ -312,7 +293,6 @@ class AsyncRuns:
         return await self._client._driver.run(self._client._driver.flows.read_json(call))
 
     async def download_node(self, workflow_id: Id, run_id: Id, node_id: str) -> AsyncStepStream:
-        """Every step of one node (one per iteration), streamed as ndjson."""
         call = _api.download_node(workflow_id, run_id, node_id, "ndjson")
         return AsyncStepStream(await self._client.send(call, stream=True), self._client._driver)
 
