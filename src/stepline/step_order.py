@@ -21,7 +21,9 @@ collation (the column is declared `COLLATE "C"` on PostgreSQL all the same).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 MAX_COMPONENT = 16**16 - 1
 UNPLACED = "z"
@@ -74,3 +76,63 @@ def decode(key: str) -> list[int]:
 def positions(order: Iterable[str]) -> dict[str, int]:
     """Each node's position in a topological order."""
     return {node_id: i for i, node_id in enumerate(order)}
+
+
+class DefinitionOrder:
+    """The keys of one stored workflow definition's steps, from the definition as stored
+    (a JSON document: `nodes` with `id` and `body`, `edges` with `from`/`to`), with the
+    engine's rules; for steps not created by the engine from it (a replay's copies)."""
+
+    def __init__(self, document: Any) -> None:
+        nodes = document.get("nodes") if isinstance(document, dict) else None
+        nodes = [n for n in nodes or [] if isinstance(n, dict) and isinstance(n.get("id"), str)]
+        ids = [n["id"] for n in nodes]
+        index = {node_id: i for i, node_id in enumerate(ids)}
+        outbound: list[list[int]] = [[] for _ in ids]
+        indegree = [0] * len(ids)
+        edges = document.get("edges") if isinstance(document, dict) else None
+        for edge in edges or []:
+            if not isinstance(edge, dict):
+                continue
+            source = edge.get("from", edge.get("source"))
+            target = edge.get("to", edge.get("target"))
+            if source in index and target in index:
+                outbound[index[source]].append(index[target])
+                indegree[index[target]] += 1
+        # Kahn's algorithm, ties in definition order (as WorkflowGraph.topological_order).
+        ready = [i for i, degree in enumerate(indegree) if degree == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            current = heapq.heappop(ready)
+            order.append(current)
+            for target in outbound[current]:
+                indegree[target] -= 1
+                if indegree[target] == 0:
+                    heapq.heappush(ready, target)
+        placed = set(order)
+        order += [i for i in range(len(ids)) if i not in placed]  # a cycle: definition order
+        self.position = {ids[i]: p for p, i in enumerate(order)}
+        self._bodies = {n["id"]: n.get("body") for n in nodes}
+        self._inner: dict[str, DefinitionOrder | None] = {}
+
+    def body(self, node_id: str) -> DefinitionOrder | None:
+        """The order of a container node's body (None if it has none)."""
+        if node_id not in self._inner:
+            body = self._bodies.get(node_id)
+            self._inner[node_id] = DefinitionOrder(body) if isinstance(body, dict) else None
+        return self._inner[node_id]
+
+    def key(self, node_id: str, frames: Sequence[tuple[str, int]]) -> str | None:
+        """The key of the step of `node_id` inside the loops `frames` (container id and
+        iteration, outermost first); None if the definition has no such place."""
+        order: DefinitionOrder | None = self
+        key = ""
+        for container_id, iteration in frames:
+            if order is None or container_id not in order.position or iteration < 0:
+                return None
+            key += component(order.position[container_id]) + component(iteration)
+            order = order.body(container_id)
+        if order is None or node_id not in order.position:
+            return None
+        return key + component(order.position[node_id])

@@ -13,7 +13,7 @@ from store_helpers import Workflow, new_step
 from stepline import step_order
 from stepline.records import RunRecord, StepRecord
 from stepline.store import Store
-from support.engine import run_workflow
+from support.engine import execute, run_workflow
 from support.step_order import CREATION_ORDER, EXPECTED_ORDER, NESTED_LOOPS
 
 
@@ -176,3 +176,36 @@ async def test_pages_stay_stable_while_steps_are_added(
     everything = [s.step_id for s in await store.list_steps(run.id)]
     assert everything == sorted(keys, key=keys.__getitem__)
     assert await _page_forwards(store, run, 3, documents) == everything
+
+
+async def test_a_replay_on_another_version_places_its_copies_in_that_version(
+    store: Store,
+) -> None:
+    # Version 2 adds a first node: every position moves. The replay's copies of v1's
+    # steps (start, and outer with its iterations) take their place in v2.
+    original = await run_workflow(store, NESTED_LOOPS)
+    v2 = {**NESTED_LOOPS, "nodes": [_reshape_node("zero"), *NESTED_LOOPS["nodes"]]}
+    saved = await store.save_workflow(original.run.organization_id, v2)
+    assert saved.version.version == 2
+    replay = await store.create_replay(
+        original.run, reuse={"start", "outer"}, inputs={}, workflow_version=2, from_node="last"
+    )
+    done = await execute(store, replay)
+    assert done.run.status == "completed", done.run.error
+    assert [s.step_id for s in await store.list_steps(replay.id)] == ["zero", *EXPECTED_ORDER]
+    copied = done.steps["outer_iter_1_inner_iter_0_leaf"]
+    assert copied.step_metadata is not None and "replayed_from" in copied.step_metadata
+    fresh = await run_workflow(store, v2)
+    assert {s.step_id: s.order_key for s in done.steps.values()} == {
+        s.step_id: s.order_key for s in fresh.steps.values()
+    }
+    # The definition's own keys are the engine's.
+    order = step_order.DefinitionOrder(v2)
+    for step in fresh.steps.values():
+        frames = step.iteration_context.frames if step.iteration_context else []
+        path = [(f.container_id, f.iteration) for f in frames]
+        assert order.key(step.node_id, path) == step.order_key
+
+
+def _reshape_node(node_id: str) -> dict[str, Any]:
+    return {"id": node_id, "type": "reshape", "config": {"output": node_id}}
