@@ -8,11 +8,13 @@ import random
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from store_helpers import Workflow, new_step
 
 from stepline import step_order
 from stepline.records import RunRecord, StepRecord
 from stepline.store import Store
+from stepline.store.tables import steps
 from support.engine import execute, run_workflow
 from support.step_order import CREATION_ORDER, EXPECTED_ORDER, NESTED_LOOPS
 
@@ -209,3 +211,33 @@ async def test_a_replay_on_another_version_places_its_copies_in_that_version(
 
 def _reshape_node(node_id: str) -> dict[str, Any]:
     return {"id": node_id, "type": "reshape", "config": {"output": node_id}}
+
+
+async def test_a_page_of_steps_is_a_range_scan_of_the_order_index(
+    store: Store, workflow: Workflow
+) -> None:
+    run = await store.create_run(workflow.run())
+    await store.insert_steps([new_step(run, i) for i in range(50)])
+    query = (
+        sa.select(steps.c.step_id)
+        .where(
+            steps.c.run_id == run.id,
+            steps.c.organization_id == run.organization_id,
+            sa.tuple_(steps.c.order_key, steps.c.step_id)
+            > sa.tuple_(sa.literal("05", steps.c.order_key.type), sa.literal("node5")),
+        )
+        .order_by(steps.c.order_key, steps.c.step_id)
+        .limit(10)
+    )
+
+    def plan(conn: sa.Connection) -> str:
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        if conn.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
+            return "\n".join(str(row[-1]) for row in rows)
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        return "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+
+    text = await store.database.read(plan)
+    assert "ix_steps_run_id_order_key_step_id" in text, text
+    assert "TEMP B-TREE" not in text and "Sort" not in text, text
