@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+import sqlalchemy as sa
+
 from stepline.records import RunRecord, StepRecord
+from stepline.store import mapping
+from stepline.store.prepared import Prepared
+from stepline.store.tables import steps as steps_table
 
 DEFINITION = {
     "name": "summarize",
@@ -44,3 +49,15 @@ def new_step(run: RunRecord, seq: int, step_id: str | None = None, **fields: obj
         "seq": seq,
     }
     return StepRecord.model_validate({**defaults, **fields})
+
+
+_LEGACY_COLUMNS = tuple(c for c in mapping.STEP_COLUMNS if c != "order_key")
+_INSERT_LEGACY_STEP = Prepared(steps_table.insert(), _LEGACY_COLUMNS)
+
+
+def insert_legacy_steps(conn: sa.Connection, records: list[StepRecord]) -> None:
+    """Insert steps as a database from before migration 0006 holds them (no order_key)."""
+    rows = [mapping.step_to_row(step) for step in records]
+    for row in rows:
+        del row["order_key"]
+    _INSERT_LEGACY_STEP.executemany(conn, rows)

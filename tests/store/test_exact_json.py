@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from store_helpers import Workflow, new_step
+from store_helpers import Workflow, insert_legacy_steps, new_step
 
 from stepline.records import RunStatus
 from stepline.store import Store
@@ -107,7 +107,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
-        await store.insert_steps([new_step(run, 0)])
+        await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
             before = conn.execute("SELECT typeof(output) FROM runs").fetchall()
@@ -120,8 +120,8 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
 
         # From now on a bare number is stored as its text.
         await store.insert_steps([new_step(run, 1, outputs=18446744073709551617)])
-        steps_now = await store.list_steps(run.id)
-        assert steps_now[1].outputs == 18446744073709551617
+        steps_now = {step.step_id: step for step in await store.list_steps(run.id)}
+        assert steps_now["node1"].outputs == 18446744073709551617
     finally:
         await store.close()
 

@@ -60,6 +60,7 @@ from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import NodeSpec, WorkflowSpec
 from stepline.spec.templates import TemplateError, Templates, get_templates
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
+from stepline.step_order import component
 from stepline.store import Store
 from stepline.store.errors import LeaseLostError, is_outage
 
@@ -341,10 +342,16 @@ class RunExecution:
         *,
         loop_id: str | None = None,
         iteration: int | None = None,
+        order_base: str = "",
     ) -> None:
-        """Create, as pending and in one batch, the steps of a graph not yet on record."""
+        """Create, as pending and in one batch, the steps of a graph not yet on record.
+
+        Each step's order_key is `order_base` (the enclosing loop step's key and the
+        iteration, `step_order.iteration_base`; empty at the top) and its node's position in
+        the graph's topological order: the order the run's steps are listed in.
+        """
         created: list[StepRecord] = []
-        for node_id in graph.topological_order():
+        for position, node_id in enumerate(graph.topological_order()):
             step_id = prefix + node_id
             if step_id in self.steps:
                 continue
@@ -360,6 +367,7 @@ class RunExecution:
                 node_type=node.type,
                 node_label=node.display_label,
                 seq=self._next_seq,
+                order_key=order_base + component(position),
                 loop_id=loop_id,
                 iteration=iteration,
                 iteration_context=IterationContext(frames=list(context)) if context else None,

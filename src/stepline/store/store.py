@@ -460,14 +460,14 @@ class Store(
     async def update_step(self, step: StepRecord) -> None:
         """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
 
-        Identity fields (run, node, step_id, seq, loop, iteration, created_at) are fixed at
-        insert. `updated_at` is written as the record has it: the caller keeps it current.
-        The `step.<status>` event is written in the same transaction.
+        Identity fields (run, node, step_id, seq, order_key, loop, iteration, created_at)
+        are fixed at insert. `updated_at` is written as the record has it: the caller keeps
+        it current. The `step.<status>` event is written in the same transaction.
         """
         await self.writer.submit(step_write(step))
 
     async def list_steps(self, run_id: UUID) -> list[StepRecord]:
-        """The run's steps in execution order (seq, then step_id)."""
+        """The run's steps in execution order (order_key, then step_id)."""
 
         def read(conn: sa.Connection) -> list[StepRecord]:
             rows = conn.execute(queries.LIST_STEPS, {"run_id": run_id}).mappings()

@@ -21,6 +21,9 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+ORDER_KEY_TYPE = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+"""A step's `order_key`: compared byte by byte on both databases."""
+
 
 def _id() -> sa.Column[object]:
     return sa.Column("id", sa.Uuid(), primary_key=True)
@@ -158,6 +161,9 @@ steps = sa.Table(
     sa.Column("node_type", sa.Text(), nullable=False),
     sa.Column("node_label", sa.Text(), nullable=False),
     sa.Column("seq", sa.Integer(), nullable=False),
+    # Byte order on PostgreSQL too (`stepline.step_order`; the keys are ASCII hex anyway).
+    # Every insert writes it; the default is only what migration 0006 added it with.
+    sa.Column("order_key", ORDER_KEY_TYPE, nullable=False, server_default=""),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("status_reason", sa.Text(), nullable=True),
     sa.Column("started_at", UTCDateTime(), nullable=True),
@@ -187,7 +193,8 @@ steps = sa.Table(
     sa.Column("step_metadata", json_type(), nullable=True),
     *_created_updated(),
     sa.Index("ix_steps_run_id_step_id", "run_id", "step_id", unique=True),
-    sa.Index("ix_steps_run_id_seq_step_id", "run_id", "seq", "step_id"),
+    # The listing order: every steps listing is a range scan of this index.
+    sa.Index("ix_steps_run_id_order_key_step_id", "run_id", "order_key", "step_id"),
     sa.Index("ix_steps_run_id_node_id", "run_id", "node_id"),
     sa.Index("ix_steps_run_id_status", "run_id", "status"),
 )
