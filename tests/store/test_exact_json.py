@@ -137,13 +137,13 @@ def _non_finite_rows(conn: sa.Connection) -> None:
     )
 
 
-async def test_migration_0007_turns_stored_non_finite_numbers_into_null(tmp_path: Path) -> None:
+async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path: Path) -> None:
     # SQLite kept NaN/Infinity as they were written; its json() calls that text malformed,
     # and any reader that passes the text on serves something that is not JSON.
     path = tmp_path / "old.db"
     store = await Store.connect(f"sqlite+aiosqlite:///{path}")
     try:
-        await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0006"))
+        await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0007"))
         org = await store.ensure_organization("acme")
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)

@@ -7,8 +7,8 @@ takes. Each is replaced by null, what JSON.stringify makes of them; every other 
 its exact text (strings that merely say "NaN" included). PostgreSQL's JSONB never took them:
 nothing to do there. Each changed cell is counted in a warning.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import pydantic_core
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -48,7 +48,7 @@ JSON_COLUMNS = {
     ),
     "run_events": ("data",),
 }
-"""As at revision 0006 (not read off the tables: history must not move)."""
+"""As at revision 0007 (not read off the tables: history must not move)."""
 _FINITE_JSON = "stepline_migration_finite_json"
 
 
