@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,13 @@ import sqlalchemy as sa
 from alembic import command
 from store_helpers import Workflow, new_step
 
-from stepline.records import RunStatus
+from stepline.records import RunStatus, StepRecord
 from stepline.store import Store
 from stepline.store.database import alembic_config
 from stepline.store.tables import runs, steps
+
+STEP_DOCUMENT_COLUMNS = ("input_document", "output_document", "split_documents")
+"""The step columns migration 0008 adds."""
 
 EXACT: list[Any] = [
     18446744073709551617,
@@ -107,7 +111,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
-        await store.insert_steps([new_step(run, 0)])
+        await store.writer.submit(partial(_insert_old_step, new_step(run, 0)))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
             before = conn.execute("SELECT typeof(output) FROM runs").fetchall()
@@ -124,6 +128,13 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         assert steps_now[1].outputs == 18446744073709551617
     finally:
         await store.close()
+
+
+def _insert_old_step(step: StepRecord, conn: sa.Connection) -> None:
+    """Insert `step` into a schema older than migration 0008 (without the step's document
+    columns, which today's `insert_steps` writes)."""
+    row = {k: v for k, v in step.model_dump().items() if k not in STEP_DOCUMENT_COLUMNS}
+    conn.execute(steps.insert(), row)
 
 
 def _non_finite_rows(conn: sa.Connection) -> None:
@@ -148,7 +159,7 @@ async def test_migration_0007_turns_stored_non_finite_numbers_into_null(tmp_path
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
-        await store.insert_steps([new_step(run, 0)])
+        await store.writer.submit(partial(_insert_old_step, new_step(run, 0)))
         await store.writer.submit(_non_finite_rows)
 
         await store.upgrade()

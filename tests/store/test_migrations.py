@@ -30,6 +30,7 @@ TABLES = {
     "api_keys",
     "run_events",
     "secrets",
+    "files",
 }
 
 
