@@ -37,8 +37,10 @@ class FileInfo:
 class FileAccess(Protocol):
     """One organization's files, for the steps of its runs."""
 
-    max_bytes: int
-    """The largest file `save` accepts."""
+    @property
+    def max_bytes(self) -> int:
+        """The largest file `save` accepts."""
+        ...
 
     async def info(self, file_id: UUID) -> FileInfo:
         """The file's description; stepline.errors.NotFound if the organization has none."""
