@@ -84,5 +84,7 @@ def _fill(info: FileInfo, data: bytes, values: dict[str, str]) -> bytes:
         )
     writer = PdfWriter(clone_from=reader)
     for page in writer.pages:
+        if "/Annots" not in page:
+            continue  # no widget to fill on this page
         guarded(info, "filled", writer.update_page_form_field_values, page, values, 0, False)
     return to_bytes(writer)
