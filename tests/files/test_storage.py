@@ -86,3 +86,20 @@ async def test_an_address_that_is_not_a_sha256_is_refused(tmp_path: Path) -> Non
     for address in ("../../etc/passwd", "ABC", "a" * 63):
         with pytest.raises(InvalidRequest):
             await storage.exists(address)
+
+
+async def test_the_workers_services_keep_files_under_the_home_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepline.engine.services import open_node_services
+    from stepline.settings import Settings
+
+    monkeypatch.setenv("STEPLINE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STEPLINE_MAX_FILE_BYTES", "2048")
+    settings = Settings()
+    async with open_node_services(settings) as services:
+        assert isinstance(services.files, LocalFileStorage)
+        assert services.files.root == tmp_path / "home" / "files"
+        assert services.max_file_bytes == 2048
+    monkeypatch.setenv("STEPLINE_FILES_DIR", str(tmp_path / "elsewhere"))
+    assert Settings().files_path() == tmp_path / "elsewhere"
