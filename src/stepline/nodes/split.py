@@ -65,11 +65,15 @@ class SplitConfig(BaseModel):
             raise ValueError(f"sub-document names must differ: {', '.join(twice)} repeated")
         return subdocuments
 
-    @model_validator(mode="after")
-    def _one_way(self) -> SplitConfig:
-        if (self.subdocuments is None) == (self.classify is None):
-            raise ValueError("give either `subdocuments` (page ranges) or `classify` (a model)")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way(cls, value: Any) -> Any:
+        # Before the fields: said even where a template stands for the document.
+        if isinstance(value, Mapping):
+            ways = [value.get(name) is not None for name in ("subdocuments", "classify")]
+            if ways.count(True) != 1:
+                raise ValueError("give either `subdocuments` (page ranges) or `classify` (a model)")
+        return value
 
 
 def handle_of(name: str) -> str:
