@@ -172,6 +172,15 @@ class StepRecord(_Record):
     outputs: Any = None
     handle_inputs: dict[str, Any] | None = None
     handle_outputs: dict[str, Any] | None = None
+    input_document: dict[str, Any] | None = Field(
+        default=None, description="The document the step read: {file_id, filename, mime_type}."
+    )
+    output_document: dict[str, Any] | None = Field(
+        default=None, description="The document the step made: {file_id, filename, mime_type}."
+    )
+    split_documents: dict[str, Any] | None = Field(
+        default=None, description="A split's sub-documents: name -> {file_id, filename, ...}."
+    )
     error: str | None = None
     error_stage: ErrorStage | None = None
     error_category: ErrorCategory | None = None

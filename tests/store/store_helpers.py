@@ -51,13 +51,18 @@ def new_step(run: RunRecord, seq: int, step_id: str | None = None, **fields: obj
     return StepRecord.model_validate({**defaults, **fields})
 
 
-_LEGACY_COLUMNS = tuple(c for c in mapping.STEP_COLUMNS if c != "order_key")
-_INSERT_LEGACY_STEP = Prepared(steps_table.insert(), _LEGACY_COLUMNS)
+DOCUMENT_COLUMNS = ("input_document", "output_document", "split_documents")
+"""The step columns migration 0009 adds."""
 
 
-def insert_legacy_steps(conn: sa.Connection, records: list[StepRecord]) -> None:
-    """Insert steps as a database from before migration 0006 holds them (no order_key)."""
-    rows = [mapping.step_to_row(step) for step in records]
-    for row in rows:
-        del row["order_key"]
-    _INSERT_LEGACY_STEP.executemany(conn, rows)
+def insert_legacy_steps(
+    conn: sa.Connection,
+    records: list[StepRecord],
+    *,
+    missing: tuple[str, ...] = ("order_key", *DOCUMENT_COLUMNS),
+) -> None:
+    """Insert steps as an older schema holds them: without the `missing` columns (by
+    default, as a database from before migration 0006 holds them)."""
+    columns = tuple(c for c in mapping.STEP_COLUMNS if c not in missing)
+    rows = [{c: row[c] for c in columns} for row in map(mapping.step_to_row, records)]
+    Prepared(steps_table.insert(), columns).executemany(conn, rows)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from store_helpers import Workflow, insert_legacy_steps, new_step
+from store_helpers import DOCUMENT_COLUMNS, Workflow, insert_legacy_steps, new_step
 
 from stepline.records import RunStatus
 from stepline.store import Store
@@ -148,7 +148,9 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
-        await store.insert_steps([new_step(run, 0)])
+        await store.writer.submit(
+            lambda conn: insert_legacy_steps(conn, [new_step(run, 0)], missing=DOCUMENT_COLUMNS)
+        )
         await store.writer.submit(_non_finite_rows)
 
         await store.upgrade()

@@ -41,6 +41,7 @@ TABLES = {
     "api_keys",
     "run_events",
     "secrets",
+    "files",
 }
 
 

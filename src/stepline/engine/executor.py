@@ -39,6 +39,8 @@ from stepline.engine.failures import RunNotExecutable, mark_unstorable, run_fail
 from stepline.engine.frame import Frame
 from stepline.engine.observer import NullObserver, RunObserver
 from stepline.engine.step_runner import StepRunner
+from stepline.files import FileAccess
+from stepline.files.library import FileLibrary
 from stepline.nodes.base import NodeServices
 from stepline.nodes.registry import NodeRegistry
 from stepline.records import (
@@ -285,6 +287,7 @@ class RunExecution:
             defaults=spec.defaults,
             record=self.record,
             limits=engine.limits,
+            files=_files_of(engine, run),
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
@@ -447,3 +450,12 @@ class RunExecution:
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)
+
+
+def _files_of(engine: Engine, run: RunRecord) -> FileAccess | None:
+    """The run's organization's files, if the engine's services have a file storage."""
+    storage = engine.services.files
+    if storage is None:
+        return None
+    library = FileLibrary(engine.store, storage, max_bytes=engine.services.max_file_bytes)
+    return library.for_organization(run.organization_id)

@@ -43,6 +43,7 @@ from stepline.store.errors import (
     is_outage,
 )
 from stepline.store.events import EventVerbs, insert_run_event, step_write
+from stepline.store.files import FileVerbs
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
 from stepline.store.secrets import SecretVerbs
@@ -65,9 +66,17 @@ def definition_digest(definition: dict[str, Any]) -> str:
 
 
 class Store(
-    KeyVerbs, CatalogVerbs, ListingVerbs, CancelVerbs, EventVerbs, ControlVerbs, SecretVerbs
+    KeyVerbs,
+    CatalogVerbs,
+    ListingVerbs,
+    CancelVerbs,
+    EventVerbs,
+    ControlVerbs,
+    SecretVerbs,
+    FileVerbs,
 ):
-    """One database: workflows and their versions, runs and their leases, steps, secrets."""
+    """One database: workflows and their versions, runs and their leases, steps, secrets,
+    files."""
 
     # --- organizations -----------------------------------------------------------------
 

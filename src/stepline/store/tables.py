@@ -173,6 +173,9 @@ steps = sa.Table(
     sa.Column("outputs", json_type(), nullable=True),
     sa.Column("handle_inputs", json_type(), nullable=True),
     sa.Column("handle_outputs", json_type(), nullable=True),
+    sa.Column("input_document", json_type(), nullable=True),
+    sa.Column("output_document", json_type(), nullable=True),
+    sa.Column("split_documents", json_type(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("error_stage", sa.String(32), nullable=True),
     sa.Column("error_category", sa.String(32), nullable=True),
@@ -283,4 +286,22 @@ secrets_table = sa.Table(
         sqlite_where=sa.text("workspace_id IS NOT NULL"),
         postgresql_where=sa.text("workspace_id IS NOT NULL"),
     ),
+)
+
+# An organization's files: a name and a type over a content-addressed blob (the blob is in
+# the file storage, `stepline.files`, at `sha256`; organizations storing the same content
+# share it). A deleted file (soft: deleted_at) is not found.
+files = sa.Table(
+    "files",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("mime_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_files_organization_id_created_at_id", "organization_id", "created_at", "id"),
+    sa.Index("ix_files_sha256", "sha256"),
 )
