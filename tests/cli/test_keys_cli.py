@@ -27,7 +27,7 @@ def authenticate(home: Path, secret: str) -> ApiKeyRecord | None:
 
 
 def create_key(home: Path, *args: str) -> str:
-    done = stepline("keys", "create", *args, home=home)
+    done = stepline("keys", "create", "--create-org", *args, home=home)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]
 
@@ -48,8 +48,8 @@ def assert_usage_error(done: Any, *needles: str) -> None:
 
 def test_create_prints_a_working_key_alone_on_the_last_line(tmp_path: Path) -> None:
     done = stepline(
-        "keys", "create", "--org", "acme", "--scope", "read", "--scope", "run", "--name", "ci",
-        home=tmp_path,
+        "keys", "create", "--org", "acme", "--create-org", "--scope", "read", "--scope", "run",
+        "--name", "ci", home=tmp_path,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr

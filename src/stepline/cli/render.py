@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -97,22 +98,23 @@ def steps_table(steps: Iterable[StepRecord]) -> Table:
     return table
 
 
-def runs_table(runs: Iterable[RunRecord]) -> Table:
-    table = Table(title="Runs", title_justify="left")
-    table.add_column("run id")
-    table.add_column("workflow")
-    table.add_column("version", justify="right")
-    table.add_column("status")
-    table.add_column("created")
-    table.add_column("duration", justify="right")
-    table.add_column("error", overflow="fold")
+def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str]) -> Table:
+    """Run ids are printed whole, never cut (they are what one copies next); the workflow
+    is its name (with the version), and the error gives way to the terminal's width."""
+    table = Table(title="Runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run id", no_wrap=True, min_width=36)
+    table.add_column("workflow", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("error", overflow="fold", ratio=1)
     for run in runs:
+        name = workflow_names.get(run.workflow_id) or f"{str(run.workflow_id)[:8]}…"
         table.add_row(
             str(run.id),
-            str(run.workflow_id),
-            str(run.workflow_version),
+            f"{name} v{run.workflow_version}",
             status_text(run.status),
-            run.created_at.isoformat(timespec="seconds"),
+            run.created_at.strftime("%Y-%m-%d %H:%M"),
             format_duration(run.duration_ms),
             run.error or "",
         )
@@ -142,7 +144,3 @@ def run_document(run: RunRecord, steps: Iterable[StepRecord] | None = None) -> d
     if steps is not None:
         doc["steps"] = [step.model_dump(mode="json") for step in steps]
     return doc
-
-
-def dumps(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False, default=str)
