@@ -69,14 +69,17 @@ KINDS: tuple[type[SteplineError], ...] = (
 
 
 def kind_of_answer(code: str, status: int) -> type[SteplineError]:
-    """The kind of an error envelope: by its `code`, else its HTTP status."""
-    for kind in KINDS:
+    """The kind of an error envelope: by its `code`, else its HTTP status (a 5xx of no
+    known code is a fault of the server, exit 1)."""
+    for kind in (*KINDS, SteplineError):
         if kind.code == code:
             return kind
+    if status >= 500:
+        return errors.Unavailable if status == errors.Unavailable.status else SteplineError
     for kind in KINDS:
         if kind.status == status:
             return kind
-    return SteplineError if status >= 500 else errors.InvalidRequest
+    return errors.InvalidRequest
 
 
 def _is_http_answer(exc: BaseException) -> bool:
@@ -86,17 +89,26 @@ def _is_http_answer(exc: BaseException) -> bool:
     return isinstance(exc, SteplineError) and hasattr(exc, "request_id")
 
 
+ANSWERED: dict[type[SteplineError], str] = {
+    errors.Unauthenticated: "the API key was refused ({status}: {message})",
+    errors.Forbidden: "the API key may not do this ({status}: {message})",
+    errors.NotFound: "not found: {message}",
+    errors.Conflict: "conflict ({status}): {message}",
+    errors.InvalidRequest: "the server refused the request ({status}: {message})",
+    errors.TooLarge: "the server refused the request ({status}: {message})",
+}
+"""How each kind of answer reads; any other is `the server answered STATUS CODE: ...`."""
+
+
 def _answered(exc: Any) -> Failure:
     status: int = exc.status
     code: str = exc.code
     kind = kind_of_answer(code, status)
-    if kind is errors.Unauthenticated:
-        return Failure(f"the API key was refused ({status}: {exc.message})", kind.exit_code)
-    if kind is errors.Forbidden:
-        return Failure(f"the API key may not do this ({status}: {exc.message})", kind.exit_code)
-    text = f"the server answered {status} {code}: {exc.message}{_details(exc.details)}"
+    template = ANSWERED.get(kind, "the server answered {status} {code}: {message}")
+    text = template.format(status=status, code=code, message=exc.message)
+    text += _details(exc.details)
     if kind.exit_code == EXIT_FAILED and exc.request_id:
-        text += f" (request id {exc.request_id}: the server's log has the cause)"
+        text += f"\n(request id {exc.request_id}: the server's log has the cause)"
     return Failure(text, kind.exit_code)
 
 

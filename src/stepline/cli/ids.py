@@ -36,7 +36,7 @@ def id_prefix(value: str, what: str) -> str:
     """The hex digits a partial id starts with (dashes dropped, lower case)."""
     digits = value.strip().lower().replace("-", "")
     if not _HEX_PREFIX.fullmatch(digits):
-        fail(f"{what} {value!r} is neither a UUID nor the start of one")
+        fail(f"{what} {value!r} is not a UUID, nor the start of one")
     return digits
 
 

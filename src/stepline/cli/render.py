@@ -98,26 +98,60 @@ def steps_table(steps: Iterable[StepRecord]) -> Table:
     return table
 
 
-def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str]) -> Table:
-    """Run ids are printed whole, never cut (they are what one copies next); the workflow
-    is its name (with the version), and the error gives way to the terminal's width."""
-    table = Table(title="Runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("run id", no_wrap=True, min_width=36)
-    table.add_column("workflow", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("error", overflow="fold", ratio=1)
+RUN_COLUMN_GAP = 3
+"""Between two columns: a space of padding each side of the (blank) divider."""
+
+
+def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str], width: int) -> Table:
+    """Run ids are printed whole, never cut (they are what one copies next), with the
+    status and the workflow's name; the created time, duration and error follow as far as
+    the terminal's `width` allows."""
+    rows = []
     for run in runs:
         name = workflow_names.get(run.workflow_id) or f"{str(run.workflow_id)[:8]}…"
-        table.add_row(
-            str(run.id),
-            f"{name} v{run.workflow_version}",
-            status_text(run.status),
-            run.created_at.strftime("%Y-%m-%d %H:%M"),
-            format_duration(run.duration_ms),
-            run.error or "",
+        rows.append(
+            {
+                "run id": str(run.id),
+                "status": str(run.status),
+                "workflow": f"{name} v{run.workflow_version}",
+                "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+                "duration": format_duration(run.duration_ms),
+                "error": run.error or "",
+            }
         )
+
+    def widest(column: str) -> int:
+        return max([len(column), *(len(row[column]) for row in rows)])
+
+    shown = ["run id", "status", "workflow"]
+    workflow_min = min(widest("workflow"), 16)
+    used = widest("run id") + widest("status") + workflow_min + 2 * RUN_COLUMN_GAP
+    for optional in ("created", "duration"):
+        if used + RUN_COLUMN_GAP + widest(optional) <= width:
+            shown.append(optional)
+            used += RUN_COLUMN_GAP + widest(optional)
+    workflow_width = min(widest("workflow"), workflow_min + max(0, width - used))
+    used += workflow_width - workflow_min
+    error_room = width - used - RUN_COLUMN_GAP
+    if any(row["error"] for row in rows) and error_room >= 12:
+        shown.append("error")
+
+    table = Table(title="Runs", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.pad_edge = False
+    for column in shown:
+        if column == "error":
+            table.add_column(column, overflow="fold", max_width=error_room)
+        else:
+            justify = "right" if column == "duration" else "left"
+            table.add_column(column, no_wrap=True, justify=justify)
+    for row in rows:
+        cells: list[str | Text] = []
+        for column in shown:
+            text = row[column]
+            if column == "workflow" and len(text) > workflow_width:
+                text = text[: workflow_width - 1] + "…"
+            cells.append(status_text(text) if column == "status" else text)
+        table.add_row(*cells)
     return table
 
 

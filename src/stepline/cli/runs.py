@@ -54,7 +54,7 @@ def runs_list(limit: int, as_json: bool, server: str | None, workflow: str | Non
     if as_json:
         print_json(documents)
     else:
-        out().print(runs_table(listed, names))
+        out().print(runs_table(listed, names, out().width))
 
 
 @runs.command("show")
