@@ -71,7 +71,8 @@ KINDS: tuple[type[SteplineError], ...] = (
 def kind_of_answer(code: str, status: int) -> type[SteplineError]:
     """The kind of an error envelope: by its `code`, else its HTTP status (a 5xx of no
     known code is a fault of the server, exit 1)."""
-    for kind in (*KINDS, SteplineError):
+    known: tuple[type[SteplineError], ...] = (*KINDS, SteplineError)
+    for kind in known:
         if kind.code == code:
             return kind
     if status >= 500:

@@ -7,7 +7,6 @@ importing a command module stays cheap. Errors propagate to `failures.explain`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
@@ -31,6 +30,8 @@ T = TypeVar("T")
 
 def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command's body on an event loop."""
+    import asyncio
+
     return asyncio.run(main())
 
 

@@ -8,7 +8,6 @@ organization's, `--org`), so run it where the server's database and secrets key 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
@@ -96,6 +95,8 @@ def list_providers(as_json: bool) -> None:
 @json_flag
 def test_provider(name: str, model: str | None, org: str, timeout_s: float, as_json: bool) -> None:
     """Send the provider NAME a tiny completion and say what came back, or why nothing did."""
+    import asyncio
+
     from stepline.providers.client import Endpoint, chat_completion
     from stepline.providers.errors import ProviderError
 

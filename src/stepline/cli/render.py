@@ -142,8 +142,9 @@ def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str], wi
         if column == "error":
             table.add_column(column, overflow="fold", max_width=error_room)
         else:
-            justify = "right" if column == "duration" else "left"
-            table.add_column(column, no_wrap=True, justify=justify)
+            table.add_column(
+                column, no_wrap=True, justify="right" if column == "duration" else "left"
+            )
     for row in rows:
         cells: list[str | Text] = []
         for column in shown:

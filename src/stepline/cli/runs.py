@@ -23,6 +23,7 @@ from stepline.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from stepline.records import RunRecord, StepRecord
     from stepline.sdk import Client, Run
 
 RUN_ID = "RUN_ID"
@@ -43,13 +44,14 @@ def runs_list(limit: int, as_json: bool, server: str | None, workflow: str | Non
     """List runs, newest first, with their whole ids."""
     from stepline.cli.render import runs_table
 
+    listed: list[RunRecord]
     if server:
         with remote.connect(server) as client:
-            listed, names = remote.newest_runs(client, workflow, limit)
-        documents = [r.model_dump(mode="json", exclude={"steps"}) for r in listed]
+            remote_runs, names = remote.newest_runs(client, workflow, limit)
+        listed = list(remote_runs)
+        documents = [r.model_dump(mode="json", exclude={"steps"}) for r in remote_runs]
     else:
-        local_runs, names = local.run_async(lambda: local.newest_runs(limit))
-        listed = list(local_runs)
+        listed, names = local.run_async(lambda: local.newest_runs(limit))
         documents = [r.model_dump(mode="json") for r in listed]
     if as_json:
         print_json(documents)
@@ -66,11 +68,12 @@ def runs_show(run_id: str, as_json: bool, server: str | None, workflow: str | No
     """Show one run with its step counts and its steps (RUN_ID: an id or a unique prefix)."""
     from stepline.cli.render import print_run_summary, run_document, steps_table
 
+    found: RunRecord
+    records: list[StepRecord]
     if server:
         with remote.connect(server) as client:
-            run = remote.find_run(client, run_id, workflow)
-            steps = list(remote.all_steps(client, run))
-        found, records = run, list(steps)
+            found = remote.find_run(client, run_id, workflow)
+            records = list(remote.all_steps(client, found))
     else:
         finished = local.run_async(lambda: local.run_with_steps(run_id))
         found, records = finished.run, list(finished.steps)
@@ -93,6 +96,7 @@ def steps(run_id: str, as_json: bool, server: str | None, workflow: str | None) 
     """Print every step record of a run (the full canonical records with --json)."""
     from stepline.cli.render import steps_table
 
+    records: list[StepRecord]
     if server:
         with remote.connect(server) as client:
             run = remote.find_run(client, run_id, workflow)

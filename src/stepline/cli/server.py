@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from stepline.cli import local
@@ -35,6 +33,8 @@ def serve(host: str, port: int, no_worker: bool) -> None:
 @click.option("--once", is_flag=True, help="Drain queued and orphaned runs, then exit.")
 def worker(once: bool) -> None:
     """Run a worker on the configured database: claim runs and execute them."""
+    import asyncio
+
     from stepline.engine import NullObserver
     from stepline.settings import get_settings
     from stepline.worker import Worker
