@@ -173,6 +173,7 @@ def test_runs_and_steps_read_back_over_http(remote: Remote, tmp_path: Path) -> N
 
     shown = remote.json("runs", "show", watched["id"])
     assert shown["output"] == {"message": "Review Cy: risk 0.9"}
+    assert remote.json("runs", "show", watched["id"][:8])["id"] == watched["id"]  # a prefix
     assert shown["step_counts"] == {"completed": 4, "skipped": 1}
     steps = remote.json("steps", watched["id"], "--workflow", "readback")
     assert [s["step_id"] for s in steps] == [s["step_id"] for s in watched["steps"]]

@@ -141,6 +141,8 @@ def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str], wi
     for column in shown:
         if column == "error":
             table.add_column(column, overflow="fold", max_width=error_room)
+        elif column == "run id":  # whole even when nothing else fits
+            table.add_column(column, no_wrap=True, min_width=widest(column))
         else:
             table.add_column(
                 column, no_wrap=True, justify="right" if column == "duration" else "left"
