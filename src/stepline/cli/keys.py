@@ -132,7 +132,8 @@ def keys_table(org: str, found: list[ApiKeyRecord]) -> Table:
     from rich.text import Text
 
     table = Table(title=f"API keys of {org}", title_justify="left")
-    for column in COLUMNS:
+    table.add_column(COLUMNS[0], no_wrap=True, min_width=36)  # whole: `keys revoke` takes it
+    for column in COLUMNS[1:]:
         table.add_column(column)
     for key in found:
         table.add_row(

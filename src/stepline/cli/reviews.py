@@ -36,7 +36,7 @@ def reviews_table(pending: Iterable[Review]) -> Table:
     from rich.table import Table
 
     table = Table(title="Pending reviews", title_justify="left")
-    table.add_column("run id", no_wrap=True)
+    table.add_column("run id", no_wrap=True, min_width=36)  # whole: it is what one types next
     table.add_column("step", no_wrap=True)
     table.add_column("type", no_wrap=True)
     table.add_column("waiting since", no_wrap=True)
