@@ -11,16 +11,14 @@ from stepline.cli import local
 from stepline.cli.console import err, print_json, say
 from stepline.cli.failures import EXIT_FAILED
 from stepline.cli.inputs import load_file, parse_inputs
-from stepline.cli.options import inputs_options, json_flag
+from stepline.cli.options import inputs_options, json_flag, workflow_file_argument
 
 if TYPE_CHECKING:
     from stepline.submit import Submission
 
-FILE = click.Path(path_type=Path, dir_okay=False)
-
 
 @click.command()
-@click.argument("file", type=FILE)
+@workflow_file_argument
 @inputs_options()
 @json_flag
 def run(file: Path, input_pairs: tuple[str, ...], inputs_json: str | None, as_json: bool) -> None:
@@ -55,7 +53,7 @@ def run(file: Path, input_pairs: tuple[str, ...], inputs_json: str | None, as_js
 
 
 @click.command()
-@click.argument("file", type=FILE)
+@workflow_file_argument
 def validate(file: Path) -> None:
     """Check a workflow FILE and print every problem in it, each with its node and path."""
     from stepline.nodes.registry import default_registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -85,3 +86,13 @@ def org_option(
 def workspace_option(help: str) -> Callable[[F], F]:
     """`--workspace UUID`."""
     return click.option("--workspace", metavar="UUID", help=help)
+
+
+def run_id_argument(command: F) -> F:
+    """`RUN_ID`: a run's whole id, or a unique prefix of one."""
+    return click.argument("run_id", metavar="RUN_ID")(command)
+
+
+def workflow_file_argument(command: F) -> F:
+    """`FILE`: a workflow document (YAML or JSON), as a Path."""
+    return click.argument("file", type=click.Path(path_type=Path, dir_okay=False))(command)

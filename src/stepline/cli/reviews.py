@@ -12,14 +12,19 @@ from stepline.cli import remote
 from stepline.cli.console import err, out, print_json, say
 from stepline.cli.failures import fail
 from stepline.cli.inputs import parse_json_option
-from stepline.cli.options import json_flag, limit_option, server_option, workflow_option
+from stepline.cli.options import (
+    json_flag,
+    limit_option,
+    run_id_argument,
+    server_option,
+    workflow_option,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from stepline.sdk import Review
 
-RUN_ID = "RUN_ID"
 STEP = "[STEP]"
 
 
@@ -124,7 +129,7 @@ comment_option = click.option(
 
 
 @reviews.command("approve")
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @click.argument("step", metavar=STEP, required=False)
 @click.option(
     "--output-json", metavar="JSON", help="The step's output instead of the proposed one (JSON)."
@@ -153,7 +158,7 @@ def reviews_approve(
 
 
 @reviews.command("reject")
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @click.argument("step", metavar=STEP, required=False)
 @comment_option
 @json_flag

@@ -17,6 +17,7 @@ from stepline.cli.options import (
     inputs_options,
     json_flag,
     limit_option,
+    run_id_argument,
     server_option,
     watch_flag,
     workflow_option,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from stepline.records import RunRecord, StepRecord
     from stepline.sdk import Client, Run
 
-RUN_ID = "RUN_ID"
 WATCH_HELP = "Follow the run to its end or its next review (exit 0 completed, 3 waiting, else 1)."
 
 
@@ -60,7 +60,7 @@ def runs_list(limit: int, as_json: bool, server: str | None, workflow: str | Non
 
 
 @runs.command("show")
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @json_flag
 @server_option
 @workflow_option()
@@ -88,7 +88,7 @@ def runs_show(run_id: str, as_json: bool, server: str | None, workflow: str | No
 
 
 @click.command()
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @json_flag
 @server_option
 @workflow_option()
@@ -177,7 +177,7 @@ def _report(client: Client, run: Run, what: str, *, watch: bool, as_json: bool) 
 
 
 @runs.command("retry")
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @watch_flag(WATCH_HELP)
 @json_flag
 @server_option
@@ -198,7 +198,7 @@ def runs_retry(
 
 
 @runs.command("replay")
-@click.argument("run_id", metavar=RUN_ID)
+@run_id_argument
 @click.option(
     "--from-node",
     required=True,

@@ -19,8 +19,7 @@ from stepline.cli import local, remote
 from stepline.cli.console import out, print_json, say
 from stepline.cli.failures import fail
 from stepline.cli.ids import parse_uuid
-from stepline.cli.options import json_flag, org_option, server_option
-from stepline.cli.options import workspace_option as _workspace_option
+from stepline.cli.options import json_flag, org_option, server_option, workspace_option
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from stepline.store.secrets import SecretRecord
 
 NAME = "NAME"
-workspace_option = _workspace_option("A workspace's secret (UUID) instead of the organization's.")
+in_workspace = workspace_option("A workspace's secret (UUID) instead of the organization's.")
 
 
 @click.group(no_args_is_help=True)
@@ -72,7 +71,7 @@ def _workspace(workspace: str | None) -> UUID | None:
 @secrets.command("set")
 @click.argument("name", metavar=NAME)
 @org_option("Without a server: the organization (created if missing).")
-@workspace_option
+@in_workspace
 @server_option
 def set_secret(name: str, org: str, workspace: str | None, server: str | None) -> None:
     """Create a secret NAME or replace its value, read from stdin or a hidden prompt."""
@@ -97,7 +96,7 @@ def set_secret(name: str, org: str, workspace: str | None, server: str | None) -
 
 @secrets.command("list")
 @org_option()
-@workspace_option
+@in_workspace
 @server_option
 @json_flag
 def list_secrets(org: str, workspace: str | None, server: str | None, as_json: bool) -> None:
@@ -124,7 +123,7 @@ def list_secrets(org: str, workspace: str | None, server: str | None, as_json: b
 @secrets.command("delete")
 @click.argument("name", metavar=NAME)
 @org_option()
-@workspace_option
+@in_workspace
 @server_option
 def delete_secret(name: str, org: str, workspace: str | None, server: str | None) -> None:
     """Delete a secret NAME; runs that read it can no longer start."""

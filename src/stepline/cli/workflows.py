@@ -12,14 +12,12 @@ from stepline.cli import remote
 from stepline.cli.console import err, out, print_json, say
 from stepline.cli.failures import EXIT_FAILED
 from stepline.cli.inputs import load_file
-from stepline.cli.options import json_flag, limit_option, server_option
+from stepline.cli.options import json_flag, limit_option, server_option, workflow_file_argument
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from stepline.sdk import Workflow
-
-FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 @click.group(no_args_is_help=True)
@@ -92,7 +90,7 @@ def workflows_show(workflow: str, as_json: bool, server: str | None) -> None:
 
 
 @workflows.command("push")
-@click.argument("file", type=FILE)
+@workflow_file_argument
 @json_flag
 @server_option
 def workflows_push(file: Path, as_json: bool, server: str | None) -> None:
@@ -117,7 +115,7 @@ def workflows_push(file: Path, as_json: bool, server: str | None) -> None:
 
 
 @workflows.command("validate")
-@click.argument("file", type=FILE)
+@workflow_file_argument
 @json_flag
 @server_option
 def workflows_validate(file: Path, as_json: bool, server: str | None) -> None:
