@@ -136,7 +136,9 @@ def test_a_key_made_and_revoked_with_the_cli_works_then_is_401(
     client: httpx.Client, api_server: ServeProcess, make_key: MakeKey, org: str
 ) -> None:
     # The CLI works on the server's database directly (same STEPLINE_HOME), no server involved.
-    made = stepline("keys", "create", "--org", org, "--scope", "read", home=api_server.home)
+    made = stepline(
+        "keys", "create", "--org", org, "--create-org", "--scope", "read", home=api_server.home
+    )
     assert made.returncode == 0, made.stderr
     secret = made.stdout.splitlines()[-1]
     assert client.get("/v1/workflows", headers=bearer(secret)).status_code == 200

@@ -27,7 +27,7 @@ def authenticate(home: Path, secret: str) -> ApiKeyRecord | None:
 
 
 def create_key(home: Path, *args: str) -> str:
-    done = stepline("keys", "create", *args, home=home)
+    done = stepline("keys", "create", "--create-org", *args, home=home)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]
 
@@ -48,8 +48,8 @@ def assert_usage_error(done: Any, *needles: str) -> None:
 
 def test_create_prints_a_working_key_alone_on_the_last_line(tmp_path: Path) -> None:
     done = stepline(
-        "keys", "create", "--org", "acme", "--scope", "read", "--scope", "run", "--name", "ci",
-        home=tmp_path,
+        "keys", "create", "--org", "acme", "--create-org", "--scope", "read", "--scope", "run",
+        "--name", "ci", home=tmp_path,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
@@ -153,3 +153,21 @@ def test_revoke_only_within_the_named_organization(tmp_path: Path) -> None:
     done = stepline("keys", "revoke", str(key.id), "--org", "globex", home=tmp_path)
     assert_usage_error(done, f"API key {key.id} not found")
     assert authenticate(tmp_path, secret) is not None
+
+
+def test_create_refuses_an_organization_that_does_not_exist(tmp_path: Path) -> None:
+    create_key(tmp_path, "--org", "acme")
+    done = stepline("keys", "create", "--org", "acmee", home=tmp_path)
+    assert_usage_error(done, "no organization named 'acmee'", "--create-org")
+    assert done.stdout == ""
+    # Nothing was created: the mistyped organization still does not exist.
+    assert_usage_error(stepline("keys", "list", "--org", "acmee", home=tmp_path), "'acmee'")
+
+
+def test_create_without_create_org_works_for_an_existing_organization(tmp_path: Path) -> None:
+    first = authenticate(tmp_path, create_key(tmp_path, "--org", "acme"))
+    done = stepline("keys", "create", "--org", "acme", "--scope", "read", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    second = authenticate(tmp_path, done.stdout.splitlines()[-1])
+    assert first is not None and second is not None
+    assert second.organization_id == first.organization_id and second.scopes == ["read"]

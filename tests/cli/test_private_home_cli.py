@@ -14,7 +14,8 @@ from support.server import start_server
 def test_the_cli_creates_a_private_home(tmp_path: Path, mask: int) -> None:
     home = tmp_path / "home"
     with umask(mask):
-        for args in (["db", "upgrade"], ["keys", "create", "--org", "acme", "--scope", "run"]):
+        create_key = ["keys", "create", "--org", "acme", "--create-org", "--scope", "run"]
+        for args in (["db", "upgrade"], create_key):
             done = stepline(*args, home=home)
             assert done.returncode == 0, done.stderr
 

@@ -7,73 +7,36 @@ of an organization, or revoke a leaked one, while the API is down.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
-from uuid import UUID
+from typing import TYPE_CHECKING
 
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+import click
 
-from stepline.cli.render import dumps
-from stepline.settings import get_settings
-from stepline.store import NotFoundError, Store
-from stepline.store.keys import SCOPES, ApiKeyRecord, CreatedKey, check_scopes
+from stepline.cli import local
+from stepline.cli.console import note, out, print_json, say
+from stepline.cli.failures import fail
+from stepline.cli.ids import parse_uuid
+from stepline.cli.options import json_flag, org_option, workspace_option
 
-keys_app = typer.Typer(
-    help="Create, list and revoke API keys (on the database directly, no server needed).",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:
+    from rich.table import Table
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+    from stepline.store.keys import ApiKeyRecord, CreatedKey
 
-EXIT_USAGE = 2
-DEFAULT_ORGANIZATION = "default"
-
-T = TypeVar("T")
-
-OrgOption = Annotated[
-    str,
-    typer.Option("--org", help="The organization's name.", show_default=True),
-]
+SCOPE_NAMES = "read, run, write, admin"
+COLUMNS = (
+    "key id", "name", "prefix", "scopes", "workspace", "created", "last used", "expires", "revoked"
+)  # fmt: skip
 
 
-def fail(message: str, *, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
-    raise typer.Exit(code)
+@click.group(no_args_is_help=True)
+def keys() -> None:
+    """Create, list and revoke API keys (on the database directly, no server needed)."""
 
 
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return asyncio.run(main())
-    except NotFoundError as exc:
-        fail(str(exc))
-
-
-@asynccontextmanager
-async def open_store() -> AsyncIterator[Store]:
-    settings = get_settings()
-    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
-    try:
-        await store.upgrade()
-        yield store
-    finally:
-        await store.close()
-
-
-async def organization_id(store: Store, name: str) -> UUID:
-    found = await store.get_organization_by_name(name)
-    if found is None:
-        fail(f"no organization named {name!r} (`stepline keys create --org {name}` creates it)")
-    return found.id
-
-
-def parse_scopes(given: list[str]) -> list[str]:
+def parse_scopes(given: tuple[str, ...]) -> list[str]:
     """`--scope read --scope run` or `--scope read,run`; unknown scopes are a usage error."""
+    from stepline.store.keys import check_scopes
+
     scopes = [part.strip() for value in given for part in value.split(",") if part.strip()]
     try:
         return check_scopes(scopes)
@@ -81,113 +44,98 @@ def parse_scopes(given: list[str]) -> list[str]:
         fail(str(exc))
 
 
-def parse_uuid(value: str, what: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        fail(f"{what} {value!r} is not a UUID")
-
-
-@keys_app.command("create")
+@keys.command("create")
+@org_option("The organization's name; it must exist, unless --create-org.", default=None)
+@click.option(
+    "--create-org",
+    is_flag=True,
+    help="Create the organization if there is none of that name.",
+)
+@click.option(
+    "--scope",
+    "-s",
+    "scopes",
+    metavar="SCOPE",
+    multiple=True,
+    help=f"A scope to grant ({SCOPE_NAMES}); repeat it or separate with commas. Default: admin.",
+)
+@click.option("--name", default="cli", show_default=True, help="A name to tell the key apart.")
+@workspace_option("Limit the key to this workspace (UUID).")
 def create(
-    org: Annotated[
-        str, typer.Option("--org", help="The organization's name (created if it does not exist).")
-    ],
-    scope: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--scope",
-            "-s",
-            help=f"A scope to grant ({', '.join(SCOPES)}); repeat it or separate with commas. "
-            "Default: admin.",
-        ),
-    ] = None,
-    name: Annotated[str, typer.Option("--name", help="A name to tell the key apart.")] = "cli",
-    workspace: Annotated[
-        str | None, typer.Option("--workspace", help="Limit the key to this workspace (UUID).")
-    ] = None,
+    org: str, create_org: bool, scopes: tuple[str, ...], name: str, workspace: str | None
 ) -> None:
     """Create an API key and print it (alone, on the last line of stdout). It is shown once."""
-    scopes = parse_scopes(scope or ["admin"])
+    granted = parse_scopes(scopes or ("admin",))
     workspace_id = parse_uuid(workspace, "--workspace") if workspace else None
     if not name.strip():
         fail("--name must not be empty")
 
     async def main() -> CreatedKey:
-        async with open_store() as store:
-            org_id = await store.ensure_organization(org)
+        async with local.open_store() as store:
+            org_id = await local.organization_id(store, org, create=create_org)
             return await store.create_api_key(
-                org_id, name=name, scopes=scopes, workspace_id=workspace_id
+                org_id, name=name, scopes=granted, workspace_id=workspace_id
             )
 
-    created = run(main)
+    created = local.run_async(main)
     record = created.record
-    err.print(
+    note(
         f"Created API key {record.id} ({record.name!r}) for organization {org!r} "
         f"with scopes {', '.join(record.scopes)}"
         + (f" in workspace {record.workspace_id}" if record.workspace_id else "")
-        + ". It is shown once; store it now:",
-        markup=False,
-        soft_wrap=True,
+        + ". It is shown once; store it now:"
     )
-    typer.echo(created.secret)
+    click.echo(created.secret)
 
 
-@keys_app.command("list")
-def list_keys(
-    org: OrgOption = DEFAULT_ORGANIZATION,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document to stdout.")
-    ] = False,
-) -> None:
+@keys.command("list")
+@org_option()
+@json_flag
+def list_keys(org: str, as_json: bool) -> None:
     """List an organization's keys, newest first (never their secrets)."""
 
     async def main() -> list[ApiKeyRecord]:
-        async with open_store() as store:
-            return await store.list_api_keys(await organization_id(store, org))
+        async with local.open_store() as store:
+            return await store.list_api_keys(await local.organization_id(store, org))
 
-    keys = run(main)
+    found = local.run_async(main)
     if as_json:
-        documents = [key.model_dump(mode="json") for key in keys]
-        out.print(dumps(documents), markup=False, soft_wrap=True)
+        print_json([key.model_dump(mode="json") for key in found])
     else:
-        out.print(keys_table(org, keys))
+        out().print(keys_table(org, found))
 
 
-@keys_app.command("revoke")
-def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (see `stepline keys list`).")],
-    org: OrgOption = DEFAULT_ORGANIZATION,
-) -> None:
-    """Revoke a key: it stops working at once. Revoking it again changes nothing."""
+@keys.command("revoke")
+@click.argument("key_id", metavar="KEY_ID")
+@org_option()
+def revoke(key_id: str, org: str) -> None:
+    """Revoke a key (its id: see `stepline keys list`): it stops working at once.
+
+    Revoking it again changes nothing.
+    """
     kid = parse_uuid(key_id, "key id")
 
     async def main() -> ApiKeyRecord:
-        async with open_store() as store:
-            return await store.revoke_api_key(await organization_id(store, org), kid)
+        async with local.open_store() as store:
+            return await store.revoke_api_key(await local.organization_id(store, org), kid)
 
-    record = run(main)
+    record = local.run_async(main)
     assert record.revoked_at is not None
-    out.print(
+    say(
         f"API key {record.id} ({record.prefix}…) revoked at "
-        f"{record.revoked_at.isoformat(timespec='seconds')}",
-        markup=False,
-        soft_wrap=True,
+        f"{record.revoked_at.isoformat(timespec='seconds')}"
     )
 
 
-def keys_table(org: str, keys: list[ApiKeyRecord]) -> Table:
+def keys_table(org: str, found: list[ApiKeyRecord]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"API keys of {org}", title_justify="left")
-    table.add_column("key id")
-    table.add_column("name")
-    table.add_column("prefix")
-    table.add_column("scopes")
-    table.add_column("workspace")
-    table.add_column("created")
-    table.add_column("last used")
-    table.add_column("expires")
-    table.add_column("revoked")
-    for key in keys:
+    table.add_column(COLUMNS[0], no_wrap=True, min_width=36)  # whole: `keys revoke` takes it
+    for column in COLUMNS[1:]:
+        table.add_column(column)
+    for key in found:
         table.add_row(
             str(key.id),
             key.name,

@@ -8,72 +8,67 @@ organization's, `--org`), so run it where the server's database and secrets key 
 
 from __future__ import annotations
 
-import asyncio
 import os
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
-import typer
-from rich.table import Table
+import click
 
-from stepline.cli.keys import DEFAULT_ORGANIZATION, OrgOption, fail, open_store, out
-from stepline.cli.render import dumps
-from stepline.cli.secrets import local_vault
-from stepline.providers.client import ChatCall, Endpoint, chat_completion
-from stepline.providers.config import (
-    ProviderCatalog,
-    ProviderConfigError,
-    ProviderSettings,
-    configured_providers,
-)
-from stepline.providers.errors import ProviderError
-from stepline.records import ErrorCategory
-from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
-from stepline.secrets.source import ENV_PREFIX, EnvironmentSecrets
-from stepline.settings import get_settings
+from stepline.cli import local
+from stepline.cli.console import print_json, say
+from stepline.cli.failures import EXIT_FAILED, fail
+from stepline.cli.options import json_flag, org_option
 
-providers_app = typer.Typer(
-    help="The language-model providers of the configuration file (STEPLINE_CONFIG): list "
-    "them, or test one with a tiny completion.",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:
+    from stepline.providers.client import ChatCall
+    from stepline.providers.config import ProviderCatalog, ProviderSettings
+    from stepline.providers.errors import ProviderError
 
-EXIT_FAILED = 1
 _NO_ORG = UUID(int=0)
 """The environment's secrets belong to no organization; the source asks for one."""
 TEST_PROMPT = "Reply with the single word: ok"
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+
+@click.group(no_args_is_help=True)
+def providers() -> None:
+    """The language-model providers of the configuration file (STEPLINE_CONFIG).
+
+    List them, or test one with a tiny completion.
+    """
 
 
 def catalog() -> ProviderCatalog:
-    try:
-        return configured_providers()
-    except ProviderConfigError as exc:
-        fail(str(exc))
+    from stepline.providers.config import configured_providers
+
+    return configured_providers()
 
 
-@providers_app.command("list")
-def list_providers(as_json: JsonFlag = False) -> None:
+@providers.command("list")
+@json_flag
+def list_providers(as_json: bool) -> None:
     """The configured providers: base URL, default model, key secret and priced models."""
-    providers = catalog()
+    from rich.table import Table
+
+    from stepline.cli.console import out
+    from stepline.settings import get_settings
+
+    configured = catalog()
     path = get_settings().config_path()
     if as_json:
         document = {
             "config": str(path),
-            "providers": [describe(settings) for settings in providers.values()],
+            "providers": [describe(settings) for settings in configured.values()],
         }
-        out.print(dumps(document), markup=False, soft_wrap=True)
+        print_json(document)
         return
-    if not providers:
-        out.print(
+    if not configured:
+        say(
             f"no providers configured: add a [providers.NAME] table to {path} "
-            "(or point STEPLINE_CONFIG at a file that has one)",
-            markup=False,
+            "(or point STEPLINE_CONFIG at a file that has one)"
         )
         return
     table = Table("name", "base_url", "default model", "key secret", "priced models")
-    for settings in providers.values():
+    for settings in configured.values():
         table.add_row(
             settings.name,
             settings.base_url,
@@ -81,27 +76,34 @@ def list_providers(as_json: JsonFlag = False) -> None:
             settings.api_key_secret or "(none)",
             ", ".join(sorted(settings.prices)) or "-",
         )
-    out.print(f"from {path}", markup=False)
-    out.print(table)
+    say(f"from {path}")
+    out().print(table)
 
 
-@providers_app.command("test")
-def test_provider(
-    name: Annotated[str, typer.Argument(help="The provider's name in the configuration.")],
-    model: Annotated[
-        str | None, typer.Option("--model", help="The model to ask (default: the provider's).")
-    ] = None,
-    org: OrgOption = DEFAULT_ORGANIZATION,
-    timeout_s: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the answer.")
-    ] = 30.0,
-    as_json: JsonFlag = False,
-) -> None:
-    """Send the provider a tiny completion and say what came back, or why nothing did."""
-    providers = catalog()
-    settings = providers.get(name)
+@providers.command("test")
+@click.argument("name", metavar="NAME")
+@click.option("--model", help="The model to ask (default: the provider's).")
+@org_option()
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the answer.",
+)
+@json_flag
+def test_provider(name: str, model: str | None, org: str, timeout_s: float, as_json: bool) -> None:
+    """Send the provider NAME a tiny completion and say what came back, or why nothing did."""
+    import asyncio
+
+    from stepline.providers.client import Endpoint, chat_completion
+    from stepline.providers.errors import ProviderError
+
+    configured = catalog()
+    settings = configured.get(name)
     if settings is None:
-        fail(providers.describe_missing(name))
+        fail(configured.describe_missing(name))
     chosen = model or settings.default_model
     if chosen is None:
         fail(f"provider {name!r} has no default_model: say which with --model")
@@ -136,6 +138,8 @@ def describe(settings: ProviderSettings) -> dict[str, Any]:
 
 async def _key(settings: ProviderSettings, org: str) -> str | None:
     """The provider's key: STEPLINE_SECRET_<NAME>, else the organization's secret."""
+    from stepline.secrets.source import ENV_PREFIX, EnvironmentSecrets
+
     secret = settings.api_key_secret
     if secret is None:
         return None
@@ -143,13 +147,10 @@ async def _key(settings: ProviderSettings, org: str) -> str | None:
     found = await environment.values(_NO_ORG, None, [secret])
     if secret in found:
         return found[secret]
-    try:
-        async with open_store() as store:
-            organization = await store.get_organization_by_name(org)
-            if organization is not None:
-                found = await local_vault(store).values(organization.id, None, [secret])
-    except (SecretKeyError, SecretDecryptError) as exc:
-        fail(str(exc))
+    async with local.open_store() as store:
+        organization = await store.get_organization_by_name(org)
+        if organization is not None:
+            found = await local.local_vault(store).values(organization.id, None, [secret])
     if secret not in found:
         fail(
             f"secret {secret!r} (the key of provider {settings.name!r}) is not set for "
@@ -173,7 +174,7 @@ def _report_success(name: str, call: ChatCall, as_json: bool) -> None:
             "tokens": None if tokens is None else tokens.model_dump(),
             "cost": None if cost is None else cost.breakdown().model_dump(),
         }
-        out.print(dumps(document), markup=False, soft_wrap=True)
+        print_json(document)
         return
     spent = "no usage reported"
     if tokens is not None:
@@ -183,18 +184,16 @@ def _report_success(name: str, call: ChatCall, as_json: bool) -> None:
         if cost is not None
         else f"no price configured for {call.model}"
     )
-    out.print(
+    say(
         f"provider {name!r} answered in {call.duration_ms} ms with model {call.model}: "
-        f"{content!r} ({spent}; {priced})",
-        markup=False,
-        soft_wrap=True,
+        f"{content!r} ({spent}; {priced})"
     )
 
 
 _HINTS = {
-    ErrorCategory.quota: "the provider's rate limit or quota: try again later",
-    ErrorCategory.transient: "check that base_url is right and the provider is up",
-    ErrorCategory.permanent: "check the key (its secret's value), base_url and the model",
+    "quota": "the provider's rate limit or quota: try again later",
+    "transient": "check that base_url is right and the provider is up",
+    "permanent": "check the key (its secret's value), base_url and the model",
 }
 
 
@@ -208,10 +207,10 @@ def _report_failure(name: str, exc: ProviderError, as_json: bool) -> NoReturn:
             "code": exc.code,
             "status_code": exc.status_code,
         }
-        out.print(dumps(document), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED)
+        print_json(document)
+        raise click.exceptions.Exit(EXIT_FAILED)
     fail(
         f"provider {name!r} failed the test ({exc.category}): {exc.message}\n"
-        f"hint: {_HINTS[exc.category]}",
+        f"hint: {_HINTS[str(exc.category)]}",
         code=EXIT_FAILED,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -97,25 +98,63 @@ def steps_table(steps: Iterable[StepRecord]) -> Table:
     return table
 
 
-def runs_table(runs: Iterable[RunRecord]) -> Table:
-    table = Table(title="Runs", title_justify="left")
-    table.add_column("run id")
-    table.add_column("workflow")
-    table.add_column("version", justify="right")
-    table.add_column("status")
-    table.add_column("created")
-    table.add_column("duration", justify="right")
-    table.add_column("error", overflow="fold")
+RUN_COLUMN_GAP = 3
+"""Between two columns: a space of padding each side of the (blank) divider."""
+
+
+def runs_table(runs: Iterable[RunRecord], workflow_names: Mapping[UUID, str], width: int) -> Table:
+    """Run ids are printed whole, never cut (they are what one copies next), with the
+    status and the workflow's name; the created time, duration and error follow as far as
+    the terminal's `width` allows."""
+    rows = []
     for run in runs:
-        table.add_row(
-            str(run.id),
-            str(run.workflow_id),
-            str(run.workflow_version),
-            status_text(run.status),
-            run.created_at.isoformat(timespec="seconds"),
-            format_duration(run.duration_ms),
-            run.error or "",
+        name = workflow_names.get(run.workflow_id) or f"{str(run.workflow_id)[:8]}…"
+        rows.append(
+            {
+                "run id": str(run.id),
+                "status": str(run.status),
+                "workflow": f"{name} v{run.workflow_version}",
+                "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+                "duration": format_duration(run.duration_ms),
+                "error": run.error or "",
+            }
         )
+
+    def widest(column: str) -> int:
+        return max([len(column), *(len(row[column]) for row in rows)])
+
+    shown = ["run id", "status", "workflow"]
+    workflow_min = min(widest("workflow"), 16)
+    used = widest("run id") + widest("status") + workflow_min + 2 * RUN_COLUMN_GAP
+    for optional in ("created", "duration"):
+        if used + RUN_COLUMN_GAP + widest(optional) <= width:
+            shown.append(optional)
+            used += RUN_COLUMN_GAP + widest(optional)
+    workflow_width = min(widest("workflow"), workflow_min + max(0, width - used))
+    used += workflow_width - workflow_min
+    error_room = width - used - RUN_COLUMN_GAP
+    if any(row["error"] for row in rows) and error_room >= 12:
+        shown.append("error")
+
+    table = Table(title="Runs", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.pad_edge = False
+    for column in shown:
+        if column == "error":
+            table.add_column(column, overflow="fold", max_width=error_room)
+        elif column == "run id":  # whole even when nothing else fits
+            table.add_column(column, no_wrap=True, min_width=widest(column))
+        else:
+            table.add_column(
+                column, no_wrap=True, justify="right" if column == "duration" else "left"
+            )
+    for row in rows:
+        cells: list[str | Text] = []
+        for column in shown:
+            text = row[column]
+            if column == "workflow" and len(text) > workflow_width:
+                text = text[: workflow_width - 1] + "…"
+            cells.append(status_text(text) if column == "status" else text)
+        table.add_row(*cells)
     return table
 
 
@@ -142,7 +181,3 @@ def run_document(run: RunRecord, steps: Iterable[StepRecord] | None = None) -> d
     if steps is not None:
         doc["steps"] = [step.model_dump(mode="json") for step in steps]
     return doc
-
-
-def dumps(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False, default=str)

@@ -10,63 +10,37 @@ without echo: never from the command line, where shell history and `ps` would ke
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import typer
-from rich.table import Table
+import click
 
-from stepline.cli import remote
-from stepline.cli.keys import (
-    DEFAULT_ORGANIZATION,
-    OrgOption,
-    fail,
-    open_store,
-    organization_id,
-    out,
-    parse_uuid,
-)
-from stepline.cli.keys import run as run_keys_command
-from stepline.cli.render import dumps
-from stepline.secrets.cipher import SecretDecryptError, SecretKeyError, load_cipher
-from stepline.secrets.names import name_problem, value_problem
-from stepline.secrets.vault import Vault
-from stepline.settings import get_settings
-from stepline.store import Store
-from stepline.store.secrets import SecretRecord
+from stepline.cli import local, remote
+from stepline.cli.console import out, print_json, say
+from stepline.cli.failures import fail
+from stepline.cli.ids import parse_uuid
+from stepline.cli.options import json_flag, org_option, server_option, workspace_option
 
-secrets_app = typer.Typer(
-    help="Secrets that workflows read as {{ secrets.NAME }}: set, list, delete (on a server "
-    "with --server or STEPLINE_SERVER, else on the database directly).",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:
+    from rich.table import Table
 
-T = TypeVar("T")
+    from stepline.store.secrets import SecretRecord
 
-NameArgument = Annotated[str, typer.Argument(help="The secret's name, e.g. API_KEY.")]
-WorkspaceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        help="A workspace's secret (UUID) instead of the organization's own.",
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+NAME = "NAME"
+in_workspace = workspace_option("A workspace's secret (UUID) instead of the organization's.")
 
 
-def local_vault(store: Store) -> Vault:
-    return Vault(store, lambda create: load_cipher(get_settings(), create=create))
+@click.group(no_args_is_help=True)
+def secrets() -> None:
+    """Secrets that workflows read as {{ secrets.NAME }}: set, list, delete.
 
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return run_keys_command(main)
-    except (SecretKeyError, SecretDecryptError, ValueError) as exc:
-        fail(str(exc))
+    On a server with --server or STEPLINE_SERVER, else on the database directly.
+    """
 
 
 def checked_name(name: str) -> str:
+    from stepline.secrets.names import name_problem
+
     problem = name_problem(name)
     if problem is not None:
         fail(problem)
@@ -75,8 +49,10 @@ def checked_name(name: str) -> str:
 
 def read_value(name: str) -> str:
     """The value: all of stdin when piped (less one final newline), else a hidden prompt."""
+    from stepline.secrets.names import value_problem
+
     if sys.stdin.isatty():
-        value: str = typer.prompt(
+        value: str = click.prompt(
             f"Value of {name}", hide_input=True, confirmation_prompt=True, err=True
         )
     else:
@@ -92,17 +68,13 @@ def _workspace(workspace: str | None) -> UUID | None:
     return parse_uuid(workspace, "--workspace") if workspace else None
 
 
-@secrets_app.command("set")
-def set_secret(
-    name: NameArgument,
-    org: Annotated[
-        str,
-        typer.Option("--org", help="Without a server: the organization (created if missing)."),
-    ] = DEFAULT_ORGANIZATION,
-    workspace: WorkspaceOption = None,
-    server: remote.ServerOption = None,
-) -> None:
-    """Create a secret or replace its value, read from stdin or a hidden prompt."""
+@secrets.command("set")
+@click.argument("name", metavar=NAME)
+@org_option("Without a server: the organization (created if missing).")
+@in_workspace
+@server_option
+def set_secret(name: str, org: str, workspace: str | None, server: str | None) -> None:
+    """Create a secret NAME or replace its value, read from stdin or a hidden prompt."""
     checked_name(name)
     workspace_id = _workspace(workspace)
     value = read_value(name)
@@ -113,22 +85,21 @@ def set_secret(
     else:
 
         async def main() -> None:
-            async with open_store() as store:
-                org_id = await store.ensure_organization(org)
-                await local_vault(store).set(org_id, workspace_id, name, value)
+            async with local.open_store() as store:
+                org_id = await local.organization_id(store, org, create=True)
+                await local.local_vault(store).set(org_id, workspace_id, name, value)
 
-        run(main)
+        local.run_async(main)
         where = f"organization {org!r}"
-    out.print(f"Secret {name} set for {where}.", markup=False, soft_wrap=True)
+    say(f"Secret {name} set for {where}.")
 
 
-@secrets_app.command("list")
-def list_secrets(
-    org: OrgOption = DEFAULT_ORGANIZATION,
-    workspace: WorkspaceOption = None,
-    server: remote.ServerOption = None,
-    as_json: JsonFlag = False,
-) -> None:
+@secrets.command("list")
+@org_option()
+@in_workspace
+@server_option
+@json_flag
+def list_secrets(org: str, workspace: str | None, server: str | None, as_json: bool) -> None:
     """List the secrets' names and when they were set (never their values)."""
     workspace_id = _workspace(workspace)
     documents: list[dict[str, Any]]
@@ -138,25 +109,24 @@ def list_secrets(
     else:
 
         async def main() -> list[SecretRecord]:
-            async with open_store() as store:
-                org_id = await organization_id(store, org)
-                return await local_vault(store).list(org_id, workspace_id)
+            async with local.open_store() as store:
+                org_id = await local.organization_id(store, org)
+                return await local.local_vault(store).list(org_id, workspace_id)
 
-        documents = [s.model_dump(mode="json") for s in run(main)]
+        documents = [s.model_dump(mode="json") for s in local.run_async(main)]
     if as_json:
-        out.print(dumps(documents), markup=False, soft_wrap=True)
+        print_json(documents)
     else:
-        out.print(secrets_table(documents))
+        out().print(secrets_table(documents))
 
 
-@secrets_app.command("delete")
-def delete_secret(
-    name: NameArgument,
-    org: OrgOption = DEFAULT_ORGANIZATION,
-    workspace: WorkspaceOption = None,
-    server: remote.ServerOption = None,
-) -> None:
-    """Delete a secret; runs that read it can no longer start."""
+@secrets.command("delete")
+@click.argument("name", metavar=NAME)
+@org_option()
+@in_workspace
+@server_option
+def delete_secret(name: str, org: str, workspace: str | None, server: str | None) -> None:
+    """Delete a secret NAME; runs that read it can no longer start."""
     checked_name(name)
     workspace_id = _workspace(workspace)
     if server:
@@ -165,20 +135,20 @@ def delete_secret(
     else:
 
         async def main() -> None:
-            async with open_store() as store:
-                org_id = await organization_id(store, org)
-                await local_vault(store).delete(org_id, workspace_id, name)
+            async with local.open_store() as store:
+                org_id = await local.organization_id(store, org)
+                await local.local_vault(store).delete(org_id, workspace_id, name)
 
-        run(main)
-    out.print(f"Secret {name} deleted.", markup=False, soft_wrap=True)
+        local.run_async(main)
+    say(f"Secret {name} deleted.")
 
 
 def secrets_table(documents: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Secrets", title_justify="left")
-    table.add_column("name")
-    table.add_column("workspace")
-    table.add_column("created")
-    table.add_column("updated")
+    for column in ("name", "workspace", "created", "updated"):
+        table.add_column(column)
     for doc in documents:
         table.add_row(
             doc["name"],

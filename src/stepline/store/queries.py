@@ -193,6 +193,15 @@ def list_runs(
     return query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(sa.bindparam("limit"))
 
 
+# The ids between two bounds: the runs whose id starts with a prefix (`Store.run_ids_between`).
+RUN_IDS_BETWEEN = (
+    sa.select(runs.c.id)
+    .where(runs.c.id.between(_param("low", runs.c.id), _param("high", runs.c.id)))
+    .order_by(runs.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
 # --- steps ---------------------------------------------------------------------------------
 
 INSERT_STEP = Prepared(steps.insert(), STEP_COLUMNS)

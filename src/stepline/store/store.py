@@ -453,6 +453,16 @@ class Store(
 
         return await self._read(read)
 
+    async def run_ids_between(self, low: UUID, high: UUID, *, limit: int = 50) -> list[UUID]:
+        """The ids of the runs from `low` to `high` (in id order, at most `limit`): with the
+        smallest and largest UUID of a prefix, the runs whose id starts with it."""
+        params = {"low": low, "high": high, "limit": limit}
+
+        def read(conn: sa.Connection) -> list[UUID]:
+            return list(conn.execute(queries.RUN_IDS_BETWEEN, params).scalars())
+
+        return await self._read(read)
+
     # --- steps -------------------------------------------------------------------------------
 
     async def insert_steps(self, steps: Sequence[StepRecord]) -> None:

@@ -1,0 +1,185 @@
+"""The local commands' runtime: the configured database, an engine on it, and what the
+commands read from it.
+
+Every heavy import (SQLAlchemy, the engine) happens inside these functions, so that
+importing a command module stays cheap. Errors propagate to `failures.explain`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from stepline.cli import ids
+from stepline.cli.failures import fail
+
+if TYPE_CHECKING:
+    from stepline.engine import Engine, RunObserver
+    from stepline.records import RunRecord, StepRecord
+    from stepline.secrets.source import SecretSource
+    from stepline.secrets.vault import Vault
+    from stepline.store import Store
+    from stepline.submit import Submission
+
+T = TypeVar("T")
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's body on an event loop."""
+    import asyncio
+
+    return asyncio.run(main())
+
+
+@asynccontextmanager
+async def open_store() -> AsyncIterator[Store]:
+    """The configured database, migrated to the current schema."""
+    from stepline.settings import get_settings
+    from stepline.store import Store
+
+    settings = get_settings()
+    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def open_engine(
+    store: Store, observer: RunObserver, secrets: SecretSource | None = None
+) -> AsyncIterator[Engine]:
+    """An engine on `store`; its runs read secrets from `secrets`, else the database's."""
+    from stepline.documents import DocumentLimits
+    from stepline.engine import Engine
+    from stepline.engine.services import open_node_services
+    from stepline.nodes.registry import default_registry
+    from stepline.settings import get_settings
+
+    registry = default_registry()
+    settings = get_settings()
+    async with open_node_services(settings) as services:
+        yield Engine(
+            store=store,
+            registry=registry,
+            services=services,
+            observer=observer,
+            lease_s=settings.lease_s,
+            secrets=secrets or local_vault(store),
+            limits=DocumentLimits.of(settings),
+        )
+
+
+def local_vault(store: Store) -> Vault:
+    """The database's secrets, with this machine's secrets key."""
+    from stepline.secrets.cipher import load_cipher
+    from stepline.secrets.vault import Vault
+    from stepline.settings import get_settings
+
+    return Vault(store, lambda create: load_cipher(get_settings(), create=create))
+
+
+def check_providers() -> None:
+    """Refuse to start on a configuration file whose providers are wrong (rather than
+    failing each model step later with the same message)."""
+    from stepline.providers.config import configured_providers
+
+    configured_providers()
+
+
+# -- running a workflow file ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    run: RunRecord
+    steps: list[StepRecord]
+
+
+async def run_here(
+    definition: dict[str, Any],
+    inputs: dict[str, Any],
+    observer: RunObserver,
+    on_start: Callable[[Submission], None],
+) -> Finished:
+    """Save the definition, queue a run of it and execute it in this process."""
+    from stepline.nodes.registry import default_registry
+    from stepline.secrets.source import EnvironmentSecrets
+    from stepline.settings import get_settings
+    from stepline.submit import submit_run
+    from stepline.worker import Worker
+
+    async with open_store() as store:
+        org = await store.ensure_organization()
+        # Here, and only here (no server), secrets may come from this environment too.
+        secrets = EnvironmentSecrets(os.environ, fallback=local_vault(store))
+        submission = await submit_run(
+            store, org, definition, inputs, default_registry(), trigger="cli", secrets=secrets
+        )
+        on_start(submission)
+        async with open_engine(store, observer, secrets) as engine:
+            worker = Worker(engine, lease_s=get_settings().lease_s)
+            # A live view (LiveProgress) shows while the run executes.
+            shown = observer if isinstance(observer, AbstractContextManager) else nullcontext()
+            with shown:
+                finished = await worker.claim_and_execute(submission.run.id)
+        assert finished is not None, "a run this process just queued could not be claimed"
+        full = await store.get_run(finished.id) or finished
+        return Finished(full, await store.list_steps(finished.id))
+
+
+# -- reading runs back ---------------------------------------------------------------------
+
+
+async def resolve_run(store: Store, value: str) -> UUID:
+    """The run a whole id or a unique id prefix names (else exit 2, listing candidates)."""
+    whole = ids.as_uuid(value)
+    if whole is not None:
+        if await store.get_run(whole) is None:
+            fail(f"no run with id {value}")
+        return whole
+    prefix = ids.id_prefix(value, "run id")
+    low, high = ids.uuid_bounds(prefix)
+    found = await store.run_ids_between(low, high, limit=ids.SHOWN_CANDIDATES + 1)
+    return ids.choose(value, found, "run")
+
+
+async def run_with_steps(value: str) -> Finished:
+    """The run `value` names, with its steps."""
+    async with open_store() as store:
+        run_id = await resolve_run(store, value)
+        found = await store.get_run(run_id)
+        if found is None:
+            fail(f"no run with id {value}")
+        return Finished(found, await store.list_steps(run_id))
+
+
+async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
+    """The newest runs, and the names of their workflows."""
+    async with open_store() as store:
+        runs = await store.list_runs(limit=limit)
+        names: dict[UUID, str] = {}
+        for run in runs:
+            if run.workflow_id not in names:
+                workflow = await store.get_workflow(run.organization_id, run.workflow_id)
+                if workflow is not None:
+                    names[run.workflow_id] = workflow.name
+        return runs, names
+
+
+async def organization_id(store: Store, name: str, *, create: bool = False) -> UUID:
+    """The organization called `name`; one that does not exist is exit 2, unless `create`."""
+    found = await store.get_organization_by_name(name)
+    if found is not None:
+        return found.id
+    if create:
+        return await store.ensure_organization(name)
+    fail(
+        f"no organization named {name!r}: check the name, or add --create-org to "
+        "`stepline keys create` to create it"
+    )
