@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 from rich import box
@@ -39,45 +38,8 @@ def format_duration(ms: int | None) -> str:
     return f"{ms / 1000:.2f} s"
 
 
-_ITERATION = re.compile(r"_iter_\d+_")
-
-
-class _HasStepId(Protocol):
-    @property
-    def step_id(self) -> str: ...
-
-
-S = TypeVar("S", bound=_HasStepId)
-
-
-def tree_order(steps: Sequence[S]) -> list[S]:
-    """Steps in execution order, but each loop's iterations right after the loop's own step.
-
-    A run's top-level steps are all created when it starts and a loop's body steps as each
-    iteration starts, so plain execution order lists a loop's body after everything else.
-    """
-    ids = {step.step_id for step in steps}
-    children: dict[str | None, list[S]] = {}
-    for step in steps:
-        parent = None
-        for match in _ITERATION.finditer(step.step_id):
-            # The innermost loop step that the id names (`outer_iter_0_inner_iter_1_x`).
-            if step.step_id[: match.start()] in ids:
-                parent = step.step_id[: match.start()]
-        children.setdefault(parent, []).append(step)
-    ordered: list[S] = []
-
-    def visit(parent: str | None) -> None:
-        for step in children.get(parent, []):
-            ordered.append(step)
-            visit(step.step_id)
-
-    visit(None)
-    return ordered
-
-
 def steps_table(steps: Iterable[StepRecord]) -> Table:
-    steps = tree_order(list(steps))
+    """The steps as the store lists them: in execution order, iterations after their loop."""
     table = Table(title="Steps", title_justify="left", expand=False)
     table.add_column("node")
     table.add_column("type")
