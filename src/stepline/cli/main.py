@@ -26,23 +26,22 @@ from stepline.cli.render import (
     runs_table,
     steps_table,
 )
-from stepline.cli.secrets import local_vault, secrets_app
+from stepline.cli.secrets import secrets_app
 from stepline.documents import DocumentError, DocumentLimits, check_inputs
 from stepline.documents.json_text import parse_json
-from stepline.engine import Engine, NullObserver, RunObserver
-from stepline.engine.services import open_node_services
+from stepline.engine import NullObserver, RunObserver
 from stepline.nodes.registry import default_registry
 from stepline.providers.config import ProviderConfigError, configured_providers
 from stepline.records import RunRecord, RunStatus
-from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
-from stepline.secrets.source import EnvironmentSecrets, MissingSecrets, SecretSource
+from stepline.runtime import open_runtime
+from stepline.secrets.cipher import SecretDecryptError, SecretKeyError, SecretsKeyUnusable
+from stepline.secrets.source import MissingSecrets
+from stepline.service import Caller, InvalidRunInputs, submit_run
 from stepline.settings import get_settings
 from stepline.spec.loader import WorkflowFileError, read_workflow_file
 from stepline.spec.schema import workflow_json_schema
 from stepline.spec.validate import SecretReference, WorkflowInvalid, validate_workflow
 from stepline.store import Store
-from stepline.submit import InvalidRunInputs, submit_run
-from stepline.worker import Worker
 
 app = typer.Typer(
     name="stepline",
@@ -99,37 +98,15 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         )
     except (SecretKeyError, SecretDecryptError) as exc:
         fail(str(exc))
+    except SecretsKeyUnusable as exc:
+        fail(str(exc.cause))
 
 
 @asynccontextmanager
 async def open_store() -> AsyncIterator[Store]:
     """The configured database, migrated to the current schema."""
-    settings = get_settings()
-    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
-    try:
-        await store.upgrade()
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def open_engine(
-    store: Store, observer: RunObserver, secrets: SecretSource | None = None
-) -> AsyncIterator[Engine]:
-    """An engine on `store`; its runs read secrets from `secrets`, else the database's."""
-    registry = default_registry()
-    settings = get_settings()
-    async with open_node_services(settings) as services:
-        yield Engine(
-            store=store,
-            registry=registry,
-            services=services,
-            observer=observer,
-            lease_s=settings.lease_s,
-            secrets=secrets or local_vault(store),
-            limits=DocumentLimits.of(settings),
-        )
+    async with open_runtime(get_settings(), worker=False) as runtime:
+        yield runtime.store
 
 
 def parse_inputs(pairs: list[str], inputs_json: str | None) -> dict[str, Any]:
@@ -195,26 +172,27 @@ def run(
     inputs = parse_inputs(input or [], inputs_json)
 
     async def main() -> tuple[RunRecord, list[Any]]:
-        async with open_store() as store:
+        observer: RunObserver = NullObserver() if as_json else LiveProgress(err)
+        # Here, and only here (no server), secrets may come from this environment too.
+        async with open_runtime(
+            get_settings(), observer=observer, environment_secrets=os.environ
+        ) as runtime:
+            store = runtime.store
             org = await store.ensure_organization()
-            # Here, and only here (no server), secrets may come from this environment too.
-            secrets = EnvironmentSecrets(os.environ, fallback=local_vault(store))
             submission = await submit_run(
-                store, org, definition, inputs, default_registry(), trigger="cli", secrets=secrets
+                runtime.service, Caller(org, actor="cli"), definition, inputs, trigger="cli"
             )
             if not as_json:
                 err.print(
                     f"Running [bold]{submission.saved.workflow.name}[/bold] "
                     f"v{submission.saved.version.version}, run {submission.run.id}"
                 )
-            observer: RunObserver = NullObserver() if as_json else LiveProgress(err)
-            async with open_engine(store, observer, secrets) as engine:
-                worker = Worker(engine, lease_s=get_settings().lease_s)
-                if isinstance(observer, LiveProgress):
-                    with observer:
-                        finished = await worker.claim_and_execute(submission.run.id)
-                else:
+            worker = runtime.worker
+            if isinstance(observer, LiveProgress):
+                with observer:
                     finished = await worker.claim_and_execute(submission.run.id)
+            else:
+                finished = await worker.claim_and_execute(submission.run.id)
             assert finished is not None, "a run this process just queued could not be claimed"
             full = await store.get_run(finished.id) or finished
             return full, await store.list_steps(finished.id)
@@ -353,8 +331,8 @@ def worker(
     check_providers()
 
     async def main() -> int:
-        async with open_store() as store, open_engine(store, NullObserver()) as engine:
-            w = Worker(engine, lease_s=get_settings().lease_s)
+        async with open_runtime(get_settings()) as runtime:
+            w = runtime.worker
             if once:
                 finished = await w.drain()
                 for run_record in finished:

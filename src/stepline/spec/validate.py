@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
 
+from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
 from stepline.spec.graph import WorkflowGraph
@@ -129,7 +130,7 @@ def _node_types(nodes: Any) -> Iterable[str]:
                 yield from _node_types(body.get("nodes"))
 
 
-class WorkflowInvalid(Exception):
+class WorkflowInvalid(InvalidRequest):
     """A workflow document has problems; `issues` lists every one."""
 
     def __init__(self, issues: list[ValidationIssue]) -> None:

@@ -24,6 +24,7 @@ from stepline.store.base import StoreBase
 from stepline.store.errors import StepNotFoundError
 from stepline.store.prepared import Prepared
 from stepline.store.tables import run_events
+from stepline.store.writer import mark_written
 
 MAX_EVENTS = 1000
 
@@ -111,6 +112,7 @@ def insert_run_event(
             "created_at": utcnow(),
         },
     )
+    mark_written(conn, run_id)  # rings the store's RunBell once committed
 
 
 def _row_to_event(row: Any) -> RunEvent:
