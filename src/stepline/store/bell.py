@@ -1,7 +1,7 @@
 """The run bell: wakes whoever waits in this process for news of a run, without polling.
 
-Every run-level event (`run.<status>`) is written by `events.insert_run_event`, which marks
-the write with the run's id; once the write commits, the store's writer hands the marks to
+The writes of a run's events (`events.insert_run_event`, `events.step_write`) mark the
+write with the run's id; once the write commits, the store's writer hands the marks to
 `RunBell.ring` on the event loop. A waiter listens before it reads the run's events, so no
 event committed after its read can be missed. The run events stay the truth: the bell only
 says when to read them again. A run executed by a worker in another process rings nothing

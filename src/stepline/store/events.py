@@ -88,6 +88,7 @@ def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
                 f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
             )
         INSERT_EVENT.execute(conn, event)
+        mark_written(conn, step.run_id)
 
     return op
 
@@ -112,7 +113,7 @@ def insert_run_event(
             "created_at": utcnow(),
         },
     )
-    mark_written(conn, run_id)  # rings the store's RunBell once committed
+    mark_written(conn, run_id)  # rings the store's RunBell once committed (as step_write)
 
 
 def _row_to_event(row: Any) -> RunEvent:

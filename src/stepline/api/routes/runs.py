@@ -42,13 +42,13 @@ from stepline.api.routes.steps import list_steps_fast
 from stepline.api.state import AppState, StateDep
 from stepline.api.times import UtcDatetime
 from stepline.records import (
-    FINISHED_RUN_STATUSES,
     SETTLED_RUN_STATUSES,
     RunRecord,
     RunStatus,
     utcnow,
 )
-from stepline.store.events import MAX_EVENTS, TERMINAL_RUN_EVENTS
+from stepline.service import Caller
+from stepline.service.events import follow_events
 from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 from stepline.store.types import MAX_BIGINT
@@ -59,7 +59,6 @@ router = APIRouter(
 
 WAIT_DEFAULT_S = 30.0
 WAIT_MAX_S = 300.0
-EVENT_POLL_S = 0.1
 KEEP_ALIVE_S = 15.0
 DOWNLOAD_CHUNK = 1000
 NDJSON = "application/x-ndjson"
@@ -409,7 +408,7 @@ async def run_events(
             invalid("header.Last-Event-ID", "must be an event id (an integer from 0)")
     await service.run_of(state.service, principal.caller, run_id, workflow_id)
     return StreamingResponse(
-        _event_stream(state, principal.organization_id, run_id, after),
+        _event_stream(state, principal.caller, run_id, after),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -459,36 +458,19 @@ async def _ndjson(chunks: AsyncIterator[list[str]]) -> AsyncIterator[bytes]:
 
 
 async def _event_stream(
-    state: AppState, organization_id: UUID, run_id: UUID, after: int | None
+    state: AppState, caller: Caller, run_id: UUID, after: int | None
 ) -> AsyncIterator[bytes]:
-    """The run's events as SSE frames, polled until its terminal event has been sent."""
+    """The run's events as SSE frames as they commit, until its terminal event is sent."""
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     yield b": stream of run " + str(run_id).encode() + b"\n\n"
-    while True:
-        # Read the status first: if the run had finished by then, its terminal event was
-        # committed with it, so the read that follows returns every event there will be.
-        run = await state.store.get_run(run_id, organization_id)
-        finished = run is None or run.status in FINISHED_RUN_STATUSES
-        while True:
-            events = await state.store.list_events(
-                run_id, organization_id=organization_id, after_id=after, limit=MAX_EVENTS
-            )
-            if not events:
-                break
+    async for events in follow_events(state.service, caller, run_id, after):
+        if events:
             yield _frames(events)
             last_sent = loop.time()
-            after = events[-1].id
-            if any(event.type in TERMINAL_RUN_EVENTS for event in events):
-                return
-            if len(events) < MAX_EVENTS:
-                break
-        if finished:
-            return  # resumed after the terminal event (or the run was deleted)
-        if loop.time() - last_sent >= KEEP_ALIVE_S:
+        elif loop.time() - last_sent >= KEEP_ALIVE_S:
             yield b": keep-alive\n\n"
             last_sent = loop.time()
-        await asyncio.sleep(EVENT_POLL_S)
 
 
 def _frames(events: Iterable[Any]) -> bytes:
