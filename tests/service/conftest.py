@@ -4,23 +4,11 @@ with a worker wake-up that counts."""
 from __future__ import annotations
 
 import pytest
+from service_defs import Wakes
 
 from stepline.service import ServiceContext
 from stepline.store import Store
 from support.engine import service_on
-
-
-class Wakes:
-    def __init__(self) -> None:
-        self.count = 0
-        self.cancelled: list[object] = []
-
-    def wake(self) -> None:
-        self.count += 1
-
-    def cancel(self, run_id: object) -> bool:
-        self.cancelled.append(run_id)
-        return False
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Small definitions the service tests run (reshape nodes only: nothing leaves the process)."""
+"""What the service tests share: small definitions (reshape nodes only: nothing leaves the
+process) and a worker wake-up that counts."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ def two_inputs() -> dict[str, Any]:
         ],
         "edges": [{"from": "greet", "to": "shout"}],
     }
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.count = 0
+        self.cancelled: list[object] = []
+
+    def wake(self) -> None:
+        self.count += 1
+
+    def cancel(self, run_id: object) -> bool:
+        self.cancelled.append(run_id)
+        return False

@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from service_defs import two_inputs
+from service_defs import Wakes, two_inputs
 
-from conftest import Wakes
 from stepline import service
 from stepline.errors import Conflict, InvalidRequest, NotFound
 from stepline.records import RunStatus
