@@ -15,13 +15,11 @@ implementations. Issue codes, for callers that branch on them:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-import pydantic_core
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import BaseModel, ValidationError
@@ -29,8 +27,23 @@ from pydantic import BaseModel, ValidationError
 from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
+from stepline.spec.checks import (
+    _is_container,
+    _join_path,
+    _loc_path,
+    _pydantic_message,
+    _salvage,
+    _salvage_nodes,
+    _suggest,
+    _template_stands_in,
+)
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
+
+# Re-exported: found by validating, so long imported from here.
+from stepline.spec.secret_refs import SecretReference as SecretReference
+from stepline.spec.secret_refs import may_read_secrets as may_read_secrets
+from stepline.spec.secret_refs import secret_references as secret_references
 from stepline.spec.templates import (
     KNOWN_ROOTS,
     Reference,
@@ -44,7 +57,6 @@ from stepline.spec.templates import (
 
 _NODE_PATH = re.compile(r"^\$\.nodes\[(\d+)\]")
 _OUTPUT_ROOTS = frozenset({"inputs", "nodes", "run"})
-_PREVIEW = 80
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -91,43 +103,6 @@ class ValidationIssue:
         if match and self.node_id is not None:
             return f"nodes[{match.group(1)}] (id {self.node_id!r}) {self.path}: {self.message}"
         return f"{self.path}: {self.message}"
-
-
-@dataclass(frozen=True)
-class SecretReference:
-    """A node reads secret `name` at `path` (its JSON path in the workflow document)."""
-
-    name: str
-    node_id: str | None
-    path: str
-
-
-def secret_references(spec: WorkflowSpec) -> tuple[SecretReference, ...]:
-    """Every `secrets.NAME` the validated workflow's nodes read, in document order."""
-    return spec._secret_references
-
-
-def may_read_secrets(definition: Mapping[str, Any], kinds: Mapping[str, Any]) -> bool:
-    """Whether validating `definition` may find secrets it reads: it says `secrets`
-    somewhere, or has a node (at any depth) of a kind that reads secrets of its own
-    configuration (`configured_secrets`, e.g. a model node's provider key). False tells,
-    without validating, that a run of it needs no secret."""
-    if b"secrets" in pydantic_core.to_json(definition):
-        return True
-    return any(
-        getattr(kinds.get(node_type), "configured_secrets", None) is not None
-        for node_type in _node_types(definition.get("nodes"))
-    )
-
-
-def _node_types(nodes: Any) -> Iterable[str]:
-    for node in nodes if isinstance(nodes, list) else []:
-        if isinstance(node, Mapping):
-            if isinstance(node.get("type"), str):
-                yield node["type"]
-            body = node.get("body")
-            if isinstance(body, Mapping):
-                yield from _node_types(body.get("nodes"))
 
 
 class WorkflowInvalid(InvalidRequest):
@@ -622,92 +597,3 @@ class _Level:
     graph: WorkflowGraph
     states: list[_NodeState]
     bodies: list[tuple[_NodeState, _Level]]
-
-
-def _is_container(kind: KindInfo | None) -> bool:
-    return bool(getattr(kind, "container", False))
-
-
-def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
-    """The items of a list that parse alone (their errors are already reported)."""
-    if not isinstance(raw, list):
-        return []
-    parsed: list[tuple[int, _M]] = []
-    for index, item in enumerate(raw):
-        try:
-            parsed.append((index, model.model_validate(item)))
-        except ValidationError:
-            continue
-    return parsed
-
-
-def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
-    """Each node with an id, and whether it parsed (a broken one is a bare placeholder)."""
-    if not isinstance(raw, list):
-        return []
-    found: list[tuple[int, NodeSpec, bool]] = []
-    for index, item in enumerate(raw):
-        try:
-            found.append((index, NodeSpec.model_validate(item), True))
-        except ValidationError:
-            node_id = item.get("id") if isinstance(item, Mapping) else None
-            if isinstance(node_id, str):
-                found.append((index, NodeSpec.model_construct(id=node_id, type=""), False))
-    return found
-
-
-def _template_stands_in(error: Any, kind: KindInfo) -> bool:
-    """Whether a config error is a template standing where a typed value is expected.
-
-    Templates in rendered fields are resolved before the config is validated at run time,
-    so at definition time they may stand anywhere; raw fields are never rendered.
-    """
-    value = error.get("input")
-    loc = error["loc"]
-    if not isinstance(value, str) or not is_template(value):
-        return False
-    return not (loc and loc[0] in kind.raw_fields)
-
-
-def _loc_path(base: str, loc: Iterable[int | str]) -> str:
-    path = base
-    for part in loc:
-        path = child_path(path, part)
-    return path
-
-
-def _join_path(base: str, below: str) -> str:
-    """`below` under `base` (the config's path), however a kind spells it.
-
-    Accepted: `$.config.branches[0].when` (from the node, as stored on the node),
-    `$.branches[0].when`, `branches[0].when`, `.branches[0].when` and `[0]`.
-    """
-    if below.startswith("$"):
-        below = below[1:]
-        if below == ".config" or below.startswith((".config.", ".config[")):
-            below = below[len(".config") :]
-    if below.startswith(("[", ".")):
-        return base + below
-    return f"{base}.{below}" if below else base
-
-
-def _pydantic_message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "unknown field (not allowed here)"
-    message = str(error["msg"])
-    if "input" in error:
-        message += f" (got {_preview(error['input'])})"
-    return message
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
-
-
-def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,108 @@
+"""The small pieces `spec.validate`'s checker is made of: salvaging the parts of a broken
+document that parse alone, JSON paths, and the wording of issues."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from stepline.spec.models import NodeSpec
+from stepline.spec.templates import child_path, is_template
+
+if TYPE_CHECKING:
+    from stepline.spec.validate import KindInfo
+
+_PREVIEW = 80
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _is_container(kind: KindInfo | None) -> bool:
+    return bool(getattr(kind, "container", False))
+
+
+def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
+    """The items of a list that parse alone (their errors are already reported)."""
+    if not isinstance(raw, list):
+        return []
+    parsed: list[tuple[int, _M]] = []
+    for index, item in enumerate(raw):
+        try:
+            parsed.append((index, model.model_validate(item)))
+        except ValidationError:
+            continue
+    return parsed
+
+
+def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
+    """Each node with an id, and whether it parsed (a broken one is a bare placeholder)."""
+    if not isinstance(raw, list):
+        return []
+    found: list[tuple[int, NodeSpec, bool]] = []
+    for index, item in enumerate(raw):
+        try:
+            found.append((index, NodeSpec.model_validate(item), True))
+        except ValidationError:
+            node_id = item.get("id") if isinstance(item, Mapping) else None
+            if isinstance(node_id, str):
+                found.append((index, NodeSpec.model_construct(id=node_id, type=""), False))
+    return found
+
+
+def _template_stands_in(error: Any, kind: KindInfo) -> bool:
+    """Whether a config error is a template standing where a typed value is expected.
+
+    Templates in rendered fields are resolved before the config is validated at run time,
+    so at definition time they may stand anywhere; raw fields are never rendered.
+    """
+    value = error.get("input")
+    loc = error["loc"]
+    if not isinstance(value, str) or not is_template(value):
+        return False
+    return not (loc and loc[0] in kind.raw_fields)
+
+
+def _loc_path(base: str, loc: Iterable[int | str]) -> str:
+    path = base
+    for part in loc:
+        path = child_path(path, part)
+    return path
+
+
+def _join_path(base: str, below: str) -> str:
+    """`below` under `base` (the config's path), however a kind spells it.
+
+    Accepted: `$.config.branches[0].when` (from the node, as stored on the node),
+    `$.branches[0].when`, `branches[0].when`, `.branches[0].when` and `[0]`.
+    """
+    if below.startswith("$"):
+        below = below[1:]
+        if below == ".config" or below.startswith((".config.", ".config[")):
+            below = below[len(".config") :]
+    if below.startswith(("[", ".")):
+        return base + below
+    return f"{base}.{below}" if below else base
+
+
+def _pydantic_message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (not allowed here)"
+    message = str(error["msg"])
+    if "input" in error:
+        message += f" (got {_preview(error['input'])})"
+    return message
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
