@@ -19,11 +19,11 @@ _PREVIEW = 80
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _is_container(kind: KindInfo | None) -> bool:
+def is_container(kind: KindInfo | None) -> bool:
     return bool(getattr(kind, "container", False))
 
 
-def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
+def salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
     """The items of a list that parse alone (their errors are already reported)."""
     if not isinstance(raw, list):
         return []
@@ -36,7 +36,7 @@ def _salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
     return parsed
 
 
-def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
+def salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
     """Each node with an id, and whether it parsed (a broken one is a bare placeholder)."""
     if not isinstance(raw, list):
         return []
@@ -51,7 +51,7 @@ def _salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
     return found
 
 
-def _template_stands_in(error: Any, kind: KindInfo) -> bool:
+def template_stands_in(error: Any, kind: KindInfo) -> bool:
     """Whether a config error is a template standing where a typed value is expected.
 
     Templates in rendered fields are resolved before the config is validated at run time,
@@ -64,14 +64,14 @@ def _template_stands_in(error: Any, kind: KindInfo) -> bool:
     return not (loc and loc[0] in kind.raw_fields)
 
 
-def _loc_path(base: str, loc: Iterable[int | str]) -> str:
+def loc_path(base: str, loc: Iterable[int | str]) -> str:
     path = base
     for part in loc:
         path = child_path(path, part)
     return path
 
 
-def _join_path(base: str, below: str) -> str:
+def join_path(base: str, below: str) -> str:
     """`below` under `base` (the config's path), however a kind spells it.
 
     Accepted: `$.config.branches[0].when` (from the node, as stored on the node),
@@ -86,7 +86,7 @@ def _join_path(base: str, below: str) -> str:
     return f"{base}.{below}" if below else base
 
 
-def _pydantic_message(error: Any) -> str:
+def pydantic_message(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -94,15 +94,15 @@ def _pydantic_message(error: Any) -> str:
         return "unknown field (not allowed here)"
     message = str(error["msg"])
     if "input" in error:
-        message += f" (got {_preview(error['input'])})"
+        message += f" (got {preview(error['input'])})"
     return message
 
 
-def _preview(value: Any) -> str:
+def preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
+def suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -28,14 +28,14 @@ from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
 from stepline.spec.checks import (
-    _is_container,
-    _join_path,
-    _loc_path,
-    _pydantic_message,
-    _salvage,
-    _salvage_nodes,
-    _suggest,
-    _template_stands_in,
+    is_container,
+    join_path,
+    loc_path,
+    pydantic_message,
+    salvage,
+    salvage_nodes,
+    suggest,
+    template_stands_in,
 )
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
@@ -172,8 +172,8 @@ class _Checker:
             nodes = [(index, node, True) for index, node in enumerate(spec.nodes)]
             edges = list(enumerate(spec.edges))
         else:
-            nodes = _salvage_nodes(self.document.get("nodes"))
-            edges = _salvage(self.document.get("edges"), EdgeSpec)
+            nodes = salvage_nodes(self.document.get("nodes"))
+            edges = salvage(self.document.get("edges"), EdgeSpec)
         top = self._check_level("$", nodes, edges)
         node_ids = set(self.ids)
         self._check_level_templates(top, node_ids, frozenset())
@@ -202,7 +202,7 @@ class _Checker:
         level = _Level(graph, level_states, [])
         for state in level.states:
             body = state.node.body if state.kind is not None else None
-            if body is not None and _is_container(state.kind):
+            if body is not None and is_container(state.kind):
                 body_base = f"{state.base}.body"
                 body_nodes = [(i, n, True) for i, n in enumerate(body.nodes)]
                 child = self._check_level(body_base, body_nodes, list(enumerate(body.edges)))
@@ -256,7 +256,7 @@ class _Checker:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = error["loc"]
-                self._add(_loc_path("$", loc), _pydantic_message(error), self._raw_node_id(loc))
+                self._add(loc_path("$", loc), pydantic_message(error), self._raw_node_id(loc))
             return None
 
     def _raw_node_id(self, loc: tuple[int | str, ...]) -> str | None:
@@ -300,7 +300,7 @@ class _Checker:
                 continue
             if kind is None:
                 known = ", ".join(sorted(self.kinds)) or "none registered"
-                hint = _suggest(node.type, self.kinds)
+                hint = suggest(node.type, self.kinds)
                 message = f"unknown node type {node.type!r}{hint}; known types: {known}"
                 self._add(f"{base}.type", message, node.id, "unknown_type")
                 continue
@@ -320,7 +320,7 @@ class _Checker:
 
     def _check_container(self, state: _NodeState, kind: KindInfo) -> None:
         node = state.node
-        container = _is_container(kind)
+        container = is_container(kind)
         if container and node.body is None:
             message = f"a {node.type!r} node needs a `body`: the nodes (and edges) to iterate"
             self._add(f"{state.base}.body", message, node.id, "config")
@@ -337,10 +337,10 @@ class _Checker:
         try:
             model = kind.config_model.model_validate(node.config)
         except ValidationError as exc:
-            kept = [e for e in exc.errors() if not _template_stands_in(e, kind)]
+            kept = [e for e in exc.errors() if not template_stands_in(e, kind)]
             for error in kept:
-                path = _loc_path(base, error["loc"])
-                self._add(path, _pydantic_message(error), node.id, "config")
+                path = loc_path(base, error["loc"])
+                self._add(path, pydantic_message(error), node.id, "config")
             if kept:
                 return
             # Only templates stand where values are expected: the shape is right, so try
@@ -371,10 +371,10 @@ class _Checker:
         try:
             problems = getattr(kind, "config_problems", None)
             for below, message in problems(node.config) if problems is not None else []:
-                self._add(_join_path(base, below), message, node.id, "config")
+                self._add(join_path(base, below), message, node.id, "config")
             reads = getattr(kind, "configured_secrets", None)
             for below, name in reads(node.config) if reads is not None else []:
-                self.secrets.append(SecretReference(name, node.id, _join_path(base, below)))
+                self.secrets.append(SecretReference(name, node.id, join_path(base, below)))
         except Exception as exc:
             message = f"the {node.type!r} kind could not check its config: {exc!r}"
             self._add(base, message, node.id, "kind_error")
@@ -393,7 +393,7 @@ class _Checker:
             owner = edge.source if source else (edge.target if target else None)
             for end, state, name in ((edge.source, source, "from"), (edge.target, target, "to")):
                 if state is None:
-                    message = f"unknown node {end!r}{_suggest(end, states)}"
+                    message = f"unknown node {end!r}{suggest(end, states)}"
                     self._add(f"{base}.{name}", message, owner, "unknown_node")
             if source is None or target is None:
                 continue
@@ -428,7 +428,7 @@ class _Checker:
             known = ", ".join(sorted(source.handles)) or "none"
             message = (
                 f"node {edge.source!r} has no output handle {edge.handle!r}"
-                f"{_suggest(edge.handle, source.handles)}; its handles are: {known}"
+                f"{suggest(edge.handle, source.handles)}; its handles are: {known}"
             )
             self._add(f"{base}.handle", message, edge.source, "unknown_handle")
 
@@ -489,7 +489,7 @@ class _Checker:
                 self._add(base, message, state.node.id, "kind_error")
             listed = []
         for below, expression in listed:
-            found.setdefault(_join_path(base, below), expression)
+            found.setdefault(join_path(base, below), expression)
         return list(found.items())
 
     def _references(
@@ -526,7 +526,7 @@ class _Checker:
             elif ref.root != "nodes" or ref.node_id is None:
                 continue
             elif ref.node_id not in node_ids:
-                message = f"unknown node {ref.node_id!r}{_suggest(ref.node_id, node_ids)}"
+                message = f"unknown node {ref.node_id!r}{suggest(ref.node_id, node_ids)}"
                 self._add(ref.path, message, owner, "unknown_node")
             elif ref.node_id in visible:
                 continue
@@ -582,7 +582,7 @@ class _Checker:
             # "is not valid under any of the given schemas" says little; the closest
             # alternative's complaint says what to write instead.
             closest = best_match(error.context) if error.context else None
-            path = _loc_path("$.inputs", tuple(error.absolute_path))
+            path = loc_path("$.inputs", tuple(error.absolute_path))
             message = f"not a valid JSON Schema: {(closest or error).message}"
             self._add(path, message, None, "inputs_schema")
 
