@@ -13,7 +13,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stepline.step_order import seq_key
 
 
 def utcnow() -> datetime:
@@ -148,7 +150,17 @@ class StepRecord(_Record):
     step_id: str
     node_type: str
     node_label: str
-    seq: int = Field(description="Execution order within the run; with step_id, a stable sort key.")
+    seq: int = Field(
+        description="Creation order within the run (a loop's iterations are "
+        "created as they start, so after the top-level steps)."
+    )
+    order_key: str = Field(
+        default="",
+        description="Where the step sorts in the run: the order the workflow runs its nodes "
+        "(topological order, each loop followed by its iterations in order). Steps are "
+        "listed by (order_key, step_id). Compare as plain strings; do not parse. Left "
+        "empty, it is derived from seq.",
+    )
     status: StepStatus = StepStatus.pending
     status_reason: str | None = Field(
         default=None, description="Why the step has its status, e.g. why it was skipped."
@@ -160,6 +172,15 @@ class StepRecord(_Record):
     outputs: Any = None
     handle_inputs: dict[str, Any] | None = None
     handle_outputs: dict[str, Any] | None = None
+    input_document: dict[str, Any] | None = Field(
+        default=None, description="The document the step read: {file_id, filename, mime_type}."
+    )
+    output_document: dict[str, Any] | None = Field(
+        default=None, description="The document the step made: {file_id, filename, mime_type}."
+    )
+    split_documents: dict[str, Any] | None = Field(
+        default=None, description="A split's sub-documents: name -> {file_id, filename, ...}."
+    )
     error: str | None = None
     error_stage: ErrorStage | None = None
     error_category: ErrorCategory | None = None
@@ -180,6 +201,12 @@ class StepRecord(_Record):
     step_metadata: dict[str, Any] | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _placed(self) -> StepRecord:
+        if not self.order_key:
+            self.order_key = seq_key(self.seq)
+        return self
 
 
 class RunRecord(_Record):

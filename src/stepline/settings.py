@@ -109,6 +109,18 @@ class Settings(BaseSettings):
         "(error_stage output_storage); also bounds a step's recorded inputs and a review's "
         "edited output (413).",
     )
+    max_file_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Largest file stepline stores (an upload, or a file a node makes).",
+    )
+    files_backend: Literal["local"] = Field(
+        default="local",
+        description="Where file contents are kept: `local`, content-addressed under `files_dir`.",
+    )
+    files_dir: Path | None = Field(
+        default=None, description="The folder of the local file storage (default: <home>/files)."
+    )
     log_level: str = Field(default="INFO", description="Log level of `stepline serve`.")
     server: str | None = Field(
         default=None, description="A stepline server's URL: the CLI then works over HTTP."
@@ -125,6 +137,10 @@ class Settings(BaseSettings):
     def config_path(self) -> Path:
         """The configuration file: STEPLINE_CONFIG, else <home>/stepline.toml."""
         return self.config if self.config is not None else self.home / "stepline.toml"
+
+    def files_path(self) -> Path:
+        """The local file storage's folder: STEPLINE_FILES_DIR, else <home>/files."""
+        return self.files_dir if self.files_dir is not None else self.home / "files"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

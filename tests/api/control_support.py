@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 
 from support.server import ServeProcess
+from support.workflows import edge, hil_workflow, node
+
+__all__ = ["edge", "hil_workflow", "node"]  # where the API tests have always found them
 
 FINISHED = {"completed", "failed", "cancelled"}
 SETTLED = FINISHED | {"waiting_for_human"}
@@ -87,41 +90,3 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert set(body) == {"error", "request_id"}, body
     error: dict[str, Any] = body["error"]
     return error
-
-
-def node(node_id: str, type: str, config: dict[str, Any], **options: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": type, "config": config, **options}
-
-
-def edge(source: str, target: str, handle: str | None = None) -> dict[str, Any]:
-    made: dict[str, Any] = {"from": source, "to": target}
-    if handle is not None:
-        made["handle"] = handle
-    return made
-
-
-def hil_workflow(name: str, *, rejected_edge: bool = True) -> dict[str, Any]:
-    """draft -> check (hil) -> publish; check --rejected--> redo when `rejected_edge`."""
-    nodes = [
-        node("draft", "reshape", {"output": {"text": "hello {{ inputs.name }}"}}),
-        node(
-            "check",
-            "hil",
-            {"payload": "{{ nodes.draft.output }}", "instructions": "Is the greeting right?"},
-        ),
-        node("publish", "reshape", {"output": {"published": "{{ nodes.check.output }}"}}),
-    ]
-    edges = [edge("draft", "check"), edge("check", "publish")]
-    if rejected_edge:
-        nodes.append(node("redo", "reshape", {"output": "redo {{ inputs.name }}"}))
-        edges.append(edge("check", "redo", "rejected"))
-    return {
-        "name": name,
-        "inputs": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}},
-            "required": ["name"],
-        },
-        "nodes": nodes,
-        "edges": edges,
-    }

@@ -134,6 +134,8 @@ def test_a_model_run_over_http_is_on_the_record_without_its_secrets(
         ],
         "temperature": 0.7,
         "logprobs": True,
+        "run_id": run["id"],
+        "input_data": inputs["inputs"],
     }
     outputs = step["outputs"]
     assert outputs["content"] == "A joke (***)"

@@ -61,6 +61,10 @@ def test_seed_000_runs_offline_and_records_its_steps_in_seed_000s_shape(tmp_path
     assert model["inputs"]["messages"] == [
         {"role": "user", "content": "Tell me a joke about the weather"}
     ]
+    # Arcee's model step also shows the run and what the run had when it started.
+    assert model["inputs"]["run_id"] == document["id"]
+    assert model["inputs"]["input_data"]["prompt"] == "Tell me a joke about the weather"
+    assert share["inputs"]["input_data"]["model"] == model["outputs"]
 
     assert share["status"] == "completed"
     assert share["inputs"]["app_name"] == "slack"

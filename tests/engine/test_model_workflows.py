@@ -189,6 +189,9 @@ async def test_a_triage_run_records_each_model_step(
         "max_tokens": 8192,
         "top_k": 50,
         "repetition_penalty": 0,
+        # As Arcee's model steps show them: the run, and what it had when the step began.
+        "run_id": str(finished.id),
+        "input_data": {"topic": "weather"},
     }
     assert model.outputs["content"] == f"{SEED_000} (***)"
     assert model.outputs["choices"][0]["message"]["content"] == f"{SEED_000} (***)"

@@ -112,6 +112,21 @@ def test_duplicate_node_id(kinds: Kinds) -> None:
     assert "$.nodes[0]" in issue.message
 
 
+def test_node_id_longer_than_the_limit_is_refused_naming_it(kinds: Kinds) -> None:
+    # A node id is a key of every step row and index: a 4,000-character one broke every
+    # run of its workflow on PostgreSQL (btree row size), so the definition is refused.
+    issue = only_issue(
+        workflow({"id": "a" * 4000, "type": "reshape", "config": {"output": 1}}), kinds
+    )
+    assert issue.path == "$.nodes[0].id"
+    assert "at most 128 characters" in issue.message
+
+
+def test_node_id_at_the_limit_is_accepted(kinds: Kinds) -> None:
+    node = {"id": "a" * 128, "type": "reshape", "config": {"output": 1}}
+    assert issues_of(workflow(node), kinds) == []
+
+
 @pytest.mark.parametrize(("end", "path"), [("from", "$.edges[0].from"), ("to", "$.edges[0].to")])
 def test_edge_to_missing_node(kinds: Kinds, end: str, path: str) -> None:
     edge = {"from": "a", "to": "a2"} | {end: "ghost"}

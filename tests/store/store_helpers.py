@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+import sqlalchemy as sa
+
 from stepline.records import RunRecord, StepRecord
+from stepline.store import mapping
+from stepline.store.prepared import Prepared
+from stepline.store.tables import steps as steps_table
 
 DEFINITION = {
     "name": "summarize",
@@ -44,3 +49,20 @@ def new_step(run: RunRecord, seq: int, step_id: str | None = None, **fields: obj
         "seq": seq,
     }
     return StepRecord.model_validate({**defaults, **fields})
+
+
+DOCUMENT_COLUMNS = ("input_document", "output_document", "split_documents")
+"""The step columns migration 0009 adds."""
+
+
+def insert_legacy_steps(
+    conn: sa.Connection,
+    records: list[StepRecord],
+    *,
+    missing: tuple[str, ...] = ("order_key", *DOCUMENT_COLUMNS),
+) -> None:
+    """Insert steps as an older schema holds them: without the `missing` columns (by
+    default, as a database from before migration 0006 holds them)."""
+    columns = tuple(c for c in mapping.STEP_COLUMNS if c not in missing)
+    rows = [{c: row[c] for c in columns} for row in map(mapping.step_to_row, records)]
+    Prepared(steps_table.insert(), columns).executemany(conn, rows)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from store_helpers import Workflow, new_step
+from store_helpers import DOCUMENT_COLUMNS, Workflow, insert_legacy_steps, new_step
 
 from stepline.records import RunStatus
 from stepline.store import Store
@@ -107,7 +107,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
-        await store.insert_steps([new_step(run, 0)])
+        await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
             before = conn.execute("SELECT typeof(output) FROM runs").fetchall()
@@ -120,7 +120,59 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
 
         # From now on a bare number is stored as its text.
         await store.insert_steps([new_step(run, 1, outputs=18446744073709551617)])
-        steps_now = await store.list_steps(run.id)
-        assert steps_now[1].outputs == 18446744073709551617
+        steps_now = {step.step_id: step for step in await store.list_steps(run.id)}
+        assert steps_now["node1"].outputs == 18446744073709551617
     finally:
         await store.close()
+
+
+def _non_finite_rows(conn: sa.Connection) -> None:
+    """What a SQLite database written before non-finite numbers were refused could hold."""
+    conn.execute(runs.update().values(output=sa.literal('{"score": NaN, "name": "NaN"}')))
+    conn.execute(
+        steps.update().values(
+            outputs=sa.literal("[Infinity, -Infinity, 18446744073709551617, 0.1]"),
+            inputs=sa.literal('"Infinity and beyond"'),
+        )
+    )
+
+
+async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path: Path) -> None:
+    # SQLite kept NaN/Infinity as they were written; its json() calls that text malformed,
+    # and any reader that passes the text on serves something that is not JSON.
+    path = tmp_path / "old.db"
+    store = await Store.connect(f"sqlite+aiosqlite:///{path}")
+    try:
+        await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0007"))
+        org = await store.ensure_organization("acme")
+        saved = await store.save_workflow(org, {"name": "w", "nodes": []})
+        workflow = Workflow(org, saved.workflow.id, saved.version.version)
+        run = await store.create_run(workflow.run())
+        await store.writer.submit(
+            lambda conn: insert_legacy_steps(conn, [new_step(run, 0)], missing=DOCUMENT_COLUMNS)
+        )
+        await store.writer.submit(_non_finite_rows)
+
+        await store.upgrade()
+        with sqlite3.connect(path) as conn:
+            cells = conn.execute(
+                "SELECT r.output, s.outputs, s.inputs FROM runs r JOIN steps s ON s.run_id = r.id"
+            ).fetchall()
+        output, outputs, inputs = cells[0]
+        # Every stored document is JSON now, exact where it was finite, strings untouched.
+        assert json.loads(output, parse_constant=_refuse) == {"score": None, "name": "NaN"}
+        assert json.loads(outputs, parse_constant=_refuse) == [
+            None,
+            None,
+            18446744073709551617,
+            0.1,
+        ]
+        assert json.loads(inputs) == "Infinity and beyond"
+        (step,) = await store.list_steps(run.id)
+        assert step.outputs == [None, None, 18446744073709551617, 0.1]
+    finally:
+        await store.close()
+
+
+def _refuse(constant: str) -> Any:
+    raise AssertionError(f"{constant} is still stored")

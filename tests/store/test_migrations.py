@@ -14,11 +14,22 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from store_helpers import insert_legacy_steps, new_step
 
-from stepline.records import RunRecord, StepRecord, WorkflowRecord, WorkflowVersion, utcnow
+from stepline.records import (
+    IterationContext,
+    IterationFrame,
+    RunRecord,
+    StepRecord,
+    WorkflowRecord,
+    WorkflowVersion,
+    utcnow,
+)
 from stepline.store import Store
 from stepline.store.database import alembic_config
 from stepline.store.tables import metadata, runs, steps, workflow_versions, workflows
+from support.engine import run_workflow
+from support.step_order import CREATION_ORDER, EXPECTED_ORDER, EXPECTED_STEPS, NESTED_LOOPS
 
 TABLES = {
     "organizations",
@@ -30,6 +41,7 @@ TABLES = {
     "api_keys",
     "run_events",
     "secrets",
+    "files",
 }
 
 
@@ -193,6 +205,74 @@ async def test_upgrade_renames_live_duplicate_names_keeping_the_oldest(
                     workflows.insert(), {**rows["first"], "id": uuid4(), "created_at": utcnow()}
                 )
             )
+        _, version = await store.database.read(_schema)
+    finally:
+        await store.close()
+    assert version == _head()
+
+
+async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url: str) -> None:
+    # A database of 0005 holds a run of a workflow with a loop in a loop, its steps in
+    # creation order (seq), and a step of a node its version does not have; 0006 keys
+    # them as the engine does, and lists the stray one last.
+    store = await Store.connect(empty_database_url)
+    try:
+        await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0005"))
+        org = await store.ensure_organization()
+        saved = await store.save_workflow(org, NESTED_LOOPS)
+        run = await store.create_run(
+            RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
+        )
+        frames = {step_id: loops for step_id, _, loops in EXPECTED_STEPS}
+        nodes = {step_id: node_id for step_id, node_id, _ in EXPECTED_STEPS}
+        legacy = [
+            new_step(
+                run,
+                seq,
+                step_id,
+                node_id=nodes[step_id],
+                loop_id=frames[step_id][-1][0] if frames[step_id] else None,
+                iteration=frames[step_id][-1][1] if frames[step_id] else None,
+                iteration_context=IterationContext(
+                    frames=[
+                        IterationFrame(container_id=c, container_type="for_each", iteration=i)
+                        for c, i in frames[step_id]
+                    ]
+                )
+                if frames[step_id]
+                else None,
+            )
+            for seq, step_id in enumerate(CREATION_ORDER)
+        ]
+        legacy.insert(3, new_step(run, len(legacy), "gone", node_id="gone"))
+        await store.writer.submit(lambda conn: insert_legacy_steps(conn, legacy))
+
+        await store.upgrade()
+        migrated = await store.list_steps(run.id)
+        assert [s.step_id for s in migrated] == [*EXPECTED_ORDER, "gone"]
+        # The keys are those the engine gives a new run of the same workflow.
+        fresh = await run_workflow(store, NESTED_LOOPS)
+        assert fresh.run.status == "completed", fresh.run.error
+        assert {s.step_id: s.order_key for s in migrated if s.step_id != "gone"} == {
+            s.step_id: s.order_key for s in fresh.steps.values()
+        }
+        # And the pages read them in that order, by the new index.
+        page = await store.page_steps(run.id, organization_id=org, limit=5, include_io=False)
+        assert [s.step_id for s in page.items] == EXPECTED_ORDER[:5]
+    finally:
+        await store.close()
+
+
+async def test_0006_downgrades_and_upgrades_again(empty_database_url: str) -> None:
+    store = await Store.connect(empty_database_url)
+    try:
+        await store.upgrade()
+        await store.database.migrate(lambda conn: command.downgrade(alembic_config(conn), "0005"))
+        columns = await store.database.read(
+            lambda conn: {c["name"] for c in sa.inspect(conn).get_columns("steps")}
+        )
+        assert "order_key" not in columns and "seq" in columns
+        await store.upgrade()
         _, version = await store.database.read(_schema)
     finally:
         await store.close()

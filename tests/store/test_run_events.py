@@ -50,6 +50,7 @@ async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow:
         "status_reason": None,
         "iteration": 2,
         "loop_id": "loop",
+        "order_key": step.order_key,
         "started_at": step.started_at.isoformat().replace("+00:00", "Z"),
         "completed_at": step.completed_at.isoformat().replace("+00:00", "Z"),
         "error": None,

@@ -57,6 +57,11 @@ class StepTransition(BaseModel):
     status_reason: str | None
     iteration: int | None
     loop_id: str | None
+    order_key: str | None = Field(
+        default=None,
+        description="Where the step sorts among the run's steps (as in its steps listing: "
+        "compare as strings). Absent from events recorded before steps had one.",
+    )
     started_at: datetime | None
     completed_at: datetime | None
     error: str | None

@@ -2,9 +2,11 @@
 
 Iteration `i` of loop step `L` records its steps as `L_iter_i_<node_id>` (nested loops
 chain: `outer_iter_0_inner_iter_2_extract`), each with `loop_id` (the innermost loop's
-node id), `iteration` and the whole container hierarchy. Its steps are created pending
-when the iteration starts; on a resume they are found on record, so a completed iteration
-is not executed again and an interrupted one continues where it stopped.
+node id), `iteration` and the whole container hierarchy; their order_key extends the loop
+step's (`stepline.step_order`), so they are listed right after it, iteration by iteration.
+Its steps are created pending when the iteration starts; on a resume they are found on
+record, so a completed iteration is not executed again and an interrupted one continues
+where it stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from stepline.nodes.base import IterationOutcome
 from stepline.records import IterationFrame, StepRecord
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import NodeSpec
+from stepline.step_order import iteration_base
 
 if TYPE_CHECKING:
     from stepline.engine.executor import RunExecution
@@ -53,7 +56,12 @@ class LoopBody:
         )
         context = [*self.parent.context, frame_of_loop]
         await self.execution.ensure_steps(
-            self.graph, prefix, context, loop_id=self.node.id, iteration=index
+            self.graph,
+            prefix,
+            context,
+            loop_id=self.node.id,
+            iteration=index,
+            order_base=iteration_base(self.step.order_key, index),
         )
         states: dict[str, dict[str, Any]] = {}
         frame = Frame(

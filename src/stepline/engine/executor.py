@@ -39,6 +39,8 @@ from stepline.engine.failures import RunNotExecutable, mark_unstorable, run_fail
 from stepline.engine.frame import Frame
 from stepline.engine.observer import NullObserver, RunObserver
 from stepline.engine.step_runner import StepRunner
+from stepline.files import FileAccess
+from stepline.files.library import FileLibrary
 from stepline.nodes.base import NodeServices
 from stepline.nodes.registry import NodeRegistry
 from stepline.records import (
@@ -60,6 +62,7 @@ from stepline.spec.graph import WorkflowGraph
 from stepline.spec.models import NodeSpec, WorkflowSpec
 from stepline.spec.templates import TemplateError, Templates, get_templates
 from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
+from stepline.step_order import component
 from stepline.store import Store
 from stepline.store.errors import LeaseLostError, is_outage
 
@@ -284,6 +287,7 @@ class RunExecution:
             defaults=spec.defaults,
             record=self.record,
             limits=engine.limits,
+            files=_files_of(engine, run),
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
@@ -341,10 +345,16 @@ class RunExecution:
         *,
         loop_id: str | None = None,
         iteration: int | None = None,
+        order_base: str = "",
     ) -> None:
-        """Create, as pending and in one batch, the steps of a graph not yet on record."""
+        """Create, as pending and in one batch, the steps of a graph not yet on record.
+
+        Each step's order_key is `order_base` (the enclosing loop step's key and the
+        iteration, `step_order.iteration_base`; empty at the top) and its node's position in
+        the graph's topological order: the order the run's steps are listed in.
+        """
         created: list[StepRecord] = []
-        for node_id in graph.topological_order():
+        for position, node_id in enumerate(graph.topological_order()):
             step_id = prefix + node_id
             if step_id in self.steps:
                 continue
@@ -360,6 +370,7 @@ class RunExecution:
                 node_type=node.type,
                 node_label=node.display_label,
                 seq=self._next_seq,
+                order_key=order_base + component(position),
                 loop_id=loop_id,
                 iteration=iteration,
                 iteration_context=IterationContext(frames=list(context)) if context else None,
@@ -439,3 +450,12 @@ class RunExecution:
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)
+
+
+def _files_of(engine: Engine, run: RunRecord) -> FileAccess | None:
+    """The run's organization's files, if the engine's services have a file storage."""
+    storage = engine.services.files
+    if storage is None:
+        return None
+    library = FileLibrary(engine.store, storage, max_bytes=engine.services.max_file_bytes)
+    return library.for_organization(run.organization_id)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from stepline.files.library import open_file_storage
 from stepline.nodes.base import NodeServices
 from stepline.providers.client import ClientPool
 from stepline.sandbox import SandboxPool
@@ -15,14 +16,20 @@ from stepline.settings import Settings
 
 @asynccontextmanager
 async def open_node_services(settings: Settings) -> AsyncIterator[NodeServices]:
-    """One HTTP client, one warm code sandbox and the language-model clients, shared by
-    every step of every run."""
+    """One HTTP client, one warm code sandbox, the language-model clients and the file
+    storage, shared by every step of every run."""
     llm = ClientPool()
     try:
         async with (
             httpx.AsyncClient(timeout=settings.http_timeout_s) as http,
             SandboxPool(memory_mb=settings.code_memory_mb) as sandbox,
         ):
-            yield NodeServices(http=http, sandbox=sandbox, llm=llm)
+            yield NodeServices(
+                http=http,
+                sandbox=sandbox,
+                llm=llm,
+                files=open_file_storage(settings),
+                max_file_bytes=settings.max_file_bytes,
+            )
     finally:
         await llm.aclose()

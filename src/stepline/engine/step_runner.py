@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from stepline.documents import DocumentError, DocumentLimits, check_output
 from stepline.engine.failures import RunNotExecutable, storable_error
 from stepline.engine.retry import NO_RETRY, retry_delay_s, should_retry
+from stepline.files import FileAccess
 from stepline.nodes.base import (
     BodyRunner,
     ChildRuns,
@@ -77,6 +78,8 @@ class StepRunner:
     defaults: NodeDefaults | None
     record: Record
     limits: DocumentLimits = field(default_factory=DocumentLimits)
+    files: FileAccess | None = None
+    """The run's organization's files, lent to every step."""
 
     async def run(
         self,
@@ -140,6 +143,7 @@ class StepRunner:
                 services=self.services,
                 body=body,
                 children=children,
+                files=self.files,
             )
             try:
                 result = await _run_with_timeout(kind, ctx, timeout_s)
@@ -197,6 +201,9 @@ class StepRunner:
             "output": result.output,
             "handle_inputs": result.handle_inputs,
             "handle_outputs": result.handle_outputs,
+            "input_document": result.input_document,
+            "output_document": result.output_document,
+            "split_documents": result.split_documents,
             "step_metadata": result.metadata,
             "trace_spans": result.trace_spans,
         }
@@ -245,6 +252,9 @@ class StepRunner:
         step.error = None
         step.handle_inputs = result.handle_inputs
         step.handle_outputs = result.handle_outputs
+        step.input_document = result.input_document
+        step.output_document = result.output_document
+        step.split_documents = result.split_documents
         step.model = result.model
         step.tokens = result.tokens
         step.cost = result.cost

@@ -23,6 +23,7 @@ from stepline.spec.models import NodeSpec
 if TYPE_CHECKING:
     import httpx
 
+    from stepline.files import FileAccess, FileStorage
     from stepline.providers.client import ClientPool
     from stepline.sandbox import SandboxPool
 
@@ -35,6 +36,11 @@ class NodeServices:
     sandbox: SandboxPool | None = None
     llm: ClientPool | None = None
     """Language-model clients by endpoint (connections reused across steps)."""
+    files: FileStorage | None = None
+    """Where file contents live; the engine gives each step its organization's files
+    over it (`NodeContext.files`)."""
+    max_file_bytes: int = 50 * 1024 * 1024
+    """The largest file a step may store (STEPLINE_MAX_FILE_BYTES)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,9 @@ class NodeContext:
     """For a container kind: runs its body's iterations."""
     children: ChildRuns | None = None
     """Runs child runs (sub_workflow) linked to this step."""
+    files: FileAccess | None = None
+    """The run's organization's files (read a run's file references, store new files);
+    None where the engine has no file storage."""
 
 
 @dataclass
@@ -133,6 +142,12 @@ class NodeResult:
     trace_spans: list[dict[str, Any]] | None = None
     metadata: dict[str, Any] | None = None
     """Lands in the step's `step_metadata` (e.g. a code step's stdout and stderr)."""
+    input_document: dict[str, Any] | None = None
+    """The document the step read, {file_id, filename, mime_type} (Retab's steps)."""
+    output_document: dict[str, Any] | None = None
+    """The document the step made."""
+    split_documents: dict[str, Any] | None = None
+    """A split's sub-documents by name."""
 
 
 class NodeError(Exception):

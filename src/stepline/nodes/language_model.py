@@ -106,6 +106,7 @@ class LanguageModelKind(NodeKind):
     """A node kind that calls a language model; holds where providers come from."""
 
     raw_fields: ClassVar[frozenset[str]] = frozenset({"provider"})
+    records_run_context: ClassVar[bool] = True
 
     def __init__(self, providers: Providers | None = None) -> None:
         self._providers = providers

@@ -23,15 +23,19 @@ from stepline.nodes.base import NodeKind
 from stepline.nodes.classifier import ClassifierNode
 from stepline.nodes.code import CodeNode
 from stepline.nodes.conditional import ConditionalNode
+from stepline.nodes.edit import EditNode
 from stepline.nodes.end import EndNode
 from stepline.nodes.extract import ExtractNode
 from stepline.nodes.for_each import ForEachNode
 from stepline.nodes.hil import HilNode
 from stepline.nodes.integration import IntegrationNode
 from stepline.nodes.merge_dicts import MergeDictsNode
+from stepline.nodes.merge_pdf import MergePdfNode
 from stepline.nodes.model import ModelNode
 from stepline.nodes.note import NoteNode
+from stepline.nodes.parse import ParseNode
 from stepline.nodes.reshape import ReshapeNode
+from stepline.nodes.split import SplitNode
 from stepline.nodes.start import StartNode
 from stepline.nodes.sub_workflow import SubWorkflowNode
 from stepline.nodes.while_loop import WhileLoopNode
@@ -132,6 +136,10 @@ def builtin_kinds() -> list[type[NodeKind]]:
         ModelNode,
         ClassifierNode,
         ExtractNode,
+        ParseNode,
+        SplitNode,
+        MergePdfNode,
+        EditNode,
     ]
 
 

@@ -1,12 +1,17 @@
-"""The Python SDK of the stepline REST API (sync `Client`, asyncio `AsyncClient`).
+"""The Python SDK of the stepline REST API: `Client`, and `AsyncClient` for asyncio.
 
 from stepline import Client
 
 with Client() as client:  # STEPLINE_SERVER / STEPLINE_API_KEY or the saved credentials
-    workflow = client.workflows.create(definition)
-    run = client.runs.create(workflow.id, {"amount": 700}, wait=True)
+    workflow = client.workflows.upload("examples/order-triage.yaml")
+    run = client.runs.create(workflow.id, {"amount": 700, "customer": "Ada"}, wait=True)
     for step in client.runs.steps.list(workflow.id, run.id, include_io=False):
         print(step.step_id, step.status)
+
+Both faces are one implementation: `_api` describes each request as data, `_flows` does
+everything over HTTP once (retries, errors, streams, pages, `wait`) without doing I/O, and
+`_drivers` performs it with httpx's sync or async client. Errors are the kinds of
+`stepline.errors` (see `stepline.sdk.errors`).
 """
 
 from stepline.sdk.async_client import AsyncClient, AsyncEventStream, AsyncStepStream
@@ -18,6 +23,7 @@ from stepline.sdk.errors import (
     ConfigurationError,
     ConflictError,
     ErrorDetail,
+    MisconfiguredError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -25,6 +31,7 @@ from stepline.sdk.errors import (
     ServerError,
     SteplineError,
     TransportError,
+    UnavailableError,
     ValidationError,
 )
 from stepline.sdk.models import (
@@ -59,6 +66,7 @@ __all__ = [
     "ErrorDetail",
     "Event",
     "EventStream",
+    "MisconfiguredError",
     "NotFoundError",
     "Page",
     "PageIterator",
@@ -77,6 +85,7 @@ __all__ = [
     "StepStream",
     "SteplineError",
     "TransportError",
+    "UnavailableError",
     "ValidationError",
     "ValidationIssue",
     "ValidationResult",

@@ -1,7 +1,7 @@
-"""What the sync and async clients share: a request as data, and when to retry it.
+"""A request as data, and when to retry it: what `_flows` reads to talk to the server.
 
-A `Call` describes one API request and how to read its answer; `Client` and `AsyncClient`
-only differ in how they send it (and sleep between tries).
+A `Call` describes one API request and how to read its answer; `RetryPolicy` decides
+whether and when to send it again. Neither does I/O.
 """
 
 from __future__ import annotations

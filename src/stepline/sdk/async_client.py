@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -14,17 +11,10 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
-from stepline.sdk._http import (
-    Call,
-    RetryPolicy,
-    T,
-    build_headers,
-    timeout_for,
-    transport_error,
-)
-from stepline.sdk.client import POLL_FIRST_S, POLL_MAX_S
+from stepline.sdk._drivers import AsyncDriver
+from stepline.sdk._flows import Flows
+from stepline.sdk._http import Call, RetryPolicy, T, build_headers
 from stepline.sdk.config import resolve_connection
-from stepline.sdk.errors import error_from_response
 from stepline.sdk.models import (
     Event,
     Review,
@@ -39,7 +29,6 @@ from stepline.sdk.models import (
     Workflow,
 )
 from stepline.sdk.pagination import AsyncPageIterator
-from stepline.sdk.sse import SseDecoder
 
 Id = UUID | str
 
@@ -69,6 +58,7 @@ class AsyncClient:
             headers=build_headers(self.api_key, workspace_id),
             timeout=timeout,
         )
+        self._driver = AsyncDriver(self._http, Flows(self.base_url, self.retry), timeout)
         self.workflows = AsyncWorkflows(self)
         self.runs = AsyncRuns(self)
         self.reviews = AsyncReviews(self)
@@ -90,45 +80,15 @@ class AsyncClient:
 
     async def send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
         """Send `call`, retrying as the policy allows; an error answer raises `ApiError`."""
-        attempt = 0
-        while True:
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json if call.files is None else None,
-                files=call.files,
-                headers=call.headers,
-                timeout=timeout_for(call, self.timeout),
-            )
-            try:
-                response = await self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if not self.retry.retries_exception(call, exc, attempt):
-                    raise transport_error(exc, self.base_url) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
-            if response.is_success:
-                return response
-            if self.retry.retries_status(call, response.status_code, attempt):
-                await response.aclose()
-                await asyncio.sleep(self.retry.delay(attempt, response))
-                attempt += 1
-                continue
-            try:
-                if stream:
-                    await response.aread()
-                raise error_from_response(response)
-            finally:
-                await response.aclose()
+        return await self._driver.run(self._driver.flows.send(call, stream=stream))
 
     async def call(self, call: Call[T]) -> T:
-        response = await self.send(call)
-        return call.parse(response)
+        return await self._driver.run(self._driver.flows.call(call))
 
 
 class AsyncWorkflows:
+    """`Workflows` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
@@ -137,7 +97,7 @@ class AsyncWorkflows:
 
     def list(self, *, page_size: int | None = None, **filters: Any) -> AsyncPageIterator[Workflow]:
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_workflows(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_workflows(filters, after, page_size)
         )
 
     async def get(self, workflow_id: Id) -> Workflow:
@@ -165,11 +125,10 @@ class AsyncWorkflows:
         self, workflow_id: Id, *, page_size: int | None = None
     ) -> AsyncPageIterator[Version]:
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_versions(workflow_id, after, page_size))
+            self._client._driver, lambda after: _api.list_versions(workflow_id, after, page_size)
         )
 
     async def version(self, workflow_id: Id, version: int) -> Version:
-        """One version of the workflow (1, 2, ...)."""
         return await self._client.call(_api.get_version(workflow_id, version))
 
     async def upload(self, path: str | Path) -> Workflow:
@@ -184,17 +143,15 @@ class AsyncWorkflows:
 
 
 class AsyncSecrets:
-    """The secrets of the key's organization (or workspace): admin or write scope."""
+    """`Secrets` of `Client`, to await (its docstrings say what each method does)."""
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
     async def set(self, name: str, value: str) -> Secret:
-        """Create the secret or replace its value; nodes read it as {{ secrets.NAME }}."""
         return await self._client.call(_api.set_secret(name, value))
 
     async def list(self) -> list[Secret]:
-        """Every secret's name and times, by name (never a value)."""
         return await self._client.call(_api.list_secrets())
 
     async def get(self, name: str) -> Secret:
@@ -205,6 +162,8 @@ class AsyncSecrets:
 
 
 class AsyncReviews:
+    """`Reviews` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
@@ -214,15 +173,15 @@ class AsyncReviews:
         workflow_id: Id | None = None,
         page_size: int | None = None,
     ) -> AsyncPageIterator[Review]:
-        """The steps waiting for a person's decision, oldest first (of one workflow, when
-        given), following cursors across pages."""
         filters = {"workflow_id": workflow_id}
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_reviews(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_reviews(filters, after, page_size)
         )
 
 
 class AsyncSteps:
+    """`Steps` (`runs.steps`) of `Client`, to await (its docstrings say what each does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
@@ -230,9 +189,8 @@ class AsyncSteps:
         self, workflow_id: Id, run_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Step]:
         return AsyncPageIterator(
-            lambda after: self._client.call(
-                _api.list_steps(workflow_id, run_id, filters, after, page_size)
-            )
+            self._client._driver,
+            lambda after: _api.list_steps(workflow_id, run_id, filters, after, page_size),
         )
 
     async def get(self, workflow_id: Id, run_id: Id, step_id: Id) -> Step:
@@ -248,16 +206,13 @@ class AsyncSteps:
         output: Any = _api.UNSET,
         comment: str | None = None,
     ) -> ReviewResult:
-        """Decide a step waiting for review (by its UUID or step_id): approve it, with an
-        edited `output` if given (None is a value), or reject it; the run then resumes.
-
-        Deciding again the same way returns `changed=False`; differently, ConflictError.
-        """
         call = _api.review_step(workflow_id, run_id, step_id, approved, output, comment)
         return await self._client.call(call)
 
 
 class AsyncRuns:
+    """`Runs` of `Client`, to await (its docstrings say what each method does)."""
+
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
         self.steps = AsyncSteps(client)
@@ -285,7 +240,8 @@ class AsyncRuns:
         self, workflow_id: Id, *, page_size: int | None = None, **filters: Any
     ) -> AsyncPageIterator[Run]:
         return AsyncPageIterator(
-            lambda after: self._client.call(_api.list_runs(workflow_id, filters, after, page_size))
+            self._client._driver,
+            lambda after: _api.list_runs(workflow_id, filters, after, page_size),
         )
 
     async def get(self, workflow_id: Id, run_id: Id) -> Run:
@@ -295,8 +251,6 @@ class AsyncRuns:
         return await self._client.call(_api.cancel_run(workflow_id, run_id))
 
     async def retry(self, workflow_id: Id, run_id: Id) -> Run:
-        """Continue a failed or cancelled run from its failed steps (the same run, queued
-        again; completed steps are not run again). ConflictError for any other run."""
         return await self._client.call(_api.retry_run(workflow_id, run_id))
 
     async def replay(
@@ -308,28 +262,14 @@ class AsyncRuns:
         inputs: Mapping[str, Any] | None = None,
         workflow_version: int | None = None,
     ) -> Run:
-        """A new run (`replay_of` the original) that reuses the original's outputs for
-        every step upstream of `from_node` and runs the rest; inputs and version default
-        to the original's."""
         call = _api.replay_run(workflow_id, run_id, from_node, inputs, workflow_version)
         return await self._client.call(call)
 
     async def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
-        """The run once it ended or waits for a review (`run.settled`), or as it is when
-        `timeout_s` is up."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        pause = POLL_FIRST_S
-        while True:
-            run = await self.get(workflow_id, run_id)
-            if run.settled:
-                return run
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return run
-                pause = min(pause, left)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, POLL_MAX_S)
+        flows = self._client._driver.flows
+        return await self._client._driver.run(
+            flows.wait(_api.get_run(workflow_id, run_id), timeout_s)
+        )
 
     async def summary(self, workflow_id: Id, **window: Any) -> RunSummary:
         return await self._client.call(_api.run_summary(workflow_id, window))
@@ -348,20 +288,13 @@ class AsyncRuns:
     async def download(self, workflow_id: Id, run_id: Id, format: str = "json") -> Any:
         """As `Client.runs.download`; with format="ndjson" use `async for` on the result."""
         call = _api.download_run(workflow_id, run_id, format)
-        response = await self._client.send(call, stream=True)
         if format == "ndjson":
-            return AsyncStepStream(response, self._client.base_url)
-        try:
-            return json.loads(await response.aread())
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._client.base_url) from exc
-        finally:
-            await response.aclose()
+            return AsyncStepStream(await self._client.send(call, stream=True), self._client._driver)
+        return await self._client._driver.run(self._client._driver.flows.read_json(call))
 
     async def download_node(self, workflow_id: Id, run_id: Id, node_id: str) -> AsyncStepStream:
         call = _api.download_node(workflow_id, run_id, node_id, "ndjson")
-        response = await self._client.send(call, stream=True)
-        return AsyncStepStream(response, self._client.base_url)
+        return AsyncStepStream(await self._client.send(call, stream=True), self._client._driver)
 
     def events(
         self, workflow_id: Id, run_id: Id, last_event_id: int | None = None
@@ -370,49 +303,18 @@ class AsyncRuns:
         return AsyncEventStream(self._client, workflow_id, run_id, last_event_id)
 
 
-class AsyncStepStream:
-    """Step records from an ndjson download, parsed one line at a time."""
-
-    def __init__(self, response: httpx.Response, base_url: str) -> None:
-        self._response = response
-        self._base_url = base_url
-
-    async def __aenter__(self) -> AsyncStepStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-    async def __aiter__(self) -> AsyncIterator[Step]:
-        try:
-            async for line in self._response.aiter_lines():
-                if line.strip():
-                    yield Step.model_validate_json(line)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._base_url) from exc
-        finally:
-            await self.aclose()
-
-
 class AsyncEventStream:
-    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection."""
+    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection;
+    `last_event_id` is the id of the last event handed out."""
 
     def __init__(
         self, client: AsyncClient, workflow_id: Id, run_id: Id, last_event_id: int | None
     ) -> None:
-        self._client = client
+        self._driver = client._driver
         self._workflow_id = workflow_id
         self._run_id = run_id
         self.last_event_id = last_event_id
-        self._response: httpx.Response | None = None
+        self._events: AsyncGenerator[Event, None] | None = None
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -426,35 +328,42 @@ class AsyncEventStream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._response is not None:
-            await self._response.aclose()
-            self._response = None
+        if self._events is not None:
+            await self._events.aclose()
+        self._events = None
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        breaks = 0
-        retry = self._client.retry
-        while True:
-            call = _api.run_events(self._workflow_id, self._run_id, self.last_event_id)
-            self._response = await self._client.send(call, stream=True)
-            decoder = SseDecoder()
-            try:
-                async for line in self._response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is None:
-                        continue
-                    breaks = 0
-                    if event.id is not None:
-                        self.last_event_id = event.id
-                    yield event
-                    if event.is_terminal:
-                        return
-                return
-            except httpx.ReadTimeout:
-                pass
-            except httpx.TransportError as exc:
-                if breaks >= retry.max_retries:
-                    raise transport_error(exc, self._client.base_url) from exc
-                await asyncio.sleep(retry.delay(breaks))
-                breaks += 1
-            finally:
-                await self.aclose()
+    def __aiter__(self) -> AsyncIterator[Event]:
+        flow = self._driver.flows.events(
+            self, lambda last: _api.run_events(self._workflow_id, self._run_id, last)
+        )
+        self._events = self._driver.iterate(flow)
+        return self._events
+
+
+class AsyncStepStream:
+    """Step records from an ndjson download, parsed one line at a time."""
+
+    def __init__(self, response: httpx.Response, driver: AsyncDriver) -> None:
+        self._response = response
+        self._driver = driver
+        self._steps: AsyncGenerator[Step, None] | None = None
+
+    async def __aenter__(self) -> AsyncStepStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._steps is not None:
+            await self._steps.aclose()
+        await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Step]:
+        self._steps = self._driver.iterate(self._driver.flows.steps(self._response))
+        return self._steps

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -13,16 +11,10 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
-from stepline.sdk._http import (
-    Call,
-    RetryPolicy,
-    T,
-    build_headers,
-    timeout_for,
-    transport_error,
-)
+from stepline.sdk._drivers import SyncDriver
+from stepline.sdk._flows import Flows
+from stepline.sdk._http import Call, RetryPolicy, T, build_headers
 from stepline.sdk.config import resolve_connection
-from stepline.sdk.errors import error_from_response
 from stepline.sdk.models import (
     Event,
     Review,
@@ -37,13 +29,8 @@ from stepline.sdk.models import (
     Workflow,
 )
 from stepline.sdk.pagination import PageIterator
-from stepline.sdk.sse import SseDecoder
 
 Id = UUID | str
-
-# How often `runs.wait` looks at the run: quickly at first, then at most once a second.
-POLL_FIRST_S = 0.05
-POLL_MAX_S = 1.0
 
 
 class Client:
@@ -73,6 +60,7 @@ class Client:
             headers=build_headers(self.api_key, workspace_id),
             timeout=timeout,
         )
+        self._driver = SyncDriver(self._http, Flows(self.base_url, self.retry), timeout)
         self.workflows = Workflows(self)
         self.runs = Runs(self)
         self.reviews = Reviews(self)
@@ -94,42 +82,10 @@ class Client:
 
     def send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
         """Send `call`, retrying as the policy allows; an error answer raises `ApiError`."""
-        attempt = 0
-        while True:
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json if call.files is None else None,
-                files=call.files,
-                headers=call.headers,
-                timeout=timeout_for(call, self.timeout),
-            )
-            try:
-                response = self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if not self.retry.retries_exception(call, exc, attempt):
-                    raise transport_error(exc, self.base_url) from exc
-                time.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
-            if response.is_success:
-                return response
-            if self.retry.retries_status(call, response.status_code, attempt):
-                response.close()
-                time.sleep(self.retry.delay(attempt, response))
-                attempt += 1
-                continue
-            try:
-                if stream:
-                    response.read()
-                raise error_from_response(response)
-            finally:
-                response.close()
+        return self._driver.run(self._driver.flows.send(call, stream=stream))
 
     def call(self, call: Call[T]) -> T:
-        response = self.send(call)
-        return call.parse(response)
+        return self._driver.run(self._driver.flows.call(call))
 
 
 class Workflows:
@@ -141,7 +97,7 @@ class Workflows:
 
     def list(self, *, page_size: int | None = None, **filters: Any) -> PageIterator[Workflow]:
         return PageIterator(
-            lambda after: self._client.call(_api.list_workflows(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_workflows(filters, after, page_size)
         )
 
     def get(self, workflow_id: Id) -> Workflow:
@@ -168,7 +124,7 @@ class Workflows:
 
     def versions(self, workflow_id: Id, *, page_size: int | None = None) -> PageIterator[Version]:
         return PageIterator(
-            lambda after: self._client.call(_api.list_versions(workflow_id, after, page_size))
+            self._client._driver, lambda after: _api.list_versions(workflow_id, after, page_size)
         )
 
     def version(self, workflow_id: Id, version: int) -> Version:
@@ -223,7 +179,7 @@ class Reviews:
         given), following cursors across pages."""
         filters = {"workflow_id": workflow_id}
         return PageIterator(
-            lambda after: self._client.call(_api.list_reviews(filters, after, page_size))
+            self._client._driver, lambda after: _api.list_reviews(filters, after, page_size)
         )
 
 
@@ -239,9 +195,8 @@ class Steps:
         Filters: status, node_id, node_type, loop_id, iteration, include_io.
         """
         return PageIterator(
-            lambda after: self._client.call(
-                _api.list_steps(workflow_id, run_id, filters, after, page_size)
-            )
+            self._client._driver,
+            lambda after: _api.list_steps(workflow_id, run_id, filters, after, page_size),
         )
 
     def get(self, workflow_id: Id, run_id: Id, step_id: Id) -> Step:
@@ -297,7 +252,8 @@ class Runs:
     ) -> PageIterator[Run]:
         """The workflow's runs, newest first."""
         return PageIterator(
-            lambda after: self._client.call(_api.list_runs(workflow_id, filters, after, page_size))
+            self._client._driver,
+            lambda after: _api.list_runs(workflow_id, filters, after, page_size),
         )
 
     def get(self, workflow_id: Id, run_id: Id) -> Run:
@@ -329,19 +285,8 @@ class Runs:
     def wait(self, workflow_id: Id, run_id: Id, timeout_s: float | None = None) -> Run:
         """The run once it ended or waits for a review (`run.settled`), or as it is when
         `timeout_s` is up."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        pause = POLL_FIRST_S
-        while True:
-            run = self.get(workflow_id, run_id)
-            if run.settled:
-                return run
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return run
-                pause = min(pause, left)
-            time.sleep(pause)
-            pause = min(pause * 2, POLL_MAX_S)
+        flows = self._client._driver.flows
+        return self._client._driver.run(flows.wait(_api.get_run(workflow_id, run_id), timeout_s))
 
     def summary(self, workflow_id: Id, **window: Any) -> RunSummary:
         return self._client.call(_api.run_summary(workflow_id, window))
@@ -359,20 +304,14 @@ class Runs:
         """The run, its version and every step as one document; with format="ndjson" a
         stream of step records read line by line (iterate it; `with` closes it early)."""
         call = _api.download_run(workflow_id, run_id, format)
-        response = self._client.send(call, stream=True)
         if format == "ndjson":
-            return StepStream(response, self._client.base_url)
-        try:
-            return json.loads(response.read())
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._client.base_url) from exc
-        finally:
-            response.close()
+            return StepStream(self._client.send(call, stream=True), self._client._driver)
+        return self._client._driver.run(self._client._driver.flows.read_json(call))
 
     def download_node(self, workflow_id: Id, run_id: Id, node_id: str) -> StepStream:
         """Every step of one node (one per iteration), streamed as ndjson."""
         call = _api.download_node(workflow_id, run_id, node_id, "ndjson")
-        return StepStream(self._client.send(call, stream=True), self._client.base_url)
+        return StepStream(self._client.send(call, stream=True), self._client._driver)
 
     def events(self, workflow_id: Id, run_id: Id, last_event_id: int | None = None) -> EventStream:
         """The run's events in order until it ends; reconnects with Last-Event-ID if the
@@ -381,16 +320,17 @@ class Runs:
 
 
 class EventStream:
-    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection."""
+    """A run's Server-Sent Events as `Event` objects, resumed after a broken connection;
+    `last_event_id` is the id of the last event handed out."""
 
     def __init__(
         self, client: Client, workflow_id: Id, run_id: Id, last_event_id: int | None
     ) -> None:
-        self._client = client
+        self._driver = client._driver
         self._workflow_id = workflow_id
         self._run_id = run_id
         self.last_event_id = last_event_id
-        self._response: httpx.Response | None = None
+        self._events: Generator[Event, None, None] | None = None
 
     def __enter__(self) -> EventStream:
         return self
@@ -404,46 +344,25 @@ class EventStream:
         self.close()
 
     def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
+        if self._events is not None:
+            self._events.close()
+        self._events = None
 
     def __iter__(self) -> Iterator[Event]:
-        breaks = 0
-        retry = self._client.retry
-        while True:
-            call = _api.run_events(self._workflow_id, self._run_id, self.last_event_id)
-            self._response = self._client.send(call, stream=True)
-            decoder = SseDecoder()
-            try:
-                for line in self._response.iter_lines():
-                    event = decoder.feed(line)
-                    if event is None:
-                        continue
-                    breaks = 0
-                    if event.id is not None:
-                        self.last_event_id = event.id
-                    yield event
-                    if event.is_terminal:
-                        return
-                return  # the server ended the stream
-            except httpx.ReadTimeout:
-                pass  # a quiet run: ask again from the last event we saw
-            except httpx.TransportError as exc:
-                if breaks >= retry.max_retries:
-                    raise transport_error(exc, self._client.base_url) from exc
-                time.sleep(retry.delay(breaks))
-                breaks += 1
-            finally:
-                self.close()
+        flow = self._driver.flows.events(
+            self, lambda last: _api.run_events(self._workflow_id, self._run_id, last)
+        )
+        self._events = self._driver.iterate(flow)
+        return self._events
 
 
 class StepStream:
     """Step records from an ndjson download, parsed one line at a time."""
 
-    def __init__(self, response: httpx.Response, base_url: str) -> None:
+    def __init__(self, response: httpx.Response, driver: SyncDriver) -> None:
         self._response = response
-        self._base_url = base_url
+        self._driver = driver
+        self._steps: Generator[Step, None, None] | None = None
 
     def __enter__(self) -> StepStream:
         return self
@@ -457,14 +376,10 @@ class StepStream:
         self.close()
 
     def close(self) -> None:
+        if self._steps is not None:
+            self._steps.close()
         self._response.close()
 
     def __iter__(self) -> Iterator[Step]:
-        try:
-            for line in self._response.iter_lines():
-                if line.strip():
-                    yield Step.model_validate_json(line)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self._base_url) from exc
-        finally:
-            self.close()
+        self._steps = self._driver.iterate(self._driver.flows.steps(self._response))
+        return self._steps

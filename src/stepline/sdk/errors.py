@@ -1,69 +1,80 @@
-"""What the SDK raises: one base, an `ApiError` per HTTP status class, and transport failures.
+"""What the SDK raises: the kinds of `stepline.errors`, as the server's answer said them.
 
-SteplineError
-├── ConfigurationError        no server URL could be found
-├── TransportError            the server could not be reached, or the connection broke
-└── ApiError                  the server answered with an error envelope
-    ├── BadRequestError         400
-    ├── AuthenticationError     401
-    ├── PermissionDeniedError   403
-    ├── NotFoundError           404
-    ├── ConflictError           409
-    ├── PayloadTooLargeError    413
-    ├── ValidationError         422
-    ├── RateLimitError          429
+An error answer is decoded once (`error_from_response`) into the class of its status, and
+each class is both an `ApiError` (status, envelope code, message, details, request id) and
+the `stepline.errors` kind of that status, so a caller catches `stepline.errors.NotFound`
+whether a run was looked up in-process or over HTTP. The SDK's own names stay as they were.
+
+stepline.errors.SteplineError (also `stepline.sdk.SteplineError`)
+├── ConfigurationError        Misconfigured   no server URL could be found
+├── TransportError            Unavailable     no answer: unreachable, timed out, dropped
+└── ApiError                                  the server answered with an error envelope
+    ├── BadRequestError         400  InvalidRequest
+    ├── AuthenticationError     401  Unauthenticated
+    ├── PermissionDeniedError   403  Forbidden
+    ├── NotFoundError           404  NotFound
+    ├── ConflictError           409  Conflict
+    ├── PayloadTooLargeError    413  TooLarge
+    ├── ValidationError         422  InvalidRequest
+    ├── RateLimitError          429  Unavailable
     └── ServerError             5xx
+        ├── MisconfiguredError    500 with code `misconfigured`  Misconfigured
+        └── UnavailableError      503  Unavailable
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from stepline.errors import (
+    Conflict,
+    Detail,
+    Forbidden,
+    InvalidRequest,
+    Misconfigured,
+    NotFound,
+    SteplineError,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
 
-class SteplineError(Exception):
-    """Base of every error the SDK raises on purpose."""
+ErrorDetail = Detail
+"""One problem of a request, e.g. field `body.inputs.amount` (the SDK's older name)."""
 
 
-class ConfigurationError(SteplineError):
+class ConfigurationError(Misconfigured):
     """The client was not told where the server is (argument, STEPLINE_SERVER, credentials)."""
 
 
-class TransportError(SteplineError):
+class TransportError(Unavailable):
     """No HTTP answer: the server is unreachable, timed out, or dropped the connection."""
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.url = url
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorDetail:
-    """One problem of a request, e.g. field `body.inputs.amount`."""
-
-    field: str
-    message: str
-
-
 class ApiError(SteplineError):
-    """The server refused or failed the request; everything its error envelope said."""
+    """The server refused or failed the request; everything its error envelope said.
+
+    `status` and `code` are the answer's own (a subclass's kind gives the CLI exit code).
+    """
 
     def __init__(
         self,
         status: int,
         code: str,
         message: str,
-        details: list[ErrorDetail] | None = None,
+        details: Sequence[Detail] | None = None,
         request_id: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, details=details or ())
         self.status = status
         self.code = code
-        self.message = message
-        self.details = details or []
         self.request_id = request_id
 
     def __str__(self) -> str:
@@ -81,40 +92,48 @@ class ApiError(SteplineError):
         )
 
 
-class BadRequestError(ApiError):
-    pass
+class BadRequestError(ApiError, InvalidRequest):
+    """400: the request could not be read."""
 
 
-class AuthenticationError(ApiError):
+class AuthenticationError(ApiError, Unauthenticated):
     """401: the API key is missing, wrong, revoked or expired."""
 
 
-class PermissionDeniedError(ApiError):
+class PermissionDeniedError(ApiError, Forbidden):
     """403: the key is valid but its scopes do not allow this."""
 
 
-class NotFoundError(ApiError):
+class NotFoundError(ApiError, NotFound):
     """404: no such record in the key's organization."""
 
 
-class ConflictError(ApiError):
-    pass
+class ConflictError(ApiError, Conflict):
+    """409: the record's state forbids the change, or the name is taken."""
 
 
-class PayloadTooLargeError(ApiError):
-    pass
+class PayloadTooLargeError(ApiError, TooLarge):
+    """413: a body or document past a size limit."""
 
 
-class ValidationError(ApiError):
+class ValidationError(ApiError, InvalidRequest):
     """422: the request (body, path or query) is not valid; `details` names each field."""
 
 
-class RateLimitError(ApiError):
-    pass
+class RateLimitError(ApiError, Unavailable):
+    """429: too many requests now; idempotent calls were already retried."""
 
 
 class ServerError(ApiError):
     """5xx: the server failed; idempotent calls were already retried."""
+
+
+class MisconfiguredError(ServerError, Misconfigured):
+    """500 `misconfigured`: the server's operator has a setting to fix."""
+
+
+class UnavailableError(ServerError, Unavailable):
+    """503: something the server needs (its database, the sandbox) cannot be used now."""
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {
@@ -126,13 +145,17 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     413: PayloadTooLargeError,
     422: ValidationError,
     429: RateLimitError,
+    503: UnavailableError,
 }
 
 
-def error_class(status: int) -> type[ApiError]:
-    if status >= 500:
-        return ServerError
-    return _BY_STATUS.get(status, ApiError)
+def error_class(status: int, code: str | None = None) -> type[ApiError]:
+    """The class of an error answer: by status, and for a 500 by its envelope code."""
+    if status == 500 and code == Misconfigured.code:
+        return MisconfiguredError
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    return ServerError if status >= 500 else ApiError
 
 
 def error_from_response(response: httpx.Response) -> ApiError:
@@ -154,10 +177,32 @@ def error_from_response(response: httpx.Response) -> ApiError:
             code = str(envelope.get("code") or code)
             message = str(envelope.get("message") or message)
             details = [
-                ErrorDetail(field=str(d.get("field", "")), message=str(d.get("message", "")))
+                Detail(field=str(d.get("field", "")), message=str(d.get("message", "")))
                 for d in envelope.get("details") or []
                 if isinstance(d, dict)
             ]
         elif isinstance(payload.get("detail"), str):
             message = payload["detail"]
-    return error_class(status)(status, code, message, details, request_id)
+    return error_class(status, code)(status, code, message, details, request_id)
+
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "ErrorDetail",
+    "MisconfiguredError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "SteplineError",
+    "TransportError",
+    "UnavailableError",
+    "ValidationError",
+    "error_class",
+    "error_from_response",
+]

@@ -33,6 +33,9 @@ _DATA_FIELDS = (
     "outputs",
     "handle_inputs",
     "handle_outputs",
+    "input_document",
+    "output_document",
+    "split_documents",
     "trace_spans",
     "step_metadata",
 )

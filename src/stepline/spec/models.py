@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from stepline.records import ErrorCategory
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+MAX_NODE_ID_LENGTH = 128
+"""A node id keys every step row and its indexes (PostgreSQL's btree refuses huge keys)."""
 
 REJECTED_HANDLE = "rejected"
 """The output handle a rejected review follows (any node with `review`, and `hil`)."""
@@ -63,7 +65,11 @@ class BodySpec(_Spec):
 
 
 class NodeSpec(_Spec):
-    id: str = Field(pattern=NODE_ID_PATTERN, description="Unique within the workflow.")
+    id: str = Field(
+        pattern=NODE_ID_PATTERN,
+        max_length=MAX_NODE_ID_LENGTH,
+        description=f"Unique within the workflow; at most {MAX_NODE_ID_LENGTH} characters.",
+    )
     type: str = Field(description="The node kind, e.g. code, api_call, conditional.")
     label: str | None = Field(default=None, description="A human name; defaults to the id.")
     description: str | None = None

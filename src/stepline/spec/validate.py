@@ -18,32 +18,31 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
-from stepline.spec.checks import (
-    is_container,
+from stepline.spec.graph import WorkflowGraph
+from stepline.spec.kind_info import KindInfo as KindInfo
+from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
+from stepline.spec.reporting import (
     join_path,
     loc_path,
     pydantic_message,
     salvage,
     salvage_nodes,
     suggest,
-    template_stands_in,
 )
-from stepline.spec.graph import WorkflowGraph
-from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
 
-# Re-exported: found by validating, so long imported from here.
-from stepline.spec.secret_refs import SecretReference as SecretReference
-from stepline.spec.secret_refs import may_read_secrets as may_read_secrets
-from stepline.spec.secret_refs import secret_references as secret_references
+# Re-exported: callers found them here before they had a module of their own.
+from stepline.spec.secret_references import SecretReference as SecretReference
+from stepline.spec.secret_references import may_read_secrets as may_read_secrets
+from stepline.spec.secret_references import secret_references as secret_references
 from stepline.spec.templates import (
     KNOWN_ROOTS,
     Reference,
@@ -57,36 +56,6 @@ from stepline.spec.templates import (
 
 _NODE_PATH = re.compile(r"^\$\.nodes\[(\d+)\]")
 _OUTPUT_ROOTS = frozenset({"inputs", "nodes", "run"})
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class KindInfo(Protocol):
-    """What validation needs to know about a node kind (stepline.nodes.base.NodeKind has it)."""
-
-    @property
-    def config_model(self) -> type[BaseModel]: ...
-
-    @property
-    def raw_fields(self) -> frozenset[str]: ...
-
-    @property
-    def expression_fields(self) -> frozenset[str]: ...
-
-    @property
-    def inbound(self) -> Literal["any", "none"]: ...
-
-    @property
-    def outbound(self) -> Literal["any", "none"]: ...
-
-    @property
-    def container(self) -> bool: ...
-
-    @property
-    def always_review(self) -> bool: ...
-
-    def output_handles(self, config: BaseModel) -> frozenset[str] | None: ...
-
-    def expressions(self, config: Mapping[str, Any]) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +171,7 @@ class _Checker:
         level = _Level(graph, level_states, [])
         for state in level.states:
             body = state.node.body if state.kind is not None else None
-            if body is not None and is_container(state.kind):
+            if body is not None and _is_container(state.kind):
                 body_base = f"{state.base}.body"
                 body_nodes = [(i, n, True) for i, n in enumerate(body.nodes)]
                 child = self._check_level(body_base, body_nodes, list(enumerate(body.edges)))
@@ -320,7 +289,7 @@ class _Checker:
 
     def _check_container(self, state: _NodeState, kind: KindInfo) -> None:
         node = state.node
-        container = is_container(kind)
+        container = _is_container(kind)
         if container and node.body is None:
             message = f"a {node.type!r} node needs a `body`: the nodes (and edges) to iterate"
             self._add(f"{state.base}.body", message, node.id, "config")
@@ -337,7 +306,7 @@ class _Checker:
         try:
             model = kind.config_model.model_validate(node.config)
         except ValidationError as exc:
-            kept = [e for e in exc.errors() if not template_stands_in(e, kind)]
+            kept = [e for e in exc.errors() if not _template_stands_in(e, kind)]
             for error in kept:
                 path = loc_path(base, error["loc"])
                 self._add(path, pydantic_message(error), node.id, "config")
@@ -597,3 +566,20 @@ class _Level:
     graph: WorkflowGraph
     states: list[_NodeState]
     bodies: list[tuple[_NodeState, _Level]]
+
+
+def _is_container(kind: KindInfo | None) -> bool:
+    return bool(getattr(kind, "container", False))
+
+
+def _template_stands_in(error: Any, kind: KindInfo) -> bool:
+    """Whether a config error is a template standing where a typed value is expected.
+
+    Templates in rendered fields are resolved before the config is validated at run time,
+    so at definition time they may stand anywhere; raw fields are never rendered.
+    """
+    value = error.get("input")
+    loc = error["loc"]
+    if not isinstance(value, str) or not is_template(value):
+        return False
+    return not (loc and loc[0] in kind.raw_fields)

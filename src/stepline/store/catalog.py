@@ -296,7 +296,7 @@ class CatalogVerbs(StoreBase):
         query = (
             sa.select(steps.c.node_id, steps.c.step_id, steps.c.status)
             .where(steps.c.run_id == run_id, steps.c.organization_id == organization_id)
-            .order_by(steps.c.seq, steps.c.step_id)
+            .order_by(steps.c.order_key, steps.c.step_id)
         )
 
         def read(conn: sa.Connection) -> dict[str, str]:

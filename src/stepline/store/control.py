@@ -24,6 +24,7 @@ from stepline.records import (
     new_id,
     utcnow,
 )
+from stepline.step_order import DefinitionOrder
 from stepline.store import mapping, queries
 from stepline.store.base import StoreBase
 from stepline.store.errors import (
@@ -34,7 +35,7 @@ from stepline.store.errors import (
 )
 from stepline.store.events import insert_run_event, step_write
 from stepline.store.paging import Ordering, Page, read_page
-from stepline.store.tables import runs, steps
+from stepline.store.tables import runs, steps, workflow_versions
 
 RETRIED = "the run is retried: this step runs again"
 _UNSET: Any = object()
@@ -357,10 +358,17 @@ class ControlVerbs(StoreBase):
                 )
             ).mappings()
             copies = []
+            order = _definition_order(conn, original.workflow_id, workflow_version)
             for row in rows:
                 step = mapping.row_to_step(row)
                 if _top_node(step) not in reused:
                     continue
+                # Placed in the replay's version, which may order its nodes otherwise.
+                frames = [
+                    (frame.container_id, frame.iteration)
+                    for frame in (step.iteration_context.frames if step.iteration_context else [])
+                ]
+                order_key = order.key(step.node_id, frames) if order else None
                 copies.append(
                     mapping.step_to_row(
                         step.model_copy(
@@ -368,6 +376,7 @@ class ControlVerbs(StoreBase):
                                 "id": new_id(),
                                 "run_id": replay.id,
                                 "workflow_version": workflow_version,
+                                "order_key": order_key or step.order_key,
                                 "step_metadata": {
                                     **(step.step_metadata or {}),
                                     "replayed_from": {
@@ -396,6 +405,18 @@ class ControlVerbs(StoreBase):
             return replay
 
         return await self.writer.submit(op)
+
+
+def _definition_order(
+    conn: sa.Connection, workflow_id: UUID, version: int
+) -> DefinitionOrder | None:
+    definition = conn.execute(
+        sa.select(workflow_versions.c.definition).where(
+            workflow_versions.c.workflow_id == workflow_id,
+            workflow_versions.c.version == version,
+        )
+    ).scalar()
+    return None if definition is None else DefinitionOrder(definition)
 
 
 def _step_of(conn: sa.Connection, run_id: UUID, key: UUID | str) -> StepRecord:

@@ -68,6 +68,7 @@ def step_event_params(step: StepRecord) -> dict[str, Any]:
             "status_reason": step.status_reason,
             "iteration": step.iteration,
             "loop_id": step.loop_id,
+            "order_key": step.order_key,
             "started_at": step.started_at,
             "completed_at": step.completed_at,
             "error": step.error,

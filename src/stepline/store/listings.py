@@ -120,7 +120,7 @@ def _run_key(row: Any) -> tuple[Any, ...]:
 
 
 def _step_key(row: Any) -> tuple[Any, ...]:
-    return row["seq"], row["step_id"]
+    return row["order_key"], row["step_id"]
 
 
 def _step_counts_of(conn: sa.Connection, run_ids: Sequence[UUID]) -> dict[UUID, dict[str, int]]:
@@ -182,12 +182,13 @@ def _step_filters(query: sa.Select[Any], filters: dict[str, Any]) -> sa.Select[A
 
 
 def _after_step(last: tuple[Any, ...]) -> sa.ColumnElement[bool]:
-    """Steps that sort after the key (seq, step_id)."""
-    seq, step_id = last
+    """Steps that sort after the key (order_key, step_id)."""
+    key, step_id = last
     bound = sa.tuple_(
-        sa.literal(seq, type_=steps.c.seq.type), sa.literal(step_id, type_=steps.c.step_id.type)
+        sa.literal(key, type_=steps.c.order_key.type),
+        sa.literal(step_id, type_=steps.c.step_id.type),
     )
-    return sa.tuple_(steps.c.seq, steps.c.step_id) > bound
+    return sa.tuple_(steps.c.order_key, steps.c.step_id) > bound
 
 
 class ListingVerbs(StoreBase):
@@ -342,7 +343,7 @@ class ListingVerbs(StoreBase):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[StepRecord]:
-        """The run's steps in execution order (seq, step_id), filters ANDed.
+        """The run's steps in execution order (order_key, step_id), filters ANDed.
 
         Without I/O, the payload columns are not even read; the records then hold None
         there (leave those keys out when serialising).
@@ -462,7 +463,9 @@ class ListingVerbs(StoreBase):
         base = documents_select(self.dialect, include_io=True).where(
             steps.c.run_id == run_id, steps.c.organization_id == organization_id
         )
-        base = _step_filters(base, filters).order_by(steps.c.seq, steps.c.step_id).limit(chunk)
+        base = (
+            _step_filters(base, filters).order_by(steps.c.order_key, steps.c.step_id).limit(chunk)
+        )
 
         def read_after(last: tuple[Any, ...] | None) -> Awaitable[_Chunk]:
             if driver is not None:
@@ -537,7 +540,7 @@ class ListingVerbs(StoreBase):
         base = _steps_query(run_id, organization_id, include_io=True)
         if node_id is not None:
             base = base.where(steps.c.node_id == node_id)
-        base = base.order_by(steps.c.seq, steps.c.step_id).limit(chunk)
+        base = base.order_by(steps.c.order_key, steps.c.step_id).limit(chunk)
         last: tuple[Any, ...] | None = None
         while True:
             query = base

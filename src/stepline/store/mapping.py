@@ -38,6 +38,7 @@ STEP_IDENTITY = frozenset(
         "node_type",
         "node_label",
         "seq",
+        "order_key",
         "loop_id",
         "iteration",
         "iteration_context",

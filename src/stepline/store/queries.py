@@ -204,7 +204,7 @@ GET_STEP = sa.select(steps).where(steps.c.id == sa.bindparam("step_uuid"))
 LIST_STEPS = (
     sa.select(steps)
     .where(steps.c.run_id == sa.bindparam("run_id"))
-    .order_by(steps.c.seq, steps.c.step_id)
+    .order_by(steps.c.order_key, steps.c.step_id)
 )
 STEP_COUNTS = (
     sa.select(steps.c.status, sa.func.count())

@@ -55,8 +55,9 @@ Kind = Literal["uuid", "datetime", "json", "int", "bool", "str"]
 IO_COLUMNS = frozenset({"inputs", "outputs", "handle_inputs", "handle_outputs"})
 """What `include_io=False` leaves out of a step (its potentially large payloads)."""
 
-STEPS_ORDER = Ordering("steps", (steps.c.seq, steps.c.step_id), ("int", "str"))
-"""The steps' listing order (seq, step_id), and the tag of their cursors."""
+STEPS_ORDER = Ordering("steps_in_order", (steps.c.order_key, steps.c.step_id), ("str", "str"))
+"""The steps' listing order (order_key, step_id: execution order, `stepline.step_order`),
+and the tag of their cursors (a cursor of the former order, by seq, is refused)."""
 
 STEP_FILTERS = ("status", "node_id", "node_type", "loop_id", "iteration")
 """The columns a step listing filters on (equality, ANDed)."""
@@ -202,14 +203,14 @@ def document_sql(dialect: str, *, include_io: bool) -> str:
 
 @lru_cache
 def documents_select(dialect: str, *, include_io: bool) -> sa.Select[Any]:
-    """SELECT doc, seq, step_id FROM steps (add WHERE, ORDER BY, LIMIT)."""
+    """SELECT doc, order_key, step_id FROM steps (add WHERE, ORDER BY, LIMIT)."""
     doc = sa.literal_column(document_sql(dialect, include_io=include_io), sa.Text)
-    return sa.select(doc.label(DOC), steps.c.seq, steps.c.step_id).select_from(steps)
+    return sa.select(doc.label(DOC), steps.c.order_key, steps.c.step_id).select_from(steps)
 
 
 def step_key(row: Any) -> tuple[Any, ...]:
     """The sort key of a `documents_select` row."""
-    return row["seq"], row["step_id"]
+    return row["order_key"], row["step_id"]
 
 
 def document_of(row: Any) -> str:
@@ -263,23 +264,23 @@ def _sqlite_steps_sql(
 ) -> str:
     """One row: the run's head, the documents (RS-joined), their keys. Named parameters:
     run, org (stored ids), run_json, org_json, wf, wf_json (see `_SQLITE_FIXED`), one per
-    filter (f_<column>), b_seq and b_step_id with a bound, limit."""
+    filter (f_<column>), b_key and b_step_id with a bound, limit."""
     where = ["run_id = :run", "organization_id = :org"]
     where += [f'"{name}" = :f_{name}' for name in filters]
     if bound:
-        where.append(f"(seq, step_id) {bound} (:b_seq, :b_step_id)")
+        where.append(f"(order_key, step_id) {bound} (:b_key, :b_step_id)")
     order = " DESC" if descending else ""
     page = (
-        f"SELECT {document_sql('sqlite', include_io=include_io)} AS doc, seq, step_id "
+        f"SELECT {document_sql('sqlite', include_io=include_io)} AS doc, order_key, step_id "
         f"FROM steps WHERE {' AND '.join(where)} "
-        f"ORDER BY seq{order}, step_id{order} LIMIT :limit"
+        f"ORDER BY order_key{order}, step_id{order} LIMIT :limit"
     )
     head = _SQLITE_RUN_HEAD.replace(
         "id = ? AND organization_id = ?", "id = :run AND organization_id = :org"
     )
     return (
         f"SELECT ({head}), group_concat(doc, char(30)), "
-        f"json_group_array(json_array(seq, step_id)) FROM ({page})"
+        f"json_group_array(json_array(order_key, step_id)) FROM ({page})"
     )
 
 
@@ -309,10 +310,10 @@ def _sqlite_read(
     for name, value in filters.items():
         params[f"f_{name}"] = value
     if bound is not None:
-        params["b_seq"], params["b_step_id"] = bound[1]
+        params["b_key"], params["b_step_id"] = bound[1]
     sql = _sqlite_steps_sql(include_io, tuple(filters), bound[0] if bound else "", descending)
     head, text, keys_json = conn.execute(sql, params).fetchone()
-    keys = [(seq, step_id) for seq, step_id in json.loads(keys_json)]
+    keys = [(key, step_id) for key, step_id in json.loads(keys_json)]
     if not keys:
         return _head_of(head), []
     rows = list(zip(keys, text.split(_RS), strict=True))

@@ -44,6 +44,7 @@ from stepline.store.errors import (
     is_outage,
 )
 from stepline.store.events import EventVerbs, insert_run_event, step_write
+from stepline.store.files import FileVerbs
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
 from stepline.store.secrets import SecretVerbs
@@ -66,9 +67,17 @@ def definition_digest(definition: dict[str, Any]) -> str:
 
 
 class Store(
-    KeyVerbs, CatalogVerbs, ListingVerbs, CancelVerbs, EventVerbs, ControlVerbs, SecretVerbs
+    KeyVerbs,
+    CatalogVerbs,
+    ListingVerbs,
+    CancelVerbs,
+    EventVerbs,
+    ControlVerbs,
+    SecretVerbs,
+    FileVerbs,
 ):
-    """One database: workflows and their versions, runs and their leases, steps, secrets."""
+    """One database: workflows and their versions, runs and their leases, steps, secrets,
+    files."""
 
     # --- organizations -----------------------------------------------------------------
 
@@ -466,14 +475,14 @@ class Store(
     async def update_step(self, step: StepRecord) -> None:
         """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
 
-        Identity fields (run, node, step_id, seq, loop, iteration, created_at) are fixed at
-        insert. `updated_at` is written as the record has it: the caller keeps it current.
-        The `step.<status>` event is written in the same transaction.
+        Identity fields (run, node, step_id, seq, order_key, loop, iteration, created_at)
+        are fixed at insert. `updated_at` is written as the record has it: the caller keeps
+        it current. The `step.<status>` event is written in the same transaction.
         """
         await self.writer.submit(step_write(step))
 
     async def list_steps(self, run_id: UUID) -> list[StepRecord]:
-        """The run's steps in execution order (seq, then step_id)."""
+        """The run's steps in execution order (order_key, then step_id)."""
 
         def read(conn: sa.Connection) -> list[StepRecord]:
             rows = conn.execute(queries.LIST_STEPS, {"run_id": run_id}).mappings()

@@ -21,6 +21,9 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+ORDER_KEY_TYPE = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+"""A step's `order_key`: compared byte by byte on both databases."""
+
 
 def _id() -> sa.Column[object]:
     return sa.Column("id", sa.Uuid(), primary_key=True)
@@ -130,6 +133,8 @@ runs = sa.Table(
     sa.Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
     sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
+    # A cancel finds the children of a run, and a resumed step its child run, by these.
+    sa.Index("ix_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"),
     # Unique: a repeated Idempotency-Key finds the first run, even under a race (NULLs differ).
     sa.Index(
         "ix_runs_organization_id_idempotency_key",
@@ -156,6 +161,9 @@ steps = sa.Table(
     sa.Column("node_type", sa.Text(), nullable=False),
     sa.Column("node_label", sa.Text(), nullable=False),
     sa.Column("seq", sa.Integer(), nullable=False),
+    # Byte order on PostgreSQL too (`stepline.step_order`; the keys are ASCII hex anyway).
+    # Every insert writes it; the default is only what migration 0006 added it with.
+    sa.Column("order_key", ORDER_KEY_TYPE, nullable=False, server_default=""),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("status_reason", sa.Text(), nullable=True),
     sa.Column("started_at", UTCDateTime(), nullable=True),
@@ -165,6 +173,9 @@ steps = sa.Table(
     sa.Column("outputs", json_type(), nullable=True),
     sa.Column("handle_inputs", json_type(), nullable=True),
     sa.Column("handle_outputs", json_type(), nullable=True),
+    sa.Column("input_document", json_type(), nullable=True),
+    sa.Column("output_document", json_type(), nullable=True),
+    sa.Column("split_documents", json_type(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("error_stage", sa.String(32), nullable=True),
     sa.Column("error_category", sa.String(32), nullable=True),
@@ -185,7 +196,8 @@ steps = sa.Table(
     sa.Column("step_metadata", json_type(), nullable=True),
     *_created_updated(),
     sa.Index("ix_steps_run_id_step_id", "run_id", "step_id", unique=True),
-    sa.Index("ix_steps_run_id_seq_step_id", "run_id", "seq", "step_id"),
+    # The listing order: every steps listing is a range scan of this index.
+    sa.Index("ix_steps_run_id_order_key_step_id", "run_id", "order_key", "step_id"),
     sa.Index("ix_steps_run_id_node_id", "run_id", "node_id"),
     sa.Index("ix_steps_run_id_status", "run_id", "status"),
 )
@@ -274,4 +286,22 @@ secrets_table = sa.Table(
         sqlite_where=sa.text("workspace_id IS NOT NULL"),
         postgresql_where=sa.text("workspace_id IS NOT NULL"),
     ),
+)
+
+# An organization's files: a name and a type over a content-addressed blob (the blob is in
+# the file storage, `stepline.files`, at `sha256`; organizations storing the same content
+# share it). A deleted file (soft: deleted_at) is not found.
+files = sa.Table(
+    "files",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("mime_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_files_organization_id_created_at_id", "organization_id", "created_at", "id"),
+    sa.Index("ix_files_sha256", "sha256"),
 )

@@ -1,26 +1,19 @@
-"""The small pieces `spec.validate`'s checker is made of: salvaging the parts of a broken
-document that parse alone, JSON paths, and the wording of issues."""
+"""How validation reports a problem: JSON paths, pydantic's messages in plain words,
+previews of values, suggestions; and what still parses of a broken document."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from stepline.spec.models import NodeSpec
-from stepline.spec.templates import child_path, is_template
+from stepline.spec.templates import child_path
 
-if TYPE_CHECKING:
-    from stepline.spec.validate import KindInfo
-
-_PREVIEW = 80
+PREVIEW = 80
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def is_container(kind: KindInfo | None) -> bool:
-    return bool(getattr(kind, "container", False))
 
 
 def salvage(raw: Any, model: type[_M]) -> list[tuple[int, _M]]:
@@ -49,19 +42,6 @@ def salvage_nodes(raw: Any) -> list[tuple[int, NodeSpec, bool]]:
             if isinstance(node_id, str):
                 found.append((index, NodeSpec.model_construct(id=node_id, type=""), False))
     return found
-
-
-def template_stands_in(error: Any, kind: KindInfo) -> bool:
-    """Whether a config error is a template standing where a typed value is expected.
-
-    Templates in rendered fields are resolved before the config is validated at run time,
-    so at definition time they may stand anywhere; raw fields are never rendered.
-    """
-    value = error.get("input")
-    loc = error["loc"]
-    if not isinstance(value, str) or not is_template(value):
-        return False
-    return not (loc and loc[0] in kind.raw_fields)
 
 
 def loc_path(base: str, loc: Iterable[int | str]) -> str:
@@ -100,7 +80,7 @@ def pydantic_message(error: Any) -> str:
 
 def preview(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 3] + "..."
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

@@ -1,14 +1,15 @@
-"""Which secrets a workflow reads: found while it is validated, named by node and path."""
+"""Which secrets a workflow reads: found by validation, or guessed without validating."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 
-from stepline.spec.models import WorkflowSpec
+if TYPE_CHECKING:
+    from stepline.spec.models import WorkflowSpec
 
 
 @dataclass(frozen=True)
