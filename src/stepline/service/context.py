@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
-
-from starlette.concurrency import run_in_threadpool
 
 from stepline.documents import DocumentLimits
 from stepline.nodes.base import NodeKind
@@ -81,7 +80,7 @@ class ServiceContext:
             found = ()  # the common case, told without validating a large workflow again
         else:
             try:
-                spec = await run_in_threadpool(load_workflow, version.definition, self.kinds)
+                spec = await asyncio.to_thread(load_workflow, version.definition, self.kinds)
             except WorkflowInvalid:
                 return ()
             found = secret_references(spec)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 from uuid import UUID
-
-from starlette.concurrency import run_in_threadpool
 
 from stepline.errors import Detail, InvalidRequest
 from stepline.records import RunRecord, StepRecord
@@ -109,7 +108,7 @@ async def replay_run(
     if version is None:
         _invalid("body.workflow_version", f"the workflow has no version {number}")
     try:
-        spec = await run_in_threadpool(load_workflow, version.definition, ctx.kinds)
+        spec = await asyncio.to_thread(load_workflow, version.definition, ctx.kinds)
     except WorkflowInvalid as exc:
         details = [Detail(f"version {number}", str(issue)) for issue in exc.issues]
         raise InvalidRequest(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
-
-from starlette.concurrency import run_in_threadpool
 
 from stepline.documents import DocumentError, check_definition
 from stepline.errors import Detail, InvalidRequest
@@ -37,7 +36,7 @@ def issue_text(issue: ValidationIssue) -> str:
 
 async def validate_definition(ctx: ServiceContext, definition: Any) -> list[ValidationIssue]:
     """Every problem of the definition (none: it is valid); validated off the event loop."""
-    _, issues = await run_in_threadpool(validate_workflow, definition, ctx.kinds)
+    _, issues = await asyncio.to_thread(validate_workflow, definition, ctx.kinds)
     return issues
 
 
