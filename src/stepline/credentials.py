@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from stepline.errors import Misconfigured
 from stepline.private_files import private_home
 from stepline.settings import get_settings
 
@@ -23,7 +24,7 @@ API_KEY_ENV = "STEPLINE_API_KEY"
 FILE_NAME = "credentials"
 
 
-class CredentialsError(ValueError):
+class CredentialsError(Misconfigured, ValueError):
     """The credentials file exists but cannot be used; the message says which file and why."""
 
 

@@ -18,12 +18,14 @@ import hashlib
 import hmac
 import time
 
+from stepline.errors import Unauthenticated
+
 SIGNATURE_HEADER = "X-Stepline-Signature"
 DEFAULT_TOLERANCE_S = 300
 """How far a delivery's timestamp may be from the receiver's clock, by default."""
 
 
-class SignatureError(ValueError):
+class SignatureError(Unauthenticated, ValueError):
     """A delivery's signature header is missing, malformed, wrong or too old."""
 
 

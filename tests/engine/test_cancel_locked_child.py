@@ -19,8 +19,7 @@ import pytest
 from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, RunStatus, StepStatus
 from stepline.store import Store
-from stepline.submit import save_definition
-from support.engine import execute, queue_run
+from support.engine import execute, queue_run, save_definition
 from support.locks import run_row_locked
 
 HELD_S = 0.5

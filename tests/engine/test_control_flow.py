@@ -18,8 +18,7 @@ from stepline.records import RunRecord, RunStatus, StepStatus
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import load_workflow
 from stepline.store import StateConflictError, Store
-from stepline.submit import save_definition
-from support.engine import Outcome, execute, queue_run
+from support.engine import Outcome, execute, queue_run, save_definition
 from support.http_server import loopback_server
 
 pytestmark = pytest.mark.usefixtures("store")

@@ -16,10 +16,10 @@ from stepline.nodes.registry import default_registry
 from stepline.records import ErrorCategory, RunRecord, RunStatus, StepRecord, StepStatus
 from stepline.secrets.source import EnvironmentSecrets
 from stepline.store import Store
-from stepline.submit import submit_run
 from stepline.webhook_signature import verify
 from stepline.worker import Worker
 from support.database import database_bytes
+from support.engine import submit_run
 from support.slack_api import Reply, SlackStandIn, channel_id
 from support.smtp_server import SmtpStandIn
 from support.tls import TlsFiles, make_tls_files

@@ -22,8 +22,8 @@ from stepline.secrets.source import EnvironmentSecrets, MissingSecrets
 from stepline.settings import get_settings
 from stepline.spec.validate import SecretReference
 from stepline.store import Store
-from stepline.submit import submit_run
 from stepline.worker import Worker
+from support.engine import submit_run
 from support.model_nodes import KEY, KEY_SECRET, MODEL
 from support.openai_server import Answer, StandIn, openai_stand_in, rate_limited
 

@@ -17,9 +17,8 @@ from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, RunStatus, StepStatus
 from stepline.secrets.source import EnvironmentSecrets, MissingSecrets
 from stepline.store import Store
-from stepline.submit import submit_run
 from stepline.worker import Worker
-from support.engine import Transitions
+from support.engine import Transitions, submit_run
 from support.http_server import LoopbackServer, loopback_server
 
 SECRET = "sk-live-7f3a9c2e/b+x"

@@ -18,8 +18,8 @@ from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, StepRecord
 from stepline.store import Store
 from stepline.store.files import FileRecord
-from stepline.submit import submit_run
 from stepline.worker import Worker
+from support.engine import submit_run
 
 
 @dataclass

@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepline import service
+from stepline.documents import DocumentLimits
 from stepline.engine import Engine
 from stepline.engine.services import open_node_services
+from stepline.nodes.base import NodeKind
 from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, StepRecord, StepStatus
+from stepline.secrets.source import SecretSource
+from stepline.service import Caller, ServiceContext, Submission
 from stepline.settings import Settings
-from stepline.store import Store
-from stepline.submit import submit_run
+from stepline.store import SavedWorkflow, Store
 from stepline.worker import Worker
+
+
+def service_on(
+    store: Store, kinds: Mapping[str, NodeKind] | None = None, secrets: SecretSource | None = None
+) -> ServiceContext:
+    """The service verbs' context on `store`, as `open_runtime` makes it (default limits)."""
+    return ServiceContext(
+        store=store, kinds=kinds or default_registry(), limits=DocumentLimits(), secrets=secrets
+    )
+
+
+async def submit_run(
+    store: Store,
+    organization_id: Any,
+    definition: dict[str, Any],
+    inputs: dict[str, Any],
+    kinds: Mapping[str, NodeKind],
+    *,
+    trigger: str = "api",
+    secrets: SecretSource | None = None,
+) -> Submission:
+    """Save the definition and queue a run of it, as `stepline run` does."""
+    ctx = service_on(store, kinds, secrets)
+    return await service.submit_run(
+        ctx, Caller(organization_id), definition, inputs, trigger=trigger
+    )
+
+
+async def save_definition(
+    store: Store, organization_id: Any, definition: dict[str, Any], kinds: Mapping[str, NodeKind]
+) -> SavedWorkflow:
+    """Validate the definition and save it (a new version if it changed)."""
+    return await service.save_workflow(
+        service_on(store, kinds), Caller(organization_id), definition
+    )
 
 
 @dataclass

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredent
 
 from stepline.api.errors import ApiError, ErrorDetail
 from stepline.api.state import AppState, StateDep
+from stepline.service import Caller
 from stepline.store.keys import expand_scopes
 
 # Declared as FastAPI security schemes so that OpenAPI documents every accepted form.
@@ -47,6 +48,11 @@ class Principal:
     def actor(self) -> str:
         """How the caller is named in records (a reviewer, a run's creator)."""
         return str(self.user_id) if self.user_id else f"key:{self.key_id}"
+
+    @property
+    def caller(self) -> Caller:
+        """The caller as the service verbs take it."""
+        return Caller(self.organization_id, self.workspace_id, self.user_id, self.actor)
 
 
 async def authenticate(

@@ -7,7 +7,7 @@ NUL and lone surrogates are refused, each at its path; so are they in query and 
 parameters (`storable_text`). A body may nest
 `BODY_ENVELOPE_DEPTH` levels more than a document, for the request's own fields around
 it (`{"inputs": {...}}`); the routes then check each document within it (a definition,
-inputs, a review's output) against its own limits (`errors.document_refused`).
+inputs, a review's output) against its own limits (`stepline.service.inputs`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from stepline.api.errors import document_refused
 from stepline.api.storable_text import parameter_problem, refuse
-from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
+from stepline.documents import DocumentError, DocumentLimits
 from stepline.documents.json_text import parse_json
 from stepline.documents.limits import DEPTH_SETTING
 
@@ -62,7 +61,7 @@ class DocumentRoute(APIRoute):
 
     FastAPI turns anything but a JSONDecodeError raised while reading the body into a
     400 whose cause is that error: `errors.install_error_handlers` answers a
-    DocumentError cause with `document_refused`.
+    DocumentError cause with `DocumentError.at`.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -76,19 +75,3 @@ class DocumentRoute(APIRoute):
             return await handler(DocumentRequest(request.scope, request.receive))
 
         return read_documents
-
-
-def check_inputs_document(inputs: Any, limits: DocumentLimits, field: str) -> None:
-    """413 or 422 unless a run's inputs are a document within `limits`."""
-    try:
-        check_inputs(inputs, limits)
-    except DocumentError as exc:
-        raise document_refused(exc, field) from None
-
-
-def check_output_document(output: Any, limits: DocumentLimits, field: str) -> None:
-    """413 or 422 unless a step's output (a reviewer's edit) is a document within `limits`."""
-    try:
-        check_output(output, limits)
-    except DocumentError as exc:
-        raise document_refused(exc, field) from None

@@ -3,6 +3,11 @@
 `{"error": {"code", "message", "details": [{"field", "message"}]}, "request_id"}`: a
 client reads `code` to decide, `details` to point at the bad field, and quotes
 `request_id` (also in the X-Request-Id header) when asking for help.
+
+Every error stepline raises on purpose is a `stepline.errors.SteplineError`, which carries
+its HTTP status, code and details: `stepline_error_response` is the one mapping of them to
+HTTP. What is left here is FastAPI's and Starlette's own errors (a request that does not
+match the route's parameters, an unknown route, a body that cannot be read).
 """
 
 from __future__ import annotations
@@ -19,8 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stepline.api.responses import json_response
 from stepline.documents import DocumentError
-from stepline.spec.inputs import validate_run_inputs
-from stepline.store.errors import NotFoundError, StateConflictError
+from stepline.errors import Detail, InvalidRequest, NotFound, SteplineError, TooLarge
 from stepline.store.paging import InvalidCursor
 
 log = logging.getLogger("stepline.api")
@@ -67,7 +71,7 @@ class ErrorEnvelope(BaseModel):
     request_id: str | None = None
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(TooLarge):
     """The body grew past the limit while being read (no Content-Length, or a false one)."""
 
     def __init__(self, limit: int) -> None:
@@ -75,8 +79,8 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-class ApiError(Exception):
-    """Raise anywhere in a route: the handler answers `status` with the envelope."""
+class ApiError(SteplineError):
+    """An answer of a status the kinds of `stepline.errors` do not name (or with headers)."""
 
     def __init__(
         self,
@@ -87,45 +91,19 @@ class ApiError(Exception):
         details: Sequence[ErrorDetail] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, details=[Detail(d.field, d.message) for d in details or []])
         self.status = status
         self.code = code or CODES.get(status, "error")
-        self.message = message
-        self.details = list(details or [])
         self.headers = headers
 
 
 def not_found(what: str, ident: object) -> NoReturn:
-    raise ApiError(404, f"{what} {ident} not found")
+    raise NotFound(f"{what} {ident} not found")
 
 
 def invalid(field: str, message: str) -> NoReturn:
     """A 422 naming one bad field."""
-    raise ApiError(422, f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
-
-
-def document_refused(error: DocumentError, field: str) -> ApiError:
-    """413 (a size limit) or 422 (a depth limit, or not exact JSON) for the document at
-    `field` (`body`, `body.inputs`...), naming the limit and where in it."""
-    where = field + error.path.removeprefix("$")
-    return ApiError(
-        413 if error.too_large else 422,
-        f"{where}: {error.reason}",
-        details=[ErrorDetail(field=where, message=error.reason)],
-    )
-
-
-def check_run_inputs(schema: dict[str, Any], inputs: Any) -> None:
-    """A 422 listing every way `inputs` misses the workflow's input schema, if it does."""
-    issues = validate_run_inputs(schema, inputs)
-    if not issues:
-        return
-    details = [
-        ErrorDetail(field="body" + issue.path.removeprefix("$"), message=issue.message)
-        for issue in issues
-    ]
-    summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
-    raise ApiError(422, f"the run's inputs are invalid: {summary}", details=details)
+    raise InvalidRequest(f"{field}: {message}", details=[Detail(field, message)])
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -177,16 +155,23 @@ def field_path(location: Sequence[int | str]) -> str:
     return path
 
 
-def _api_error_response(request: Request, exc: ApiError) -> Response:
+def stepline_error_response(request: Request, exc: SteplineError) -> Response:
+    """The one mapping of stepline's errors to HTTP: the status, code and details the error's
+    kind (or the error itself) carries, in the envelope."""
     if exc.status >= 500:  # the server's fault (its secrets key...): the operator's to see
-        log.error("%s: %s", exc.code, exc.message, exc_info=exc)
+        log.error("%s: %s", exc.code, exc, exc_info=exc)
+    details = [ErrorDetail(field=d.field, message=d.message) for d in exc.details]
+    if isinstance(exc, InvalidCursor) and not details:
+        # Where the cursor came from is the request's to say.
+        field = "query.before" if "before" in request.query_params else "query.after"
+        details = [ErrorDetail(field=field, message=str(exc))]
     return error_response(
         _request_id(request),
         exc.status,
-        exc.message,
+        str(exc),
         code=exc.code,
-        details=exc.details,
-        headers=exc.headers,
+        details=details,
+        headers=getattr(exc, "headers", None),
     )
 
 
@@ -197,9 +182,9 @@ def _unparseable_body(cause: BaseException) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return _api_error_response(request, exc)
+    @app.exception_handler(SteplineError)
+    async def stepline_error(request: Request, exc: SteplineError) -> Response:
+        return stepline_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -217,15 +202,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         cause = exc.__cause__
-        if isinstance(cause, BodyTooLarge):
-            # FastAPI wraps any failure while reading the body in a 400.
-            return error_response(_request_id(request), 413, str(cause))
+        # FastAPI wraps any failure while reading the body in a 400.
         if isinstance(cause, DocumentError):
             # The JSON body is too deep or not exact JSON (`api.documents`).
-            return _api_error_response(request, document_refused(cause, "body"))
+            return stepline_error_response(request, cause.at("body"))
+        if isinstance(cause, SteplineError):  # too large, or refused while parsed (storable_text)
+            return stepline_error_response(request, cause)
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "")
-        if isinstance(cause, ApiError):  # raised while the body was parsed (storable_text)
-            return _api_error_response(request, cause)
         if exc.status_code == 400 and cause is not None:
             message = _unparseable_body(cause)
         if exc.status_code == 404 and message == "Not Found":
@@ -233,25 +216,3 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             _request_id(request), exc.status_code, message, headers=getattr(exc, "headers", None)
         )
-
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
-        return error_response(_request_id(request), 413, str(exc))
-
-    @app.exception_handler(InvalidCursor)
-    async def cursor_error(request: Request, exc: InvalidCursor) -> Response:
-        field = "query.before" if "before" in request.query_params else "query.after"
-        return error_response(
-            _request_id(request),
-            422,
-            str(exc),
-            details=[ErrorDetail(field=field, message=str(exc))],
-        )
-
-    @app.exception_handler(NotFoundError)
-    async def store_not_found(request: Request, exc: NotFoundError) -> Response:
-        return error_response(_request_id(request), 404, str(exc))
-
-    @app.exception_handler(StateConflictError)
-    async def store_conflict(request: Request, exc: StateConflictError) -> Response:
-        return error_response(_request_id(request), 409, str(exc))

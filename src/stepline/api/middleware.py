@@ -3,8 +3,9 @@
 
 Written as plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and
 a stream copy per request. The hottest read (a page of a run's steps) gets a fast lane
-here, ahead of FastAPI's routing: `routes.runs.list_steps_fast` answers the requests it
-is sure of and leaves the rest to the route.
+here, ahead of FastAPI's routing: the app gives the middleware its `fast_lane`
+(`routes.steps.list_steps_fast`), which answers the requests it is sure of and leaves the
+rest to the route.
 """
 
 from __future__ import annotations
@@ -13,23 +14,34 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stepline.api.errors import BodyTooLarge, error_response
 from stepline.api.failures import answer_unhandled
 from stepline.api.logs import request_id_var
-from stepline.api.routes.runs import list_steps_fast
 
 log = logging.getLogger("stepline.api.access")
 
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+FastLane = Callable[[Scope], Awaitable[Response | None]]
+"""Answers a request ahead of the routing, or gives None to leave it to the route."""
+
+
+async def _no_fast_lane(scope: Scope) -> Response | None:
+    return None
+
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, fast_lane: FastLane = _no_fast_lane
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.fast_lane = fast_lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,7 +82,7 @@ class RequestContextMiddleware:
             if declared is not None and declared > limit:
                 await _reject_too_large(request_id, limit, send_with_id)
                 return
-            fast = await list_steps_fast(scope)
+            fast = await self.fast_lane(scope)
             if fast is not None:
                 await fast(scope, capped_receive, send_with_id)
                 return

@@ -4,12 +4,12 @@ Every command lets the errors a user can cause propagate; the root group (`app.S
 hands each to `explain` once. A `stepline.errors.SteplineError` says everything itself:
 its `message`, its `details` and its kind's `exit_code`. An error the server answered
 (the SDK's `ApiError`) is explained by its envelope `code` and HTTP status, mapped onto
-the same kinds. A few exception classes are not on that hierarchy yet: `LEGACY` names
-each with the kind it stands for. Anything else is a bug, and keeps its traceback.
+the same kinds. For a few kinds the CLI can say more (`WORDING`). Anything else is a bug,
+and keeps its traceback.
 
-This module stays cheap to import (`stepline --help` imports it): a legacy class is looked
-up only if its module was already imported, since an exception of a module that was
-never loaded cannot have been raised.
+This module stays cheap to import (`stepline --help` imports it): a class of `WORDING` is
+looked up only if its module was already imported, since an exception of a module that
+was never loaded cannot have been raised.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ def explain(exc: BaseException) -> Failure | None:
     """The message and exit code of an error a user can cause; None for a bug."""
     if _is_http_answer(exc):
         return _answered(exc)
-    if isinstance(exc, SteplineError):
-        return Failure(exc.message + _details(exc.details), exc.exit_code)
-    for module, name, kind, describe in LEGACY:
+    if not isinstance(exc, SteplineError):
+        return None
+    for module, name, describe in WORDING:
         cls = _loaded(module, name)
         if cls is not None and isinstance(exc, cls):
-            return Failure(describe(exc), kind.exit_code)
-    return None
+            return Failure(describe(exc), exc.exit_code)
+    return Failure(exc.message + _details(exc.details), exc.exit_code)
 
 
 # -- errors a server answered ---------------------------------------------------------------
@@ -119,7 +119,7 @@ def _details(details: Iterable[Any]) -> str:
     )
 
 
-# -- exceptions not on the hierarchy yet ---------------------------------------------------
+# -- where the CLI says more than the error itself ------------------------------------
 
 
 def _issues(exc: Any) -> str:
@@ -146,27 +146,20 @@ def _missing_secrets(exc: Any) -> str:
 
 Describe = Callable[[Any], str]
 
-LEGACY: tuple[tuple[str, str, type[SteplineError], Describe], ...] = (
-    ("stepline.sdk.errors", "TransportError", errors.Unavailable, lambda e: e.message),
-    ("stepline.sdk.errors", "ConfigurationError", errors.Misconfigured, str),
-    ("stepline.spec.loader", "WorkflowFileError", errors.InvalidRequest, str),
+WORDING: tuple[tuple[str, str, Describe], ...] = (
     (
         "stepline.spec.validate",
         "WorkflowInvalid",
-        errors.InvalidRequest,
         lambda e: "the workflow is not valid:" + _issues(e),
     ),
-    ("stepline.submit", "InvalidRunInputs", errors.InvalidRequest, _invalid_inputs),
-    ("stepline.secrets.source", "MissingSecrets", errors.InvalidRequest, _missing_secrets),
-    ("stepline.secrets.cipher", "SecretKeyError", errors.Misconfigured, str),
-    ("stepline.secrets.cipher", "SecretDecryptError", errors.Misconfigured, str),
-    ("stepline.providers.config", "ProviderConfigError", errors.Misconfigured, str),
-    ("stepline.store.errors", "NotFoundError", errors.NotFound, str),
-    ("stepline.store.errors", "StateConflictError", errors.Conflict, str),
-    ("stepline.store.errors", "WorkflowNameTakenError", errors.Conflict, str),
-    ("stepline.documents.check", "DocumentError", errors.InvalidRequest, str),
+    ("stepline.service.inputs", "InvalidRunInputs", _invalid_inputs),
+    ("stepline.spec.loader", "WorkflowFileError", str),  # with the file, line and column
+    ("stepline.secrets.source", "MissingSecrets", _missing_secrets),
+    # Said to a server's caller; here the operator is the one at the keyboard.
+    ("stepline.secrets.cipher", "SecretsKeyUnusable", lambda e: str(e.cause)),
 )
-"""(module, class, the kind it stands for, its message): until the class is a kind itself."""
+"""(module, class, its message): where the CLI can say more than the error's own message
+(each problem on a line of its own, the command that fixes it)."""
 
 
 def _loaded(module: str, name: str) -> type[BaseException] | None:

@@ -14,7 +14,7 @@ from stepline.cli.inputs import load_file, parse_inputs
 from stepline.cli.options import inputs_options, json_flag, workflow_file_argument
 
 if TYPE_CHECKING:
-    from stepline.submit import Submission
+    from stepline.service import Submission
 
 
 @click.command()

@@ -8,7 +8,7 @@ importing a command module stays cheap. Errors propagate to `failures.explain`.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,12 +18,11 @@ from stepline.cli import ids
 from stepline.cli.failures import fail
 
 if TYPE_CHECKING:
-    from stepline.engine import Engine, RunObserver
+    from stepline.engine import RunObserver
     from stepline.records import RunRecord, StepRecord
-    from stepline.secrets.source import SecretSource
-    from stepline.secrets.vault import Vault
+    from stepline.runtime import Runtime
+    from stepline.service import Submission
     from stepline.store import Store
-    from stepline.submit import Submission
 
 T = TypeVar("T")
 
@@ -36,52 +35,28 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @asynccontextmanager
-async def open_store() -> AsyncIterator[Store]:
-    """The configured database, migrated to the current schema."""
+async def open_local(
+    *,
+    worker: bool = False,
+    observer: RunObserver | None = None,
+    environment_secrets: Mapping[str, str] | None = None,
+) -> AsyncIterator[Runtime]:
+    """The configured runtime (`stepline.runtime.open_runtime`): the database, migrated,
+    its secrets vault, the service verbs' context, and with `worker` an engine and worker."""
+    from stepline.runtime import open_runtime
     from stepline.settings import get_settings
-    from stepline.store import Store
 
-    settings = get_settings()
-    store = await Store.connect(settings.resolved_database_url(), home=settings.home)
-    try:
-        await store.upgrade()
-        yield store
-    finally:
-        await store.close()
+    async with open_runtime(
+        get_settings(), worker=worker, observer=observer, environment_secrets=environment_secrets
+    ) as runtime:
+        yield runtime
 
 
 @asynccontextmanager
-async def open_engine(
-    store: Store, observer: RunObserver, secrets: SecretSource | None = None
-) -> AsyncIterator[Engine]:
-    """An engine on `store`; its runs read secrets from `secrets`, else the database's."""
-    from stepline.documents import DocumentLimits
-    from stepline.engine import Engine
-    from stepline.engine.services import open_node_services
-    from stepline.nodes.registry import default_registry
-    from stepline.settings import get_settings
-
-    registry = default_registry()
-    settings = get_settings()
-    async with open_node_services(settings) as services:
-        yield Engine(
-            store=store,
-            registry=registry,
-            services=services,
-            observer=observer,
-            lease_s=settings.lease_s,
-            secrets=secrets or local_vault(store),
-            limits=DocumentLimits.of(settings),
-        )
-
-
-def local_vault(store: Store) -> Vault:
-    """The database's secrets, with this machine's secrets key."""
-    from stepline.secrets.cipher import load_cipher
-    from stepline.secrets.vault import Vault
-    from stepline.settings import get_settings
-
-    return Vault(store, lambda create: load_cipher(get_settings(), create=create))
+async def open_store() -> AsyncIterator[Store]:
+    """The configured database, migrated to the current schema."""
+    async with open_local() as runtime:
+        yield runtime.store
 
 
 def check_providers() -> None:
@@ -108,29 +83,22 @@ async def run_here(
     on_start: Callable[[Submission], None],
 ) -> Finished:
     """Save the definition, queue a run of it and execute it in this process."""
-    from stepline.nodes.registry import default_registry
-    from stepline.secrets.source import EnvironmentSecrets
-    from stepline.settings import get_settings
-    from stepline.submit import submit_run
-    from stepline.worker import Worker
+    from stepline.service import Caller, submit_run
 
-    async with open_store() as store:
-        org = await store.ensure_organization()
-        # Here, and only here (no server), secrets may come from this environment too.
-        secrets = EnvironmentSecrets(os.environ, fallback=local_vault(store))
+    # Here, and only here (no server), secrets may come from this environment too.
+    async with open_local(worker=True, observer=observer, environment_secrets=os.environ) as rt:
+        org = await rt.store.ensure_organization()
         submission = await submit_run(
-            store, org, definition, inputs, default_registry(), trigger="cli", secrets=secrets
+            rt.service, Caller(org, actor="cli"), definition, inputs, trigger="cli"
         )
         on_start(submission)
-        async with open_engine(store, observer, secrets) as engine:
-            worker = Worker(engine, lease_s=get_settings().lease_s)
-            # A live view (LiveProgress) shows while the run executes.
-            shown = observer if isinstance(observer, AbstractContextManager) else nullcontext()
-            with shown:
-                finished = await worker.claim_and_execute(submission.run.id)
+        # A live view (LiveProgress) shows while the run executes.
+        shown = observer if isinstance(observer, AbstractContextManager) else nullcontext()
+        with shown:
+            finished = await rt.worker.claim_and_execute(submission.run.id)
         assert finished is not None, "a run this process just queued could not be claimed"
-        full = await store.get_run(finished.id) or finished
-        return Finished(full, await store.list_steps(finished.id))
+        full = await rt.store.get_run(finished.id) or finished
+        return Finished(full, await rt.store.list_steps(finished.id))
 
 
 # -- reading runs back ---------------------------------------------------------------------

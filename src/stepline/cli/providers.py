@@ -147,10 +147,10 @@ async def _key(settings: ProviderSettings, org: str) -> str | None:
     found = await environment.values(_NO_ORG, None, [secret])
     if secret in found:
         return found[secret]
-    async with local.open_store() as store:
-        organization = await store.get_organization_by_name(org)
+    async with local.open_local() as runtime:
+        organization = await runtime.store.get_organization_by_name(org)
         if organization is not None:
-            found = await local.local_vault(store).values(organization.id, None, [secret])
+            found = await runtime.vault.values(organization.id, None, [secret])
     if secret not in found:
         fail(
             f"secret {secret!r} (the key of provider {settings.name!r}) is not set for "

@@ -85,9 +85,9 @@ def set_secret(name: str, org: str, workspace: str | None, server: str | None) -
     else:
 
         async def main() -> None:
-            async with local.open_store() as store:
-                org_id = await local.organization_id(store, org, create=True)
-                await local.local_vault(store).set(org_id, workspace_id, name, value)
+            async with local.open_local() as runtime:
+                org_id = await local.organization_id(runtime.store, org, create=True)
+                await runtime.vault.set(org_id, workspace_id, name, value)
 
         local.run_async(main)
         where = f"organization {org!r}"
@@ -109,9 +109,9 @@ def list_secrets(org: str, workspace: str | None, server: str | None, as_json: b
     else:
 
         async def main() -> list[SecretRecord]:
-            async with local.open_store() as store:
-                org_id = await local.organization_id(store, org)
-                return await local.local_vault(store).list(org_id, workspace_id)
+            async with local.open_local() as runtime:
+                org_id = await local.organization_id(runtime.store, org)
+                return await runtime.vault.list(org_id, workspace_id)
 
         documents = [s.model_dump(mode="json") for s in local.run_async(main)]
     if as_json:
@@ -135,9 +135,9 @@ def delete_secret(name: str, org: str, workspace: str | None, server: str | None
     else:
 
         async def main() -> None:
-            async with local.open_store() as store:
-                org_id = await local.organization_id(store, org)
-                await local.local_vault(store).delete(org_id, workspace_id, name)
+            async with local.open_local() as runtime:
+                org_id = await local.organization_id(runtime.store, org)
+                await runtime.vault.delete(org_id, workspace_id, name)
 
         local.run_async(main)
     say(f"Secret {name} deleted.")

@@ -35,15 +35,11 @@ def worker(once: bool) -> None:
     """Run a worker on the configured database: claim runs and execute them."""
     import asyncio
 
-    from stepline.engine import NullObserver
-    from stepline.settings import get_settings
-    from stepline.worker import Worker
-
     local.check_providers()
 
     async def main() -> None:
-        async with local.open_store() as store, local.open_engine(store, NullObserver()) as engine:
-            w = Worker(engine, lease_s=get_settings().lease_s)
+        async with local.open_local(worker=True) as runtime:
+            w = runtime.worker
             if once:
                 for finished in await w.drain():
                     note(f"run {finished.id}: {finished.status}")

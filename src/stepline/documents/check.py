@@ -27,6 +27,7 @@ from stepline.documents.limits import (
     OUTPUT_SETTING,
     DocumentLimits,
 )
+from stepline.errors import Detail, InvalidRequest, TooLarge
 
 _INT_BOUND = 10**MAX_INT_DIGITS
 _FLOAT_TEXT_MAX = 24
@@ -36,7 +37,7 @@ _ESCAPED_MAX = 6
 _END: Any = object()
 
 
-class DocumentError(ValueError):
+class DocumentError(InvalidRequest, ValueError):
     """A document breaks a limit, or is not exact JSON; says where and which limit."""
 
     def __init__(
@@ -50,6 +51,15 @@ class DocumentError(ValueError):
         """A size limit (answered 413) rather than a shape or value (422)."""
         self.too_deep = too_deep
         """The depth limit."""
+        if too_large:
+            self.status, self.code = TooLarge.status, TooLarge.code
+
+    def at(self, field: str) -> InvalidRequest:
+        """This error as a request's: TooLarge (a size limit) or InvalidRequest (a depth
+        limit, or not exact JSON), located at `field` (`body`, `body.inputs`...) + its path."""
+        where = field + self.path.removeprefix("$")
+        kind = TooLarge if self.too_large else InvalidRequest
+        return kind(f"{where}: {self.reason}", details=[Detail(where, self.reason)])
 
 
 def too_deep(max_depth: int, path: str = "$", where: str = "") -> DocumentError:

@@ -15,6 +15,7 @@ import traceback
 from datetime import datetime
 
 from stepline.documents.text import describe_error, storable_text
+from stepline.errors import InvalidRequest
 from stepline.nodes.base import NodeError
 from stepline.records import (
     Attempt,
@@ -27,7 +28,7 @@ from stepline.records import (
 )
 
 
-class RunNotExecutable(Exception):
+class RunNotExecutable(InvalidRequest):
     """The run cannot go on: what it needs cannot be loaded, stored or serialised."""
 
     def __init__(self, reason: str, *, stage: ErrorStage, step_id: str | None = None) -> None:

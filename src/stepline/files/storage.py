@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from stepline.errors import InvalidRequest, TooLarge
+from stepline.errors import InvalidRequest, NotFound, TooLarge
 from stepline.private_files import PRIVATE_FILE, make_private_dirs, private_home
 
 SIZE_SETTING = "STEPLINE_MAX_FILE_BYTES"
@@ -38,7 +38,7 @@ class Blob:
     size: int
 
 
-class BlobMissing(LookupError):
+class BlobMissing(NotFound):
     """No blob at this address (deleted, or never stored)."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from stepline.errors import InvalidRequest, Misconfigured
 from stepline.nodes.api_call import ApiCallNode
 from stepline.nodes.base import NodeKind
 from stepline.nodes.classifier import ClassifierNode
@@ -42,7 +43,7 @@ from stepline.nodes.while_loop import WhileLoopNode
 ENTRY_POINT_GROUP = "stepline.nodes"
 
 
-class UnknownNodeKindError(KeyError):
+class UnknownNodeKindError(InvalidRequest, KeyError):
     """No node kind is registered under the type asked for."""
 
     def __init__(self, type_name: str, known: Iterable[str]) -> None:
@@ -57,11 +58,11 @@ class UnknownNodeKindError(KeyError):
         return self.message
 
 
-class NodeKindConflictError(ValueError):
+class NodeKindConflictError(Misconfigured, ValueError):
     """Two node kinds claim the same type name."""
 
 
-class NodeKindPluginError(RuntimeError):
+class NodeKindPluginError(Misconfigured, RuntimeError):
     """An entry point in the `stepline.nodes` group could not be loaded as a node kind."""
 
 

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stepline.errors import Misconfigured
 from stepline.providers.pricing import DEFAULT_CURRENCY, ModelPrice, PriceTable
 from stepline.secrets.names import name_problem
 from stepline.settings import Settings, get_settings
@@ -39,7 +40,7 @@ _SECRET_REFERENCE = re.compile(r"^\{\{\s*secrets\.([^\s}]+)\s*\}\}$")
 StructuredOutput = Literal["json_schema", "tools"]
 
 
-class ProviderConfigError(Exception):
+class ProviderConfigError(Misconfigured):
     """The configuration file cannot be read, or its `providers` section is wrong."""
 
 

@@ -26,6 +26,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from stepline.errors import Misconfigured
+
 logger = logging.getLogger("stepline.sandbox")
 
 SOCKET_NAME = "egress.sock"
@@ -34,7 +36,7 @@ _CONNECT_TIMEOUT_S = 10.0
 _DROPPED_HEADERS = ("proxy-authorization", "proxy-connection", "connection", "keep-alive")
 
 
-class AllowListError(ValueError):
+class AllowListError(Misconfigured, ValueError):
     """`STEPLINE_CODE_NETWORK` does not parse."""
 
 

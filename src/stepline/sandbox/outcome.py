@@ -7,12 +7,14 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from stepline.errors import Misconfigured, Unavailable
 
-class SandboxError(Exception):
+
+class SandboxError(Unavailable):
     """The sandbox itself failed (not the user's code); a later try may well succeed."""
 
 
-class SandboxUnavailable(Exception):
+class SandboxUnavailable(Misconfigured):
     """Code cannot run here with the isolation the operator asked for; retrying won't help.
 
     The message says what is missing and which setting would allow code anyway.

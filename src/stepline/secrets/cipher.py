@@ -20,6 +20,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from stepline.errors import Misconfigured
 from stepline.settings import Settings
 
 KEY_FILE = "secrets.key"
@@ -34,12 +35,23 @@ KEY_HELP = (
 )
 
 
-class SecretKeyError(Exception):
+class SecretKeyError(Misconfigured):
     """The secrets key is missing, malformed or unreadable."""
 
 
-class SecretDecryptError(Exception):
+class SecretDecryptError(Misconfigured):
     """A stored secret does not open with this key (another key, or a tampered row)."""
+
+
+class SecretsKeyUnusable(Misconfigured):
+    """The server cannot use its secrets key (a SecretKeyError or SecretDecryptError, told
+    to a caller who is not at fault: the operator's settings are)."""
+
+    code = "secrets_key_error"
+
+    def __init__(self, cause: SecretKeyError | SecretDecryptError) -> None:
+        super().__init__(f"the server cannot use its secrets key: {cause}")
+        self.cause = cause
 
 
 def generate_key() -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from stepline.errors import Detail, InvalidRequest
 from stepline.spec.validate import SecretReference
 
 ENV_PREFIX = "STEPLINE_SECRET_"
@@ -48,7 +49,7 @@ class EnvironmentSecrets:
         return found
 
 
-class MissingSecrets(Exception):
+class MissingSecrets(InvalidRequest):
     """A workflow reads secrets that are not set; `references` says which node and where."""
 
     def __init__(self, references: Sequence[SecretReference]) -> None:
@@ -57,7 +58,11 @@ class MissingSecrets(Exception):
         listed = ", ".join(repr(name) for name in names)
         super().__init__(
             f"the workflow reads secret{'s' * (len(names) != 1)} {listed}, not set here: "
-            + "; ".join(describe(ref) for ref in self.references)
+            + "; ".join(describe(ref) for ref in self.references),
+            details=[
+                Detail("workflow" + ref.path.removeprefix("$"), describe(ref))
+                for ref in self.references
+            ],
         )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
+from stepline.errors import InvalidRequest
 from stepline.spec.models import EdgeSpec, NodeSpec, WorkflowSpec
 
 
-class GraphError(ValueError):
+class GraphError(InvalidRequest, ValueError):
     """The nodes and edges do not form a usable graph."""
 
 

@@ -26,12 +26,13 @@ from pydantic import BaseModel
 from stepline.documents import DocumentError, DocumentLimits, check_definition
 from stepline.documents.json_text import parse_json
 from stepline.documents.limits import DEPTH_SETTING
+from stepline.errors import InvalidRequest
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
-class WorkflowFileError(Exception):
+class WorkflowFileError(InvalidRequest):
     """A workflow file could not be read or parsed; says which file and where."""
 
     def __init__(

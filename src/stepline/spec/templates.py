@@ -36,6 +36,8 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from stepline.errors import InvalidRequest
+
 KNOWN_ROOTS = frozenset({"inputs", "nodes", "loop", "run", "secrets"})
 """The names a template may start from; anything else is unknown."""
 
@@ -44,7 +46,7 @@ _SOURCE_PREVIEW = 120
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class TemplateError(Exception):
+class TemplateError(InvalidRequest):
     """A template or expression could not be compiled or evaluated."""
 
     def __init__(self, message: str, path: str | None = None) -> None:

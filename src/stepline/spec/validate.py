@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
+from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
 from stepline.spec.graph import WorkflowGraph
@@ -73,7 +74,7 @@ class ValidationIssue:
         return f"{self.path}: {self.message}"
 
 
-class WorkflowInvalid(Exception):
+class WorkflowInvalid(InvalidRequest):
     """A workflow document has problems; `issues` lists every one."""
 
     def __init__(self, issues: list[ValidationIssue]) -> None:

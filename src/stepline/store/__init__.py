@@ -7,6 +7,7 @@ they differ. The engine talks to `Store` only, never to a database driver.
 from __future__ import annotations
 
 from stepline.store.errors import (
+    DuplicateError,
     LeaseLostError,
     NotFoundError,
     RunNotFoundError,
@@ -20,6 +21,7 @@ from stepline.store.errors import (
 from stepline.store.store import SavedWorkflow, Store, definition_digest
 
 __all__ = [
+    "DuplicateError",
     "LeaseLostError",
     "NotFoundError",
     "RunNotFoundError",

@@ -9,6 +9,7 @@ from typing import Self, TypeVar
 import sqlalchemy as sa
 
 from stepline.store import database
+from stepline.store.bell import RunBell
 from stepline.store.database import Database
 from stepline.store.writer import Writer
 
@@ -24,6 +25,9 @@ class StoreBase:
         self.dialect: str = db.dialect
         self.writer: Writer = db.writer
         """Every write goes through it; its counters tell how well writes are batched."""
+        self.run_bell = RunBell()
+        """Rings when a run event commits in this process (`stepline.store.bell`)."""
+        self.writer.on_commit = self.run_bell.ring
 
     @classmethod
     async def connect(cls, url: str, *, home: Path | None = None) -> Self:

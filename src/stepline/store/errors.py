@@ -1,14 +1,17 @@
-"""The store's errors: one base, each naming what is missing or whose it is.
+"""The store's errors: one base, each naming what is missing or whose it is, and each
+also one of `stepline.errors`' kinds (in brackets), which tells every edge how to report it.
 
 StoreError
-├── NotFoundError (also a LookupError)
+├── NotFoundError [NotFound]
 │   ├── WorkflowNotFoundError
 │   ├── RunNotFoundError
 │   └── StepNotFoundError
-├── LeaseLostError           the run's lease belongs to another worker now
-├── StoreClosedError         a write was submitted after Store.close()
-├── StateConflictError       the record's state does not allow the change
-└── WorkflowNameTakenError   another live workflow of the scope has the name
+├── LeaseLostError [Conflict]          the run's lease belongs to another worker now
+├── StoreClosedError [Unavailable]     a write was submitted after Store.close()
+├── StateConflictError [Conflict]      the record's state does not allow the change
+│   └── DuplicateError                 a unique index refused the row (the driver's
+│                                      IntegrityError, translated here at the boundary)
+└── WorkflowNameTakenError [Conflict]  another live workflow of the scope has the name
 
 `is_outage` tells the failures of the database itself (worth trying again later) from
 those of what was asked of it (the same request fails again).
@@ -20,14 +23,16 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from stepline.errors import Conflict, NotFound, SteplineError, Unavailable
 
-class StoreError(Exception):
+
+class StoreError(SteplineError):
     """Base of every error the store raises on purpose (unexpected driver errors pass
     through; those the store expects, such as a unique index refusing a name, become one
     of these)."""
 
 
-class NotFoundError(StoreError, LookupError):
+class NotFoundError(StoreError, NotFound):
     """A row the caller named does not exist (or not in the caller's organization)."""
 
 
@@ -43,19 +48,23 @@ class StepNotFoundError(NotFoundError):
     pass
 
 
-class LeaseLostError(StoreError):
+class LeaseLostError(StoreError, Conflict):
     """The worker no longer holds the run's lease: another worker claimed it."""
 
 
-class StoreClosedError(StoreError):
+class StoreClosedError(StoreError, Unavailable):
     """The store was closed; open a new one with Store.connect()."""
 
 
-class StateConflictError(StoreError):
+class StateConflictError(StoreError, Conflict):
     """The record's current state does not allow the change (e.g. a second, different review)."""
 
 
-class WorkflowNameTakenError(StoreError):
+class DuplicateError(StateConflictError):
+    """A unique index refused the write (another request made the same row first)."""
+
+
+class WorkflowNameTakenError(StoreError, Conflict):
     """Another live workflow of the same workspace (or of the organization, for workflows of
     no workspace) already has this name; `holder` is its id."""
 

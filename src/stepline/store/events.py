@@ -24,6 +24,7 @@ from stepline.store.base import StoreBase
 from stepline.store.errors import StepNotFoundError
 from stepline.store.prepared import Prepared
 from stepline.store.tables import run_events
+from stepline.store.writer import mark_written
 
 MAX_EVENTS = 1000
 
@@ -88,6 +89,7 @@ def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
                 f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
             )
         INSERT_EVENT.execute(conn, event)
+        mark_written(conn, step.run_id)
 
     return op
 
@@ -112,6 +114,7 @@ def insert_run_event(
             "created_at": utcnow(),
         },
     )
+    mark_written(conn, run_id)  # rings the store's RunBell once committed (as step_write)
 
 
 def _row_to_event(row: Any) -> RunEvent:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from stepline.errors import InvalidRequest
 from stepline.store.types import integer_range, text_problem
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ KeyType = Literal["int", "str", "uuid", "datetime"]
 MAX_PAGE_SIZE = 1000
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(InvalidRequest, ValueError):
     """A cursor that is malformed or belongs to another listing."""
 
 

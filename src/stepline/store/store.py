@@ -36,6 +36,7 @@ from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
 from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.errors import (
+    DuplicateError,
     LeaseLostError,
     RunNotFoundError,
     WorkflowNameTakenError,
@@ -271,7 +272,12 @@ class Store(
             )
             return created
 
-        return await self.writer.submit(op)
+        try:
+            return await self.writer.submit(op)
+        except sa.exc.IntegrityError as exc:
+            # A unique key a concurrent request took first: (organization, idempotency key).
+            what = f"idempotency key {run.idempotency_key!r}" if run.idempotency_key else "its id"
+            raise DuplicateError(f"run {run.id}: another run has {what}") from exc
 
     async def claim_run(
         self, worker_id: str, lease_s: float, *, run_id: UUID | None = None

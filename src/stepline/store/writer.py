@@ -37,6 +37,10 @@ T = TypeVar("T")
 Operation = Callable[[sa.Connection], T]
 # What became of an operation: (True, its result) or (False, its exception).
 Outcome = tuple[bool, Any]
+# Keys an operation marked with `mark_written` (e.g. the runs it wrote events of).
+Marks = frozenset[Any]
+
+_MARKS = "stepline.writer.marks"
 
 MAX_BATCH = 1000
 INLINE_MAX = 16
@@ -54,6 +58,9 @@ class Writer(ABC):
     """Applies submitted operations in as few transactions as the load allows."""
 
     def __init__(self) -> None:
+        self.on_commit: Callable[[Marks], None] | None = None
+        """Called on the event loop with the keys the operations of each committed
+        transaction marked (`mark_written`): how readers hear of a change without polling."""
         self.transactions = 0
         """How many transactions were committed (a batch counts once)."""
         self.operations = 0
@@ -86,37 +93,63 @@ class Writer(ABC):
         self.transactions += transactions
         self.operations += sum(1 for ok, _ in outcomes if ok)
 
+    def _announce(self, marks: Marks) -> None:
+        """On the event loop: tell `on_commit` what the committed writes marked."""
+        if marks and self.on_commit is not None:
+            try:
+                self.on_commit(marks)
+            except Exception:  # a listener's bug must not fail the writes
+                log.exception("a commit listener failed")
 
-def run_batch(conn: sa.Connection, operations: list[Operation[Any]]) -> tuple[list[Outcome], int]:
+
+def mark_written(conn: sa.Connection, key: Any) -> None:
+    """In an operation: announce `key` to the writer's `on_commit` once the write commits
+    (not at all if it rolls back)."""
+    conn.info.setdefault(_MARKS, set()).add(key)
+
+
+def _take_marks(conn: sa.Connection) -> Marks:
+    return frozenset(conn.info.pop(_MARKS, ()))
+
+
+def run_batch(
+    conn: sa.Connection, operations: list[Operation[Any]]
+) -> tuple[list[Outcome], int, Marks]:
     """Apply `operations` in one transaction, or one by one if that fails.
 
-    Returns each operation's outcome and how many transactions were committed.
+    Returns each operation's outcome, how many transactions were committed, and what the
+    committed ones marked (`mark_written`).
     """
+    _take_marks(conn)
     if len(operations) > 1:
         try:
             with conn.begin():
                 results = [operation(conn) for operation in operations]
         except Exception:
+            _take_marks(conn)
             log.debug("a batch of %d writes failed; retrying them one by one", len(operations))
         else:
-            return [(True, result) for result in results], 1
+            return [(True, result) for result in results], 1, _take_marks(conn)
     outcomes: list[Outcome] = []
     committed = 0
+    marks: set[Any] = set()
     for operation in operations:
         try:
             with conn.begin():
                 result = operation(conn)
         except Exception as exc:
+            _take_marks(conn)
             outcomes.append((False, exc))
         else:
+            marks |= _take_marks(conn)
             outcomes.append((True, result))
             committed += 1
-    return outcomes, committed
+    return outcomes, committed, frozenset(marks)
 
 
 def _run_batch_on(
     operations: list[Operation[Any]], conn: sa.Connection
-) -> tuple[list[Outcome], int]:
+) -> tuple[list[Outcome], int, Marks]:
     return run_batch(conn, operations)
 
 
@@ -240,24 +273,30 @@ class ThreadWriter(Writer):
             transaction = self._begin_without_waiting(conn)
             if transaction is None:
                 return False
+            _take_marks(conn)
+            marks: Marks = frozenset()
             try:
                 results = [op(conn) for op, _ in batch]
                 transaction.commit()
             except Exception as exc:
                 transaction.rollback()
+                _take_marks(conn)
                 if len(batch) > 1:
                     return False
                 outcomes: list[Outcome] = [(False, exc)]
             except BaseException as exc:  # KeyboardInterrupt...: nothing was committed
                 transaction.rollback()
+                _take_marks(conn)
                 _fail(futures, exc)
                 raise
             else:
                 outcomes = [(True, result) for result in results]
+                marks = _take_marks(conn)
             self._count(outcomes, 1 if outcomes[0][0] else 0)
         finally:
             self._conn_lock.release()
         _settle(futures, outcomes)
+        self._announce(marks)
         return True
 
     def _begin_without_waiting(self, conn: sa.Connection) -> sa.RootTransaction | None:
@@ -307,13 +346,13 @@ class ThreadWriter(Writer):
                     taken += 1
                 with self._conn_lock:
                     try:
-                        futures, outcomes = self._write(batch)
+                        futures, outcomes, marks = self._write(batch)
                     finally:
                         self._finished += taken
                 # Only now: a caller told of its commit may write again at once, and that
                 # write should find the connection free to use on the loop.
                 if futures:
-                    settle_from_thread(futures, outcomes)
+                    settle_from_thread(futures, outcomes, partial(self._announce, marks))
         finally:
             with self._conn_lock:
                 self._close_connection()
@@ -327,26 +366,29 @@ class ThreadWriter(Writer):
                 settle_from_thread(leftovers, [(False, closed)] * len(leftovers))
             self._stopped.set()
 
-    def _write(self, batch: list[_Pending]) -> tuple[list[asyncio.Future[Any]], list[Outcome]]:
-        """Commit `batch` (call with `_conn_lock` held); its live futures and their outcomes."""
+    def _write(
+        self, batch: list[_Pending]
+    ) -> tuple[list[asyncio.Future[Any]], list[Outcome], Marks]:
+        """Commit `batch` (call with `_conn_lock` held); its live futures, their outcomes and
+        what the committed writes marked."""
         # A caller that stopped waiting (cancelled) gave up on its write.
         live = [(op, future) for op, future in batch if not future.done()]
         if not live:
-            return [], []
+            return [], [], frozenset()
         futures = [future for _, future in live]
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = self._open()
             self._set_busy_timeout(self._busy_timeout_ms)
             try:
-                outcomes, committed = run_batch(self._conn, [op for op, _ in live])
+                outcomes, committed, marks = run_batch(self._conn, [op for op, _ in live])
             finally:
                 self._set_busy_timeout(0)
         except BaseException as exc:  # the connection itself failed
-            outcomes, committed = [(False, exc)] * len(live), 0
+            outcomes, committed, marks = [(False, exc)] * len(live), 0, frozenset()
             self._close_connection()
         self._count(outcomes, committed)
-        return futures, outcomes
+        return futures, outcomes, marks
 
     def _count(self, outcomes: list[Outcome], transactions: int) -> None:
         # Called with `_conn_lock` held, from the loop or the thread.
@@ -455,10 +497,18 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in str(orig)
 
 
-def settle_from_thread(futures: list[asyncio.Future[Any]], outcomes: list[Outcome]) -> None:
-    """From another thread: give the futures (of one event loop) their outcomes."""
+def settle_from_thread(
+    futures: list[asyncio.Future[Any]],
+    outcomes: list[Outcome],
+    then: Callable[[], None] | None = None,
+) -> None:
+    """From another thread: give the futures (of one event loop) their outcomes, then call
+    `then` on that loop."""
     try:
-        futures[0].get_loop().call_soon_threadsafe(_settle, futures, outcomes)
+        loop = futures[0].get_loop()
+        loop.call_soon_threadsafe(_settle, futures, outcomes)
+        if then is not None:
+            loop.call_soon_threadsafe(then)
     except RuntimeError:
         pass  # the event loop is closed: nobody is waiting any more
 
@@ -509,14 +559,15 @@ class TaskWriter(Writer):
                 futures = [future for _, future in live]
                 operations = [op for op, _ in live]
                 try:
-                    outcomes, committed = await self._run(partial(_run_batch_on, operations))
+                    outcomes, committed, marks = await self._run(partial(_run_batch_on, operations))
                 except Exception as exc:  # the connection itself failed
-                    outcomes, committed = [(False, exc)] * len(live), 0
+                    outcomes, committed, marks = [(False, exc)] * len(live), 0, frozenset()
                 except BaseException:
                     _fail(futures, StoreClosedError("the store's writer stopped"))
                     raise
                 self._count(outcomes, committed)
                 _settle(futures, outcomes)
+                self._announce(marks)
         finally:
             _fail([future for _, future in self._queue], StoreClosedError("the store closed"))
             self._queue.clear()

@@ -26,6 +26,7 @@ from uuid import UUID
 from stepline.documents.text import describe_error
 from stepline.engine import Engine
 from stepline.engine.failures import run_failure
+from stepline.errors import Conflict
 from stepline.records import ErrorStage, RunRecord, RunStatus
 from stepline.store.errors import LeaseLostError, is_outage
 
@@ -39,7 +40,7 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class LeaseLost(Exception):
+class LeaseLost(Conflict):
     """Another worker took over the run: this one must stop touching it."""
 
 

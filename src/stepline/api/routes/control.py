@@ -8,7 +8,8 @@
 - `POST .../runs/{run_id}/retry` continues a failed or cancelled run from its failed steps
   (a new attempt of the same run; completed steps are not run again); else a 409.
 - `POST .../runs/{run_id}/replay` starts a new run linked to the original (`replay_of`)
-  that reuses the original's outputs for every step upstream of `from_node`.
+  that reuses the original's outputs for every step upstream of `from_node`; its inputs
+  are the original's with the given ones merged over them (top-level keys).
 
 A run of another organization, of a workspace the key cannot see, or of another workflow
 than the path's is a 404, as everywhere else.
@@ -23,27 +24,14 @@ from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from stepline.api.auth import Principal, ReadKey, RunKey
-from stepline.api.documents import (
-    DocumentRoute,
-    check_inputs_document,
-    check_output_document,
-)
-from stepline.api.errors import (
-    ApiError,
-    ErrorDetail,
-    check_run_inputs,
-    error_responses,
-    invalid,
-    not_found,
-)
+from stepline import service
+from stepline.api.auth import ReadKey, RunKey
+from stepline.api.documents import DocumentRoute
+from stepline.api.errors import error_responses, invalid
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response
-from stepline.api.routes.secrets import checked_run_secrets
-from stepline.api.state import AppState, StateDep
-from stepline.records import RunRecord, StepRecord
-from stepline.spec.graph import WorkflowGraph
-from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_references
+from stepline.api.state import StateDep
+from stepline.records import StepRecord
 from stepline.store.paging import MAX_PAGE_SIZE
 from stepline.store.types import MAX_INT
 
@@ -112,7 +100,9 @@ class ReplayRequest(BaseModel):
         "upstream of it run again; the steps upstream of it are copied from the original.",
     )
     inputs: dict[str, Any] | None = Field(
-        default=None, description="The new run's inputs; default: the original's."
+        default=None,
+        description="Inputs merged over the original run's (each top-level key given "
+        "replaces the original's, the others are kept); default: the original's.",
     )
     workflow_version: int | None = Field(
         default=None,
@@ -174,25 +164,18 @@ async def review_step(
     state: StateDep,
     principal: RunKey,
 ) -> Response:
-    if "output" in body.model_fields_set:
-        check_output_document(body.output, state.limits, "body.output")
-    await _run_of(state, principal, workflow_id, run_id)
-    step = await _step_of(state, principal, run_id, step_id)
-    extra: dict[str, Any] = {"output": body.output} if "output" in body.model_fields_set else {}
-    decision = await state.store.decide_review(
-        principal.organization_id,
+    review = await service.review_step(
+        state.service,
+        principal.caller,
+        workflow_id,
         run_id,
-        step.id,
+        step_id,
         approved=body.approved,
-        reviewer=principal.actor,
+        output=body.output if "output" in body.model_fields_set else service.PROPOSED,
         comment=body.comment,
-        **extra,
     )
-    if decision.changed:
-        state.wake_workers()
-    run = await state.store.get_run(run_id, principal.organization_id) or decision.run
     return json_response(
-        ReviewResult(changed=decision.changed, step=decision.step, run=RunOut.of(run))
+        ReviewResult(changed=review.changed, step=review.step, run=RunOut.of(review.run))
     )
 
 
@@ -209,11 +192,8 @@ async def review_step(
 async def retry_run(
     workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: RunKey
 ) -> Response:
-    await _run_of(state, principal, workflow_id, run_id)
-    run = await state.store.retry_run(principal.organization_id, run_id)
-    state.wake_workers()
-    current = await state.store.get_run(run_id, principal.organization_id) or run
-    return json_response(RunOut.of(current), 202)
+    run = await service.retry_run(state.service, principal.caller, workflow_id, run_id)
+    return json_response(RunOut.of(run), 202)
 
 
 @runs_router.post(
@@ -222,6 +202,10 @@ async def retry_run(
     response_model=RunOut,
     responses=error_responses(403, 404, 413),
     summary="Start a new run that reuses the original's outputs upstream of a node",
+    description="The new run (`replay_of`: the original) copies the steps of every node "
+    "upstream of `from_node` and runs the rest. Its inputs are the original run's with "
+    '`inputs` merged over them at the top level: `{"amount": 90}` changes `amount` and '
+    "keeps every other input of the original.",
 )
 async def replay_run(
     workflow_id: WorkflowId,
@@ -230,45 +214,17 @@ async def replay_run(
     state: StateDep,
     principal: RunKey,
 ) -> Response:
-    original = await _run_of(state, principal, workflow_id, run_id)
-    number = body.workflow_version or original.workflow_version
-    version = await state.store.get_version(original.workflow_id, number)
-    if version is None:
-        invalid("body.workflow_version", f"the workflow has no version {number}")
-    try:
-        spec = load_workflow(version.definition, state.registry)
-    except WorkflowInvalid as exc:
-        details = [ErrorDetail(field=f"version {number}", message=str(i)) for i in exc.issues]
-        raise ApiError(
-            422, f"version {number} of the workflow is no longer valid", details=details
-        ) from None
-    top_level = [node.id for node in spec.nodes]
-    if body.from_node not in top_level:
-        invalid(
-            "body.from_node",
-            f"{body.from_node!r} is not a top-level node of version {number} "
-            f"(its nodes: {', '.join(top_level)})",
-        )
-    if body.inputs is not None:
-        check_inputs_document(body.inputs, state.limits, "body.inputs")
-    inputs = body.inputs if body.inputs is not None else dict(original.inputs)
-    schema = version.definition.get("inputs") or {"type": "object"}
-    check_run_inputs(schema, inputs)
-    redactor = await checked_run_secrets(
-        state, secret_references(spec), original.organization_id, original.workspace_id
-    )
-    reuse = WorkflowGraph(spec).upstream(body.from_node)
-    replay = await state.store.create_replay(
-        original,
-        reuse=reuse,
-        inputs=redactor.data(inputs),
-        workflow_version=number,
+    replay = await service.replay_run(
+        state.service,
+        principal.caller,
+        workflow_id,
+        run_id,
         from_node=body.from_node,
+        inputs=body.inputs,
+        workflow_version=body.workflow_version,
     )
-    state.wake_workers()
-    current = await state.store.get_run(replay.id, principal.organization_id) or replay
     headers = {"Location": f"/v1/workflows/{workflow_id}/runs/{replay.id}"}
-    return json_response(RunOut.of(current), 201, headers=headers)
+    return json_response(RunOut.of(replay), 201, headers=headers)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -276,34 +232,3 @@ async def replay_run(
 
 def _review_url(workflow_id: UUID, run_id: UUID, step_id: UUID) -> str:
     return f"/v1/workflows/{workflow_id}/runs/{run_id}/steps/{step_id}/review"
-
-
-async def _run_of(
-    state: AppState, principal: Principal, workflow_id: UUID, run_id: UUID
-) -> RunRecord:
-    """The caller's run of this workflow, or 404."""
-    run = await state.store.get_run(run_id, principal.organization_id)
-    if (
-        run is None
-        or run.workflow_id != workflow_id
-        or (principal.workspace_id is not None and run.workspace_id != principal.workspace_id)
-    ):
-        not_found("run", run_id)
-    return run
-
-
-async def _step_of(state: AppState, principal: Principal, run_id: UUID, key: str) -> StepRecord:
-    """The run's step named by its UUID (tried first) or its step_id, or 404."""
-    org = principal.organization_id
-    step: StepRecord | None = None
-    try:
-        as_uuid: UUID | None = UUID(key)
-    except ValueError:
-        as_uuid = None
-    if as_uuid is not None:
-        step = await state.store.get_run_step(org, run_id, as_uuid)
-    if step is None:
-        step = await state.store.get_run_step(org, run_id, key)
-    if step is None:
-        not_found(f"step {key!r} of run", run_id)
-    return step

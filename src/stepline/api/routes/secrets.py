@@ -5,15 +5,12 @@ A caller narrowed to a workspace (its key's, or X-Workspace-Id) works on that
 workspace's secrets; any other caller on the organization's own. Another
 organization's secret is a 404, as if it did not exist.
 
-`checked_run_secrets` is what starting a run asks of them: every secret the workflow
-reads must be set (else a 422 naming each node and field), and the run's inputs are
-recorded with their values masked.
+Starting a run asks them for every secret the workflow reads (`stepline.service.inputs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, NoReturn
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Path
@@ -22,15 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepline.api.auth import WriteKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import ApiError, ErrorDetail, error_responses, not_found
+from stepline.api.errors import error_responses, not_found
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
-from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
+from stepline.secrets.cipher import SecretDecryptError, SecretKeyError, SecretsKeyUnusable
 from stepline.secrets.names import MAX_NAME_LENGTH, NAME_PATTERN, value_problem
-from stepline.secrets.redact import Redactor
-from stepline.secrets.source import MissingSecrets, describe, resolve_secrets
-from stepline.spec.validate import SecretReference
 from stepline.store.secrets import SecretRecord
 
 router = APIRouter(prefix="/v1/secrets", tags=["secrets"], route_class=DocumentRoute)
@@ -137,33 +131,6 @@ async def _put(
     try:
         record, created = await state.vault.set(organization_id, workspace_id, name, body.value)
     except (SecretKeyError, SecretDecryptError) as exc:
-        _key_failure(exc)
+        # The operator's key is wrong, not the request: say so, without a stack trace.
+        raise SecretsKeyUnusable(exc) from None
     return json_response(record, 201 if created else 200, headers={"Cache-Control": "no-store"})
-
-
-async def checked_run_secrets(
-    state: AppState,
-    references: Sequence[SecretReference],
-    organization_id: UUID,
-    workspace_id: UUID | None,
-) -> Redactor:
-    """The masking of a new run's secrets; a 422 naming each node and field that reads a
-    secret not set for the run's organization (and workspace)."""
-    if not references:
-        return Redactor()
-    try:
-        values = await resolve_secrets(state.vault, references, organization_id, workspace_id)
-    except MissingSecrets as exc:
-        details = [
-            ErrorDetail(field="workflow" + ref.path.removeprefix("$"), message=describe(ref))
-            for ref in exc.references
-        ]
-        raise ApiError(422, str(exc), details=details) from None
-    except (SecretKeyError, SecretDecryptError) as exc:
-        _key_failure(exc)
-    return Redactor(values.values())
-
-
-def _key_failure(exc: Exception) -> NoReturn:
-    # The operator's key is wrong, not the request: say so, without a stack trace.
-    raise ApiError(500, f"the server cannot use its secrets key: {exc}", code="secrets_key_error")

@@ -15,16 +15,15 @@ from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 from fastapi import APIRouter, Body, File, Path, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from stepline import service
 from stepline.api.auth import Principal, ReadKey, WriteKey
 from stepline.api.documents import DocumentRoute
 from stepline.api.errors import (
     ApiError,
     ErrorDetail,
-    document_refused,
     error_responses,
     invalid,
     not_found,
@@ -36,8 +35,9 @@ from stepline.api.storable_text import refuse, unstorable_text
 from stepline.documents import DocumentError, check_definition
 from stepline.documents.json_text import parse_json
 from stepline.records import WorkflowRecord, WorkflowVersion
+from stepline.service.workflows import check_definition_valid
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
-from stepline.spec.validate import ValidationIssue, validate_workflow
+from stepline.spec.validate import ValidationIssue
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
@@ -123,8 +123,7 @@ class Diagram(BaseModel):
     summary="Create a workflow",
 )
 async def create_workflow(definition: Definition, state: StateDep, principal: WriteKey) -> Response:
-    _check_document(state, definition, field="body")
-    await _check_definition(state, definition, prefix="body")
+    await check_definition_valid(state.service, definition, field="body")
     saved = await _create(state, principal, definition)
     return _created(saved)
 
@@ -158,7 +157,7 @@ async def upload_workflow(
     found = unstorable_text(definition, "body.file")
     if found is not None:
         raise refuse(*found)
-    await _check_definition(state, definition, prefix="body.file")
+    await check_definition_valid(state.service, definition, field="body.file")
     saved = await _create(state, principal, definition)
     return _created(saved)
 
@@ -189,7 +188,7 @@ async def validate_definition(request: Request, state: StateDep, principal: Read
     except (ValueError, UnicodeDecodeError) as exc:
         issue = ValidationIssue(path="$", message=f"the body is not JSON: {exc}", code="json")
         return json_response(_report([issue]))
-    _, issues = await run_in_threadpool(validate_workflow, document, state.kinds)
+    issues = await service.validate_definition(state.service, document)
     return json_response(_report(issues))
 
 
@@ -227,7 +226,7 @@ async def list_workflows(
     summary="Get a workflow with its latest definition",
 )
 async def get_workflow(workflow_id: WorkflowId, state: StateDep, principal: ReadKey) -> Response:
-    workflow = await _live_workflow(state, principal, workflow_id)
+    workflow = await service.live_workflow(state.service, principal.caller, workflow_id)
     return json_response(await _with_definition(state, workflow))
 
 
@@ -240,9 +239,8 @@ async def get_workflow(workflow_id: WorkflowId, state: StateDep, principal: Read
 async def replace_workflow(
     workflow_id: WorkflowId, definition: Definition, state: StateDep, principal: WriteKey
 ) -> Response:
-    await _live_workflow(state, principal, workflow_id)
-    _check_document(state, definition, field="body")
-    await _check_definition(state, definition, prefix="body")
+    await service.live_workflow(state.service, principal.caller, workflow_id)
+    await check_definition_valid(state.service, definition, field="body")
     try:
         saved = await state.store.save_workflow(
             principal.organization_id, definition, workflow_id=workflow_id
@@ -263,7 +261,7 @@ async def replace_workflow(
 async def patch_workflow(
     workflow_id: WorkflowId, patch: WorkflowPatch, state: StateDep, principal: WriteKey
 ) -> Response:
-    await _live_workflow(state, principal, workflow_id)
+    await service.live_workflow(state.service, principal.caller, workflow_id)
     if patch.name is not None and not patch.name.strip():
         invalid("body.name", "a workflow name must not be blank")
     try:
@@ -288,7 +286,7 @@ async def patch_workflow(
 async def delete_workflow(
     workflow_id: WorkflowId, state: StateDep, principal: WriteKey
 ) -> Response:
-    await _live_workflow(state, principal, workflow_id)
+    await service.live_workflow(state.service, principal.caller, workflow_id)
     if not await state.store.delete_workflow(principal.organization_id, workflow_id):
         not_found("workflow", workflow_id)
     return Response(status_code=204)
@@ -307,7 +305,7 @@ async def duplicate_workflow(
     principal: WriteKey,
     body: Annotated[DuplicateRequest | None, Body()] = None,
 ) -> Response:
-    await _live_workflow(state, principal, workflow_id)
+    await service.live_workflow(state.service, principal.caller, workflow_id)
     name = body.name if body is not None else None
     if name is not None and not name.strip():
         invalid("body.name", "a workflow name must not be blank")
@@ -335,7 +333,7 @@ async def list_versions(
     before: Before = None,
 ) -> Response:
     _one_cursor(after, before)
-    await _live_workflow(state, principal, workflow_id)
+    await service.live_workflow(state.service, principal.caller, workflow_id)
     page = await state.store.page_versions(
         principal.organization_id, workflow_id, limit=limit, after=after, before=before
     )
@@ -354,7 +352,7 @@ async def get_version(
     state: StateDep,
     principal: ReadKey,
 ) -> Response:
-    await _live_workflow(state, principal, workflow_id)
+    await service.live_workflow(state.service, principal.caller, workflow_id)
     found = await state.store.get_version(workflow_id, version)
     if found is None:
         not_found(f"version {version} of workflow", workflow_id)
@@ -382,7 +380,7 @@ async def get_diagram(
         "mermaid"
     ),
 ) -> Response:
-    workflow = await _live_workflow(state, principal, workflow_id)
+    workflow = await service.live_workflow(state.service, principal.caller, workflow_id)
     version = await state.store.get_version(workflow_id, workflow.latest_version)
     definition = version.definition if version is not None else {}
     nodes, edges = _graph_of(definition)
@@ -404,49 +402,6 @@ async def get_diagram(
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-async def _live_workflow(
-    state: AppState, principal: Principal, workflow_id: UUID
-) -> WorkflowRecord:
-    """The caller's workflow (in its workspace, when it has one), or 404."""
-    workflow = await state.store.get_workflow(principal.organization_id, workflow_id)
-    if workflow is None or (
-        principal.workspace_id is not None and workflow.workspace_id != principal.workspace_id
-    ):
-        not_found("workflow", workflow_id)
-    return workflow
-
-
-def _check_document(state: AppState, definition: Any, *, field: str) -> None:
-    """413 or 422 unless the definition is a document within the server's limits."""
-    try:
-        check_definition(definition, state.limits)
-    except DocumentError as exc:
-        raise document_refused(exc, field) from None
-
-
-async def _check_definition(state: AppState, definition: Any, *, prefix: str) -> None:
-    """422 listing every problem of the definition, each at `prefix` + its JSON path."""
-    _, issues = await run_in_threadpool(validate_workflow, definition, state.kinds)
-    if not issues:
-        return
-    details = [
-        ErrorDetail(field=prefix + issue.path.removeprefix("$"), message=_issue_text(issue))
-        for issue in issues
-    ]
-    count = len(issues)
-    first = f"{details[0].field}: {details[0].message}"
-    more = f" (and {count - 1} more)" if count > 1 else ""
-    raise ApiError(
-        422,
-        f"the workflow is invalid ({count} problem{'s' * (count != 1)}): {first}{more}",
-        details=details,
-    )
-
-
-def _issue_text(issue: ValidationIssue) -> str:
-    return f"node {issue.node_id!r}: {issue.message}" if issue.node_id else issue.message
 
 
 async def _create(

@@ -1,0 +1,84 @@
+"""Saving and validating workflow definitions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from stepline.documents import DocumentError, check_definition
+from stepline.errors import Detail, InvalidRequest
+from stepline.service.context import Caller, ServiceContext
+from stepline.service.lookup import live_workflow
+from stepline.spec.validate import ValidationIssue, WorkflowInvalid, validate_workflow
+from stepline.store import SavedWorkflow
+
+
+class DefinitionInvalid(WorkflowInvalid):
+    """A definition to save has problems: each in `details`, at its field (`body.nodes[2]...`)."""
+
+    def __init__(self, issues: list[ValidationIssue], *, field: str) -> None:
+        details = [Detail(field + i.path.removeprefix("$"), issue_text(i)) for i in issues]
+        count = len(issues)
+        first = f"{details[0].field}: {details[0].message}" if details else "no details"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        InvalidRequest.__init__(
+            self,
+            f"the workflow is invalid ({count} problem{'s' * (count != 1)}): {first}{more}",
+            details=details,
+        )
+        self.issues = issues
+
+
+def issue_text(issue: ValidationIssue) -> str:
+    return f"node {issue.node_id!r}: {issue.message}" if issue.node_id else issue.message
+
+
+async def validate_definition(ctx: ServiceContext, definition: Any) -> list[ValidationIssue]:
+    """Every problem of the definition (none: it is valid); validated off the event loop."""
+    _, issues = await asyncio.to_thread(validate_workflow, definition, ctx.kinds)
+    return issues
+
+
+async def check_definition_valid(ctx: ServiceContext, definition: Any, *, field: str) -> None:
+    """TooLarge or InvalidRequest unless the definition is a document within the limits;
+    DefinitionInvalid unless it is a valid workflow."""
+    try:
+        check_definition(definition, ctx.limits)
+    except DocumentError as exc:
+        raise exc.at(field) from None
+    issues = await validate_definition(ctx, definition)
+    if issues:
+        raise DefinitionInvalid(issues, field=field)
+
+
+async def create_workflow(
+    ctx: ServiceContext, caller: Caller, definition: dict[str, Any], *, field: str = "body"
+) -> SavedWorkflow:
+    """A new workflow (in the caller's workspace) with the definition as version 1.
+
+    WorkflowNameTakenError (a Conflict) if a live workflow of the scope has its name.
+    """
+    await check_definition_valid(ctx, definition, field=field)
+    return await ctx.store.create_workflow(
+        caller.organization_id, definition, workspace_id=caller.workspace_id
+    )
+
+
+async def save_workflow(
+    ctx: ServiceContext,
+    caller: Caller,
+    definition: dict[str, Any],
+    *,
+    workflow_id: UUID | None = None,
+    field: str = "body",
+) -> SavedWorkflow:
+    """Save the definition as the workflow `workflow_id` (one of the caller's), or as the
+    organization's workflow of its name (created if none): a changed definition becomes a
+    new version, an unchanged one keeps its version."""
+    if workflow_id is not None:
+        await live_workflow(ctx, caller, workflow_id)
+    await check_definition_valid(ctx, definition, field=field)
+    return await ctx.store.save_workflow(
+        caller.organization_id, definition, workflow_id=workflow_id
+    )
