@@ -1,0 +1,223 @@
+"""An organization's knowledge collections, whole: the store's records and search, the
+chunker, and the files a source may be read from.
+
+A file added to a collection is parsed to text as the `parse` kind parses it (PDF, HTML,
+plain text, Markdown, JSON, CSV), chunked page by page where it has pages, and stored as
+one source. The store's errors become stepline's kinds here: a collection or source the
+organization does not have is NotFound, a name in use a Conflict, an unusable name or
+file an InvalidRequest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from uuid import UUID
+
+from stepline.errors import Conflict, InvalidRequest, NotFound
+from stepline.files.access import FileInfo
+from stepline.files.library import FileLibrary, info_of
+from stepline.nodes.base import NodeError
+from stepline.nodes.document_text import parse_document
+from stepline.retrieval.access import CollectionNotFound, KnowledgeHit, KnowledgeResults
+from stepline.retrieval.chunking import Chunk, ChunkingOptions, chunk_pages, chunk_text
+from stepline.store import Store
+from stepline.store.collections import (
+    MAX_RESULTS,
+    CollectionNameTakenError,
+    CollectionNotFoundError,
+    CollectionRecord,
+    SearchHit,
+    SourceNotFoundError,
+    SourceRecord,
+)
+from stepline.store.errors import NotFoundError
+from stepline.store.paging import Page
+
+MAX_SOURCE_CHARS = 5_000_000
+"""The most characters of text one source adds (a longer one is refused, not cut)."""
+MAX_SOURCE_LABEL_CHARS = 500
+
+
+class SourceNotFound(NotFound):
+    """No source of that id in the collection."""
+
+
+class FilesUnavailable(InvalidRequest):
+    """A file was to be added, but there is no file storage."""
+
+
+@dataclass
+class KnowledgeLibrary:
+    """Collections of every organization over one store (and, to add files, a file library)."""
+
+    store: Store
+    files: FileLibrary | None = None
+
+    async def create(
+        self, organization_id: UUID, name: str, description: str = ""
+    ) -> CollectionRecord:
+        try:
+            return await self.store.create_collection(organization_id, name, description)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        except CollectionNameTakenError as exc:
+            raise Conflict(str(exc)) from None
+        except NotFoundError as exc:
+            raise NotFound(str(exc)) from None
+
+    async def get(self, organization_id: UUID, collection: str | UUID) -> CollectionRecord:
+        """The collection of that id (or, for a string that is none, that name)."""
+        found = await self.store.find_collection(organization_id, str(collection))
+        if found is None:
+            raise CollectionNotFound(f"collection {str(collection)!r} not found")
+        return found
+
+    async def list_collections(
+        self,
+        organization_id: UUID,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[CollectionRecord]:
+        return await self.store.list_collections(
+            organization_id, limit=limit, after=after, before=before
+        )
+
+    async def delete(self, organization_id: UUID, collection_id: UUID) -> None:
+        try:
+            await self.store.delete_collection(organization_id, collection_id)
+        except CollectionNotFoundError as exc:
+            raise CollectionNotFound(str(exc)) from None
+
+    async def add_text(
+        self,
+        organization_id: UUID,
+        collection_id: UUID,
+        text: str,
+        *,
+        source: str,
+        options: ChunkingOptions | None = None,
+    ) -> SourceRecord:
+        """Add a text as one source, chunked."""
+        _check_size(len(text))
+        chunks = await asyncio.to_thread(chunk_text, text, options)
+        return await self._add(organization_id, collection_id, chunks, _label(source), None)
+
+    async def add_file(
+        self,
+        organization_id: UUID,
+        collection_id: UUID,
+        file_id: UUID,
+        *,
+        source: str | None = None,
+        options: ChunkingOptions | None = None,
+    ) -> SourceRecord:
+        """Add an organization's file as one source: parsed to text, chunked by page
+        where it has pages; `source` defaults to the file's name."""
+        if self.files is None:
+            raise FilesUnavailable("files cannot be added: this server has no file storage")
+        await self.get(organization_id, collection_id)  # not found before the file is read
+        record, data = await self.files.read(organization_id, file_id)
+        chunks = await asyncio.to_thread(_file_chunks, info_of(record), data, options)
+        label = _label(source if source is not None else record.filename)
+        return await self._add(organization_id, collection_id, chunks, label, record.id)
+
+    async def list_sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
+        try:
+            return await self.store.list_sources(organization_id, collection_id)
+        except CollectionNotFoundError as exc:
+            raise CollectionNotFound(str(exc)) from None
+
+    async def remove_source(
+        self, organization_id: UUID, collection_id: UUID, source_id: UUID
+    ) -> None:
+        try:
+            await self.store.remove_source(organization_id, collection_id, source_id)
+        except CollectionNotFoundError as exc:
+            raise CollectionNotFound(str(exc)) from None
+        except SourceNotFoundError as exc:
+            raise SourceNotFound(str(exc)) from None
+
+    async def search(
+        self, organization_id: UUID, collection: str | UUID, query: str, top_k: int = 5
+    ) -> KnowledgeResults:
+        """The collection's `top_k` (at most MAX_RESULTS) best chunks for `query`."""
+        found = await self.get(organization_id, collection)
+        try:
+            hits = await self.store.search_chunks(
+                organization_id, found.id, query, limit=min(top_k, MAX_RESULTS)
+            )
+        except CollectionNotFoundError as exc:  # deleted meanwhile
+            raise CollectionNotFound(str(exc)) from None
+        return KnowledgeResults(found.id, found.name, [_hit(hit) for hit in hits])
+
+    def for_organization(self, organization_id: UUID) -> OrganizationKnowledge:
+        return OrganizationKnowledge(self, organization_id)
+
+    async def _add(
+        self,
+        organization_id: UUID,
+        collection_id: UUID,
+        chunks: list[Chunk],
+        source: str,
+        file_id: UUID | None,
+    ) -> SourceRecord:
+        try:
+            return await self.store.add_chunks(
+                organization_id, collection_id, chunks, source=source, file_id=file_id
+            )
+        except CollectionNotFoundError as exc:
+            raise CollectionNotFound(str(exc)) from None
+
+
+@dataclass
+class OrganizationKnowledge:
+    """One organization's collections, as node kinds see them (`KnowledgeAccess`)."""
+
+    library: KnowledgeLibrary
+    organization_id: UUID
+
+    async def search(self, collection: str, query: str, top_k: int) -> KnowledgeResults:
+        return await self.library.search(self.organization_id, collection, query, top_k)
+
+
+def _file_chunks(info: FileInfo, data: bytes, options: ChunkingOptions | None) -> list[Chunk]:
+    try:
+        parsed = parse_document(info, data, MAX_SOURCE_CHARS + 1)
+    except NodeError as exc:
+        raise InvalidRequest(exc.message) from None
+    _check_size(len(parsed.text))
+    if len(parsed.pages) > 1:
+        return chunk_pages(parsed.pages, options)
+    return chunk_text(parsed.text, options)
+
+
+def _check_size(chars: int) -> None:
+    if chars > MAX_SOURCE_CHARS:
+        raise InvalidRequest(
+            f"a source can hold at most {MAX_SOURCE_CHARS} characters of text; split it"
+        )
+
+
+def _label(source: str) -> str:
+    label = source.strip()
+    if not label or len(label) > MAX_SOURCE_LABEL_CHARS:
+        raise InvalidRequest(f"a source label must have 1 to {MAX_SOURCE_LABEL_CHARS} characters")
+    return label
+
+
+def _hit(hit: SearchHit) -> KnowledgeHit:
+    return KnowledgeHit(
+        chunk_id=hit.chunk_id,
+        text=hit.text,
+        score=hit.score,
+        source_id=hit.source_id,
+        source=hit.source,
+        file_id=hit.file_id,
+        position=hit.position,
+        page=hit.page,
+        char_start=hit.char_start,
+        char_end=hit.char_end,
+    )
