@@ -17,10 +17,10 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stepline.errors import NotFound
+from stepline.errors import NotFound, Unavailable
 from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
 from stepline.nodes.document_files import json_handle
-from stepline.records import ErrorDetails, ErrorStage
+from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
 
 MAX_TOP_K = 50
 
@@ -69,6 +69,8 @@ class KnowledgeRetrievalNode(NodeKind):
                     context={"collection": config.collection},
                 ),
             ) from exc
+        except Unavailable as exc:  # the embeddings provider, for a hybrid search
+            raise NodeError(exc.message, category=ErrorCategory.transient) from exc
         hits = [
             hit for hit in found.hits if config.min_score is None or hit.score >= config.min_score
         ]
@@ -78,6 +80,7 @@ class KnowledgeRetrievalNode(NodeKind):
             "query": config.query,
             "results": [hit.output() for hit in hits],
             "count": len(hits),
+            "ranking": found.ranking,
         }
         return NodeResult(
             output=output,

@@ -56,6 +56,9 @@ class KnowledgeResults:
     collection_id: UUID
     collection_name: str
     hits: list[KnowledgeHit]
+    ranking: str = "bm25"
+    """`bm25`, or `hybrid` (BM25 fused with embeddings' cosine similarity; scores are then
+    reciprocal-rank-fusion scores)."""
 
 
 class KnowledgeAccess(Protocol):

@@ -3,7 +3,9 @@ chunker, and the files a source may be read from.
 
 A file added to a collection is parsed to text as the `parse` kind parses it (PDF, HTML,
 plain text, Markdown, JSON, CSV), chunked page by page where it has pages, and stored as
-one source. The store's errors become stepline's kinds here: a collection or source the
+one source. With an embedder, each chunk is also embedded when added, and searches fuse
+BM25's ranking with the embeddings' (reciprocal rank fusion) over the chunks that have
+one. The store's errors become stepline's kinds here: a collection or source the
 organization does not have is NotFound, a name in use a Conflict, an unusable name or
 file an InvalidRequest.
 """
@@ -14,13 +16,20 @@ import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
-from stepline.errors import Conflict, InvalidRequest, NotFound
+from stepline.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from stepline.files.access import FileInfo
 from stepline.files.library import FileLibrary, info_of
 from stepline.nodes.base import NodeError
 from stepline.nodes.document_text import parse_document
+from stepline.providers.errors import ProviderError
 from stepline.retrieval.access import CollectionNotFound, KnowledgeHit, KnowledgeResults
 from stepline.retrieval.chunking import Chunk, ChunkingOptions, chunk_pages, chunk_text
+from stepline.retrieval.embeddings import (
+    Embedder,
+    encode_vector,
+    most_similar,
+    reciprocal_rank_fusion,
+)
 from stepline.store import Store
 from stepline.store.collections import (
     MAX_RESULTS,
@@ -37,6 +46,8 @@ from stepline.store.paging import Page
 MAX_SOURCE_CHARS = 5_000_000
 """The most characters of text one source adds (a longer one is refused, not cut)."""
 MAX_SOURCE_LABEL_CHARS = 500
+HYBRID_CANDIDATES = 50
+"""Chunks each ranking contributes to a hybrid search (at least top_k)."""
 
 
 class SourceNotFound(NotFound):
@@ -53,6 +64,8 @@ class KnowledgeLibrary:
 
     store: Store
     files: FileLibrary | None = None
+    embedder: Embedder | None = None
+    """Set: chunks are embedded when added, and searches are hybrid."""
 
     async def create(
         self, organization_id: UUID, name: str, description: str = ""
@@ -145,13 +158,49 @@ class KnowledgeLibrary:
     ) -> KnowledgeResults:
         """The collection's `top_k` (at most MAX_RESULTS) best chunks for `query`."""
         found = await self.get(organization_id, collection)
+        top_k = max(1, min(top_k, MAX_RESULTS))
+        candidates = top_k if self.embedder is None else max(top_k, HYBRID_CANDIDATES)
         try:
             hits = await self.store.search_chunks(
-                organization_id, found.id, query, limit=min(top_k, MAX_RESULTS)
+                organization_id, found.id, query, limit=min(candidates, MAX_RESULTS)
             )
         except CollectionNotFoundError as exc:  # deleted meanwhile
             raise CollectionNotFound(str(exc)) from None
-        return KnowledgeResults(found.id, found.name, [_hit(hit) for hit in hits])
+        if self.embedder is not None and query.strip():
+            vectors = await self.store.chunk_vectors(organization_id, found.id)
+            if vectors:
+                fused = await self._fuse(organization_id, found.id, query, hits, vectors, top_k)
+                return KnowledgeResults(found.id, found.name, fused, "hybrid")
+        return KnowledgeResults(found.id, found.name, [_hit(hit) for hit in hits[:top_k]])
+
+    async def _fuse(
+        self,
+        organization_id: UUID,
+        collection_id: UUID,
+        query: str,
+        hits: list[SearchHit],
+        vectors: list[tuple[UUID, bytes]],
+        top_k: int,
+    ) -> list[KnowledgeHit]:
+        [query_vector] = await self._embed([query])
+        similar = most_similar(query_vector, vectors, max(top_k, HYBRID_CANDIDATES))
+        fused = reciprocal_rank_fusion([[hit.chunk_id for hit in hits], similar])[:top_k]
+        by_id = {hit.chunk_id: hit for hit in hits}
+        missing = [chunk_id for chunk_id, _ in fused if chunk_id not in by_id]
+        for hit in await self.store.chunks_by_id(organization_id, collection_id, missing):
+            by_id[hit.chunk_id] = hit
+        return [
+            _hit(by_id[chunk_id].model_copy(update={"score": score}))
+            for chunk_id, score in fused
+            if chunk_id in by_id  # a chunk removed meanwhile is left out
+        ]
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        assert self.embedder is not None
+        try:
+            return await self.embedder.embed(texts)
+        except ProviderError as exc:
+            raise Unavailable(f"the embeddings could not be made: {exc.message}") from exc
 
     def for_organization(self, organization_id: UUID) -> OrganizationKnowledge:
         return OrganizationKnowledge(self, organization_id)
@@ -164,9 +213,19 @@ class KnowledgeLibrary:
         source: str,
         file_id: UUID | None,
     ) -> SourceRecord:
+        embeddings = None
+        if self.embedder is not None and chunks:
+            await self.get(organization_id, collection_id)  # not found before the provider pays
+            vectors = await self._embed([chunk.text for chunk in chunks])
+            embeddings = [encode_vector(vector) for vector in vectors]
         try:
             return await self.store.add_chunks(
-                organization_id, collection_id, chunks, source=source, file_id=file_id
+                organization_id,
+                collection_id,
+                chunks,
+                source=source,
+                file_id=file_id,
+                embeddings=embeddings,
             )
         except CollectionNotFoundError as exc:
             raise CollectionNotFound(str(exc)) from None

@@ -91,6 +91,17 @@ DELETE_COLLECTION_CHUNKS = chunks.delete().where(
     chunks.c.collection_id == sa.bindparam("collection_id")
 )
 
+VECTORS = sa.select(chunks.c.id, chunks.c.embedding).where(
+    chunks.c.organization_id == sa.bindparam("organization_id"),
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.embedding.is_not(None),
+)
+CHUNKS_BY_ID = sa.select(chunks, sa.literal(0.0).label("score")).where(
+    chunks.c.organization_id == sa.bindparam("organization_id"),
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.id.in_(sa.bindparam("chunk_ids", expanding=True)),
+)
+
 # SQLite: the FTS5 table, its rowids kept in chunks.fts_rowid.
 _FTS = sa.table(
     "chunks_fts",
@@ -364,9 +375,13 @@ class CollectionVerbs(StoreBase):
         *,
         source: str,
         file_id: UUID | None = None,
+        embeddings: Sequence[bytes] | None = None,
     ) -> SourceRecord:
-        """Add a source as its chunks (and their index entries, in the same transaction);
-        CollectionNotFoundError if the organization has no such collection."""
+        """Add a source as its chunks (and their index entries, in the same transaction),
+        with each chunk's embedding if given; CollectionNotFoundError if the organization
+        has no such collection."""
+        if embeddings is not None and len(embeddings) != len(pieces):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(pieces)} chunks")
         source_id, now = new_id(), utcnow()
         params = {"organization_id": organization_id, "collection_id": collection_id}
         rows = [
@@ -384,8 +399,9 @@ class CollectionVerbs(StoreBase):
                 "text": piece.text,
                 "created_at": now,
                 "fts_rowid": None,
+                "embedding": None if embeddings is None else embeddings[index],
             }
-            for piece in pieces
+            for index, piece in enumerate(pieces)
         ]
 
         def op(conn: sa.Connection) -> SourceRecord:
@@ -474,6 +490,30 @@ class CollectionVerbs(StoreBase):
             return [_hit(row) for row in conn.execute(search, params).mappings()]
 
         return await self._read(read)
+
+    async def chunk_vectors(
+        self, organization_id: UUID, collection_id: UUID
+    ) -> list[tuple[UUID, bytes]]:
+        """(chunk id, embedding) of each of the collection's embedded chunks."""
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+        return await self._read(
+            lambda conn: [(row[0], bytes(row[1])) for row in conn.execute(VECTORS, params)]
+        )
+
+    async def chunks_by_id(
+        self, organization_id: UUID, collection_id: UUID, chunk_ids: Sequence[UUID]
+    ) -> list[SearchHit]:
+        """The collection's chunks of these ids (any order), as hits scoring 0."""
+        if not chunk_ids:
+            return []
+        params = {
+            "organization_id": organization_id,
+            "collection_id": collection_id,
+            "chunk_ids": list(chunk_ids),
+        }
+        return await self._read(
+            lambda conn: [_hit(row) for row in conn.execute(CHUNKS_BY_ID, params).mappings()]
+        )
 
 
 def _first(conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any]) -> Any:

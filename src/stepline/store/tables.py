@@ -333,7 +333,8 @@ collections = sa.Table(
 # added at once under one `source_id`). The full-text index over `text` is per database
 # and not described here (stepline.store.collections.SEARCH_OBJECTS): on SQLite an FTS5
 # table whose rowid is `fts_rowid`, on PostgreSQL a generated tsvector column with a GIN
-# index.
+# index. `embedding` (little-endian float32s) is there when the collection's chunks were
+# embedded for hybrid ranking.
 chunks = sa.Table(
     "chunks",
     metadata,
@@ -350,6 +351,7 @@ chunks = sa.Table(
     sa.Column("text", sa.Text(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("fts_rowid", sa.BigInteger(), nullable=True),
+    sa.Column("embedding", sa.LargeBinary(), nullable=True),
     sa.Index(
         "ix_chunks_collection_id_source_id_position", "collection_id", "source_id", "position"
     ),

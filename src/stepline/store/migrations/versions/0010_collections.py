@@ -1,6 +1,7 @@
 """Knowledge collections and their chunks, with each database's full-text index over the
 chunks' text: SQLite an FTS5 table (`chunks_fts`, porter stemming, its rowid kept in
-`chunks.fts_rowid`), PostgreSQL a generated tsvector column with a GIN index.
+`chunks.fts_rowid`), PostgreSQL a generated tsvector column with a GIN index. A chunk's
+embedding (for hybrid ranking) is kept as bytes beside it.
 
 Revision ID: 0010
 Revises: 0009
@@ -69,6 +70,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", _time(), nullable=False),
         sa.Column("fts_rowid", sa.BigInteger(), nullable=True),
+        sa.Column("embedding", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
             ["collection_id"], ["collections.id"], name="fk_chunks_collection_id_collections"
         ),
