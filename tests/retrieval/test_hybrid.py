@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from stepline.errors import Unavailable
+from stepline.errors import InvalidRequest, Unavailable
 from stepline.providers.client import Endpoint
 from stepline.providers.errors import ProviderError
 from stepline.retrieval.embeddings import (
@@ -31,6 +31,9 @@ GARAGE = [
 ]
 
 
+MODEL = "stand-in-embed"
+
+
 @pytest.fixture
 def stand_in() -> Iterator[StandIn]:
     with openai_stand_in(api_key="sk-test") as server:
@@ -40,7 +43,7 @@ def stand_in() -> Iterator[StandIn]:
 
 def embedder(server: StandIn) -> OpenAIEmbedder:
     endpoint = Endpoint(base_url=server.base_url, api_key="sk-test", provider="local")
-    return OpenAIEmbedder(endpoint, "stand-in-embed", timeout_s=10)
+    return OpenAIEmbedder(endpoint, MODEL, timeout_s=10)
 
 
 def test_reciprocal_rank_fusion_favours_items_high_in_either_ranking() -> None:
@@ -80,7 +83,7 @@ async def test_a_failing_provider_is_a_provider_error(stand_in: StandIn) -> None
 async def test_hybrid_search_finds_what_bm25_alone_misses(store: Store, stand_in: StandIn) -> None:
     org = await store.ensure_organization()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
-    collection = await hybrid.create(org, "garage")
+    collection = await hybrid.create(org, "garage", embedding_model=MODEL)
     for n, text in enumerate(GARAGE):
         await hybrid.add_text(org, collection.id, text, source=f"note {n}")
 
@@ -102,8 +105,8 @@ async def test_hybrid_search_stays_within_the_organization(store: Store, stand_i
     org = await store.ensure_organization()
     other = await store.ensure_organization("other")
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
-    ours = await hybrid.create(org, "garage")
-    theirs = await hybrid.create(other, "garage")
+    ours = await hybrid.create(org, "garage", embedding_model=MODEL)
+    theirs = await hybrid.create(other, "garage", embedding_model=MODEL)
     await hybrid.add_text(org, ours.id, GARAGE[3], source="ours")
     await hybrid.add_text(other, theirs.id, GARAGE[0], source="theirs")
     found = await hybrid.search(org, "garage", "car fix automobile repair", top_k=5)
@@ -115,8 +118,35 @@ async def test_a_failing_embeddings_provider_is_unavailable(
 ) -> None:
     org = await store.ensure_organization()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
-    collection = await hybrid.create(org, "garage")
+    collection = await hybrid.create(org, "garage", embedding_model=MODEL)
     stand_in.script(server_error())
     with pytest.raises(Unavailable):
         await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
     assert await hybrid.list_sources(org, collection.id) == []
+
+
+async def test_vectors_of_another_model_are_never_compared(store: Store, stand_in: StandIn) -> None:
+    org = await store.ensure_organization()
+    hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
+    collection = await hybrid.create(org, "garage", embedding_model=MODEL)
+    await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
+    other_model = embedder(stand_in)
+    other_model.model = "another-model"
+    found = await hybrid.search(org, "garage", "car fix", embedder=other_model)
+    assert (found.ranking, found.hits) == ("bm25", [])
+    with pytest.raises(InvalidRequest, match="another-model"):
+        await hybrid.create(org, "other", embedding_model="another-model")
+    with pytest.raises(InvalidRequest, match=MODEL):
+        await KnowledgeLibrary(store).add_text(org, collection.id, GARAGE[1], source="y")
+
+
+async def test_a_collection_without_an_embedding_model_stays_bm25(
+    store: Store, stand_in: StandIn
+) -> None:
+    org = await store.ensure_organization()
+    hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
+    collection = await hybrid.create(org, "plain")
+    await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
+    assert [r for r in stand_in.received if r.path == EMBEDDINGS] == []
+    found = await hybrid.search(org, "plain", "automobile")
+    assert found.ranking == "bm25" and len(found.hits) == 1

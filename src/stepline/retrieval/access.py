@@ -8,10 +8,13 @@ not found, as anywhere else).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from stepline.errors import NotFound
+
+if TYPE_CHECKING:
+    from stepline.retrieval.embeddings import Embedder
 
 
 class CollectionNotFound(NotFound):
@@ -64,7 +67,10 @@ class KnowledgeResults:
 class KnowledgeAccess(Protocol):
     """One organization's collections, for the steps of its runs."""
 
-    async def search(self, collection: str, query: str, top_k: int) -> KnowledgeResults:
-        """The collection's (by id, or else name) `top_k` best chunks for `query`;
-        CollectionNotFound if the organization has no such collection."""
+    async def search(
+        self, collection: str, query: str, top_k: int, *, embedder: Embedder | None = None
+    ) -> KnowledgeResults:
+        """The collection's (by id, or else name) `top_k` best chunks for `query`, hybrid
+        when `embedder` has the collection's embedding model; CollectionNotFound if the
+        organization has no such collection."""
         ...

@@ -3,11 +3,14 @@ chunker, and the files a source may be read from.
 
 A file added to a collection is parsed to text as the `parse` kind parses it (PDF, HTML,
 plain text, Markdown, JSON, CSV), chunked page by page where it has pages, and stored as
-one source. With an embedder, each chunk is also embedded when added, and searches fuse
-BM25's ranking with the embeddings' (reciprocal rank fusion) over the chunks that have
-one. The store's errors become stepline's kinds here: a collection or source the
-organization does not have is NotFound, a name in use a Conflict, an unusable name or
-file an InvalidRequest.
+one source. A collection created with an `embedding_model` has each chunk embedded when
+added (by the library's embedder, which must be of that model), and its searches given an
+embedder of that model fuse BM25's ranking with the embeddings' (reciprocal rank fusion);
+vectors of different models are never compared.
+
+The store's errors become stepline's kinds here: a collection or source the organization
+does not have is NotFound, a name in use a Conflict, an unusable name or file an
+InvalidRequest.
 """
 
 from __future__ import annotations
@@ -65,13 +68,24 @@ class KnowledgeLibrary:
     store: Store
     files: FileLibrary | None = None
     embedder: Embedder | None = None
-    """Set: chunks are embedded when added, and searches are hybrid."""
+    """Embeds the chunks added to collections of its model, and their searches' queries."""
 
     async def create(
-        self, organization_id: UUID, name: str, description: str = ""
+        self,
+        organization_id: UUID,
+        name: str,
+        description: str = "",
+        *,
+        embedding_model: str | None = None,
     ) -> CollectionRecord:
+        """A new collection; with `embedding_model`, its chunks are embedded for hybrid
+        ranking (the library's embedder must be of that model)."""
+        if embedding_model is not None:
+            self._embedder_of(embedding_model, name)
         try:
-            return await self.store.create_collection(organization_id, name, description)
+            return await self.store.create_collection(
+                organization_id, name, description, embedding_model=embedding_model
+            )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         except CollectionNameTakenError as exc:
@@ -154,22 +168,35 @@ class KnowledgeLibrary:
             raise SourceNotFound(str(exc)) from None
 
     async def search(
-        self, organization_id: UUID, collection: str | UUID, query: str, top_k: int = 5
+        self,
+        organization_id: UUID,
+        collection: str | UUID,
+        query: str,
+        top_k: int = 5,
+        *,
+        embedder: Embedder | None = None,
     ) -> KnowledgeResults:
-        """The collection's `top_k` (at most MAX_RESULTS) best chunks for `query`."""
+        """The collection's `top_k` (at most MAX_RESULTS) best chunks for `query`: hybrid
+        when `embedder` (else the library's) has the collection's embedding model."""
         found = await self.get(organization_id, collection)
         top_k = max(1, min(top_k, MAX_RESULTS))
-        candidates = top_k if self.embedder is None else max(top_k, HYBRID_CANDIDATES)
+        embedder = embedder or self.embedder
+        if embedder is None or embedder.model != found.embedding_model:
+            embedder = None
+        candidates = top_k if embedder is None else max(top_k, HYBRID_CANDIDATES)
         try:
             hits = await self.store.search_chunks(
                 organization_id, found.id, query, limit=min(candidates, MAX_RESULTS)
             )
         except CollectionNotFoundError as exc:  # deleted meanwhile
             raise CollectionNotFound(str(exc)) from None
-        if self.embedder is not None and query.strip():
+        if embedder is not None and query.strip():
             vectors = await self.store.chunk_vectors(organization_id, found.id)
             if vectors:
-                fused = await self._fuse(organization_id, found.id, query, hits, vectors, top_k)
+                [query_vector] = await _embed(embedder, [query])
+                fused = await self._fuse(
+                    organization_id, found.id, query_vector, hits, vectors, top_k
+                )
                 return KnowledgeResults(found.id, found.name, fused, "hybrid")
         return KnowledgeResults(found.id, found.name, [_hit(hit) for hit in hits[:top_k]])
 
@@ -177,12 +204,11 @@ class KnowledgeLibrary:
         self,
         organization_id: UUID,
         collection_id: UUID,
-        query: str,
+        query_vector: list[float],
         hits: list[SearchHit],
         vectors: list[tuple[UUID, bytes]],
         top_k: int,
     ) -> list[KnowledgeHit]:
-        [query_vector] = await self._embed([query])
         similar = most_similar(query_vector, vectors, max(top_k, HYBRID_CANDIDATES))
         fused = reciprocal_rank_fusion([[hit.chunk_id for hit in hits], similar])[:top_k]
         by_id = {hit.chunk_id: hit for hit in hits}
@@ -195,12 +221,13 @@ class KnowledgeLibrary:
             if chunk_id in by_id  # a chunk removed meanwhile is left out
         ]
 
-    async def _embed(self, texts: list[str]) -> list[list[float]]:
-        assert self.embedder is not None
-        try:
-            return await self.embedder.embed(texts)
-        except ProviderError as exc:
-            raise Unavailable(f"the embeddings could not be made: {exc.message}") from exc
+    def _embedder_of(self, model: str, collection: str) -> Embedder:
+        if self.embedder is None or self.embedder.model != model:
+            raise InvalidRequest(
+                f"collection {collection!r} embeds its chunks with {model!r}, and no embedder "
+                "of that model is configured"
+            )
+        return self.embedder
 
     def for_organization(self, organization_id: UUID) -> OrganizationKnowledge:
         return OrganizationKnowledge(self, organization_id)
@@ -214,9 +241,10 @@ class KnowledgeLibrary:
         file_id: UUID | None,
     ) -> SourceRecord:
         embeddings = None
-        if self.embedder is not None and chunks:
-            await self.get(organization_id, collection_id)  # not found before the provider pays
-            vectors = await self._embed([chunk.text for chunk in chunks])
+        found = await self.get(organization_id, collection_id)
+        if found.embedding_model is not None and chunks:
+            embedder = self._embedder_of(found.embedding_model, found.name)
+            vectors = await _embed(embedder, [chunk.text for chunk in chunks])
             embeddings = [encode_vector(vector) for vector in vectors]
         try:
             return await self.store.add_chunks(
@@ -238,8 +266,19 @@ class OrganizationKnowledge:
     library: KnowledgeLibrary
     organization_id: UUID
 
-    async def search(self, collection: str, query: str, top_k: int) -> KnowledgeResults:
-        return await self.library.search(self.organization_id, collection, query, top_k)
+    async def search(
+        self, collection: str, query: str, top_k: int, *, embedder: Embedder | None = None
+    ) -> KnowledgeResults:
+        return await self.library.search(
+            self.organization_id, collection, query, top_k, embedder=embedder
+        )
+
+
+async def _embed(embedder: Embedder, texts: list[str]) -> list[list[float]]:
+    try:
+        return await embedder.embed(texts)
+    except ProviderError as exc:
+        raise Unavailable(f"the embeddings could not be made: {exc.message}") from exc
 
 
 def _file_chunks(info: FileInfo, data: bytes, options: ChunkingOptions | None) -> list[Chunk]:

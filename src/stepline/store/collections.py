@@ -187,6 +187,10 @@ class CollectionRecord(BaseModel):
     organization_id: UUID
     name: str
     description: str = ""
+    embedding_model: str | None = Field(
+        default=None,
+        description="The model its chunks are embedded with (hybrid ranking); None: BM25 only.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
@@ -287,7 +291,12 @@ class CollectionVerbs(StoreBase):
     sources; searching their chunks."""
 
     async def create_collection(
-        self, organization_id: UUID, name: str, description: str = ""
+        self,
+        organization_id: UUID,
+        name: str,
+        description: str = "",
+        *,
+        embedding_model: str | None = None,
     ) -> CollectionRecord:
         """A new collection; ValueError for an unusable name, CollectionNameTakenError if
         a live collection of the organization has it, NotFoundError without the organization."""
@@ -295,6 +304,7 @@ class CollectionVerbs(StoreBase):
             organization_id=organization_id,
             name=check_collection_name(name),
             description=description,
+            embedding_model=embedding_model,
         )
         params = {"organization_id": organization_id, "name": record.name}
 

@@ -308,7 +308,8 @@ files = sa.Table(
 
 # An organization's knowledge collections: named sets of chunked text searched by
 # `knowledge_retrieval` steps. A deleted collection (soft: deleted_at) holds no name and
-# has no chunks.
+# has no chunks. `embedding_model`: the model its chunks are embedded with, for hybrid
+# ranking (None: BM25 only); vectors of different models are never compared.
 collections = sa.Table(
     "collections",
     metadata,
@@ -316,6 +317,7 @@ collections = sa.Table(
     sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("name", sa.Text(), nullable=False),
     sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("embedding_model", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Index("ix_collections_organization_id_created_at_id", "organization_id", "created_at", "id"),

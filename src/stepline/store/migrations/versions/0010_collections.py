@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("embedding_model", sa.Text(), nullable=True),
         sa.Column("created_at", _time(), nullable=False),
         sa.Column("deleted_at", _time(), nullable=True),
         sa.ForeignKeyConstraint(
