@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
+from stepline.nodes.base import NodeContext, NodeError
+from stepline.nodes.knowledge_retrieval import KnowledgeRetrievalNode
+from stepline.providers.client import Endpoint
 from stepline.records import RunStatus, StepStatus
 from stepline.retrieval.chunking import chunk_text
-from stepline.retrieval.library import KnowledgeLibrary
+from stepline.retrieval.embeddings import OpenAIEmbedder
+from stepline.retrieval.library import KnowledgeLibrary, OrganizationKnowledge
+from stepline.spec.models import NodeSpec
 from stepline.spec.validate import WorkflowInvalid
 from stepline.store import Store
 from support.documents import DocumentBench
 from support.knowledge import CORPUS, CORPUS_CHUNKING
+from support.model_nodes import KEY, KEY_SECRET, catalog, provider
+from support.openai_server import openai_stand_in
 
 
 @pytest.fixture
@@ -125,3 +133,63 @@ async def test_another_organizations_collection_is_a_step_error(
 async def test_top_k_is_bounded_when_the_workflow_is_checked(bench: DocumentBench) -> None:
     with pytest.raises(WorkflowInvalid, match="top_k"):
         await bench.run([search(top_k=1000)], {"question": "anything"})
+
+
+# --- hybrid ranking: the query embedded through a configured provider ------------------------
+
+
+def _hybrid_context(
+    kind: KnowledgeRetrievalNode,
+    config: dict[str, Any],
+    knowledge: OrganizationKnowledge,
+    secrets: dict[str, str],
+) -> NodeContext:
+    return NodeContext(
+        run_id=uuid4(),
+        workflow_id=uuid4(),
+        organization_id=knowledge.organization_id,
+        node=NodeSpec(id="search", type=kind.type, config=config),
+        step_id="search",
+        attempt=1,
+        inputs=config,
+        config=kind.config_model.model_validate(config),
+        timeout_s=10,
+        evaluate=lambda expression: None,
+        scope={"inputs": {}, "nodes": {}, "secrets": secrets},
+        knowledge=knowledge,
+    )
+
+
+async def test_with_embeddings_the_query_is_ranked_hybrid(store: Store) -> None:
+    with openai_stand_in(api_key=KEY) as server:
+        server.synonyms.update({"car": "automobile", "fix": "repair"})
+        endpoint = Endpoint(base_url=server.base_url, api_key=KEY)
+        org = await store.ensure_organization()
+        library = KnowledgeLibrary(store, embedder=OpenAIEmbedder(endpoint, "embed-1"))
+        collection = await library.create(org, "garage", embedding_model="embed-1")
+        for text in ("Automobile repair for brakes.", "Bread and yeast.", "Glacier valleys."):
+            await library.add_text(org, collection.id, text, source=text)
+        kind = KnowledgeRetrievalNode(catalog(provider(server.base_url)))
+        config = {
+            "collection": "garage",
+            "query": "car fix",
+            "top_k": 1,
+            "embeddings": {"provider": "local", "model": "embed-1"},
+        }
+        assert kind.configured_secrets(config) == [("embeddings.provider", KEY_SECRET)]
+        knowledge = OrganizationKnowledge(KnowledgeLibrary(store), org)
+        result = await kind.run(_hybrid_context(kind, config, knowledge, {KEY_SECRET: KEY}))
+        assert result.output["ranking"] == "hybrid"
+        assert [r["text"] for r in result.output["results"]] == ["Automobile repair for brakes."]
+        assert result.handle_inputs is not None
+        recorded = result.handle_inputs["input-json-0"]["data"]
+        assert recorded["embeddings"] == {"provider": "local", "model": "embed-1"}
+        assert KEY not in str(result.handle_inputs)
+
+        # Without the key in the organization's vault the step says which secret is missing.
+        with pytest.raises(NodeError, match=KEY_SECRET):
+            await kind.run(_hybrid_context(kind, config, knowledge, {}))
+        # An unknown provider is the step's input error.
+        bad = {**config, "embeddings": {"provider": "nowhere", "model": "embed-1"}}
+        with pytest.raises(NodeError, match="nowhere"):
+            await kind.run(_hybrid_context(kind, bad, knowledge, {KEY_SECRET: KEY}))
