@@ -4,8 +4,12 @@ examples offline.
     python tests/support/openai_server.py --port 8901 [--api-key sk-local]
 
 then point a provider at it (`base_url = "http://127.0.0.1:8901/v1"`). It speaks
-`POST /v1/chat/completions` (streaming off) and `GET /v1/models` with the standard library
-alone, so that it runs without installing anything.
+`POST /v1/chat/completions` (streaming off), `POST /v1/embeddings` and `GET /v1/models` with
+the standard library alone, so that it runs without installing anything.
+
+Its embeddings are bags of words hashed into EMBEDDING_DIMENSIONS dimensions (normalized),
+each word first replaced by its entry in `StandIn.synonyms`: texts sharing words, or words
+a test declared synonyms, are close.
 
 Unscripted, it answers every request by itself, deterministically: text that echoes the
 last user message; for a JSON-schema response format (or a forced tool call) an object
@@ -19,9 +23,13 @@ tool call, a refusal, chosen content, usage or logprobs.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import itertools
 import json
+import math
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -32,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 COMPLETIONS = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+EMBEDDING_DIMENSIONS = 64
 MODELS = "/v1/models"
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -105,6 +115,8 @@ class StandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    synonyms: dict[str, str] = field(default_factory=dict)
+    """Words the embeddings take as another (e.g. {"car": "automobile"})."""
 
     def script(self, *answers: Answer) -> None:
         """Answer the next requests with these, in order, then as unscripted."""
@@ -144,6 +156,8 @@ class StandIn:
                     "data": [{"id": "stand-in-small", "object": "model", "owned_by": "stepline"}],
                 },
             )
+        if path == EMBEDDINGS:
+            return self._embeddings(body)
         if path != COMPLETIONS:
             return _error(404, {"message": f"no route {path}", "type": "invalid_request_error"})
         if (
@@ -174,6 +188,43 @@ class StandIn:
             {"content-type": "application/json", **answer.headers},
             json.dumps(completion).encode(),
         )
+
+    def _embeddings(self, body: Any) -> tuple[int, dict[str, str], bytes]:
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not body.get("model") or not isinstance(texts, list) or not texts:
+            return _error(
+                400, {"message": "model and input are required", "type": "invalid_request_error"}
+            )
+        answer = self._next()
+        if answer is not None and answer.status >= 400:
+            return _error(answer.status, dict(answer.error or {"message": "error"}))
+        data = []
+        for index, text in enumerate(texts):
+            vector = self.embedding(str(text))
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        words = sum(len(_WORD.findall(str(text).lower())) for text in texts)
+        reply = {
+            "object": "list",
+            "model": body["model"],
+            "data": data,
+            "usage": {"prompt_tokens": words, "total_tokens": words},
+        }
+        return _json(200, reply)
+
+    def embedding(self, text: str) -> list[float]:
+        """The stand-in's embedding of a text (see the module's docstring)."""
+        vector = [0.0] * EMBEDDING_DIMENSIONS
+        for word in _WORD.findall(text.lower()):
+            word = self.synonyms.get(word, word)
+            digest = hashlib.sha256(word.encode()).digest()
+            vector[digest[0] % EMBEDDING_DIMENSIONS] += 1.0 if digest[1] % 2 else -1.0
+        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+        return [v / norm for v in vector]
 
     def _completion(self, request: dict[str, Any], answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": None}

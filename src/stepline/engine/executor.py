@@ -55,6 +55,8 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
+from stepline.retrieval.access import KnowledgeAccess
+from stepline.retrieval.library import KnowledgeLibrary
 from stepline.secrets.cipher import SecretDecryptError, SecretKeyError
 from stepline.secrets.redact import NO_REDACTION, Redactor
 from stepline.secrets.source import MissingSecrets, SecretSource, resolve_secrets
@@ -288,6 +290,7 @@ class RunExecution:
             record=self.record,
             limits=engine.limits,
             files=_files_of(engine, run),
+            knowledge=_knowledge_of(engine, run),
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
@@ -459,3 +462,8 @@ def _files_of(engine: Engine, run: RunRecord) -> FileAccess | None:
         return None
     library = FileLibrary(engine.store, storage, max_bytes=engine.services.max_file_bytes)
     return library.for_organization(run.organization_id)
+
+
+def _knowledge_of(engine: Engine, run: RunRecord) -> KnowledgeAccess:
+    """The run's organization's knowledge collections (files are added to them elsewhere)."""
+    return KnowledgeLibrary(engine.store).for_organization(run.organization_id)

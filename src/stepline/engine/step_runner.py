@@ -47,6 +47,7 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
+from stepline.retrieval.access import KnowledgeAccess
 from stepline.spec.models import REJECTED_HANDLE, NodeDefaults, NodeSpec
 from stepline.spec.templates import TemplateError, Templates
 
@@ -80,6 +81,8 @@ class StepRunner:
     limits: DocumentLimits = field(default_factory=DocumentLimits)
     files: FileAccess | None = None
     """The run's organization's files, lent to every step."""
+    knowledge: KnowledgeAccess | None = None
+    """The run's organization's knowledge collections, lent to every step."""
 
     async def run(
         self,
@@ -144,6 +147,7 @@ class StepRunner:
                 body=body,
                 children=children,
                 files=self.files,
+                knowledge=self.knowledge,
             )
             try:
                 result = await _run_with_timeout(kind, ctx, timeout_s)

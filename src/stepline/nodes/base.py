@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from stepline.files import FileAccess, FileStorage
     from stepline.providers.client import ClientPool
+    from stepline.retrieval.access import KnowledgeAccess
     from stepline.sandbox import SandboxPool
 
 
@@ -125,6 +126,8 @@ class NodeContext:
     files: FileAccess | None = None
     """The run's organization's files (read a run's file references, store new files);
     None where the engine has no file storage."""
+    knowledge: KnowledgeAccess | None = None
+    """The run's organization's knowledge collections (search them)."""
 
 
 @dataclass

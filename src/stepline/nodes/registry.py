@@ -29,6 +29,7 @@ from stepline.nodes.extract import ExtractNode
 from stepline.nodes.for_each import ForEachNode
 from stepline.nodes.hil import HilNode
 from stepline.nodes.integration import IntegrationNode
+from stepline.nodes.knowledge_retrieval import KnowledgeRetrievalNode
 from stepline.nodes.merge_dicts import MergeDictsNode
 from stepline.nodes.merge_pdf import MergePdfNode
 from stepline.nodes.model import ModelNode
@@ -137,6 +138,7 @@ def builtin_kinds() -> list[type[NodeKind]]:
         ClassifierNode,
         ExtractNode,
         ParseNode,
+        KnowledgeRetrievalNode,
         SplitNode,
         MergePdfNode,
         EditNode,

@@ -34,6 +34,7 @@ from stepline.records import (
 from stepline.store import mapping, queries
 from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
+from stepline.store.collections import CollectionVerbs
 from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.errors import (
     DuplicateError,
@@ -75,9 +76,10 @@ class Store(
     ControlVerbs,
     SecretVerbs,
     FileVerbs,
+    CollectionVerbs,
 ):
     """One database: workflows and their versions, runs and their leases, steps, secrets,
-    files."""
+    files, knowledge collections."""
 
     # --- organizations -----------------------------------------------------------------
 

@@ -305,3 +305,57 @@ files = sa.Table(
     sa.Index("ix_files_organization_id_created_at_id", "organization_id", "created_at", "id"),
     sa.Index("ix_files_sha256", "sha256"),
 )
+
+# An organization's knowledge collections: named sets of chunked text searched by
+# `knowledge_retrieval` steps. A deleted collection (soft: deleted_at) holds no name and
+# has no chunks. `embedding_model`: the model its chunks are embedded with, for hybrid
+# ranking (None: BM25 only); vectors of different models are never compared.
+collections = sa.Table(
+    "collections",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("embedding_model", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_collections_organization_id_created_at_id", "organization_id", "created_at", "id"),
+    sa.Index(
+        "ix_collections_organization_id_name_live",
+        "organization_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+)
+
+# A collection's chunks: each a slice of a source (a text, or an organization's file, all
+# added at once under one `source_id`). The full-text index over `text` is per database
+# and not described here (stepline.store.collections.SEARCH_OBJECTS): on SQLite an FTS5
+# table whose rowid is `fts_rowid`, on PostgreSQL a generated tsvector column with a GIN
+# index. `embedding` (little-endian float32s) is there when the collection's chunks were
+# embedded for hybrid ranking.
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    _id(),
+    sa.Column("collection_id", sa.Uuid(), sa.ForeignKey("collections.id"), nullable=False),
+    sa.Column("organization_id", sa.Uuid(), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("source_id", sa.Uuid(), nullable=False),
+    sa.Column("file_id", sa.Uuid(), nullable=True),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("page", sa.Integer(), nullable=True),
+    sa.Column("char_start", sa.Integer(), nullable=False),
+    sa.Column("char_end", sa.Integer(), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("fts_rowid", sa.BigInteger(), nullable=True),
+    sa.Column("embedding", sa.LargeBinary(), nullable=True),
+    sa.Index(
+        "ix_chunks_collection_id_source_id_position", "collection_id", "source_id", "position"
+    ),
+    sa.Index("ix_chunks_fts_rowid", "fts_rowid"),
+)

@@ -1,0 +1,542 @@
+"""Knowledge collections as stored: an organization's named sets of chunks, and their search.
+
+A source (a text, or a file parsed to text) is added as its chunks, all at once under one
+`source_id`; removing the source removes them. Search ranks a collection's chunks against
+a query with the database's own full-text search, kept in step with the chunks in the same
+transaction: on SQLite an FTS5 table ranked by `bm25()` (the score is its negation, so
+higher is better), on PostgreSQL a generated tsvector column ranked by `ts_rank_cd`
+(normalized by the chunk's length). Scores are comparable within one search only.
+
+A query is never FTS syntax: its words are taken out of it (letters and digits) and
+searched for as plain terms, any of which may match, so no input (quotes, `*`, `NEAR(`,
+`-`, 10,000 characters) can fail a search or change its meaning. A collection of another
+organization, or a deleted one, is not found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepline.records import new_id, utcnow
+from stepline.retrieval.chunking import Chunk
+from stepline.store.base import StoreBase
+from stepline.store.errors import NotFoundError, StoreError
+from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.tables import chunks, collections, organizations
+
+MAX_NAME_CHARS = 200
+MAX_QUERY_TERMS = 32
+"""Words of a query past these are ignored (a search stays one bounded query)."""
+MAX_TERM_CHARS = 64
+MAX_RESULTS = 100
+
+SEARCH_OBJECTS = frozenset({"chunks_fts", "search_vector", "ix_chunks_search_vector"})
+"""The full-text structures migration 0010 makes per database, which `tables` does not
+describe (an FTS5 table and its shadow tables `chunks_fts_*`; a tsvector column, its index)."""
+
+# --- SQL -------------------------------------------------------------------------------------
+
+_LIVE_COLLECTION = sa.and_(
+    collections.c.organization_id == sa.bindparam("organization_id"),
+    collections.c.deleted_at.is_(None),
+)
+GET_COLLECTION = sa.select(collections).where(
+    _LIVE_COLLECTION, collections.c.id == sa.bindparam("collection_id")
+)
+COLLECTION_BY_NAME = sa.select(collections).where(
+    _LIVE_COLLECTION, collections.c.name == sa.bindparam("name")
+)
+LIST_COLLECTIONS = sa.select(collections).where(_LIVE_COLLECTION)
+INSERT_COLLECTION = collections.insert()
+SOFT_DELETE_COLLECTION = (
+    collections.update()
+    .where(collections.c.id == sa.bindparam("collection_id"), collections.c.deleted_at.is_(None))
+    .values(deleted_at=sa.bindparam("now"))
+)
+ORGANIZATION_EXISTS = sa.select(organizations.c.id).where(
+    organizations.c.id == sa.bindparam("organization_id")
+)
+INSERT_CHUNK = chunks.insert()
+SOURCES = (
+    sa.select(
+        chunks.c.source_id,
+        chunks.c.file_id,
+        chunks.c.source,
+        sa.func.count().label("chunk_count"),
+        sa.func.min(chunks.c.created_at).label("created_at"),
+    )
+    .where(chunks.c.collection_id == sa.bindparam("collection_id"))
+    .group_by(chunks.c.source_id, chunks.c.file_id, chunks.c.source)
+    .order_by(sa.func.min(chunks.c.created_at), chunks.c.source_id)
+)
+SOURCE_ROWIDS = sa.select(chunks.c.fts_rowid).where(
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.source_id == sa.bindparam("source_id"),
+)
+COLLECTION_ROWIDS = sa.select(chunks.c.fts_rowid).where(
+    chunks.c.collection_id == sa.bindparam("collection_id")
+)
+DELETE_SOURCE = chunks.delete().where(
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.source_id == sa.bindparam("source_id"),
+)
+DELETE_COLLECTION_CHUNKS = chunks.delete().where(
+    chunks.c.collection_id == sa.bindparam("collection_id")
+)
+
+VECTORS = sa.select(chunks.c.id, chunks.c.embedding).where(
+    chunks.c.organization_id == sa.bindparam("organization_id"),
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.embedding.is_not(None),
+)
+CHUNKS_BY_ID = sa.select(chunks, sa.literal(0.0).label("score")).where(
+    chunks.c.organization_id == sa.bindparam("organization_id"),
+    chunks.c.collection_id == sa.bindparam("collection_id"),
+    chunks.c.id.in_(sa.bindparam("chunk_ids", expanding=True)),
+)
+
+# SQLite: the FTS5 table, its rowids kept in chunks.fts_rowid.
+_FTS = sa.table(
+    "chunks_fts",
+    sa.column("rowid", sa.BigInteger()),
+    sa.column("text"),
+    sa.column("collection_key"),
+)
+FTS_NEXT_ROWID = sa.select(sa.func.coalesce(sa.func.max(_FTS.c.rowid), 0) + 1)
+FTS_INSERT = _FTS.insert()
+FTS_DELETE = sa.text("DELETE FROM chunks_fts WHERE rowid = :rowid")
+_BM25 = sa.func.bm25(sa.literal_column("chunks_fts"), 1.0, 0.0)
+SQLITE_SEARCH = (
+    sa.select(chunks, (-_BM25).label("score"))
+    .select_from(_FTS.join(chunks, chunks.c.fts_rowid == _FTS.c.rowid))
+    .where(
+        sa.literal_column("chunks_fts").op("MATCH")(sa.bindparam("match")),
+        chunks.c.organization_id == sa.bindparam("organization_id"),
+        chunks.c.collection_id == sa.bindparam("collection_id"),
+    )
+    .order_by(_BM25, chunks.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+# PostgreSQL: the generated tsvector column and its GIN index.
+_VECTOR: sa.ColumnElement[Any] = sa.literal_column("chunks.search_vector")
+_TSQUERY = sa.func.websearch_to_tsquery(
+    sa.literal_column("'english'::regconfig"), sa.bindparam("match")
+)
+_RANK = sa.func.ts_rank_cd(_VECTOR, _TSQUERY, 1)
+POSTGRES_SEARCH = (
+    sa.select(chunks, _RANK.label("score"))
+    .where(
+        _VECTOR.op("@@")(_TSQUERY),
+        chunks.c.organization_id == sa.bindparam("organization_id"),
+        chunks.c.collection_id == sa.bindparam("collection_id"),
+    )
+    .order_by(_RANK.desc(), chunks.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+COLLECTIONS_ORDER = Ordering(
+    "collections",
+    (collections.c.created_at, collections.c.id),
+    ("datetime", "uuid"),
+    descending=True,
+)
+"""Newest first."""
+
+_WORD = re.compile(r"[^\W_]+")
+# Words too common to tell chunks apart (PostgreSQL's english configuration drops them
+# too); a query of nothing else still searches for them.
+_STOPWORDS = frozenset(
+    "a an and are as at be but by can do does did for from had has have how i if in into is "
+    "it its me my no not of on or our so than that the their them then there these they "
+    "this to was we were what when where which who why will with would you your".split()
+)
+
+# --- records ---------------------------------------------------------------------------------
+
+
+class CollectionNotFoundError(NotFoundError):
+    """No live collection of that id (or name) in the organization."""
+
+
+class SourceNotFoundError(NotFoundError):
+    """No source of that id in the collection."""
+
+
+class CollectionNameTakenError(StoreError):
+    """Another live collection of the organization has the name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a collection named {name!r} already exists")
+        self.name = name
+
+
+class CollectionRecord(BaseModel):
+    """A collection: a named set of chunks an organization searches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID = Field(default_factory=new_id)
+    organization_id: UUID
+    name: str
+    description: str = ""
+    embedding_model: str | None = Field(
+        default=None,
+        description="The model its chunks are embedded with (hybrid ranking); None: BM25 only.",
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+
+class SourceRecord(BaseModel):
+    """What was added to a collection at once: a text or a file, as its chunks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: UUID
+    collection_id: UUID
+    file_id: UUID | None = None
+    source: str = Field(description="A label: the file's name, or the caller's for a text.")
+    chunk_count: int
+    created_at: datetime
+
+
+class SearchHit(BaseModel):
+    """A chunk that matched a search, with its score (higher ranks first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_id: UUID
+    collection_id: UUID
+    source_id: UUID
+    file_id: UUID | None
+    source: str
+    position: int
+    page: int | None
+    char_start: int
+    char_end: int
+    text: str
+    score: float
+
+
+def query_terms(query: str) -> list[str]:
+    """The words a search looks for: letters and digits only, lowercased, each once, at
+    most MAX_QUERY_TERMS of them (longer words cut), common English words left out
+    unless there is nothing else."""
+    terms: list[str] = []
+    for match in _WORD.finditer(query):
+        term = match.group().lower()[:MAX_TERM_CHARS]
+        if term not in terms:
+            terms.append(term)
+            if len(terms) == MAX_QUERY_TERMS * 4:
+                break
+    telling = [term for term in terms if term not in _STOPWORDS]
+    return (telling or terms)[:MAX_QUERY_TERMS]
+
+
+def fts5_match(terms: Sequence[str], collection_id: UUID) -> str:
+    """An FTS5 query for any of `terms` within the collection: each term a quoted string
+    (terms hold no quote, and a quoted string is never an operator)."""
+    words = " OR ".join(f'"{term}"' for term in terms)
+    return f'collection_key : "{_collection_key(collection_id)}" AND ({words})'
+
+
+def websearch_match(terms: Sequence[str]) -> str:
+    """A `websearch_to_tsquery` input for any of `terms` (that function accepts any text)."""
+    return " or ".join(terms)
+
+
+def _collection_key(collection_id: UUID) -> str:
+    return f"c{collection_id.hex}"
+
+
+def check_collection_name(name: str) -> str:
+    clean = name.strip()
+    if not clean or len(clean) > MAX_NAME_CHARS:
+        raise ValueError(f"a collection name must have 1 to {MAX_NAME_CHARS} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in clean):
+        raise ValueError(f"a collection name cannot hold control characters: {clean!r}")
+    return clean
+
+
+def _collection(row: Any) -> CollectionRecord:
+    return CollectionRecord.model_validate(dict(row))
+
+
+def _hit(row: Any) -> SearchHit:
+    return SearchHit(
+        chunk_id=row["id"],
+        collection_id=row["collection_id"],
+        source_id=row["source_id"],
+        file_id=row["file_id"],
+        source=row["source"],
+        position=row["position"],
+        page=row["page"],
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        text=row["text"],
+        score=float(row["score"]),
+    )
+
+
+class CollectionVerbs(StoreBase):
+    """Creating, reading, listing and deleting collections; adding and removing their
+    sources; searching their chunks."""
+
+    async def create_collection(
+        self,
+        organization_id: UUID,
+        name: str,
+        description: str = "",
+        *,
+        embedding_model: str | None = None,
+    ) -> CollectionRecord:
+        """A new collection; ValueError for an unusable name, CollectionNameTakenError if
+        a live collection of the organization has it, NotFoundError without the organization."""
+        record = CollectionRecord(
+            organization_id=organization_id,
+            name=check_collection_name(name),
+            description=description,
+            embedding_model=embedding_model,
+        )
+        params = {"organization_id": organization_id, "name": record.name}
+
+        def op(conn: sa.Connection) -> CollectionRecord:
+            if conn.execute(ORGANIZATION_EXISTS, params).first() is None:
+                raise NotFoundError(f"organization {organization_id} not found")
+            if conn.execute(COLLECTION_BY_NAME, params).first() is not None:
+                raise CollectionNameTakenError(record.name)
+            conn.execute(INSERT_COLLECTION, record.model_dump())
+            return record
+
+        try:
+            return await self.writer.submit(op)
+        except sa.exc.IntegrityError:
+            # Another process took the name between our look and our insert.
+            raise CollectionNameTakenError(record.name) from None
+
+    async def get_collection(
+        self, organization_id: UUID, collection_id: UUID
+    ) -> CollectionRecord | None:
+        """The organization's live collection of that id, else None."""
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+        return await self._read(lambda conn: _first(conn, GET_COLLECTION, params))
+
+    async def find_collection(self, organization_id: UUID, key: str) -> CollectionRecord | None:
+        """The organization's live collection whose id, or else name, is `key`."""
+        try:
+            by_id = await self.get_collection(organization_id, UUID(key))
+        except ValueError:
+            by_id = None
+        if by_id is not None:
+            return by_id
+        params = {"organization_id": organization_id, "name": key.strip()}
+        return await self._read(lambda conn: _first(conn, COLLECTION_BY_NAME, params))
+
+    async def list_collections(
+        self,
+        organization_id: UUID,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[CollectionRecord]:
+        """The organization's live collections, newest first, one page at a time."""
+        return await self._read(
+            lambda conn: read_page(
+                conn,
+                LIST_COLLECTIONS,
+                COLLECTIONS_ORDER,
+                limit=limit,
+                after=after,
+                before=before,
+                params={"organization_id": organization_id},
+                key_of=lambda row: (row["created_at"], row["id"]),
+                item_of=_collection,
+            )
+        )
+
+    async def delete_collection(self, organization_id: UUID, collection_id: UUID) -> None:
+        """Delete the collection (its record soft, its chunks and their index entries for
+        good); CollectionNotFoundError if the organization has no such collection."""
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+
+        def op(conn: sa.Connection) -> None:
+            _live_collection(conn, params)
+            if self.dialect == "sqlite":
+                _delete_fts(conn, conn.execute(COLLECTION_ROWIDS, params).scalars())
+            conn.execute(DELETE_COLLECTION_CHUNKS, params)
+            conn.execute(SOFT_DELETE_COLLECTION, params | {"now": utcnow()})
+
+        await self.writer.submit(op)
+
+    async def add_chunks(
+        self,
+        organization_id: UUID,
+        collection_id: UUID,
+        pieces: Sequence[Chunk],
+        *,
+        source: str,
+        file_id: UUID | None = None,
+        embeddings: Sequence[bytes] | None = None,
+    ) -> SourceRecord:
+        """Add a source as its chunks (and their index entries, in the same transaction),
+        with each chunk's embedding if given; CollectionNotFoundError if the organization
+        has no such collection."""
+        if embeddings is not None and len(embeddings) != len(pieces):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(pieces)} chunks")
+        source_id, now = new_id(), utcnow()
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+        rows = [
+            {
+                "id": new_id(),
+                "collection_id": collection_id,
+                "organization_id": organization_id,
+                "source_id": source_id,
+                "file_id": file_id,
+                "source": source,
+                "position": piece.position,
+                "page": piece.page,
+                "char_start": piece.char_start,
+                "char_end": piece.char_end,
+                "text": piece.text,
+                "created_at": now,
+                "fts_rowid": None,
+                "embedding": None if embeddings is None else embeddings[index],
+            }
+            for index, piece in enumerate(pieces)
+        ]
+
+        def op(conn: sa.Connection) -> SourceRecord:
+            _live_collection(conn, params)
+            if rows and self.dialect == "sqlite":
+                # One writer at a time on SQLite: the next rowids are ours to take.
+                first = int(conn.execute(FTS_NEXT_ROWID).scalar_one())
+                key = _collection_key(collection_id)
+                for offset, row in enumerate(rows):
+                    row["fts_rowid"] = first + offset
+                conn.execute(
+                    FTS_INSERT,
+                    [
+                        {"rowid": r["fts_rowid"], "text": r["text"], "collection_key": key}
+                        for r in rows
+                    ],
+                )
+            if rows:
+                conn.execute(INSERT_CHUNK, rows)
+            return SourceRecord(
+                source_id=source_id,
+                collection_id=collection_id,
+                file_id=file_id,
+                source=source,
+                chunk_count=len(rows),
+                created_at=now,
+            )
+
+        return await self.writer.submit(op)
+
+    async def list_sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
+        """The collection's sources, oldest first; CollectionNotFoundError if none."""
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+
+        def read(conn: sa.Connection) -> list[SourceRecord]:
+            _live_collection(conn, params)
+            return [
+                SourceRecord(collection_id=collection_id, **dict(row))
+                for row in conn.execute(SOURCES, params).mappings()
+            ]
+
+        return await self._read(read)
+
+    async def remove_source(
+        self, organization_id: UUID, collection_id: UUID, source_id: UUID
+    ) -> None:
+        """Remove a source's chunks and their index entries; CollectionNotFoundError or
+        SourceNotFoundError if the organization has no such collection or source."""
+        params = {
+            "organization_id": organization_id,
+            "collection_id": collection_id,
+            "source_id": source_id,
+        }
+
+        def op(conn: sa.Connection) -> None:
+            _live_collection(conn, params)
+            if self.dialect == "sqlite":
+                _delete_fts(conn, conn.execute(SOURCE_ROWIDS, params).scalars())
+            if conn.execute(DELETE_SOURCE, params).rowcount == 0:
+                raise SourceNotFoundError(f"source {source_id} not found")
+
+        await self.writer.submit(op)
+
+    async def search_chunks(
+        self, organization_id: UUID, collection_id: UUID, query: str, *, limit: int = 5
+    ) -> list[SearchHit]:
+        """The collection's chunks that best match `query`, best first (none for a query
+        without words); CollectionNotFoundError if the organization has no such collection."""
+        terms = query_terms(query)
+        params: dict[str, Any] = {
+            "organization_id": organization_id,
+            "collection_id": collection_id,
+            "limit": max(1, min(limit, MAX_RESULTS)),
+        }
+        if self.dialect == "sqlite":
+            search = SQLITE_SEARCH
+            params["match"] = fts5_match(terms, collection_id)
+        else:
+            search = POSTGRES_SEARCH
+            params["match"] = websearch_match(terms)
+
+        def read(conn: sa.Connection) -> list[SearchHit]:
+            _live_collection(conn, params)
+            if not terms:
+                return []
+            return [_hit(row) for row in conn.execute(search, params).mappings()]
+
+        return await self._read(read)
+
+    async def chunk_vectors(
+        self, organization_id: UUID, collection_id: UUID
+    ) -> list[tuple[UUID, bytes]]:
+        """(chunk id, embedding) of each of the collection's embedded chunks."""
+        params = {"organization_id": organization_id, "collection_id": collection_id}
+        return await self._read(
+            lambda conn: [(row[0], bytes(row[1])) for row in conn.execute(VECTORS, params)]
+        )
+
+    async def chunks_by_id(
+        self, organization_id: UUID, collection_id: UUID, chunk_ids: Sequence[UUID]
+    ) -> list[SearchHit]:
+        """The collection's chunks of these ids (any order), as hits scoring 0."""
+        if not chunk_ids:
+            return []
+        params = {
+            "organization_id": organization_id,
+            "collection_id": collection_id,
+            "chunk_ids": list(chunk_ids),
+        }
+        return await self._read(
+            lambda conn: [_hit(row) for row in conn.execute(CHUNKS_BY_ID, params).mappings()]
+        )
+
+
+def _first(conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any]) -> Any:
+    row = conn.execute(query, params).mappings().first()
+    return None if row is None else _collection(row)
+
+
+def _live_collection(conn: sa.Connection, params: dict[str, Any]) -> None:
+    if conn.execute(GET_COLLECTION, params).first() is None:
+        raise CollectionNotFoundError(f"collection {params['collection_id']} not found")
+
+
+def _delete_fts(conn: sa.Connection, rowids: Any) -> None:
+    batch = [{"rowid": rowid} for rowid in rowids if rowid is not None]
+    if batch:
+        conn.execute(FTS_DELETE, batch)
