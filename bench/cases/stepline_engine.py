@@ -29,9 +29,9 @@ from stepline.engine import Engine
 from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
 from stepline.records import RunStatus
+from stepline.service import Caller, ServiceContext, save_workflow, submit_run
 from stepline.settings import Settings
 from stepline.store import Store
-from stepline.submit import save_definition, submit_run
 from stepline.worker import Worker
 
 DEFINITIONS = {"chain": workflows.chain, "fanout": workflows.fanout, "code": workflows.code_chain}
@@ -41,7 +41,8 @@ async def run_once(
     engine: Engine, org: UUID, kind: str, size: int, definition: dict[str, Any]
 ) -> None:
     """Queue one run of `definition` (`kind` of `size`) and execute it; check its output."""
-    submission = await submit_run(engine.store, org, definition, {}, engine.registry)
+    service = ServiceContext(store=engine.store, kinds=engine.registry, limits=engine.limits)
+    submission = await submit_run(service, Caller(org), definition, {})
     run = await Worker(engine, lease_s=60).claim_and_execute(submission.run.id)
     if run is None or run.status is not RunStatus.completed:
         raise SystemExit(f"the {kind} run did not complete: {run!r}")
@@ -61,7 +62,8 @@ async def measure(kind: str, size: int, warmup_size: int, home: Path) -> dict[st
             await run_once(engine, org, kind, warmup_size, DEFINITIONS[kind](warmup_size))
             # The user's definition exists before the run; building it is not timed.
             definition = DEFINITIONS[kind](size)
-            await save_definition(store, org, definition, registry)
+            service = ServiceContext(store=store, kinds=registry, limits=engine.limits)
+            await save_workflow(service, Caller(org), definition)
             await asyncio.to_thread(_handshake)
             writes, commits = store.writer.operations, store.writer.transactions
             started = time.perf_counter()

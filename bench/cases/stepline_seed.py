@@ -19,13 +19,14 @@ from typing import Any
 
 import stepline_workflows as workflows
 
+from stepline.documents import DocumentLimits
 from stepline.engine import Engine
 from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
 from stepline.records import RunStatus
+from stepline.service import Caller, ServiceContext, submit_run
 from stepline.settings import Settings
 from stepline.store import Store
-from stepline.submit import submit_run
 from stepline.worker import Worker
 
 
@@ -37,7 +38,8 @@ async def seed(home: Path, size: int) -> dict[str, Any]:
         org = await store.ensure_organization()
         registry = default_registry()
         definition = workflows.fanout(size - 1)
-        submission = await submit_run(store, org, definition, {}, registry)
+        service = ServiceContext(store=store, kinds=registry, limits=DocumentLimits())
+        submission = await submit_run(service, Caller(org), definition, {})
         async with open_node_services(Settings(home=home)) as services:
             engine = Engine(store, registry, services=services)
             run = await Worker(engine, lease_s=120).claim_and_execute(submission.run.id)
