@@ -16,9 +16,13 @@ from uuid import UUID
 
 import pytest
 
+from stepline.engine import Engine
+from stepline.engine.services import open_node_services
 from stepline.nodes.registry import default_registry
 from stepline.records import RunRecord, RunStatus, StepStatus
+from stepline.settings import Settings
 from stepline.store import Store
+from stepline.worker import Worker, WorkerPool
 from support.engine import execute, queue_run, save_definition
 from support.locks import run_row_locked
 
@@ -94,9 +98,52 @@ async def test_a_child_locked_past_the_retries_is_cancelled_by_the_next_cancel(
             first = await store.request_cancel(org, parent.id, retry_locked_for_s=0.2)
         assert first.status is RunStatus.cancelled
         assert await status_of(store, child.id) is RunStatus.waiting_for_human
-        assert str(child.id) in caplog.text and "cancel the run again" in caplog.text
+        assert str(child.id) in caplog.text and "sweep cancels them" in caplog.text
     # A cancel of the cancelled parent looks at its unfinished children again.
     again = await store.request_cancel(org, parent.id)
     assert again.status is RunStatus.cancelled
     assert again.cancel_requested_at == first.cancel_requested_at
+    await check_cancelled(store, org, child)
+
+
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_child_locked_past_the_retries_is_cancelled_by_the_sweep(
+    store: Store, store_url: str
+) -> None:
+    org, parent, child = await waiting_parent_and_child(store)
+    async with run_row_locked(store_url, child.id):
+        first = await store.request_cancel(org, parent.id, retry_locked_for_s=0.2)
+        assert first.status is RunStatus.cancelled
+        # While the lock is held the sweep skips the child rather than wait for it.
+        assert await store.cancel_children_of_cancelled_runs() == 0
+    assert await status_of(store, child.id) is RunStatus.waiting_for_human
+    # Nobody cancels again: the sweep every worker pool runs reaches the child.
+    assert await store.cancel_children_of_cancelled_runs() == 1
+    await check_cancelled(store, org, child)
+    assert await store.cancel_children_of_cancelled_runs() == 0
+
+
+@pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_serving_worker_pool_sweeps_children_of_cancelled_runs(
+    store: Store, store_url: str
+) -> None:
+    org, parent, child = await waiting_parent_and_child(store)
+    async with run_row_locked(store_url, child.id):
+        await store.request_cancel(org, parent.id, retry_locked_for_s=0.1)
+    async with open_node_services(Settings()) as services:
+        engine = Engine(store, default_registry(), services=services)
+        pool = WorkerPool(Worker(engine, lease_s=30), concurrency=1, sweep_s=0.05)
+        stop = asyncio.Event()
+        serving = asyncio.create_task(pool.serve(stop))
+        try:
+            async with asyncio.timeout(10):
+                while await status_of(store, child.id) is not RunStatus.cancelled:
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await serving
     await check_cancelled(store, org, child)

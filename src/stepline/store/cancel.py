@@ -12,8 +12,9 @@ other run (so nothing can deadlock), until every one is cancelled or finished. A
 locked only by a short store transaction (its claim, a lease renewal, a review...), so it
 is free moments later. The retries skip a locked row too rather than wait for it: the
 store writes through one connection, and a wait there would stall every write of the
-process. Should a child stay locked past the retries' bound, cancelling the parent again
-(a cancelled parent's unfinished children are looked at anew) finishes the work.
+process. Should a child stay locked past the retries' bound, every worker pool's sweep
+(`cancel_children_of_cancelled_runs`) cancels it once it is free, as would cancelling the
+parent again (a cancelled parent's unfinished children are looked at anew).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _FIRST_RETRY_S = 0.01
 _MAX_RETRY_DELAY_S = 0.25
 
 _FINISHED_RUNS = [s.value for s in FINISHED_RUN_STATUSES]
+_UNFINISHED_RUNS = [s.value for s in RunStatus if s not in FINISHED_RUN_STATUSES]
 _UNFINISHED_STEPS = [s.value for s in StepStatus if s not in FINISHED_STEP_STATUSES]
 _CANCEL_STATE = (
     runs.c.status,
@@ -90,6 +92,32 @@ class CancelVerbs(StoreBase):
             await self._cancel_locked(organization_id, run_id, locked, retry_locked_for_s)
         return run
 
+    async def cancel_children_of_cancelled_runs(self, *, limit: int = 100) -> int:
+        """Cancel unfinished runs whose parent run was cancelled; how many were.
+
+        A cancel reaches every child it can lock within its retries; one held longer is
+        left to this sweep, which every worker pool runs now and then. A child still held
+        is skipped (no wait), and found again by the next sweep.
+        """
+        parents = runs.alias("parents")
+        orphaned = (
+            sa.select(runs.c.id, runs.c.organization_id)
+            .join(parents, parents.c.id == runs.c.parent_run_id)
+            .where(
+                # IN, not NOT IN: the status index finds the few unfinished runs.
+                runs.c.status.in_(_UNFINISHED_RUNS),
+                runs.c.parent_run_id.is_not(None),
+                parents.c.status == RunStatus.cancelled.value,
+            )
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        found = await self._read(lambda conn: conn.execute(orphaned).all())
+        cancelled = 0
+        for run_id, organization_id in found:
+            cancelled += await self.writer.submit(partial(_sweep_one, organization_id, run_id))
+        return cancelled
+
     async def _cancel_locked(
         self, organization_id: UUID, run_id: UUID, locked: list[UUID], retry_for_s: float
     ) -> None:
@@ -100,7 +128,7 @@ class CancelVerbs(StoreBase):
             if loop.time() + delay > deadline:
                 log.warning(
                     "cancel of run %s: child runs %s were still locked after %.1f s; "
-                    "cancel the run again to cancel them",
+                    "the worker pools' sweep cancels them once they are free",
                     run_id,
                     ", ".join(map(str, locked)),
                     retry_for_s,
@@ -239,3 +267,8 @@ def _read_run(conn: sa.Connection, run_id: UUID) -> RunRecord:
     row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
     counts = {status: n for status, n in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})}
     return mapping.row_to_run(row, counts)
+
+
+def _sweep_one(organization_id: UUID, run_id: UUID, conn: sa.Connection) -> bool:
+    """Cancel the run unless another transaction holds it; whether it is finished now."""
+    return not _cancel_free(organization_id, [run_id], conn) and not _unfinished(conn, run_id)

@@ -17,12 +17,16 @@ log = logging.getLogger(__name__)
 
 
 class WorkerPool:
-    def __init__(self, worker: Worker, *, concurrency: int, poll_s: float = 0.5) -> None:
+    def __init__(
+        self, worker: Worker, *, concurrency: int, poll_s: float = 0.5, sweep_s: float = 5.0
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.worker = worker
         self.concurrency = concurrency
         self.poll_s = poll_s
+        self.sweep_s = sweep_s
+        """How often the children of cancelled runs that a cancel could not lock are swept."""
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -36,6 +40,7 @@ class WorkerPool:
         from its checkpoints, as after a crash.
         """
         loops = [asyncio.create_task(self._loop(stop)) for _ in range(self.concurrency)]
+        loops.append(asyncio.create_task(self._sweep(stop)))
         try:
             await stop.wait()
         finally:
@@ -62,3 +67,21 @@ class WorkerPool:
             if run is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
+
+    async def _sweep(self, stop: asyncio.Event) -> None:
+        """Now and then, cancel the child runs a cancel of their parent could not lock."""
+        store = self.worker.engine.store
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.sweep_s)
+            if stop.is_set():
+                return
+            try:
+                swept = await store.cancel_children_of_cancelled_runs()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping the children of cancelled runs failed; trying again")
+                continue
+            if swept:
+                log.info("cancelled %d child run(s) of cancelled runs", swept)
