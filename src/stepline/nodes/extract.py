@@ -7,18 +7,29 @@ model is shown its answer and every violation, and asked again. A second answer 
 not fit fails the step (permanent), listing the violations. The step's tokens and cost
 add up both calls, and both are in its `trace_spans`.
 
+With `document` (a file reference, as the document kinds take), the file's text is read
+as `parse` reads it (PDF per page, HTML, plain text, Markdown, JSON, CSV), cut at
+`max_document_chars`, and given to the model after `input` (if any). The step then records
+the file as Retab's extract steps do: `input_document` and `handle_inputs["input-file-0"]`.
+The request on the step's `inputs` stands the document's text in with a placeholder (it is
+read when the step runs); the request as sent, text included, is in its `trace_spans`.
+
 The output is the extracted object; `handle_outputs` holds it as Retab's `output-json-0`.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stepline.nodes.base import NodeContext, NodeResult
+from stepline.nodes.document_files import FileReference, fetch
+from stepline.nodes.document_text import ParsedDocument, parse_document
 from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
 from stepline.nodes.model_calls import Calls
 from stepline.nodes.structured import (
@@ -35,6 +46,8 @@ from stepline.providers.errors import ProviderError, refused
 from stepline.records import ErrorCategory
 
 OUTPUT_HANDLE = "output-json-0"
+INPUT_FILE_HANDLE = "input-file-0"
+DEFAULT_MAX_DOCUMENT_CHARS = 100_000
 DEFAULT_INSTRUCTIONS = (
     "Extract the data the JSON Schema describes from the input. Use only what the input "
     "says; where it says nothing for an optional field, leave the field out."
@@ -44,7 +57,22 @@ DEFAULT_INSTRUCTIONS = (
 class ExtractConfig(ConnectionConfig):
     """The input, and the shape of what to extract from it."""
 
-    input: Any = Field(description="What to extract from: text (a template), or any JSON value.")
+    input: Any = Field(
+        default=None,
+        description="What to extract from: text (a template), or any JSON value. Or (and) give "
+        "`document`.",
+    )
+    document: FileReference | None = Field(
+        default=None,
+        description="A file to extract from (a file reference, e.g. `{{ inputs.invoice }}`): "
+        "its text goes to the model, after `input` if both are given.",
+    )
+    max_document_chars: int = Field(
+        default=DEFAULT_MAX_DOCUMENT_CHARS,
+        gt=0,
+        description="The most characters of the document's text the model is shown (the rest "
+        "is cut, and the model is told so).",
+    )
     schema_: dict[str, Any] = Field(
         alias="schema",
         description="A JSON Schema (2020-12) of an object: what to extract. Written as is.",
@@ -70,6 +98,14 @@ class ExtractConfig(ConnectionConfig):
     max_tokens: int | None = Field(default=None, gt=0)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _something_to_extract_from(cls, value: Any) -> Any:
+        # Before the fields: said even where a template stands for the document.
+        if isinstance(value, Mapping) and "input" not in value and value.get("document") is None:
+            raise ValueError("give `input`, `document` (a file reference), or both")
+        return value
 
     @field_validator("schema_")
     @classmethod
@@ -104,9 +140,13 @@ class ExtractNode(LanguageModelKind):
         return self.request(config)
 
     def request(
-        self, config: ExtractConfig, messages: list[dict[str, Any]] | None = None
+        self,
+        config: ExtractConfig,
+        messages: list[dict[str, Any]] | None = None,
+        document: str | None = None,
     ) -> dict[str, Any]:
-        """The request for `config`; with `messages`, the conversation so far (a repair)."""
+        """The request for `config`; with `messages`, the conversation so far (a repair);
+        `document`: the document's text as the model is shown it (else a placeholder)."""
         method = self.structured_method(config.method, config.provider)
         base: dict[str, Any] = {
             "model": self.model_of(config),
@@ -114,7 +154,7 @@ class ExtractNode(LanguageModelKind):
             "messages": messages
             or [
                 {"role": "system", "content": config.instructions or DEFAULT_INSTRUCTIONS},
-                {"role": "user", "content": as_text(config.input)},
+                {"role": "user", "content": user_content(config, document)},
             ],
         }
         for name in ("temperature", "seed", "max_tokens"):
@@ -137,7 +177,19 @@ class ExtractNode(LanguageModelKind):
         method = self.structured_method(config.method, config.provider)
         validator = Draft202012Validator(config.schema_)
         calls = Calls(endpoint, ctx.services.llm, self.timeout_of(ctx, config, endpoint))
-        request = self.request(config)
+        recorded: dict[str, Any] = {}
+        more: dict[str, Any] = {}
+        shown = None
+        if config.document is not None:
+            info, data = await fetch(ctx, config.document, "document")
+            parsed = await asyncio.to_thread(parse_document, info, data, config.max_document_chars)
+            shown = document_text(info.filename, info.mime_type, parsed)
+            recorded = {
+                "handle_inputs": {INPUT_FILE_HANDLE: info.handle()},
+                "input_document": info.document(),
+            }
+            more = {"document": {"page_count": len(parsed.pages), "truncated": parsed.truncated}}
+        request = self.request(config, document=shown)
         repairs = 0
         try:
             call = await calls.send("extract", request)
@@ -159,7 +211,7 @@ class ExtractNode(LanguageModelKind):
                 ErrorCategory.permanent,
                 code="schema_violations",
                 context={"violations": found, "answer": answer.text},
-                metadata={"repair_round_trips": repairs},
+                metadata={"repair_round_trips": repairs, **more},
             )
         return NodeResult(
             output=answer.value,
@@ -168,7 +220,8 @@ class ExtractNode(LanguageModelKind):
             tokens=calls.tokens,
             cost=calls.cost,
             trace_spans=calls.spans,
-            metadata=calls.metadata(repair_round_trips=repairs),
+            metadata=calls.metadata(repair_round_trips=repairs, **more),
+            **recorded,
         )
 
     def _check(
@@ -179,3 +232,35 @@ class ExtractNode(LanguageModelKind):
             raise refused(endpoint.describe(), str(refusal))
         answer = read_answer(call, method)
         return answer, violations(answer, validator)
+
+
+def user_content(config: ExtractConfig, document: str | None) -> str:
+    """What the model is asked about: `input`, then the document's text (or its placeholder)."""
+    parts: list[str] = []
+    if config.input is not None or config.document is None:
+        parts.append(as_text(config.input))
+    if config.document is not None:
+        parts.append(
+            document
+            if document is not None
+            else f"[the text of document {config.document.file_id}, read when the step runs]"
+        )
+    return "\n\n".join(parts)
+
+
+def document_text(filename: str, mime_type: str, parsed: ParsedDocument) -> str:
+    """The document as the model is shown it: a heading, then its text, page by page."""
+    count = len(parsed.pages)
+    heading = f"Document '{filename}' ({mime_type}"
+    if count > 1:
+        heading += f", {count} pages):"
+        body = "\n\n".join(
+            f"--- Page {number} ---\n{text}" for number, text in enumerate(parsed.pages, 1)
+        )
+    else:
+        heading += "):"
+        body = parsed.text
+    text = f"{heading}\n\n{body}"
+    if parsed.truncated:
+        text += "\n\n[the document's text is cut here: it goes on past what is shown]"
+    return text
