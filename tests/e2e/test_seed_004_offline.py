@@ -6,19 +6,16 @@ split_documents), with model, tokens and cost."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stepline.files.library import FileLibrary, open_file_storage
-from stepline.settings import Settings
-from stepline.store import Store
-from stepline.store.files import FileRecord
-from support.cli import stepline
+from support.cli import cli_env, stepline
 from support.openai_server import Answer, openai_stand_in
 from support.pdfs import page_texts
 
@@ -77,27 +74,25 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-async def store_invoice(home: Path) -> FileRecord:
-    """examples/invoice.pdf as a file of the organization `stepline run` uses."""
-    settings = Settings(
-        home=home,
-        database_url=f"sqlite+aiosqlite:///{home / 'stepline.db'}",
-        files_dir=home / "files",
+def store_invoice(home: Path) -> dict[str, str]:
+    """examples/invoice.pdf stored as the README says (examples/store_file.py), as a file
+    of the organization `stepline run` uses; the reference it prints."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "store_file.py"), str(EXAMPLES / "invoice.pdf")],
+        env=cli_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    store = await Store.connect(settings.resolved_database_url(), home=home)
-    try:
-        await store.upgrade()
-        org = await store.ensure_organization()
-        library = FileLibrary(store, open_file_storage(settings))
-        return await library.save(org, (EXAMPLES / "invoice.pdf").read_bytes(), "invoice.pdf")
-    finally:
-        await store.close()
+    assert done.returncode == 0, done.stderr
+    reference: dict[str, str] = json.loads(done.stdout)
+    return reference
 
 
 def test_seed_004_runs_offline_and_records_its_steps_in_seed_004s_shape(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    home.mkdir()
-    saved = asyncio.run(store_invoice(home))
+    saved = store_invoice(home)
     config = tmp_path / "stepline.toml"
     with openai_stand_in() as provider:
         config.write_text(
@@ -110,7 +105,7 @@ def test_seed_004_runs_offline_and_records_its_steps_in_seed_004s_shape(tmp_path
             "run",
             str(EXAMPLES / "invoice-documents.yaml"),
             "-i",
-            "invoice=" + json.dumps({"file_id": str(saved.id)}),
+            "invoice=" + json.dumps(saved),
             "--json",
             home=home,
             STEPLINE_CONFIG=str(config),
@@ -122,7 +117,7 @@ def test_seed_004_runs_offline_and_records_its_steps_in_seed_004s_shape(tmp_path
     assert document["status"] == "completed"
     steps = {step["node_id"]: step for step in document["steps"]}
     extract, split = steps["extract"], steps["split"]
-    pdf = {"file_id": str(saved.id), "filename": "invoice.pdf", "mime_type": "application/pdf"}
+    pdf = {"file_id": saved["file_id"], "filename": "invoice.pdf", "mime_type": "application/pdf"}
 
     # The model was shown the PDF's text, page by page.
     content = request.body["messages"][1]["content"]
@@ -158,7 +153,7 @@ def test_seed_004_runs_offline_and_records_its_steps_in_seed_004s_shape(tmp_path
         assert handle == {"type": "file", "document": made}
         assert shape(handle) == shape(SEED_SPLIT_OUTPUT)
         assert made["filename"] == f"invoice_{name}.pdf"
-        assert made["mime_type"] == "application/pdf" and made["file_id"] != str(saved.id)
+        assert made["mime_type"] == "application/pdf" and made["file_id"] != saved["file_id"]
     assert document["output"]["fields"] == FIELDS
 
     # The sub-documents are real PDFs of the pages named.
