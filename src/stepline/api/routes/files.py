@@ -143,9 +143,7 @@ async def get_file(file_id: FileId, state: StateDep, principal: ReadKey) -> Resp
         **error_responses(403, 404),
         200: {
             "description": "The file's bytes, of its sniffed type.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
     },
     summary="Download a file's bytes",
