@@ -194,7 +194,8 @@ def test_file_references_in_run_inputs(http: httpx.Client, other: httpx.Client) 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     home: Path = tmp_path_factory.mktemp("serve-small-files") / "home"
-    server = start_server(home, env={"STEPLINE_MAX_FILE_BYTES": "1000"})
+    env = {"STEPLINE_MAX_FILE_BYTES": "1000", "STEPLINE_MAX_BODY_BYTES": "500"}
+    server = start_server(home, env=env)
     try:
         yield server
     finally:
@@ -210,3 +211,17 @@ def test_a_file_past_the_limit_is_413_naming_it(small_server: ServeProcess) -> N
         error = error_of(client.post("/v1/files", files={"file": ("big.bin", b"x" * 1001)}), 413)
         assert "STEPLINE_MAX_FILE_BYTES" in error["message"] and "1000" in error["message"]
         assert client.get("/v1/files").json()["data"][0]["filename"] == "ok.bin"
+        # The upload's own limit, not the smaller one of other bodies (500 bytes here).
+        error_of(client.post("/v1/workflows", content=b"{" + b" " * 600 + b"}"), 413)
+
+
+def test_scopes(api_server: ServeProcess, org: str, make_key: MakeKey) -> None:
+    admin = {"Authorization": f"Bearer {make_key(org)}"}
+    reader = {"Authorization": f"Bearer {make_key(org, scopes=('read',))}"}
+    with httpx.Client(base_url=api_server.base_url, timeout=30) as client:
+        made = client.post("/v1/files", files={"file": ("a.txt", b"a")}, headers=admin).json()
+        assert client.get(f"/v1/files/{made['id']}", headers=reader).status_code == 200
+        assert client.get(f"/v1/files/{made['id']}/content", headers=reader).content == b"a"
+        error_of(client.post("/v1/files", files={"file": ("b.txt", b"b")}, headers=reader), 403)
+        error_of(client.delete(f"/v1/files/{made['id']}", headers=reader), 403)
+        error_of(client.get("/v1/files"), 401)
