@@ -86,18 +86,19 @@ async def open_runtime(
         if environment_secrets is not None:
             secrets = EnvironmentSecrets(environment_secrets, fallback=vault)
         limits = DocumentLimits.of(settings)
+        files = open_file_library(settings, store)
         service = ServiceContext(
             store=store,
             kinds=registry,
             limits=limits,
             secrets=secrets,
-            files=open_file_library(settings, store),
+            files=files,
         )
         runtime = Runtime(settings, store, registry, vault, service)
         if not worker:
             yield runtime
             return
-        async with open_node_services(settings) as services:
+        async with open_node_services(settings, files=files.storage) as services:
             engine = Engine(
                 store=store,
                 registry=registry,
