@@ -225,3 +225,23 @@ def test_scopes(api_server: ServeProcess, org: str, make_key: MakeKey) -> None:
         error_of(client.post("/v1/files", files={"file": ("b.txt", b"b")}, headers=reader), 403)
         error_of(client.delete(f"/v1/files/{made['id']}", headers=reader), 403)
         error_of(client.get("/v1/files"), 401)
+
+
+def test_a_run_reads_an_uploaded_file(http: httpx.Client) -> None:
+    from control_support import finished, start
+
+    definition = {
+        "name": "reads-a-file",
+        "inputs": {"type": "object", "properties": {"doc": {"type": "object"}}},
+        "nodes": [{"id": "read", "type": "parse", "config": {"document": "{{ inputs.doc }}"}}],
+    }
+    created = http.post("/v1/workflows", json=definition)
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    made = upload(http, "notes.txt", b"the uploaded words\n")
+    run = start(http, workflow_id, {"doc": {"file_id": made["id"]}})
+    done = finished(http, workflow_id, run["id"])
+    assert done["status"] == "completed", done
+    url = f"/v1/workflows/{workflow_id}/runs/{run['id']}/steps"
+    steps = http.get(url, params={"include_io": "true"}).json()["data"]
+    assert "the uploaded words" in str(steps[0]["outputs"])
