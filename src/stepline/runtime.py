@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from stepline.documents import DocumentLimits
 from stepline.engine import Engine, NullObserver, RunObserver
 from stepline.engine.services import open_node_services
+from stepline.files.library import open_file_library
 from stepline.nodes.registry import NodeRegistry, default_registry
 from stepline.secrets.cipher import load_cipher
 from stepline.secrets.source import EnvironmentSecrets, SecretSource
@@ -85,12 +86,19 @@ async def open_runtime(
         if environment_secrets is not None:
             secrets = EnvironmentSecrets(environment_secrets, fallback=vault)
         limits = DocumentLimits.of(settings)
-        service = ServiceContext(store=store, kinds=registry, limits=limits, secrets=secrets)
+        files = open_file_library(settings, store)
+        service = ServiceContext(
+            store=store,
+            kinds=registry,
+            limits=limits,
+            secrets=secrets,
+            files=files,
+        )
         runtime = Runtime(settings, store, registry, vault, service)
         if not worker:
             yield runtime
             return
-        async with open_node_services(settings) as services:
+        async with open_node_services(settings, files=files.storage) as services:
             engine = Engine(
                 store=store,
                 registry=registry,

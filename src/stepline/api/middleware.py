@@ -37,11 +37,18 @@ async def _no_fast_lane(scope: Scope) -> Response | None:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, fast_lane: FastLane = _no_fast_lane
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        fast_lane: FastLane = _no_fast_lane,
+        uploads: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.fast_lane = fast_lane
+        self.uploads = uploads or {}
+        """Paths a POST uploads a file to, and their own (larger) body limits."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +73,8 @@ class RequestContextMiddleware:
             await send(message)
 
         limit = self.max_body_bytes
+        if scope["method"] == "POST" and scope["path"] in self.uploads:
+            limit = max(limit, self.uploads[scope["path"]])
         declared = _content_length(scope)
         received = 0
 

@@ -19,6 +19,7 @@ from stepline.cli.reviews import reviews
 from stepline.cli.runs import runs, steps
 from stepline.cli.secrets import secrets
 from stepline.cli.server import db, serve, worker
+from stepline.cli.stored_files import files
 from stepline.cli.workflows import workflows
 
 
@@ -47,7 +48,7 @@ def cli() -> None:
 
 for command in (run, validate, schema, runs, steps, workflows, reviews):
     cli.add_command(command)
-for command in (secrets, keys, providers, serve, worker, db):
+for command in (secrets, keys, providers, serve, worker, db, files):
     cli.add_command(command)
 
 

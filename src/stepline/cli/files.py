@@ -12,6 +12,7 @@ from stepline.cli.console import err, print_json, say
 from stepline.cli.failures import EXIT_FAILED
 from stepline.cli.inputs import load_file, parse_inputs
 from stepline.cli.options import inputs_options, json_flag, workflow_file_argument
+from stepline.cli.stored_files import file_inputs, file_option
 
 if TYPE_CHECKING:
     from stepline.service import Submission
@@ -20,8 +21,15 @@ if TYPE_CHECKING:
 @click.command()
 @workflow_file_argument
 @inputs_options()
+@file_option
 @json_flag
-def run(file: Path, input_pairs: tuple[str, ...], inputs_json: str | None, as_json: bool) -> None:
+def run(
+    file: Path,
+    input_pairs: tuple[str, ...],
+    inputs_json: str | None,
+    file_pairs: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Run a workflow FILE (YAML or JSON) here and now, showing each step as it happens.
 
     Exit code 0 if the run completed, 1 if it failed, 2 for invalid usage, inputs or
@@ -33,6 +41,7 @@ def run(file: Path, input_pairs: tuple[str, ...], inputs_json: str | None, as_js
 
     definition = load_file(file)
     inputs = parse_inputs(input_pairs, inputs_json)
+    uploads = file_inputs(file_pairs)
 
     def started(submission: Submission) -> None:
         if not as_json:
@@ -42,7 +51,9 @@ def run(file: Path, input_pairs: tuple[str, ...], inputs_json: str | None, as_js
             )
 
     observer: RunObserver = NullObserver() if as_json else LiveProgress(err())
-    finished = local.run_async(lambda: local.run_here(definition, inputs, observer, started))
+    finished = local.run_async(
+        lambda: local.run_here(definition, inputs, observer, started, uploads=uploads)
+    )
     watch.show_finished(finished.run, finished.steps, as_json=as_json)
     watch.exit_for(
         finished.run,

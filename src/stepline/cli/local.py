@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -81,16 +82,22 @@ async def run_here(
     inputs: dict[str, Any],
     observer: RunObserver,
     on_start: Callable[[Submission], None],
+    *,
+    uploads: Mapping[str, Path] | None = None,
 ) -> Finished:
-    """Save the definition, queue a run of it and execute it in this process."""
+    """Save the definition, queue a run of it and execute it in this process; each of
+    `uploads` is stored first and given as its input `{"file_id": ...}`."""
+    from stepline.cli.stored_files import upload_local
     from stepline.service import Caller, submit_run
 
     # Here, and only here (no server), secrets may come from this environment too.
     async with open_local(worker=True, observer=observer, environment_secrets=os.environ) as rt:
         org = await rt.store.ensure_organization()
-        submission = await submit_run(
-            rt.service, Caller(org, actor="cli"), definition, inputs, trigger="cli"
-        )
+        caller = Caller(org, actor="cli")
+        inputs = dict(inputs)
+        for name, path in (uploads or {}).items():
+            inputs[name] = {"file_id": (await upload_local(rt, caller, path))["id"]}
+        submission = await submit_run(rt.service, caller, definition, inputs, trigger="cli")
         on_start(submission)
         # A live view (LiveProgress) shows while the run executes.
         shown = observer if isinstance(observer, AbstractContextManager) else nullcontext()

@@ -22,6 +22,7 @@ from stepline.cli.options import (
     watch_flag,
     workflow_option,
 )
+from stepline.cli.stored_files import file_inputs, file_option
 
 if TYPE_CHECKING:
     from stepline.records import RunRecord, StepRecord
@@ -121,6 +122,7 @@ def steps(run_id: str, as_json: bool, server: str | None, workflow: str | None) 
 @runs.command("start")
 @click.argument("workflow", metavar="WORKFLOW")
 @inputs_options()
+@file_option
 @watch_flag("Show the steps live until the run ends.")
 @json_flag
 @server_option
@@ -128,6 +130,7 @@ def runs_start(
     workflow: str,
     input_pairs: tuple[str, ...],
     inputs_json: str | None,
+    file_pairs: tuple[str, ...],
     watch: bool,
     as_json: bool,
     server: str | None,
@@ -141,8 +144,11 @@ def runs_start(
     from stepline.cli import watch as watching
 
     inputs = parse_inputs(input_pairs, inputs_json)
+    uploads = file_inputs(file_pairs)
     with remote.connect(server) as client:
         target = remote.resolve_workflow(client, workflow)
+        for name, path in uploads.items():
+            inputs[name] = client.files.upload(path).reference()
         run = client.runs.create(target.id, inputs)
         if not watch:
             if as_json:

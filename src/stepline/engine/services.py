@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from stepline.files.library import open_file_storage
+from stepline.files.storage import FileStorage
 from stepline.nodes.base import NodeServices
 from stepline.providers.client import ClientPool
 from stepline.sandbox import SandboxPool
@@ -15,9 +16,11 @@ from stepline.settings import Settings
 
 
 @asynccontextmanager
-async def open_node_services(settings: Settings) -> AsyncIterator[NodeServices]:
+async def open_node_services(
+    settings: Settings, *, files: FileStorage | None = None
+) -> AsyncIterator[NodeServices]:
     """One HTTP client, one warm code sandbox, the language-model clients and the file
-    storage, shared by every step of every run."""
+    storage (`files`, the process's own when given), shared by every step of every run."""
     llm = ClientPool()
     try:
         async with (
@@ -28,7 +31,7 @@ async def open_node_services(settings: Settings) -> AsyncIterator[NodeServices]:
                 http=http,
                 sandbox=sandbox,
                 llm=llm,
-                files=open_file_storage(settings),
+                files=files or open_file_storage(settings),
                 max_file_bytes=settings.max_file_bytes,
             )
     finally:

@@ -32,6 +32,11 @@ def open_file_storage(settings: Settings) -> FileStorage:
     return LocalFileStorage(settings.files_path())
 
 
+def open_file_library(settings: Settings, store: Store) -> FileLibrary:
+    """The organizations' files over `store` and the storage of `settings`, with its limit."""
+    return FileLibrary(store, open_file_storage(settings), max_bytes=settings.max_file_bytes)
+
+
 def check_filename(filename: str) -> str:
     """The name as given, if it is a usable file name (no folder, no control character)."""
     name = filename.strip()

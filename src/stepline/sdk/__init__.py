@@ -36,6 +36,7 @@ from stepline.sdk.errors import (
 )
 from stepline.sdk.models import (
     Event,
+    File,
     Page,
     Review,
     ReviewResult,
@@ -66,6 +67,7 @@ __all__ = [
     "ErrorDetail",
     "Event",
     "EventStream",
+    "File",
     "MisconfiguredError",
     "NotFoundError",
     "Page",

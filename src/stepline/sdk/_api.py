@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from stepline.sdk._http import Call, query
 from stepline.sdk.models import (
+    File,
     Page,
     Review,
     ReviewResult,
@@ -315,3 +316,55 @@ def get_secret(name: str) -> Call[Secret]:
 def delete_secret(name: str) -> Call[None]:
     # Not retried: a second delete of a secret the first one removed would be a 404.
     return Call("DELETE", secret_path(name), _nothing)
+
+
+# -- files -------------------------------------------------------------------------------
+
+FILES = "/v1/files"
+
+
+def file_path(file_id: Id) -> str:
+    return f"{FILES}/{quote(str(file_id), safe='')}"
+
+
+def _content(response: httpx.Response) -> bytes:
+    return response.content
+
+
+def upload_file(content: str | Path | bytes, filename: str | None) -> Call[File]:
+    """A path's bytes (named after it unless `filename` is given), or bytes (`filename`
+    required)."""
+    if isinstance(content, bytes | bytearray | memoryview):
+        if not filename:
+            raise ValueError("uploading bytes needs a filename")
+        data = bytes(content)
+    else:
+        source = Path(content)
+        data = source.read_bytes()
+        filename = filename or source.name
+    files = {"file": (filename, data, "application/octet-stream")}
+    # Not retried: a second upload would be a second file.
+    return Call("POST", FILES, _model(File), files=files)
+
+
+def list_files(after: str | None, limit: int | None) -> Call[Page[File]]:
+    return Call("GET", FILES, _page(File), params=_paging({}, after, limit), idempotent=True)
+
+
+def get_file(file_id: Id) -> Call[File]:
+    return Call("GET", file_path(file_id), _model(File), idempotent=True)
+
+
+def download_file(file_id: Id) -> Call[bytes]:
+    return Call("GET", f"{file_path(file_id)}/content", _content, idempotent=True)
+
+
+def delete_file(file_id: Id) -> Call[None]:
+    # Not retried: a second delete of a file the first one removed would be a 404.
+    return Call("DELETE", file_path(file_id), _nothing)
+
+
+def save_download(data: bytes, to: str | Path) -> Path:
+    target = Path(to)
+    target.write_bytes(data)
+    return target

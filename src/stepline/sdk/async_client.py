@@ -17,6 +17,7 @@ from stepline.sdk._http import Call, RetryPolicy, T, build_headers
 from stepline.sdk.config import resolve_connection
 from stepline.sdk.models import (
     Event,
+    File,
     Review,
     ReviewResult,
     Run,
@@ -63,6 +64,7 @@ class AsyncClient:
         self.runs = AsyncRuns(self)
         self.reviews = AsyncReviews(self)
         self.secrets = AsyncSecrets(self)
+        self.files = AsyncFiles(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -140,6 +142,37 @@ class AsyncWorkflows:
     async def diagram(self, workflow_id: Id, format: Literal["json"]) -> dict[str, Any]: ...
     async def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
         return await self._client.call(_api.workflow_diagram(workflow_id, format))
+
+
+class AsyncFiles:
+    """`Files` of `Client`, to await (its docstrings say what each method does)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def upload(self, content: str | Path | bytes, *, filename: str | None = None) -> File:
+        """Upload a file (a path, or bytes with a `filename`); its type is sniffed by the
+        server. A run's inputs refer to it as `file.reference()`."""
+        return await self._client.call(_api.upload_file(content, filename))
+
+    def list(self, *, page_size: int | None = None) -> AsyncPageIterator[File]:
+        """The organization's files, newest first, following cursors across pages."""
+        return AsyncPageIterator(
+            self._client._driver, lambda after: _api.list_files(after, page_size)
+        )
+
+    async def get(self, file_id: Id) -> File:
+        return await self._client.call(_api.get_file(file_id))
+
+    async def download(self, file_id: Id, to: str | Path | None = None) -> bytes:
+        """The file's bytes; also written to the path `to`, when given."""
+        data = await self._client.call(_api.download_file(file_id))
+        if to is not None:
+            _api.save_download(data, to)
+        return data
+
+    async def delete(self, file_id: Id) -> None:
+        await self._client.call(_api.delete_file(file_id))
 
 
 class AsyncSecrets:

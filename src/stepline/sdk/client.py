@@ -17,6 +17,7 @@ from stepline.sdk._http import Call, RetryPolicy, T, build_headers
 from stepline.sdk.config import resolve_connection
 from stepline.sdk.models import (
     Event,
+    File,
     Review,
     ReviewResult,
     Run,
@@ -65,6 +66,7 @@ class Client:
         self.runs = Runs(self)
         self.reviews = Reviews(self)
         self.secrets = Secrets(self)
+        self.files = Files(self)
 
     def __enter__(self) -> Client:
         return self
@@ -142,6 +144,35 @@ class Workflows:
     def diagram(self, workflow_id: Id, format: str = "mermaid") -> Any:
         """Mermaid text, or (format="json") nodes and edges with the latest run's statuses."""
         return self._client.call(_api.workflow_diagram(workflow_id, format))
+
+
+class Files:
+    """The files of the key's organization: upload, list, read, download, delete."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def upload(self, content: str | Path | bytes, *, filename: str | None = None) -> File:
+        """Upload a file (a path, or bytes with a `filename`); its type is sniffed by the
+        server. A run's inputs refer to it as `file.reference()`."""
+        return self._client.call(_api.upload_file(content, filename))
+
+    def list(self, *, page_size: int | None = None) -> PageIterator[File]:
+        """The organization's files, newest first, following cursors across pages."""
+        return PageIterator(self._client._driver, lambda after: _api.list_files(after, page_size))
+
+    def get(self, file_id: Id) -> File:
+        return self._client.call(_api.get_file(file_id))
+
+    def download(self, file_id: Id, to: str | Path | None = None) -> bytes:
+        """The file's bytes; also written to the path `to`, when given."""
+        data = self._client.call(_api.download_file(file_id))
+        if to is not None:
+            _api.save_download(data, to)
+        return data
+
+    def delete(self, file_id: Id) -> None:
+        self._client.call(_api.delete_file(file_id))
 
 
 class Secrets:

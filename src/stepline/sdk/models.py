@@ -82,6 +82,23 @@ class Workflow(WorkflowRecord):
     definition: dict[str, Any] | None = None
 
 
+class File(BaseModel):
+    """A stored file; a run's inputs refer to it as `{"file_id": str(file.id)}`."""
+
+    model_config = _LENIENT
+
+    id: UUID
+    filename: str
+    mime_type: str
+    size: int
+    sha256: str
+    created_at: datetime | None = None
+
+    def reference(self) -> dict[str, str]:
+        """How a run's inputs refer to this file."""
+        return {"file_id": str(self.id)}
+
+
 class Secret(BaseModel):
     """A secret's name, place and times: its value is never sent back."""
 

@@ -12,6 +12,7 @@ InvalidRequest...), which each edge maps once (the API to HTTP in `stepline.api.
 | `control` | review a step, retry a run, replay it from a node |
 | `waiting` | wait for a run to settle, on its events |
 | `steps` | read a run's steps and its end nodes' values |
+| `files` | upload, read, list and delete files; check a run's file references |
 | `lookup` | the caller's workflow, run or step, else NotFound |
 """
 

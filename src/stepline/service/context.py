@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from stepline.documents import DocumentLimits
+from stepline.files.library import FileLibrary
 from stepline.nodes.base import NodeKind
 from stepline.records import WorkflowVersion
 from stepline.secrets.source import SecretSource
@@ -59,6 +60,8 @@ class ServiceContext:
     limits: DocumentLimits
     secrets: SecretSource | None = None
     """Where a new run's secrets are looked up (the organizations' vault)."""
+    files: FileLibrary | None = None
+    """The organizations' files (`stepline.service.files`)."""
     wake_workers: Callable[[], None] = field(default=_no_worker)
     """Called after queueing a run, so that an idle worker in this process claims it at once."""
     cancel_local: Callable[[UUID], bool] = field(default=_not_running_here)

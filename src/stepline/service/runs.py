@@ -10,6 +10,7 @@ from uuid import UUID
 from stepline.errors import Conflict, Detail, InvalidRequest, NotFound
 from stepline.records import FINISHED_RUN_STATUSES, RunRecord
 from stepline.service.context import Caller, ServiceContext
+from stepline.service.files import check_file_references
 from stepline.service.inputs import check_inputs_document, check_run_inputs, run_redactor
 from stepline.service.lookup import live_workflow, run_of
 from stepline.service.workflows import save_workflow
@@ -79,6 +80,7 @@ async def start_run(
     if pinned is None:
         raise NotFound(f"version {number} of workflow {workflow_id} not found")
     check_run_inputs(pinned.definition.get("inputs") or {"type": "object"}, inputs)
+    await check_file_references(ctx, caller, inputs, inputs_field)
     workspace_id = caller.workspace_id or workflow.workspace_id
     redactor = await run_redactor(
         ctx.secrets, await ctx.secret_references(pinned), caller.organization_id, workspace_id
