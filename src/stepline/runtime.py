@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stepline.documents import DocumentLimits
 from stepline.engine import Engine, NullObserver, RunObserver
@@ -25,6 +26,9 @@ from stepline.service.context import ServiceContext
 from stepline.settings import Settings
 from stepline.store import Store
 from stepline.worker import Worker, WorkerPool
+
+if TYPE_CHECKING:
+    from stepline.retrieval.library import KnowledgeLibrary
 
 
 @dataclass
@@ -86,6 +90,7 @@ async def open_runtime(
             secrets = EnvironmentSecrets(environment_secrets, fallback=vault)
         limits = DocumentLimits.of(settings)
         service = ServiceContext(store=store, kinds=registry, limits=limits, secrets=secrets)
+        service.knowledge = _knowledge(settings, store)
         runtime = Runtime(settings, store, registry, vault, service)
         if not worker:
             yield runtime
@@ -109,3 +114,12 @@ async def open_runtime(
             yield runtime
     finally:
         await store.close()
+
+
+def _knowledge(settings: Settings, store: Store) -> KnowledgeLibrary:
+    """The collections' library, with the files of `settings`' storage to add from."""
+    from stepline.files.library import FileLibrary, open_file_storage
+    from stepline.retrieval.library import KnowledgeLibrary
+
+    files = FileLibrary(store, open_file_storage(settings), max_bytes=settings.max_file_bytes)
+    return KnowledgeLibrary(store, files)

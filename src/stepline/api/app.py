@@ -19,7 +19,7 @@ from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
 from stepline.api.openapi import install_openapi
 from stepline.api.responses import json_response
-from stepline.api.routes import control, keys, runs, secrets, steps, workflows
+from stepline.api.routes import collections, control, keys, runs, secrets, steps, workflows
 from stepline.api.routes.steps import list_steps_fast
 from stepline.api.state import AppState
 from stepline.bootstrap import bootstrap
@@ -68,6 +68,7 @@ def create_app(
         app.include_router(module.router)
     for router in (control.reviews_router, control.runs_router):
         app.include_router(router)
+    app.include_router(collections.router)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> object:
