@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
+from stepline.sdk._collections import Collections
 from stepline.sdk._drivers import SyncDriver
 from stepline.sdk._flows import Flows
 from stepline.sdk._http import Call, RetryPolicy, T, build_headers
@@ -65,6 +66,7 @@ class Client:
         self.runs = Runs(self)
         self.reviews = Reviews(self)
         self.secrets = Secrets(self)
+        self.collections = Collections(self)
 
     def __enter__(self) -> Client:
         return self
