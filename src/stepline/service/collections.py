@@ -14,6 +14,7 @@ only one is used.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID
 
 from stepline.errors import Detail, InvalidRequest, TooLarge, Unavailable
@@ -216,3 +217,15 @@ async def search(
         hit for hit in results.hits if min_score is None or hit.score >= min_score
     ]
     return replace(results, hits=hits)
+
+
+def search_output(query: str, found: KnowledgeResults) -> dict[str, Any]:
+    """A search's answer as the edges show it (JSON), as the kind's step outputs it."""
+    return {
+        "collection_id": str(found.collection_id),
+        "collection": found.collection_name,
+        "query": query,
+        "ranking": found.ranking,
+        "count": len(found.hits),
+        "results": [hit.output() for hit in found.hits],
+    }

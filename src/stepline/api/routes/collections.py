@@ -22,7 +22,6 @@ from stepline.api.errors import error_responses, invalid
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
-from stepline.retrieval.access import KnowledgeResults
 from stepline.retrieval.library import MAX_SOURCE_LABEL_CHARS
 from stepline.service import Caller
 from stepline.service import collections as verbs
@@ -137,17 +136,6 @@ def _collection(record: CollectionRecord) -> dict[str, Any]:
 
 def _source(record: SourceRecord) -> dict[str, Any]:
     return SourceOut.model_validate(record, from_attributes=True).model_dump(mode="json")
-
-
-def search_output(query: str, found: KnowledgeResults) -> dict[str, Any]:
-    return {
-        "collection_id": str(found.collection_id),
-        "collection": found.collection_name,
-        "query": query,
-        "ranking": found.ranking,
-        "count": len(found.hits),
-        "results": [hit.output() for hit in found.hits],
-    }
 
 
 @router.post(
@@ -303,4 +291,4 @@ async def search_collection(
         min_score=body.min_score,
         provider=body.provider,
     )
-    return json_response(search_output(body.query, found))
+    return json_response(verbs.search_output(body.query, found))
