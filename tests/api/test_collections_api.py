@@ -228,3 +228,58 @@ def test_scopes_read_may_search_but_not_write(http: httpx.Client, make_key: Make
     denied = http.post("/v1/collections", json={"name": "nope"}, headers=bearer(reader))
     assert_error(denied, 403)
     assert_error(http.get("/v1/collections"), 401)
+
+
+def test_a_workflow_searches_a_collection_made_through_the_api(
+    http: httpx.Client, admin: str
+) -> None:
+    cid = create(http, admin, "encyclopedia")["id"]
+    for name, text in CORPUS.items():
+        add_text(http, admin, cid, text, name)
+    definition = {
+        "name": "ask-the-encyclopedia",
+        "inputs": {
+            "type": "object",
+            "properties": {"question": {"type": "string"}},
+            "required": ["question"],
+        },
+        "nodes": [
+            {
+                "id": "search",
+                "type": "knowledge_retrieval",
+                "config": {"collection": "encyclopedia", "query": "{{ inputs.question }}"},
+            },
+            {
+                "id": "answer",
+                "type": "reshape",
+                "config": {"output": {"from": "{{ nodes.search.output.results[0].source }}"}},
+            },
+        ],
+        "edges": [{"from": "search", "to": "answer"}],
+    }
+    created = http.post("/v1/workflows", json=definition, headers=bearer(admin))
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    answer = http.post(
+        f"/v1/workflows/{workflow_id}/runs",
+        params={"wait": "true", "timeout_s": 60},
+        json={"inputs": {"question": "why do corals turn white"}},
+        headers=bearer(admin),
+    )
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    assert run["status"] == "completed", run
+    steps = {s["step_id"]: s for s in run["steps"]}
+    output = steps["search"]["outputs"]
+    assert output["collection_id"] == cid and output["collection"] == "encyclopedia"
+    assert output["results"][0]["source"] == "coral.md"
+    assert "bleaching" in output["results"][0]["text"]
+    assert output == search(http, admin, cid, "why do corals turn white").json() | {
+        "query": "why do corals turn white"
+    }
+    recorded = http.get(
+        f"/v1/workflows/{workflow_id}/runs/{run['id']}/steps/search", headers=bearer(admin)
+    )
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["handle_outputs"]["output-json-0"]["data"] == output
+    assert steps["answer"]["outputs"] == {"from": "coral.md"}
