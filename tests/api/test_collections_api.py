@@ -158,6 +158,14 @@ def test_bad_input_names_the_field(http: httpx.Client, admin: str) -> None:
     cid = create(http, admin, "checks")["id"]
     headers = bearer(admin)
     assert_error(http.post("/v1/collections", json={"name": ""}, headers=headers), 422, "body.name")
+    blank = http.post("/v1/collections", json={"name": "   "}, headers=headers)
+    assert_error(blank, 422, "body.name")
+    no_provider = {"name": "embedded", "embeddings": {"provider": "nowhere", "model": "m"}}
+    assert_error(
+        http.post("/v1/collections", json=no_provider, headers=headers),
+        422,
+        "body.embeddings.provider",
+    )
     assert_error(http.get("/v1/collections/not-a-uuid", headers=headers), 422, "path.collection_id")
     assert_error(
         http.delete(f"/v1/collections/{cid}/sources/nope", headers=headers), 422, "path.source_id"

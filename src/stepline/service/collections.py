@@ -22,7 +22,11 @@ from stepline.providers.config import ProviderCatalog, configured_providers
 from stepline.retrieval.access import KnowledgeHit, KnowledgeResults
 from stepline.retrieval.embeddings import Embedder
 from stepline.retrieval.library import MAX_SOURCE_CHARS, KnowledgeLibrary
-from stepline.retrieval.providers import embeddings_provider, provider_embedder
+from stepline.retrieval.providers import (
+    EmbeddingsUnavailable,
+    embeddings_provider,
+    provider_embedder,
+)
 from stepline.service.context import Caller, ServiceContext
 from stepline.store.collections import CollectionRecord, SourceRecord
 from stepline.store.paging import MAX_PAGE_SIZE, Page
@@ -60,8 +64,14 @@ def _providers(ctx: ServiceContext) -> ProviderCatalog:
     return configured_providers()
 
 
-async def _embedder(ctx: ServiceContext, caller: Caller, embeddings: Embeddings) -> Embedder:
-    settings = embeddings_provider(_providers(ctx), embeddings.provider)
+async def _embedder(
+    ctx: ServiceContext, caller: Caller, embeddings: Embeddings, field: str = "embeddings.provider"
+) -> Embedder:
+    try:
+        settings = embeddings_provider(_providers(ctx), embeddings.provider)
+    except EmbeddingsUnavailable as exc:
+        exc.details = [Detail(field, exc.message)]
+        raise
     secrets: dict[str, str] = {}
     if settings.api_key_secret is not None and ctx.secrets is not None:
         secrets = await ctx.secrets.values(
@@ -86,7 +96,7 @@ async def _library_for(
                 "name the provider that embeds with it",
             )
         provider = names[0]
-    embedder = await _embedder(ctx, caller, Embeddings(provider, found.embedding_model))
+    embedder = await _embedder(ctx, caller, Embeddings(provider, found.embedding_model), "provider")
     return replace(library, embedder=embedder)
 
 

@@ -8,6 +8,8 @@ verbs are `stepline.service.collections`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -21,7 +23,8 @@ from stepline.api.documents import DocumentRoute
 from stepline.api.errors import error_responses, invalid
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
-from stepline.api.state import StateDep
+from stepline.api.state import AppState, StateDep
+from stepline.errors import Detail, InvalidRequest
 from stepline.retrieval.library import MAX_SOURCE_LABEL_CHARS
 from stepline.service import Caller
 from stepline.service import collections as verbs
@@ -126,6 +129,17 @@ class SearchOut(BaseModel):
     results: list[SearchHitOut] = Field(description="Best first.")
 
 
+@contextmanager
+def _in_body() -> Iterator[None]:
+    """The verbs name a body's field as `name`; the API as `body.name`."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        if exc.details and not any(d.field.startswith("body.") for d in exc.details):
+            exc.details = [Detail(f"body.{d.field}", d.message) for d in exc.details]
+        raise
+
+
 def _caller(principal: Any) -> Caller:
     return Caller(principal.organization_id, principal.workspace_id)
 
@@ -151,9 +165,10 @@ async def create_collection(
     embeddings = None
     if body.embeddings is not None:
         embeddings = verbs.Embeddings(body.embeddings.provider, body.embeddings.model)
-    record = await verbs.create_collection(
-        state.service, _caller(principal), body.name, body.description, embeddings=embeddings
-    )
+    with _in_body():
+        record = await verbs.create_collection(
+            state.service, _caller(principal), body.name, body.description, embeddings=embeddings
+        )
     return json_response(_collection(record), 201)
 
 
@@ -217,7 +232,14 @@ async def delete_collection(
 async def add_source(
     collection_id: CollectionId, body: SourceAdd, state: StateDep, principal: WriteKey
 ) -> Response:
-    caller = _caller(principal)
+    with _in_body():
+        record = await _add(state, _caller(principal), collection_id, body)
+    return json_response(_source(record), 201)
+
+
+async def _add(
+    state: AppState, caller: Caller, collection_id: UUID, body: SourceAdd
+) -> SourceRecord:
     if (body.text is None) == (body.file_id is None):
         invalid("body.text", "give either text (with source) or file_id")
     if body.file_id is not None:
@@ -241,7 +263,7 @@ async def add_source(
             source=body.source,
             provider=body.provider,
         )
-    return json_response(_source(record), 201)
+    return record
 
 
 @router.get(
@@ -282,13 +304,14 @@ async def remove_source(
 async def search_collection(
     collection_id: CollectionId, body: SearchIn, state: StateDep, principal: ReadKey
 ) -> Response:
-    found = await verbs.search(
-        state.service,
-        _caller(principal),
-        collection_id,
-        body.query,
-        top_k=body.top_k,
-        min_score=body.min_score,
-        provider=body.provider,
-    )
+    with _in_body():
+        found = await verbs.search(
+            state.service,
+            _caller(principal),
+            collection_id,
+            body.query,
+            top_k=body.top_k,
+            min_score=body.min_score,
+            provider=body.provider,
+        )
     return json_response(verbs.search_output(body.query, found))
