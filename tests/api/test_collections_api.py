@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stepline.retrieval.library import MAX_SOURCE_CHARS
 from support.knowledge import CORPUS, QUERIES
 from support.server import ServeProcess
 
@@ -185,7 +186,8 @@ def test_bad_input_names_the_field(http: httpx.Client, admin: str) -> None:
     for _ in range(500):
         deep = {"a": deep}
     deep_answer = http.post(f"/v1/collections/{cid}/search", json={"query": deep}, headers=headers)
-    assert deep_answer.status_code in (400, 413, 422), deep_answer.text
+    assert_error(deep_answer, 422, "body")
+    assert "deep" in deep_answer.json()["error"]["message"]
 
 
 def test_a_huge_text_is_refused_with_413(http: httpx.Client, admin: str) -> None:
@@ -195,8 +197,17 @@ def test_a_huge_text_is_refused_with_413(http: httpx.Client, admin: str) -> None
         json={"text": "word " * 2_200_000, "source": "big"},
         headers=bearer(admin),
     )
-    assert_error(answer, 413)
-    assert "limit" in answer.json()["error"]["message"] or "at most" in answer.text
+    assert_error(answer, 413)  # past the server's body limit
+    assert "limit" in answer.json()["error"]["message"]
+    # Within the body limit, past a source's: 413 naming the text and its limit.
+    within = http.post(
+        f"/v1/collections/{cid}/sources",
+        json={"text": "x" * (MAX_SOURCE_CHARS + 1), "source": "big"},
+        headers=bearer(admin),
+    )
+    assert_error(within, 413, "body.text")
+    assert str(MAX_SOURCE_CHARS) in within.json()["error"]["message"]
+    assert http.get(f"/v1/collections/{cid}/sources", headers=bearer(admin)).json()["data"] == []
 
 
 @pytest.mark.parametrize(
