@@ -19,6 +19,7 @@ from stepline.engine import Engine, NullObserver, RunObserver
 from stepline.engine.services import open_node_services
 from stepline.files.library import open_file_library
 from stepline.nodes.registry import NodeRegistry, default_registry
+from stepline.retrieval.library import KnowledgeLibrary
 from stepline.secrets.cipher import load_cipher
 from stepline.secrets.source import EnvironmentSecrets, SecretSource
 from stepline.secrets.vault import Vault
@@ -94,6 +95,8 @@ async def open_runtime(
             secrets=secrets,
             files=files,
         )
+        # The collections' library adds files from the same storage.
+        service.knowledge = KnowledgeLibrary(store, files)
         runtime = Runtime(settings, store, registry, vault, service)
         if not worker:
             yield runtime

@@ -51,6 +51,9 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                 "node_ids",
                 "spare_key_ids",
                 "secret_names",
+                "collection_ids",
+                "disposable_collection_ids",
+                "source_ids",
             )
         }
         | {
@@ -65,6 +68,8 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
             "path.node_id": drawn_from("node_ids"),
             "path.key_id": drawn_from("spare_key_ids", 0.5),
             "path.name": drawn_from("secret_names", 0.5),
+            "path.collection_id": drawn_from("collection_ids", 0.8),
+            "path.source_id": drawn_from("source_ids", 0.5),
             # A workspace drawn at random hides every seeded record: send one in five.
             "header.X-Workspace-Id": drawn_from("no_workspace", 0.8),
             **{f"query.{name}": drawn_from("huge_integers", 0.1) for name in INTEGER_QUERIES},
@@ -82,6 +87,12 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                 "include-method": "DELETE",
                 "include-path": "/v1/workflows/{workflow_id}",
                 "parameters": {"path.workflow_id": drawn_from("disposable_workflow_ids")},
+            },
+            {
+                # Deleting the seeded collections would leave the other cases nothing to aim at.
+                "include-method": "DELETE",
+                "include-path": "/v1/collections/{collection_id}",
+                "parameters": {"path.collection_id": drawn_from("disposable_collection_ids")},
             },
             {"include-path-regex": "/events$", "request-timeout": EVENTS_READ_S},
         ],

@@ -33,6 +33,9 @@ class Organization:
     node_ids: list[str] = field(default_factory=list)
     spare_key_ids: list[str] = field(default_factory=list)
     secret_names: list[str] = field(default_factory=list)
+    collection_ids: list[str] = field(default_factory=list)
+    disposable_collection_ids: list[str] = field(default_factory=list)
+    source_ids: list[str] = field(default_factory=list)
     parents: dict[str, str] = field(default_factory=dict)
     """Each seeded run's workflow id and each step's (UUID and step_id) run id."""
 
@@ -157,6 +160,17 @@ def _seed_organization(server: ServeProcess, database_url: str, name: str) -> Or
         for secret in ("TOKEN", "OTHER_TOKEN"):
             _created(http.put(f"/v1/secrets/{secret}", json={"value": f"{name}-secret"}))
             org.secret_names.append(secret)
+        for index in range(3):
+            body = {"name": f"fuzz-{name}-collection-{index}"}
+            collection_id = _created(http.post("/v1/collections", json=body))["id"]
+            text = {"text": f"{name} knowledge, chunk {index}: otters and seals", "source": "seed"}
+            added = _created(http.post(f"/v1/collections/{collection_id}/sources", json=text))
+            # The first is kept for the other cases to aim at; the others may be deleted.
+            if index == 0:
+                org.collection_ids.append(collection_id)
+                org.source_ids.append(added["source_id"])
+            else:
+                org.disposable_collection_ids.append(collection_id)
     return org
 
 

@@ -19,7 +19,16 @@ from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
 from stepline.api.openapi import install_openapi
 from stepline.api.responses import json_response
-from stepline.api.routes import control, files, keys, runs, secrets, steps, workflows
+from stepline.api.routes import (
+    collections,
+    control,
+    files,
+    keys,
+    runs,
+    secrets,
+    steps,
+    workflows,
+)
 from stepline.api.routes.steps import list_steps_fast
 from stepline.api.state import AppState
 from stepline.bootstrap import bootstrap
@@ -67,7 +76,7 @@ def create_app(
         uploads={files.UPLOAD_PATH: settings.max_file_bytes + files.MULTIPART_OVERHEAD},
     )
     install_error_handlers(app)
-    for module in (workflows, runs, steps, keys, secrets, files):
+    for module in (workflows, runs, steps, keys, secrets, files, collections):
         app.include_router(module.router)
     for router in (control.reviews_router, control.runs_router):
         app.include_router(router)

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from stepline.cli.collections import collections
 from stepline.cli.failures import explain, fail
 from stepline.cli.files import run, schema, validate
 from stepline.cli.keys import keys
@@ -48,7 +49,7 @@ def cli() -> None:
 
 for command in (run, validate, schema, runs, steps, workflows, reviews):
     cli.add_command(command)
-for command in (secrets, keys, providers, serve, worker, db, files):
+for command in (secrets, keys, providers, serve, worker, db, files, collections):
     cli.add_command(command)
 
 

@@ -27,10 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepline.errors import NotFound, Unavailable
 from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
 from stepline.nodes.document_files import json_handle
-from stepline.providers.client import Endpoint
 from stepline.providers.config import ProviderCatalog, ProviderConfigError, configured_providers
 from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
 from stepline.retrieval.embeddings import OpenAIEmbedder
+from stepline.retrieval.providers import (
+    EmbeddingsUnavailable,
+    embeddings_provider,
+    provider_embedder,
+)
 
 MAX_TOP_K = 50
 
@@ -92,28 +96,16 @@ class KnowledgeRetrievalNode(NodeKind):
     def embedder(self, ctx: NodeContext, config: EmbeddingsConfig) -> OpenAIEmbedder:
         """The embeddings client of this step; a permanent input error when it is gone."""
         try:
-            settings = self.providers().get(config.provider)
-            missing = None if settings else self.providers().describe_missing(config.provider)
-        except ProviderConfigError as exc:
-            settings, missing = None, f"the server's provider configuration is broken: {exc}"
-        if settings is None:
-            raise _input_error(missing or f"provider {config.provider!r} is not configured")
-        api_key = None
-        if settings.api_key_secret is not None:
-            api_key = (ctx.scope.get("secrets") or {}).get(settings.api_key_secret)
-            if not api_key:
-                raise _input_error(
-                    f"secret {settings.api_key_secret!r} (the key of provider "
-                    f"{config.provider!r}) is not set for this run's organization"
-                )
-        endpoint = Endpoint(
-            base_url=settings.base_url,
-            api_key=api_key,
-            provider=settings.name,
-            timeout_s=settings.timeout_s,
-        )
-        timeout_s = ctx.timeout_s or settings.timeout_s or 60.0
-        return OpenAIEmbedder(endpoint, config.model, ctx.services.llm, timeout_s)
+            settings = embeddings_provider(self.providers(), config.provider)
+            return provider_embedder(
+                settings,
+                config.model,
+                ctx.scope.get("secrets") or {},
+                pool=ctx.services.llm,
+                timeout_s=ctx.timeout_s,
+            )
+        except EmbeddingsUnavailable as exc:
+            raise _input_error(exc.message) from None
 
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(KnowledgeRetrievalConfig, ctx.config)

@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
+from stepline.sdk._collections import AsyncCollections
 from stepline.sdk._drivers import AsyncDriver
 from stepline.sdk._flows import Flows
 from stepline.sdk._http import Call, RetryPolicy, T, build_headers
@@ -65,6 +66,7 @@ class AsyncClient:
         self.reviews = AsyncReviews(self)
         self.secrets = AsyncSecrets(self)
         self.files = AsyncFiles(self)
+        self.collections = AsyncCollections(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 
 from stepline.sdk import _api
+from stepline.sdk._collections import Collections
 from stepline.sdk._drivers import SyncDriver
 from stepline.sdk._flows import Flows
 from stepline.sdk._http import Call, RetryPolicy, T, build_headers
@@ -67,6 +68,7 @@ class Client:
         self.reviews = Reviews(self)
         self.secrets = Secrets(self)
         self.files = Files(self)
+        self.collections = Collections(self)
 
     def __enter__(self) -> Client:
         return self

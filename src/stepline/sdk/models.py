@@ -231,3 +231,58 @@ class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
     prev_cursor: str | None
+
+
+class Collection(BaseModel):
+    """A knowledge collection: a named set of chunks the organization searches."""
+
+    model_config = _LENIENT
+
+    id: UUID
+    name: str
+    description: str = ""
+    embedding_model: str | None = None
+    created_at: datetime | None = None
+
+
+class CollectionSource(BaseModel):
+    """What was added to a collection at once (a text or a file), as its chunks."""
+
+    model_config = _LENIENT
+
+    source_id: UUID
+    collection_id: UUID
+    file_id: UUID | None = None
+    source: str
+    chunk_count: int
+    created_at: datetime | None = None
+
+
+class SearchHit(BaseModel):
+    """A chunk a search found, with its score (higher first) and where it is from."""
+
+    model_config = _LENIENT
+
+    text: str
+    score: float
+    file_id: UUID | None = None
+    source: str
+    source_id: UUID | None = None
+    position: int
+    page: int | None = None
+    char_start: int
+    char_end: int
+    chunk_id: UUID | None = None
+
+
+class SearchResults(BaseModel):
+    """A search's answer: the collection searched and its best chunks, best first."""
+
+    model_config = _LENIENT
+
+    collection_id: UUID
+    collection: str
+    query: str
+    ranking: str = "bm25"
+    count: int
+    results: list[SearchHit] = Field(default_factory=list)

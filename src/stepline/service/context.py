@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from stepline.documents import DocumentLimits
@@ -24,6 +25,9 @@ from stepline.spec.validate import (
     secret_references,
 )
 from stepline.store import Store
+
+if TYPE_CHECKING:
+    from stepline.retrieval.library import KnowledgeLibrary
 
 SECRET_REFERENCES_CACHE = 256
 """Workflow versions whose secret references are remembered (a version never changes)."""
@@ -66,6 +70,8 @@ class ServiceContext:
     """Called after queueing a run, so that an idle worker in this process claims it at once."""
     cancel_local: Callable[[UUID], bool] = field(default=_not_running_here)
     """Called after a cancel request: the worker of this process stops the run if it holds it."""
+    knowledge: KnowledgeLibrary | None = None
+    """The organizations' knowledge collections (with the files a source may be read from)."""
     _secret_references: dict[str, tuple[SecretReference, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
