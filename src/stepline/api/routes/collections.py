@@ -140,10 +140,6 @@ def _in_body() -> Iterator[None]:
         raise
 
 
-def _caller(principal: Any) -> Caller:
-    return Caller(principal.organization_id, principal.workspace_id)
-
-
 def _collection(record: CollectionRecord) -> dict[str, Any]:
     return CollectionOut.model_validate(record, from_attributes=True).model_dump(mode="json")
 
@@ -167,7 +163,7 @@ async def create_collection(
         embeddings = verbs.Embeddings(body.embeddings.provider, body.embeddings.model)
     with _in_body():
         record = await verbs.create_collection(
-            state.service, _caller(principal), body.name, body.description, embeddings=embeddings
+            state.service, principal.caller, body.name, body.description, embeddings=embeddings
         )
     return json_response(_collection(record), 201)
 
@@ -187,7 +183,7 @@ async def list_collections(
     if after is not None and before is not None:
         invalid("query.before", "give at most one of after and before")
     page = await verbs.list_collections(
-        state.service, _caller(principal), limit=limit, after=after, before=before
+        state.service, principal.caller, limit=limit, after=after, before=before
     )
     items = [_collection(record) for record in page.items]
     return json_response(
@@ -204,7 +200,7 @@ async def list_collections(
 async def get_collection(
     collection_id: CollectionId, state: StateDep, principal: ReadKey
 ) -> Response:
-    record = await verbs.get_collection(state.service, _caller(principal), collection_id)
+    record = await verbs.get_collection(state.service, principal.caller, collection_id)
     return json_response(_collection(record))
 
 
@@ -218,7 +214,7 @@ async def get_collection(
 async def delete_collection(
     collection_id: CollectionId, state: StateDep, principal: WriteKey
 ) -> Response:
-    await verbs.delete_collection(state.service, _caller(principal), collection_id)
+    await verbs.delete_collection(state.service, principal.caller, collection_id)
     return Response(status_code=204)
 
 
@@ -233,7 +229,7 @@ async def add_source(
     collection_id: CollectionId, body: SourceAdd, state: StateDep, principal: WriteKey
 ) -> Response:
     with _in_body():
-        record = await _add(state, _caller(principal), collection_id, body)
+        record = await _add(state, principal.caller, collection_id, body)
     return json_response(_source(record), 201)
 
 
@@ -275,7 +271,7 @@ async def _add(
 async def list_sources(
     collection_id: CollectionId, state: StateDep, principal: ReadKey
 ) -> Response:
-    sources = await verbs.list_sources(state.service, _caller(principal), collection_id)
+    sources = await verbs.list_sources(state.service, principal.caller, collection_id)
     return json_response(
         {"data": [_source(s) for s in sources], "next_cursor": None, "prev_cursor": None}
     )
@@ -291,7 +287,7 @@ async def list_sources(
 async def remove_source(
     collection_id: CollectionId, source_id: SourceId, state: StateDep, principal: WriteKey
 ) -> Response:
-    await verbs.remove_source(state.service, _caller(principal), collection_id, source_id)
+    await verbs.remove_source(state.service, principal.caller, collection_id, source_id)
     return Response(status_code=204)
 
 
@@ -307,7 +303,7 @@ async def search_collection(
     with _in_body():
         found = await verbs.search(
             state.service,
-            _caller(principal),
+            principal.caller,
             collection_id,
             body.query,
             top_k=body.top_k,
