@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from support.cli import STEPLINE, cli_env
+from support.pdfs import build_pdf
 from support.server import ServeProcess
 
 
@@ -46,6 +47,14 @@ def test_create_add_search_delete_through_the_server(
 
     found = remote_json(tmp_path, api_server, org_key, "search", "faq", "when is lunch")
     assert found["results"][0]["source"] == "notes.md"
+    # A PDF is uploaded as a file and parsed by the server, page by page.
+    manual = tmp_path / "manual.pdf"
+    manual.write_bytes(build_pdf(["Welcome.", "The gym opens at six in the morning."]))
+    added = remote_json(tmp_path, api_server, org_key, "add", "faq", str(manual))
+    assert added["source"] == "manual.pdf"
+    found = remote_json(tmp_path, api_server, org_key, "search", "faq", "gym opening")
+    best = found["results"][0]
+    assert best["source"] == "manual.pdf" and best["page"] == 2 and best["file_id"]
     listed = remote_json(tmp_path, api_server, org_key, "list")
     assert [c["name"] for c in listed] == ["faq"]
 

@@ -6,8 +6,8 @@ the key's organization; without one through the service verbs on the configured 
 in the organization `--org`. A collection is named by its id or its name.
 
 `add` takes a text (`--text` with `--source`), a file of the organization (`--file-id`),
-or a PATH: locally the file is stored and parsed as the library parses files (PDF, HTML,
-text...); on a server its text is added (UTF-8 text files only), labelled with its name.
+or a PATH: the file is stored (uploaded, on a server) and parsed as any file of the
+organization is (PDF, HTML, text...), labelled with its name.
 """
 
 from __future__ import annotations
@@ -152,11 +152,13 @@ def add_source(
     if server:
         with remote.connect(server) as client:
             cid = _remote_id(client, collection)
+            if path is not None:
+                # Uploaded as a file, so the server parses it as any other (PDF included).
+                file_uuid = client.files.upload(Path(path)).id
             if file_uuid is not None:
                 added = client.collections.add_file(cid, file_uuid, source=source)
             else:
-                label, body = (source or "", text or "") if path is None else _text_of(path)
-                added = client.collections.add_text(cid, body, source=source or label)
+                added = client.collections.add_text(cid, text or "", source=source or "")
             document = added.model_dump(mode="json")
     else:
         document = local.run_async(
@@ -169,13 +171,6 @@ def add_source(
         say(f"Added {document['source']} ({chunks} chunks, source {document['source_id']}).")
 
 
-def _text_of(path: str) -> tuple[str, str]:
-    try:
-        return Path(path).name, Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        fail(f"{path} is not UTF-8 text: upload it as a file and add it with --file-id")
-
-
 async def _add_local(
     org: str,
     collection: str,
@@ -185,6 +180,7 @@ async def _add_local(
     file_id: UUID | None,
 ) -> dict[str, Any]:
     from stepline.service import collections as verbs
+    from stepline.service import files as file_verbs
 
     async with local.open_local() as runtime:
         caller = await _caller(runtime, org)
@@ -195,10 +191,9 @@ async def _add_local(
             )
         else:
             if path is not None:
-                library = runtime.service.knowledge
-                assert library is not None and library.files is not None
-                data = Path(path).read_bytes()
-                saved = await library.files.save(caller.organization_id, data, Path(path).name)
+                saved = await file_verbs.upload_file(
+                    runtime.service, caller, Path(path).read_bytes(), Path(path).name
+                )
                 file_id = saved.id
             assert file_id is not None
             added = await verbs.add_file(runtime.service, caller, found.id, file_id, source=source)
