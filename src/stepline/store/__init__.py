@@ -6,6 +6,7 @@ they differ. The engine talks to `Store` only, never to a database driver.
 
 from __future__ import annotations
 
+from stepline.spec.loader import definition_digest
 from stepline.store.errors import (
     DuplicateError,
     LeaseLostError,
@@ -18,7 +19,8 @@ from stepline.store.errors import (
     WorkflowNameTakenError,
     WorkflowNotFoundError,
 )
-from stepline.store.store import SavedWorkflow, Store, definition_digest
+from stepline.store.saved import SavedWorkflow
+from stepline.store.store import Store
 
 __all__ = [
     "DuplicateError",

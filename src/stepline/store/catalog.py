@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -25,13 +25,12 @@ from stepline.store import mapping, queries
 from stepline.store.base import StoreBase
 from stepline.store.errors import WorkflowNameTakenError, WorkflowNotFoundError
 from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.saved import SavedWorkflow, insert_workflow
 from stepline.store.tables import steps, workflow_versions, workflows
 from stepline.store.workflow_names import write_named
 
 __all__ = ["MAX_NAME_LENGTH", "CatalogVerbs", "WorkflowNameTakenError"]
 
-if TYPE_CHECKING:
-    from stepline.store.store import SavedWorkflow
 
 MAX_NAME_LENGTH = 200
 """As in the workflow spec: a name longer than this would not validate as a definition."""
@@ -82,7 +81,7 @@ class CatalogVerbs(StoreBase):
 
         def op(conn: sa.Connection) -> SavedWorkflow:
             insert = partial(
-                _insert_workflow, conn, organization_id, workspace_id, name, description, definition
+                insert_workflow, conn, organization_id, workspace_id, name, description, definition
             )
             return write_named(conn, organization_id, workspace_id, name, insert)
 
@@ -240,7 +239,7 @@ class CatalogVerbs(StoreBase):
 
             def insert(copy_name: str) -> SavedWorkflow:
                 copy = partial(
-                    _insert_workflow,
+                    insert_workflow,
                     conn,
                     organization_id,
                     original.workspace_id,
@@ -311,36 +310,3 @@ class CatalogVerbs(StoreBase):
             return statuses
 
         return await self._read(read)
-
-
-def _insert_workflow(
-    conn: sa.Connection,
-    organization_id: UUID,
-    workspace_id: UUID | None,
-    name: str,
-    description: str,
-    definition: dict[str, Any],
-) -> SavedWorkflow:
-    # Imported here: store.py builds Store from this module's verbs, so it loads after us.
-    from stepline.store.store import SavedWorkflow, definition_digest
-
-    now = utcnow()
-    workflow = WorkflowRecord(
-        organization_id=organization_id,
-        workspace_id=workspace_id,
-        name=name,
-        description=description,
-        latest_version=1,
-        created_at=now,
-        updated_at=now,
-    )
-    version = WorkflowVersion(
-        workflow_id=workflow.id,
-        version=1,
-        definition=definition,
-        digest=definition_digest(definition),
-        created_at=now,
-    )
-    conn.execute(queries.INSERT_WORKFLOW, mapping.workflow_to_row(workflow))
-    conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
-    return SavedWorkflow(workflow, version, True)

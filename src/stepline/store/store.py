@@ -7,10 +7,7 @@ reads use a pooled connection of their own. Records go in and come out as the mo
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -31,6 +28,7 @@ from stepline.records import (
     new_id,
     utcnow,
 )
+from stepline.spec.loader import definition_digest
 from stepline.store import mapping, queries
 from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
@@ -48,23 +46,9 @@ from stepline.store.events import EventVerbs, insert_run_event, step_write
 from stepline.store.files import FileVerbs
 from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
+from stepline.store.saved import SavedWorkflow, insert_workflow
 from stepline.store.secrets import SecretVerbs
 from stepline.store.workflow_names import named_for_update, write_named
-
-
-@dataclass(frozen=True, slots=True)
-class SavedWorkflow:
-    """What `Store.save_workflow` did: the workflow, its latest version, and whether it is new."""
-
-    workflow: WorkflowRecord
-    version: WorkflowVersion
-    created_version: bool
-
-
-def definition_digest(definition: dict[str, Any]) -> str:
-    """sha256 of the definition's canonical JSON (the same as stepline.spec's digest)."""
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Store(
@@ -141,7 +125,7 @@ class Store(
                 row = named_for_update(conn, organization_id, workspace_id, name)
                 if row is None:
                     create = partial(
-                        _create_workflow,
+                        insert_workflow,
                         conn,
                         organization_id,
                         workspace_id,
@@ -547,30 +531,3 @@ def _step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:
     return {
         status: count for status, count in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})
     }
-
-
-def _create_workflow(
-    conn: sa.Connection,
-    organization_id: UUID,
-    workspace_id: UUID | None,
-    name: str,
-    description: str,
-    definition: dict[str, Any],
-    digest: str,
-) -> SavedWorkflow:
-    now = utcnow()
-    workflow = WorkflowRecord(
-        organization_id=organization_id,
-        workspace_id=workspace_id,
-        name=name,
-        description=description,
-        latest_version=1,
-        created_at=now,
-        updated_at=now,
-    )
-    version = WorkflowVersion(
-        workflow_id=workflow.id, version=1, definition=definition, digest=digest, created_at=now
-    )
-    conn.execute(queries.INSERT_WORKFLOW, mapping.workflow_to_row(workflow))
-    conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
-    return SavedWorkflow(workflow, version, True)
