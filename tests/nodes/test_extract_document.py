@@ -137,7 +137,10 @@ async def test_a_file_of_another_organization_is_not_found(
 ) -> None:
     other = await store.ensure_organization("someone-else")
     theirs = await bench.library.save(other, build_pdf(INVOICE_PAGES), "theirs.pdf")
-    out = await bench.run([extract()], {"doc": {"file_id": str(theirs.id)}})
+    # A bare id, as an earlier step could hand it on: starting the run cannot see it as a
+    # file reference (a `{"file_id"}` input of another organization is refused there), so
+    # the kind itself must refuse it.
+    out = await bench.run([extract()], {"doc": str(theirs.id)})
     step = out.steps["extract"]
     assert step.status is StepStatus.error
     assert step.error_stage is ErrorStage.document_fetch
