@@ -106,6 +106,12 @@ def invalid(field: str, message: str) -> NoReturn:
     raise InvalidRequest(f"{field}: {message}", details=[Detail(field, message)])
 
 
+def one_direction(after: object, before: object) -> None:
+    """A 422 unless a page is asked for in one direction at most (`after` or `before`)."""
+    if after is not None and before is not None:
+        invalid("query.before", "give at most one of after and before")
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the envelope for each status."""
     return {

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.api.auth import ReadKey, WriteKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import error_responses, invalid, one_direction
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
@@ -180,8 +180,7 @@ async def list_collections(
     after: After = None,
     before: Before = None,
 ) -> Response:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
     page = await verbs.list_collections(
         state.service, principal.caller, limit=limit, after=after, before=before
     )

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import error_responses, one_direction
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
@@ -131,8 +131,7 @@ async def list_reviews(
     after: After = None,
     before: Before = None,
 ) -> Response:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
     page = await state.store.page_reviews(
         principal.organization_id,
         workspace_id=principal.workspace_id,

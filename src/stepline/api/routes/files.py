@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from stepline.api.auth import ReadKey, WriteKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import error_responses, invalid, one_direction
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
@@ -112,8 +112,7 @@ async def list_files(
     after: After = None,
     before: Before = None,
 ) -> Response:
-    if after is not None and before is not None:
-        invalid("query.before", "give `after` or `before`, not both")
+    one_direction(after, before)
     page = await verbs.list_files(
         state.service, principal.caller, limit=limit, after=after, before=before
     )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.api.auth import AdminKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import ApiError, error_responses, invalid
+from stepline.api.errors import ApiError, error_responses, invalid, one_direction
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
@@ -67,8 +67,7 @@ async def list_keys(
     after: After = None,
     before: Before = None,
 ) -> Response:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
     page = await state.store.page_api_keys(
         principal.organization_id, limit=limit, after=after, before=before
     )

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses, invalid, not_found
+from stepline.api.errors import error_responses, invalid, not_found, one_direction
 from stepline.api.event_schema import sse_item_schema
 from stepline.api.models import ListResponse, RunOut
 from stepline.api.responses import json_response, to_json
@@ -481,8 +481,7 @@ def _frames(events: Iterable[Any]) -> bytes:
 
 
 def _one_cursor(after: str | None, before: str | None) -> None:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
 
 
 def _listing(page: Page[Any], items: list[Any]) -> dict[str, Any]:

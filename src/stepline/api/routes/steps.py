@@ -23,7 +23,7 @@ from starlette.types import Scope
 
 from stepline.api.auth import ReadKey, principal_of
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import error_responses, one_direction
 from stepline.api.models import ListResponse
 from stepline.api.responses import json_response
 from stepline.api.state import AppState, StateDep
@@ -70,8 +70,7 @@ async def list_steps(
     after: Annotated[str | None, Query(description="A `next_cursor`: the page after it.")] = None,
     before: Annotated[str | None, Query(description="A `prev_cursor`: the page before it.")] = None,
 ) -> Response:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
     query = StepsQuery(
         status=status,
         node_id=node_id,

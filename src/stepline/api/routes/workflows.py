@@ -27,6 +27,7 @@ from stepline.api.errors import (
     error_responses,
     invalid,
     not_found,
+    one_direction,
 )
 from stepline.api.models import ListResponse, WorkflowOut
 from stepline.api.responses import json_response
@@ -437,8 +438,7 @@ async def _with_definition(state: AppState, workflow: WorkflowRecord) -> Workflo
 
 
 def _one_cursor(after: str | None, before: str | None) -> None:
-    if after is not None and before is not None:
-        invalid("query.before", "give at most one of after and before")
+    one_direction(after, before)
 
 
 def _listing(page: Page[Any], items: list[Any]) -> dict[str, Any]:
