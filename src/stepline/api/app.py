@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from stepline import __version__
+from stepline.api.dialects import mount_dialects
 from stepline.api.errors import install_error_handlers
 from stepline.api.middleware import RequestContextMiddleware
 from stepline.api.models import Health
@@ -80,6 +81,7 @@ def create_app(
         app.include_router(module.router)
     for router in (control.reviews_router, control.runs_router):
         app.include_router(router)
+    mount_dialects(app)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> object:

@@ -13,7 +13,8 @@ match the route's parameters, an unknown route, a body that cannot be read).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from fastapi import FastAPI, Request
@@ -128,6 +129,39 @@ def error_response_doc(status: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failure before any envelope: what a vendor's dialect words in its own."""
+
+    status: int
+    code: str
+    message: str
+    details: Sequence[ErrorDetail]
+    request_id: str | None
+
+
+VendorEnvelope = Callable[[Failure], tuple[int, Any]]
+"""A dialect's error envelope: the status (a vendor may answer 400 where stepline says 422)
+and the JSON body."""
+
+_VENDOR_ENVELOPES: dict[str, VendorEnvelope] = {}
+
+
+def use_envelope(prefix: str, envelope: VendorEnvelope) -> None:
+    """Answer every failure under `prefix` (a dialect's mount, e.g. /onepin) in `envelope`:
+    route errors, unknown paths, bodies too large, unhandled errors alike."""
+    _VENDOR_ENVELOPES[prefix.rstrip("/")] = envelope
+
+
+def _vendor_envelope(path: str | None) -> VendorEnvelope | None:
+    if not path:
+        return None
+    for prefix, envelope in _VENDOR_ENVELOPES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return envelope
+    return None
+
+
 def error_response(
     request_id: str | None,
     status: int,
@@ -136,11 +170,17 @@ def error_response(
     code: str | None = None,
     details: Sequence[ErrorDetail] = (),
     headers: dict[str, str] | None = None,
+    path: str | None = None,
 ) -> Response:
+    """The failure in the native envelope, or in the vendor's when `path` is under a
+    dialect's mount."""
+    code = code or CODES.get(status, "error")
+    vendor = _vendor_envelope(path)
+    if vendor is not None:
+        vendor_status, vendor_body = vendor(Failure(status, code, message, details, request_id))
+        return json_response(vendor_body, vendor_status, headers=headers)
     body = ErrorEnvelope(
-        error=ErrorBody(
-            code=code or CODES.get(status, "error"), message=message, details=list(details)
-        ),
+        error=ErrorBody(code=code, message=message, details=list(details)),
         request_id=request_id,
     )
     return json_response(body, status, headers=headers)
@@ -178,6 +218,7 @@ def stepline_error_response(request: Request, exc: SteplineError) -> Response:
         code=exc.code,
         details=details,
         headers=getattr(exc, "headers", None),
+        path=request.url.path,
     )
 
 
@@ -202,7 +243,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if len(details) > 3:
             summary += f" (and {len(details) - 3} more)"
         return error_response(
-            _request_id(request), 422, f"invalid request: {summary}", details=details
+            _request_id(request),
+            422,
+            f"invalid request: {summary}",
+            details=details,
+            path=request.url.path,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -220,5 +265,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
         return error_response(
-            _request_id(request), exc.status_code, message, headers=getattr(exc, "headers", None)
+            _request_id(request),
+            exc.status_code,
+            message,
+            headers=getattr(exc, "headers", None),
+            path=request.url.path,
         )

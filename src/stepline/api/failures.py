@@ -39,7 +39,9 @@ async def answer_unhandled(
     """
     log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
     if not response_started:
-        await error_response(request_id, 500, INTERNAL_ERROR)(scope, receive, send)
+        await error_response(request_id, 500, INTERNAL_ERROR, path=scope["path"])(
+            scope, receive, send
+        )
         return
     if response_complete:
         return  # the client has its whole answer; the connection stays usable

@@ -89,7 +89,7 @@ class RequestContextMiddleware:
 
         try:
             if declared is not None and declared > limit:
-                await _reject_too_large(request_id, limit, send_with_id)
+                await _reject_too_large(request_id, limit, send_with_id, scope["path"])
                 return
             fast = await self.fast_lane(scope)
             if fast is not None:
@@ -142,14 +142,14 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _reject_too_large(request_id: str, limit: int, send: Send) -> None:
+async def _reject_too_large(request_id: str, limit: int, send: Send, path: str) -> None:
     response = error_response(
-        request_id, 413, f"request body is larger than the limit of {limit} bytes"
+        request_id, 413, f"request body is larger than the limit of {limit} bytes", path=path
     )
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": response.status_code,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(response.body)).encode()),

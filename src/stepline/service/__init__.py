@@ -23,14 +23,16 @@ from stepline.service.control import PROPOSED, Review, replay_run, retry_run, re
 from stepline.service.inputs import InvalidRunInputs
 from stepline.service.lookup import live_workflow, run_head, run_of, step_of
 from stepline.service.runs import (
+    RunWindow,
     StartedRun,
     Submission,
     cancel_run,
     checked_idempotency_key,
     start_run,
     submit_run,
+    window_runs,
 )
-from stepline.service.steps import StepsQuery, get_step, run_values, step_documents
+from stepline.service.steps import StepsQuery, get_step, run_steps, run_values, step_documents
 from stepline.service.waiting import wait_for_run
 from stepline.service.workflows import (
     DefinitionInvalid,
@@ -45,6 +47,7 @@ __all__ = [
     "DefinitionInvalid",
     "InvalidRunInputs",
     "Review",
+    "RunWindow",
     "ServiceContext",
     "StartedRun",
     "StepsQuery",
@@ -59,6 +62,7 @@ __all__ = [
     "review_step",
     "run_head",
     "run_of",
+    "run_steps",
     "run_values",
     "save_workflow",
     "start_run",
@@ -67,4 +71,5 @@ __all__ = [
     "submit_run",
     "validate_definition",
     "wait_for_run",
+    "window_runs",
 ]

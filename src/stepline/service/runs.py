@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from stepline.errors import Conflict, Detail, InvalidRequest, NotFound
-from stepline.records import FINISHED_RUN_STATUSES, RunRecord
+from stepline.records import FINISHED_RUN_STATUSES, RunRecord, RunStatus
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.files import check_file_references
 from stepline.service.inputs import check_inputs_document, check_run_inputs, run_redactor
@@ -162,3 +163,34 @@ async def cancel_run(
     if run.status not in FINISHED_RUN_STATUSES:
         ctx.cancel_local(run_id)
     return run
+
+
+@dataclass(frozen=True, slots=True)
+class RunWindow:
+    """Runs of a workflow from an offset, and how many match in all."""
+
+    runs: list[RunRecord]
+    total: int
+
+
+async def window_runs(
+    ctx: ServiceContext,
+    caller: Caller,
+    workflow_id: UUID,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    statuses: Sequence[RunStatus] = (),
+) -> RunWindow:
+    """The caller's workflow's runs, newest first, `limit` from `offset` (offset paging,
+    as Arcee, Onepin and Trigify page), with the total that match."""
+    await live_workflow(ctx, caller, workflow_id)
+    items, total = await ctx.store.window_runs(
+        caller.organization_id,
+        workflow_id=workflow_id,
+        workspace_id=caller.workspace_id,
+        statuses=statuses,
+        offset=offset,
+        limit=limit,
+    )
+    return RunWindow(items, total)

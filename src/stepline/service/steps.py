@@ -67,6 +67,18 @@ async def get_step(
     return await step_of(ctx, caller, run_id, step_key)
 
 
+async def run_steps(
+    ctx: ServiceContext, caller: Caller, run_id: UUID, workflow_id: UUID | None = None
+) -> list[StepRecord]:
+    """Every step of the caller's run (of `workflow_id`, when given) in execution order,
+    with inputs and outputs."""
+    await run_of(ctx, caller, run_id, workflow_id)
+    found: list[StepRecord] = []
+    async for chunk in ctx.store.iter_steps(run_id, organization_id=caller.organization_id):
+        found.extend(chunk)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class RunValues:
     run: RunRecord

@@ -239,6 +239,40 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
+    async def window_runs(
+        self,
+        organization_id: UUID,
+        *,
+        workflow_id: UUID,
+        workspace_id: UUID | None = None,
+        statuses: Sequence[RunStatus] = (),
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[RunRecord], int]:
+        """The workflow's runs newest first from `offset` (at most `limit`), with step
+        counts, and how many there are in all: the vendors' dialects page by offset."""
+        where = [runs.c.organization_id == organization_id, runs.c.workflow_id == workflow_id]
+        if workspace_id is not None:
+            where.append(runs.c.workspace_id == workspace_id)
+        if statuses:
+            where.append(runs.c.status.in_([RunStatus(s).value for s in statuses]))
+        window = (
+            sa.select(runs)
+            .where(*where)
+            .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        total = sa.select(sa.func.count()).select_from(runs).where(*where)
+
+        def read(conn: sa.Connection) -> tuple[list[RunRecord], int]:
+            rows = list(conn.execute(window).mappings())
+            counts = _step_counts_of(conn, [row["id"] for row in rows])
+            items = [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
+            return items, int(conn.execute(total).scalar() or 0)
+
+        return await self._read(read)
+
     async def run_summary(
         self,
         organization_id: UUID,
