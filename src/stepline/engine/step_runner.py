@@ -378,6 +378,9 @@ class StepRunner:
             step.trace_spans = error.trace_spans
         if error.metadata:
             step.step_metadata = {**(step.step_metadata or {}), **error.metadata}
+        if error.handle_inputs is not None:
+            step.handle_inputs = error.handle_inputs
+            step.input_document = error.input_document
         if node.on_error == "continue":
             step.status_reason = "failed; the workflow continues (on_error: continue)"
         await self.record(step)
