@@ -155,6 +155,6 @@ async def organization_id(store: Store, name: str, *, create: bool = False) -> U
     if create:
         return await store.ensure_organization(name)
     fail(
-        f"no organization named {name!r}: check the name, or add --create-org to "
-        "`stepline keys create` to create it"
+        f"no organization named {name!r}: check the name, or add --create-org "
+        "(to `keys create` or `secrets set`) to create it"
     )
