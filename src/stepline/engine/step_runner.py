@@ -83,6 +83,8 @@ class StepRunner:
     """The run's organization's files, lent to every step."""
     knowledge: KnowledgeAccess | None = None
     """The run's organization's knowledge collections, lent to every step."""
+    worker_id: str | None = None
+    """The worker driving the run: each attempt records it as `step_metadata.worker`."""
 
     async def run(
         self,
@@ -118,6 +120,8 @@ class StepRunner:
             step.status_reason = None
             step.started_at = step.started_at or started
             step.inputs = recorded_inputs
+            if self.worker_id is not None:
+                step.step_metadata = {**(step.step_metadata or {}), "worker": self.worker_id}
             if paused:
                 attempt = step.attempts[-1]
                 attempt.status = StepStatus.running
