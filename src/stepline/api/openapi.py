@@ -74,8 +74,11 @@ def completed(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_envelope(response: dict[str, Any]) -> bool:
+    """Whether the response documents an error envelope: the native one, or a model a route
+    declared on purpose (a vendor dialect's own envelope); FastAPI's 422 is neither."""
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-    return bool(schema.get("$ref", "").endswith("/ErrorEnvelope"))
+    ref = schema.get("$ref", "")
+    return bool(ref) and not ref.endswith("/HTTPValidationError")
 
 
 def _shared_statuses(operation: dict[str, Any]) -> set[int]:
