@@ -16,6 +16,7 @@ import pytest
 
 from support.server import ServeProcess
 from support.shapes import assert_same_shape
+from support.workflows import hil_workflow
 
 EXAMPLES = Path(__file__).parent / "examples"
 PREFIX = "/trigify/v1/workflows"
@@ -242,6 +243,30 @@ def test_a_running_run_shows_its_running_and_pending_steps(
     assert cancelled["steps"][1]["error"]
 
 
+def test_a_run_waiting_for_a_review_is_running_with_its_review_step_running(
+    native: httpx.Client, trigify: httpx.Client
+) -> None:
+    workflow_id = create_workflow(native, hil_workflow("trigify-review"))
+    response = native.post(f"/v1/workflows/{workflow_id}/runs", json={"inputs": {"name": "x"}})
+    assert response.status_code == 202, response.text
+    run = response.json()
+    url = execution_url(workflow_id, run["id"])
+    paused = poll(
+        lambda: native.get(f"/v1/workflows/{workflow_id}/runs/{run['id']}").json(),
+        lambda r: r["status"] == "waiting_for_human",
+    )
+    assert paused["status"] == "waiting_for_human"
+    data = trigify.get(url).json()["data"]
+    assert data["status"] == "running" and data["ended_at"] is None
+    statuses = {s["step_id"]: (s["operation"], s["status"]) for s in data["steps"]}
+    assert statuses == {
+        "draft": ("reshape", "completed"),
+        "check": ("hil", "running"),
+        "publish": ("reshape", "pending"),
+        "redo": ("reshape", "pending"),
+    }
+
+
 def test_a_failed_step_carries_its_error(native: httpx.Client, trigify: httpx.Client) -> None:
     workflow_id = create_workflow(
         native,
@@ -335,6 +360,9 @@ def test_unknown_and_other_organizations_runs_are_404(
         ("/wf_abc123/executions/run_x7k9m2", "path.id"),
         ("/{workflow}/executions/run_x7k9m2", "path.runId"),
         ("/{workflow}/executions/" + "9" * 400, "path.runId"),
+        ("/%00/executions", "path.id"),
+        ("/%FF%FE/executions", "path.id"),
+        ("/{workflow}/executions/%00", "path.runId"),
     ],
 )
 def test_malformed_ids_are_400(
@@ -355,6 +383,8 @@ def test_malformed_ids_are_400(
         ({"page": str(10**30)}, "query.page"),
         ({"page": "first"}, "query.page"),
         ({"page": "1.5"}, "query.page"),
+        ({"page": ""}, "query.page"),
+        ({"page": "\x00"}, "query.page"),
         ({"page_size": "0"}, "query.page_size"),
         ({"page_size": "101"}, "query.page_size"),
         ({"page_size": "-20"}, "query.page_size"),
