@@ -18,6 +18,8 @@ from support.openai_server import Answer, StandIn, openai_stand_in
 from support.server import ServeProcess, start_server
 from support.shapes import assert_same_shape
 
+pytestmark = pytest.mark.slow  # a server of its own, configured with the model stand-in
+
 EXAMPLE = json.loads((Path(__file__).parent / "examples" / "trigify_execution.json").read_text())
 SUMMARY = "The author announced a new AI platform."
 

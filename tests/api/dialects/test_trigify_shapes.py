@@ -85,7 +85,7 @@ def test_times_are_utc_milliseconds_with_z() -> None:
     assert shapes.iso(T0) == "2026-03-27T10:15:00.100Z"
     plus_two = timezone(timedelta(hours=2))
     assert shapes.iso(datetime(2026, 1, 1, 2, 0, tzinfo=plus_two)) == "2026-01-01T00:00:00.000Z"
-    assert shapes.iso(None) is None
+    assert shapes.iso_or_none(None) is None
 
 
 def test_durations_are_milliseconds_recorded_or_measured() -> None:

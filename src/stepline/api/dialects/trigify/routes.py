@@ -65,7 +65,7 @@ async def list_executions(
         limit=page_size,
     )
     listed = shapes.execution_list(window.runs, page=page, page_size=page_size, total=window.total)
-    return json_response(Success(data=listed).model_dump())
+    return json_response(Success(data=listed))
 
 
 @router.get(
@@ -78,4 +78,4 @@ async def get_execution(
 ) -> Response:
     trace = await run_trace(state.service, principal.caller, workflow_id, run_id)
     detail = shapes.execution(trace.run, trace.steps, trace.columns)
-    return json_response(Success(data=detail).model_dump())
+    return json_response(Success(data=detail))

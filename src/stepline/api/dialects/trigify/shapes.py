@@ -52,12 +52,14 @@ STEP_STATUS: dict[Canonical, StepStatus] = {
 CANCELLED = "the run was cancelled"
 
 
-def iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime) -> str:
     """2026-03-27T10:15:00.100Z: UTC, milliseconds, Z (a naive time is taken as UTC)."""
-    if moment is None:
-        return None
     utc = moment.astimezone(UTC) if moment.tzinfo else moment
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
 
 
 def elapsed_ms(
@@ -110,8 +112,8 @@ def step(record: StepRecord, columns: Sequence[ColumnSpec] | None) -> Step:
         step_name=record.node_label or record.node_id,
         operation=record.node_type,
         status=step_status(record),
-        started_at=iso(record.started_at or record.created_at) or "",
-        ended_at=iso(ended),
+        started_at=iso(record.started_at or record.created_at),
+        ended_at=iso_or_none(ended),
         duration_ms=elapsed_ms(record.duration_ms, record.started_at, ended),
         input=as_object(record.inputs) or {},
         output=as_object(record.outputs),
@@ -129,11 +131,11 @@ def execution(
         run_id=str(run.id),
         workflow_id=str(run.workflow_id),
         status=execution_status(run),
-        started_at=iso(run.started_at or run.created_at) or "",
-        ended_at=iso(run.completed_at),
+        started_at=iso(run.started_at or run.created_at),
+        ended_at=iso_or_none(run.completed_at),
         duration_ms=elapsed_ms(run.duration_ms, run.started_at, run.completed_at),
         event_name=run.trigger,
-        created=iso(run.created_at) or "",
+        created=iso(run.created_at),
         column_config=None if columns is None else [_column(c) for c in columns],
         steps=[step(record, columns) for record in steps],
         error=run_error(run),
@@ -150,8 +152,8 @@ def execution_summary(run: RunRecord) -> ExecutionSummary:
     return ExecutionSummary(
         run_id=str(run.id),
         status=execution_status(run),
-        started_at=iso(run.started_at or run.created_at) or "",
-        completed_at=iso(run.completed_at),
+        started_at=iso(run.started_at or run.created_at),
+        completed_at=iso_or_none(run.completed_at),
         duration=elapsed_ms(run.duration_ms, run.started_at, run.completed_at),
         error=run_error(run),
     )
