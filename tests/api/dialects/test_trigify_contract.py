@@ -1,7 +1,11 @@
 """Seed 003's example as a contract: a workflow like its own (one model step, "Summarise
 Post", and a column reading the summary out of its output) runs against the loopback
 OpenAI-compatible stand-in, and GET /trigify/v1/workflows/{id}/executions/{runId} answers
-with the example's keys, types and nesting."""
+with the example's keys, types and nesting.
+
+Seed 003 keeps only the heading "Example Response"; examples/trigify_execution.json is that
+example as docs.trigify.io publishes it (the page the seed was taken from), every key of
+the seed's field tables in it."""
 
 from __future__ import annotations
 
