@@ -127,11 +127,12 @@ class Fleet:
 
 
 @contextmanager
-def fleet(home: Path, name: str, **env: str) -> Iterator[Fleet]:
-    """An API process (no worker of its own) on a new PostgreSQL database; workers are
-    started by the test. Every process is stopped, and the database dropped, afterwards."""
+def fleet(home: Path, name: str, *, database_url: str | None = None, **env: str) -> Iterator[Fleet]:
+    """An API process (no worker of its own) on a new PostgreSQL database (or on
+    `database_url`); workers are started by the test. Every process is stopped, and a
+    database made here dropped, afterwards."""
     database = f"stepline_fleet_{os.getpid()}_{name}"[:63]
-    url = fresh_database(database)
+    url = database_url or fresh_database(database)
     env = {"STEPLINE_DATABASE_URL": url, **env}
     api = start_server(home, args=["--no-worker"], env=env)
     crew = Fleet(home, url, api, env)
@@ -145,4 +146,5 @@ def fleet(home: Path, name: str, **env: str) -> Iterator[Fleet]:
         if crew._client is not None:
             crew._client.close()
         api.stop()
-        drop_database(database)
+        if database_url is None:
+            drop_database(database)

@@ -4,6 +4,7 @@ middle of a batch with every step done once and never on two workers at once."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ import pytest
 
 from support.fleet import fleet
 from support.http_server import Reply, loopback_server
+from support.private_postgres import private_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +160,45 @@ def test_a_fleet_survives_kill_9_and_sigterm_mid_batch(tmp_path: Path) -> None:
         assert resumed > 0
         survivors = {s["step_metadata"]["worker"].split(":")[0] for s in steps}
         assert survivors <= {"w1", "w2", "w3"}
+
+
+@pytest.mark.timeout(300)
+def test_a_postgres_restart_mid_batch_loses_nothing(tmp_path: Path) -> None:
+    effects = Effects(delay_s=0.01)
+    with (
+        private_postgres() as database,
+        loopback_server({"/effect": effects}) as server,
+        fleet(tmp_path, "restart", database_url=database.url) as crew,
+    ):
+        chain = ("a", "b", "c", "d", "e")
+        nodes = [effect(node, server.url) for node in chain]
+        edges = [{"from": x, "to": y} for x, y in itertools.pairwise(chain)]
+        workflow_id = crew.create_workflow({"name": "restart", "nodes": nodes, "edges": edges})
+        for name in ("w1", "w2"):
+            crew.start_worker(name, "--concurrency", "4")
+        run_ids = crew.start_runs(workflow_id, 60)
+        deadline = time.monotonic() + 120
+        while sum(effects.hits.values()) < 60 * len(chain) // 3:
+            assert time.monotonic() < deadline, [w.log()[-2000:] for w in crew.workers]
+            time.sleep(0.05)
+
+        database.stop()
+        # While the database is away the API says so, and when to come back.
+        away = crew.http.get(f"/v1/workflows/{workflow_id}/runs/{run_ids[0]}")
+        assert away.status_code == 503, away.text
+        assert away.headers["retry-after"].isdigit()
+        assert away.json()["error"]["code"] == "unavailable"
+        time.sleep(2)
+        database.start()
+
+        crew.wait_settled(workflow_id, run_ids, timeout_s=180)
+        assert all(crew.run(workflow_id, r)["status"] == "completed" for r in run_ids)
+        assert effects.overlaps == []
+        for run_id in run_ids:
+            steps = crew.steps(workflow_id, run_id)
+            assert [s["node_id"] for s in steps] == list(chain)
+            for step in steps:
+                attempts = step["attempts"]
+                assert [a["status"] for a in attempts].count("completed") == 1, step
+                assert 1 <= effects.hits[(run_id, step["node_id"])] <= len(attempts), step
+        assert all(w.process.poll() is None for w in crew.workers), "a worker died"
