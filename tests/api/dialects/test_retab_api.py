@@ -741,3 +741,30 @@ def test_a_run_waiting_for_a_review_reads_back_with_its_running_and_pending_step
     ended = {s.block_id: s.lifecycle for s in page.data}
     assert ended["after"].status in {"cancelled", "skipped"}
     assert isinstance(ended["after"], Ended) and ended["after"].reason
+
+
+def test_hostile_bodies_get_retabs_envelope_not_a_500(
+    http: httpx.Client, invoice_run: dict[str, Any]
+) -> None:
+    path = f"/retab/v1/workflows/{invoice_run['workflow_id']}/run"
+    headers = {"Content-Type": "application/json"}
+    for content in (b'{"json_inputs": "\xff\xfe"}', b"[1, 2]", b"{", b'{"documents": []}'):
+        response = http.post(path, content=content, headers=headers)
+        assert response.status_code in (400, 422), (content, response.text)
+        assert set(response.json()) == {"detail"}, response.text
+    bad_url = http.post(
+        path, json={"documents": {"invoice": {"filename": "a.pdf", "url": "data:x;base64,@@"}}}
+    )
+    assert bad_url.status_code == 422
+    assert bad_url.json()["detail"][0]["loc"] == ["body", "documents", "invoice", "url"]
+    remote = http.post(
+        path, json={"documents": {"invoice": {"filename": "a.pdf", "url": "https://x/a.pdf"}}}
+    )
+    assert remote.status_code == 422
+    assert "data: URLs" in remote.json()["detail"][0]["msg"]
+    twice = http.post(
+        path,
+        json={"json_inputs": {"invoice": {}}, "documents": {"invoice": invoice_run["file_id"]}},
+    )
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["msg"] == "'invoice' is given in json_inputs too"
