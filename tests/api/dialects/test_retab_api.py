@@ -768,3 +768,116 @@ def test_hostile_bodies_get_retabs_envelope_not_a_500(
     )
     assert twice.status_code == 422
     assert twice.json()["detail"][0]["msg"] == "'invoice' is given in json_inputs too"
+
+
+def test_loops_skips_and_errors_read_back_in_both_generations(http: httpx.Client) -> None:
+    workflow_id = create_workflow(
+        http,
+        {
+            "name": "retab-loops",
+            "nodes": [
+                {
+                    "id": "loop",
+                    "type": "for_each",
+                    "config": {"items": [1, 2]},
+                    "body": {
+                        "nodes": [
+                            {
+                                "id": "double",
+                                "type": "reshape",
+                                "config": {"output": "{{ loop.item * 2 }}"},
+                            }
+                        ]
+                    },
+                },
+                {
+                    "id": "route",
+                    "type": "conditional",
+                    "config": {"branches": [{"name": "never", "when": "false"}]},
+                },
+                {"id": "unlikely", "type": "reshape", "config": {"output": 1}},
+                {
+                    "id": "fail",
+                    "type": "code",
+                    "config": {
+                        "inputs": {},
+                        "code": "def main(inputs):\n    raise ValueError('no refunds today')\n",
+                    },
+                },
+            ],
+            "edges": [
+                {"from": "loop", "to": "route"},
+                {"from": "route", "handle": "never", "to": "unlikely"},
+                {"from": "route", "handle": "else", "to": "fail"},
+            ],
+        },
+    )
+    started = http.post("/retab/v1/workflows/runs", json={"workflow_id": workflow_id})
+    assert started.status_code == 200, started.text
+    run = wait_for(http, started.json()["id"], lambda r: r["status"] == "error")
+    assert run["lifecycle"]["status"] == "error" and run["lifecycle"]["message"] == run["error"]
+    check_run(run)
+
+    seed = {s["step_id"]: s for s in http.get(f"/retab/v1/workflows/runs/{run['id']}/steps").json()}
+    assert list(seed) == [
+        "loop",
+        "loop_iter_0_double",
+        "loop_iter_1_double",
+        "route",
+        "unlikely",
+        "fail",
+    ]
+    for step in seed.values():
+        check_seed_step(step)
+    second = seed["loop_iter_1_double"]
+    assert (second["node_id"], second["loop_id"], second["iteration"]) == ("double", "loop", 1)
+    assert second["iteration_context"] == {
+        "containers": [{"container_id": "loop", "iteration": 1, "is_parallel": False}]
+    }
+    assert second["output"] == {"value": 4}
+    assert second["handle_outputs"] == {"output-json-0": {"type": "json", "data": {"value": 4}}}
+    assert seed["loop"]["node_type"] == "for_each" and "loop_id" not in seed["loop"]
+    assert seed["unlikely"]["status"] == "skipped"
+    failed = seed["fail"]
+    assert failed["status"] == "error" and "no refunds today" in failed["error"]
+    assert failed["error_stage"] == "execution" and failed["error_category"] == "permanent"
+    assert failed["error_details"]["block_id"] == "fail"
+    assert set(failed["error_details"]) <= {
+        "message", "stack_trace", "block_id", "block_name", "error_code", "context",
+    }  # fmt: skip
+
+    page = StepPage.model_validate(
+        http.get("/retab/v1/workflows/steps", params={"run_id": run["id"], "limit": 100}).json()
+    )
+    today = {s.step_id: s for s in page.data}
+    assert list(today) == list(seed)
+    assert [c.model_dump() for c in today["loop_iter_0_double"].loop_containers] == [
+        {"container_id": "loop", "iteration": 0, "is_parallel": False, "parallel_item_index": None}
+    ]
+    assert today["loop"].block_type == "for_each" and today["route"].block_type == "conditional"
+    skipped = today["unlikely"].lifecycle
+    assert isinstance(skipped, Ended) and skipped.status == "skipped" and skipped.reason
+    error = today["fail"].lifecycle
+    assert isinstance(error, Failed) and "no refunds today" in error.message
+    assert error.stage == "execution" and error.details is not None
+    assert error.details.block_id == "fail"
+
+
+def test_a_run_paused_for_a_review_is_waiting_for_human(http: httpx.Client) -> None:
+    workflow_id = create_workflow(
+        http,
+        {
+            "name": "retab-paused",
+            "nodes": [
+                {"id": "review", "type": "hil", "config": {"payload": {"draft": "hi"}}},
+                {"id": "after", "type": "reshape", "config": {"output": 2}},
+            ],
+            "edges": [{"from": "review", "to": "after"}],
+        },
+    )
+    started = http.post(f"/retab/v1/workflows/{workflow_id}/run", json={"json_inputs": {}})
+    run = wait_for(http, started.json()["id"], lambda r: r["status"] == "waiting_for_human")
+    assert run["lifecycle"] == {"status": "awaiting_review"}
+    assert run["waiting_for_node_ids"] == ["review"]
+    assert [s["status"] for s in run["steps"]] == ["waiting_for_human", "pending"]
+    check_run(run)
