@@ -235,7 +235,8 @@ def test_the_envelope_is_fastapis() -> None:
         404,
         {"detail": "run x not found"},
     )
+    # A 422 is always FastAPI's list, even when the failure names no field.
     assert envelope(Failure(422, "validation_error", "bad body", [], None)) == (
         422,
-        {"detail": "bad body"},
+        {"detail": [{"loc": [], "msg": "bad body", "type": "validation_error"}]},
     )

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.retab import shapes
+from stepline.api.dialects.retab.errors import error_docs
 from stepline.api.dialects.retab.requests import RunCreate, RunStart, located, run_inputs
 from stepline.api.documents import DocumentRoute
 from stepline.api.errors import invalid, one_direction
@@ -28,11 +29,8 @@ DEFAULT_LIMIT = 10
 
 WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
 RunId = Annotated[UUID, Path(description="The run's id.")]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": 'No API key, or not a valid one: {"detail": "..."}.'},
-    404: {"description": 'No such record in the key\'s organization: {"detail": "..."}.'},
-    422: {"description": 'A parameter is not valid: {"detail": [{"loc", "msg", "type"}]}.'},
-}
+_READ_ERRORS = error_docs(401, 403, 404, 422, 500)
+_START_ERRORS = error_docs(400, 401, 403, 404, 413, 422, 500)
 
 
 async def _run_answer(state: StateDep, caller: Caller, run: RunRecord) -> dict[str, Any]:
@@ -67,7 +65,7 @@ async def _start(
 
 @router.post(
     "/v1/workflows/{workflow_id}/run",
-    responses=_ERRORS,
+    responses=_START_ERRORS,
     summary="Run a workflow (seed 004): the run, status running",
 )
 async def run_workflow(
@@ -79,7 +77,7 @@ async def run_workflow(
     return await _start(state, principal.caller, workflow_id, body or RunStart(), None)
 
 
-@router.post("/v1/workflows/runs", responses=_ERRORS, summary="Start a run (today's SDK)")
+@router.post("/v1/workflows/runs", responses=_START_ERRORS, summary="Start a run (today's SDK)")
 async def create_run(
     state: StateDep, principal: RunKey, body: Annotated[RunCreate, Body()]
 ) -> Response:
@@ -88,7 +86,7 @@ async def create_run(
 
 @router.get(
     "/v1/workflows/runs/{run_id}",
-    responses=_ERRORS,
+    responses=_READ_ERRORS,
     summary="A run, with seed 004's fields and today's",
 )
 async def get_run(run_id: RunId, state: StateDep, principal: ReadKey) -> Response:
@@ -99,7 +97,7 @@ async def get_run(run_id: RunId, state: StateDep, principal: ReadKey) -> Respons
 
 @router.get(
     "/v1/workflows/runs/{run_id}/steps",
-    responses=_ERRORS,
+    responses=_READ_ERRORS,
     summary="Every step of a run in execution order (seed 004)",
 )
 async def list_run_steps(run_id: RunId, state: StateDep, principal: ReadKey) -> Response:
@@ -109,7 +107,7 @@ async def list_run_steps(run_id: RunId, state: StateDep, principal: ReadKey) -> 
 
 @router.get(
     "/v1/workflows/steps",
-    responses=_ERRORS,
+    responses=_READ_ERRORS,
     summary="A page of a run's steps in execution order (today's SDK)",
 )
 async def list_steps(
@@ -135,7 +133,7 @@ async def list_steps(
 
 @router.get(
     "/v1/workflows/steps/{step_id}",
-    responses=_ERRORS,
+    responses=_READ_ERRORS,
     summary="One step (today's SDK): by its step_id and run_id, or by its record's id",
 )
 async def get_step(
