@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import jsonschema
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -290,6 +291,21 @@ def http(server: ServeProcess, key: str) -> Iterator[httpx.Client]:
         yield opened
 
 
+@pytest.fixture(scope="module")
+def openapi(http: httpx.Client) -> dict[str, Any]:
+    document: dict[str, Any] = http.get("/openapi.json").json()
+    return document
+
+
+def assert_documented(openapi: dict[str, Any], method: str, path: str, answer: Any) -> None:
+    """The answer matches the 200 schema the OpenAPI document gives the operation."""
+    operation = openapi["paths"][path][method]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": openapi["components"]})
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(answer)]
+    assert not errors, f"{method} {path}: " + "; ".join(errors[:5])
+
+
 def wait_for(http: httpx.Client, run_id: str, test: Callable[[Any], bool]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
@@ -382,12 +398,13 @@ def invoice_run(http: httpx.Client, provider: StandIn) -> dict[str, Any]:
 
 
 def test_seed_004s_steps_have_its_examples_shape(
-    http: httpx.Client, invoice_run: dict[str, Any]
+    http: httpx.Client, invoice_run: dict[str, Any], openapi: dict[str, Any]
 ) -> None:
     run_id = invoice_run["run"]["id"]
     response = http.get(f"/retab/v1/workflows/runs/{run_id}/steps")
     assert response.status_code == 200, response.text
     steps = response.json()
+    assert_documented(openapi, "get", "/retab/v1/workflows/runs/{run_id}/steps", steps)
     assert [s["node_id"] for s in steps] == ["extract-node-1", "split-node-1"]
     for step, example in zip(steps, EXAMPLE_STEPS, strict=True):
         check_seed_step(step)
@@ -424,9 +441,10 @@ def test_seed_004s_steps_have_its_examples_shape(
 
 
 def test_the_run_holds_seed_004s_fields_and_todays(
-    http: httpx.Client, invoice_run: dict[str, Any]
+    http: httpx.Client, invoice_run: dict[str, Any], openapi: dict[str, Any]
 ) -> None:
     run = invoice_run["run"]
+    assert_documented(openapi, "get", "/retab/v1/workflows/runs/{run_id}", run)
     today = check_run(run)
     assert today.lifecycle.status == "completed"
     assert today.trigger.type == "api"
@@ -445,11 +463,12 @@ def test_the_run_holds_seed_004s_fields_and_todays(
 
 
 def test_todays_steps_pass_the_strict_sdk_model(
-    http: httpx.Client, invoice_run: dict[str, Any]
+    http: httpx.Client, invoice_run: dict[str, Any], openapi: dict[str, Any]
 ) -> None:
     run_id = invoice_run["run"]["id"]
     response = http.get("/retab/v1/workflows/steps", params={"run_id": run_id, "limit": 100})
     assert response.status_code == 200, response.text
+    assert_documented(openapi, "get", "/retab/v1/workflows/steps", response.json())
     page = StepPage.model_validate(response.json())
     assert page.list_metadata == {"before": None, "after": None}
     extract, split = page.data
@@ -465,6 +484,7 @@ def test_todays_steps_pass_the_strict_sdk_model(
     assert set(split.handle_outputs) == {"output-file-Invoice", "output-file-Terms"}
     one = http.get(f"/retab/v1/workflows/steps/{split.step_id}", params={"run_id": run_id})
     assert one.status_code == 200, one.text
+    assert_documented(openapi, "get", "/retab/v1/workflows/steps/{step_id}", one.json())
     assert TodayStep.model_validate(one.json()) == split
 
 
@@ -770,7 +790,9 @@ def test_hostile_bodies_get_retabs_envelope_not_a_500(
     assert twice.json()["detail"][0]["msg"] == "'invoice' is given in json_inputs too"
 
 
-def test_loops_skips_and_errors_read_back_in_both_generations(http: httpx.Client) -> None:
+def test_loops_skips_and_errors_read_back_in_both_generations(
+    http: httpx.Client, openapi: dict[str, Any]
+) -> None:
     workflow_id = create_workflow(
         http,
         {
@@ -817,8 +839,11 @@ def test_loops_skips_and_errors_read_back_in_both_generations(http: httpx.Client
     run = wait_for(http, started.json()["id"], lambda r: r["status"] == "error")
     assert run["lifecycle"]["status"] == "error" and run["lifecycle"]["message"] == run["error"]
     check_run(run)
+    assert_documented(openapi, "get", "/retab/v1/workflows/runs/{run_id}", run)
 
-    seed = {s["step_id"]: s for s in http.get(f"/retab/v1/workflows/runs/{run['id']}/steps").json()}
+    listed = http.get(f"/retab/v1/workflows/runs/{run['id']}/steps").json()
+    assert_documented(openapi, "get", "/retab/v1/workflows/runs/{run_id}/steps", listed)
+    seed = {s["step_id"]: s for s in listed}
     assert list(seed) == [
         "loop",
         "loop_iter_0_double",
@@ -846,9 +871,9 @@ def test_loops_skips_and_errors_read_back_in_both_generations(http: httpx.Client
         "message", "stack_trace", "block_id", "block_name", "error_code", "context",
     }  # fmt: skip
 
-    page = StepPage.model_validate(
-        http.get("/retab/v1/workflows/steps", params={"run_id": run["id"], "limit": 100}).json()
-    )
+    answer = http.get("/retab/v1/workflows/steps", params={"run_id": run["id"], "limit": 100})
+    assert_documented(openapi, "get", "/retab/v1/workflows/steps", answer.json())
+    page = StepPage.model_validate(answer.json())
     today = {s.step_id: s for s in page.data}
     assert list(today) == list(seed)
     assert [c.model_dump() for c in today["loop_iter_0_double"].loop_containers] == [

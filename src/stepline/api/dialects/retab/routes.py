@@ -13,6 +13,7 @@ from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.retab import shapes
 from stepline.api.dialects.retab.errors import error_docs
+from stepline.api.dialects.retab.models import Run, SeedStep, StepPage, TodayStep
 from stepline.api.dialects.retab.requests import RunCreate, RunStart, located, run_inputs
 from stepline.api.documents import DocumentRoute
 from stepline.api.errors import invalid, one_direction
@@ -65,6 +66,7 @@ async def _start(
 
 @router.post(
     "/v1/workflows/{workflow_id}/run",
+    response_model=Run,
     responses=_START_ERRORS,
     summary="Run a workflow (seed 004): the run, status running",
 )
@@ -77,7 +79,12 @@ async def run_workflow(
     return await _start(state, principal.caller, workflow_id, body or RunStart(), None)
 
 
-@router.post("/v1/workflows/runs", responses=_START_ERRORS, summary="Start a run (today's SDK)")
+@router.post(
+    "/v1/workflows/runs",
+    response_model=Run,
+    responses=_START_ERRORS,
+    summary="Start a run (today's SDK)",
+)
 async def create_run(
     state: StateDep, principal: RunKey, body: Annotated[RunCreate, Body()]
 ) -> Response:
@@ -86,6 +93,7 @@ async def create_run(
 
 @router.get(
     "/v1/workflows/runs/{run_id}",
+    response_model=Run,
     responses=_READ_ERRORS,
     summary="A run, with seed 004's fields and today's",
 )
@@ -97,6 +105,7 @@ async def get_run(run_id: RunId, state: StateDep, principal: ReadKey) -> Respons
 
 @router.get(
     "/v1/workflows/runs/{run_id}/steps",
+    response_model=list[SeedStep],
     responses=_READ_ERRORS,
     summary="Every step of a run in execution order (seed 004)",
 )
@@ -107,6 +116,7 @@ async def list_run_steps(run_id: RunId, state: StateDep, principal: ReadKey) -> 
 
 @router.get(
     "/v1/workflows/steps",
+    response_model=StepPage,
     responses=_READ_ERRORS,
     summary="A page of a run's steps in execution order (today's SDK)",
 )
@@ -133,6 +143,7 @@ async def list_steps(
 
 @router.get(
     "/v1/workflows/steps/{step_id}",
+    response_model=TodayStep,
     responses=_READ_ERRORS,
     summary="One step (today's SDK): by its step_id and run_id, or by its record's id",
 )
