@@ -560,6 +560,9 @@ def test_unknown_and_other_organizations_runs_are_404(
             response = other.get(path, params=params)
             assert response.status_code == 404, path
             assert response.json() == {"detail": f"run {run_id} not found"}
+        refused = other.post(f"/retab/v1/workflows/runs/{run_id}/cancel")
+        assert refused.status_code == 404
+        assert refused.json() == {"detail": f"run {run_id} not found"}
         started = other.post(
             f"/retab/v1/workflows/{invoice_run['workflow_id']}/run", json={"json_inputs": {}}
         )
@@ -752,8 +755,12 @@ def test_a_run_waiting_for_a_review_reads_back_with_its_running_and_pending_step
         assert blocks == {"first": "function", "review": "function", "after": "function",
                           "slow": "function"}  # fmt: skip
     finally:
-        http.post(f"/v1/workflows/{workflow_id}/runs/{run_id}/cancel")
+        stopping = http.post(f"/retab/v1/workflows/runs/{run_id}/cancel")
+    assert stopping.status_code == 200, stopping.text
+    check_run(stopping.json())
     cancelled = wait_for(http, run_id, lambda r: r["status"] == "cancelled")
+    again = http.post(f"/retab/v1/workflows/runs/{run_id}/cancel")
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
     assert cancelled["lifecycle"]["status"] == "cancelled"
     page = StepPage.model_validate(
         http.get("/retab/v1/workflows/steps", params={"run_id": run_id}).json()
@@ -906,3 +913,20 @@ def test_a_run_paused_for_a_review_is_waiting_for_human(http: httpx.Client) -> N
     assert run["waiting_for_node_ids"] == ["review"]
     assert [s["status"] for s in run["steps"]] == ["waiting_for_human", "pending"]
     check_run(run)
+
+
+def test_hostile_parameters_are_refused_not_a_500(
+    http: httpx.Client, invoice_run: dict[str, Any]
+) -> None:
+    run_id = invoice_run["run"]["id"]
+    for path, params in (
+        ("/retab/v1/workflows/steps/a%00b", {"run_id": run_id}),
+        ("/retab/v1/workflows/steps/%F0%9F%98%80" + "x" * 5000, {"run_id": run_id}),
+        ("/retab/v1/workflows/steps", {"run_id": run_id, "after": "a\x00b"}),
+        ("/retab/v1/workflows/steps", {"run_id": run_id, "limit": -1}),
+        ("/retab/v1/workflows/steps", {"run_id": "\x00"}),
+        (f"/retab/v1/workflows/runs/{run_id}%00", {}),
+    ):
+        response = http.get(path, params=params)
+        assert response.status_code in (404, 422), (path, params, response.text)
+        assert set(response.json()) == {"detail"}

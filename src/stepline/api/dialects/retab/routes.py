@@ -103,6 +103,19 @@ async def get_run(run_id: RunId, state: StateDep, principal: ReadKey) -> Respons
     return json_response(await _run_answer(state, caller, run))
 
 
+@router.post(
+    "/v1/workflows/runs/{run_id}/cancel",
+    response_model=Run,
+    responses=_READ_ERRORS,
+    summary="Cancel a run (idempotent: a finished run comes back unchanged)",
+)
+async def cancel_run(run_id: RunId, state: StateDep, principal: RunKey) -> Response:
+    caller = principal.caller
+    run = await service.run_of(state.service, caller, run_id)
+    cancelled = await service.cancel_run(state.service, caller, run.workflow_id, run_id)
+    return json_response(await _run_answer(state, caller, cancelled))
+
+
 @router.get(
     "/v1/workflows/runs/{run_id}/steps",
     response_model=list[SeedStep],
