@@ -49,6 +49,8 @@ async def _run_answer(state: StateDep, caller: Caller, run: RunRecord) -> dict[s
 async def _start(
     state: StateDep, caller: Caller, workflow_id: UUID, body: RunStart, version: int | None
 ) -> Response:
+    # The workflow first: a document sent as a data: URL is stored as a file before the run.
+    await service.live_workflow(state.service, caller, workflow_id)
     inputs = await run_inputs(state.service, caller, body)
     try:
         started = await service.start_run(
