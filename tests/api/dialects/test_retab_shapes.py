@@ -4,7 +4,9 @@ shapes, and FastAPI's error envelope."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -240,3 +242,14 @@ def test_the_envelope_is_fastapis() -> None:
         422,
         {"detail": [{"loc": [], "msg": "bad body", "type": "validation_error"}]},
     )
+
+
+SEED = Path("/work/shared/seeds/004_47dd8f7297e7bdb4.txt")
+EXAMPLE = Path(__file__).parent / "examples" / "retab_steps.json"
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="seed 004 is not on this machine")
+def test_the_committed_example_is_seed_004s() -> None:
+    text = SEED.read_text()
+    documented, _ = json.JSONDecoder().raw_decode(text[text.index("[") :])
+    assert json.loads(EXAMPLE.read_text()) == documented
