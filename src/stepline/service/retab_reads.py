@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from stepline.errors import NotFound
+from stepline.errors import Detail, InvalidRequest, NotFound
 from stepline.records import RunRecord, StepRecord
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import run_of
+from stepline.store.types import MAX_INT
 
 
 async def step_by_record_id(ctx: ServiceContext, caller: Caller, step_uuid: UUID) -> StepRecord:
@@ -48,7 +49,7 @@ async def input_files(
     ctx: ServiceContext, caller: Caller, inputs: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Each top-level input that is a file reference (`{"file_id": ...}`), as
-    `{id, filename, mime_type}` (name and type null once the file is deleted)."""
+    `{file_id, filename, mime_type}` (name and type null once the file is deleted)."""
     found: dict[str, dict[str, Any]] = {}
     for name, value in inputs.items():
         if not (isinstance(value, dict) and set(value) == {"file_id"}):
@@ -60,8 +61,34 @@ async def input_files(
             continue
         record = await ctx.store.get_file(caller.organization_id, file_id)
         found[name] = {
-            "id": str(file_id),
+            "file_id": str(file_id),
             "filename": record.filename if record else None,
             "mime_type": record.mime_type if record else None,
         }
     return found
+
+
+LATEST_VERSION_NAMES = frozenset({"production", "draft", "latest"})
+
+
+async def version_number(
+    ctx: ServiceContext, workflow_id: UUID, version: int | str | None, field: str
+) -> int | None:
+    """The number of the workflow version `version` names (None: the latest): a number, a
+    version record's id (a run's `workflow_version_id`), or one of LATEST_VERSION_NAMES.
+    The workflow must be the caller's (checked before)."""
+    if version is None or version in LATEST_VERSION_NAMES:
+        return None
+    if isinstance(version, int) or (version.isascii() and version.isdigit()):
+        number = int(version)
+        if 1 <= number <= MAX_INT:
+            return number
+    else:
+        for known in await ctx.store.list_versions(workflow_id):
+            if str(known.id) == version:
+                return known.version
+    message = (
+        f"no version {version!r} of this workflow: give its number, a workflow_version_id, "
+        f"or one of {', '.join(sorted(LATEST_VERSION_NAMES))}"
+    )
+    raise InvalidRequest(f"{field}: {message}", details=[Detail(field, message)])

@@ -89,14 +89,14 @@ class _Strict(BaseModel):
 
 class FileRef(_Strict):
     id: str
-    filename: str | None
-    mime_type: str | None
+    filename: str
+    mime_type: str
 
 
 class Handle(_Strict):
     type: Literal["file", "json"]
     document: FileRef | None
-    data: dict[str, Any] | None
+    data: Any
 
 
 class LoopContainer(_Strict):
@@ -181,12 +181,30 @@ class StepPage(_Strict):
 
 
 class Trigger(_Strict):
-    type: str
+    type: Literal["manual", "api", "schedule", "webhook", "email", "custom", "restart"]
 
 
-class RunLifecycle(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    status: Literal["pending", "running", "awaiting_review", "completed", "error", "cancelled"]
+class PendingRun(_Strict):
+    status: Literal["pending", "running", "completed"]
+
+
+class AwaitingReviewRun(_Strict):
+    status: Literal["awaiting_review"]
+    waiting_for_block_ids: list[str]
+
+
+class ErrorRun(_Strict):
+    status: Literal["error"]
+    message: str
+    stage: str | None = None
+    category: Literal["transient", "permanent", "quota"] | None = None
+    details: ErrorDetails | None = None
+    failing_step_id: str | None = None
+
+
+class CancelledRun(_Strict):
+    status: Literal["cancelled"]
+    reason: str | None
 
 
 class Timing(_Strict):
@@ -208,7 +226,9 @@ class TodayRun(BaseModel):
     workflow_id: str
     workflow_version_id: str
     trigger: Trigger
-    lifecycle: RunLifecycle
+    lifecycle: PendingRun | AwaitingReviewRun | ErrorRun | CancelledRun = Field(
+        discriminator="status"
+    )
     timing: Timing
     inputs: RunInputs
     metadata: dict[str, Any]
@@ -632,7 +652,7 @@ def test_todays_start_takes_a_data_url_document_as_retabs_sdk_sends_one(
         "/retab/v1/workflows/runs",
         json={
             "workflow_id": invoice_run["workflow_id"],
-            "version": 1,
+            "version": "production",
             "json_inputs": {},
             "documents": {
                 "invoice": {
@@ -648,6 +668,32 @@ def test_todays_start_takes_a_data_url_document_as_retabs_sdk_sends_one(
     assert stored.filename == "march.pdf" and stored.id != invoice_run["file_id"]
     done = wait_for(http, run.id, lambda r: r["lifecycle"]["status"] in {"completed", "error"})
     assert done["lifecycle"] == {"status": "completed"}
+
+
+def test_todays_start_pins_a_version_by_number_or_by_its_id(
+    http: httpx.Client, provider: StandIn, invoice_run: dict[str, Any]
+) -> None:
+    workflow_id = invoice_run["workflow_id"]
+    documents = {"invoice": {"file_id": invoice_run["file_id"]}}
+    version_id = invoice_run["run"]["workflow_version_id"]
+    for version in (1, "1", version_id, "latest"):
+        provider.script(Answer(json_content=FIELDS))
+        response = http.post(
+            "/retab/v1/workflows/runs",
+            json={"workflow_id": workflow_id, "version": version, "documents": documents},
+        )
+        assert response.status_code == 200, (version, response.text)
+        assert response.json()["workflow_version_id"] == version_id
+        wait_for(http, response.json()["id"], lambda r: r["completed_at"] is not None)
+    for version in ("ver_unknown", 0, "²", 10**30):
+        refused = http.post(
+            "/retab/v1/workflows/runs", json={"workflow_id": workflow_id, "version": version}
+        )
+        assert refused.status_code == 422, (version, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", "version"]
+    missing = http.post("/retab/v1/workflows/runs", json={"workflow_id": workflow_id, "version": 9})
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": f"version 9 of workflow {workflow_id} not found"}
 
 
 # --- paging ------------------------------------------------------------------------------------
@@ -755,12 +801,17 @@ def test_a_run_waiting_for_a_review_reads_back_with_its_running_and_pending_step
         assert blocks == {"first": "function", "review": "function", "after": "function",
                           "slow": "function"}  # fmt: skip
     finally:
-        stopping = http.post(f"/retab/v1/workflows/runs/{run_id}/cancel")
+        stopping = http.post(
+            f"/retab/v1/workflows/runs/{run_id}/cancel", json={"command_id": "stop-1"}
+        )
     assert stopping.status_code == 200, stopping.text
-    check_run(stopping.json())
+    assert stopping.json()["cancellation_status"] in {"cancelled", "cancellation_requested"}
+    check_run(stopping.json()["run"])
     cancelled = wait_for(http, run_id, lambda r: r["status"] == "cancelled")
     again = http.post(f"/retab/v1/workflows/runs/{run_id}/cancel")
-    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert again.status_code == 200
+    assert again.json()["cancellation_status"] == "cancelled"
+    assert again.json()["run"]["lifecycle"]["status"] == "cancelled"
     assert cancelled["lifecycle"]["status"] == "cancelled"
     page = StepPage.model_validate(
         http.get("/retab/v1/workflows/steps", params={"run_id": run_id}).json()
@@ -868,6 +919,9 @@ def test_loops_skips_and_errors_read_back_in_both_generations(
     }
     assert second["output"] == {"value": 4}
     assert second["handle_outputs"] == {"output-json-0": {"type": "json", "data": {"value": 4}}}
+    assert run["lifecycle"]["failing_step_id"] == "fail"
+    assert run["lifecycle"]["stage"] == "execution"
+    assert run["lifecycle"]["details"]["block_id"] == "fail"
     assert seed["loop"]["node_type"] == "for_each" and "loop_id" not in seed["loop"]
     assert seed["unlikely"]["status"] == "skipped"
     failed = seed["fail"]
@@ -893,6 +947,27 @@ def test_loops_skips_and_errors_read_back_in_both_generations(
     assert isinstance(error, Failed) and "no refunds today" in error.message
     assert error.stage == "execution" and error.details is not None
     assert error.details.block_id == "fail"
+    # Today's JSON handles hold the value as it is.
+    assert today["loop_iter_1_double"].handle_outputs["output-json-0"].data == 4
+
+    # Filters: a block's steps, a status, one step_id; block_type is refused.
+    url = "/retab/v1/workflows/steps"
+    doubles = http.get(url, params={"run_id": run["id"], "block_id": "double"}).json()
+    assert [s["step_id"] for s in doubles["data"]] == ["loop_iter_0_double", "loop_iter_1_double"]
+    skipped_only = http.get(url, params={"run_id": run["id"], "status": "skipped"}).json()
+    assert [s["step_id"] for s in skipped_only["data"]] == ["unlikely"]
+    one = http.get(url, params={"run_id": run["id"], "step_id": "loop_iter_1_double"}).json()
+    assert [s["step_id"] for s in one["data"]] == ["loop_iter_1_double"]
+    none = http.get(url, params={"run_id": run["id"], "step_id": "nothing"}).json()
+    assert none == {"data": [], "list_metadata": {"before": None, "after": None}}
+    for params, where in (
+        ({"block_type": "function"}, ["query", "block_type"]),
+        ({"status": ["error", "skipped"]}, ["query", "status"]),
+        ({"status": "sleeping"}, ["query", "status", 0]),
+    ):
+        refused = http.get(url, params={"run_id": run["id"], **params})
+        assert refused.status_code == 422, params
+        assert refused.json()["detail"][0]["loc"] == where
 
 
 def test_a_run_paused_for_a_review_is_waiting_for_human(http: httpx.Client) -> None:
@@ -909,7 +984,7 @@ def test_a_run_paused_for_a_review_is_waiting_for_human(http: httpx.Client) -> N
     )
     started = http.post(f"/retab/v1/workflows/{workflow_id}/run", json={"json_inputs": {}})
     run = wait_for(http, started.json()["id"], lambda r: r["status"] == "waiting_for_human")
-    assert run["lifecycle"] == {"status": "awaiting_review"}
+    assert run["lifecycle"] == {"status": "awaiting_review", "waiting_for_block_ids": ["review"]}
     assert run["waiting_for_node_ids"] == ["review"]
     assert [s["status"] for s in run["steps"]] == ["waiting_for_human", "pending"]
     check_run(run)

@@ -14,7 +14,14 @@ import pytest
 
 from stepline.api.dialects.retab import envelope
 from stepline.api.dialects.retab.errors import location
-from stepline.api.dialects.retab.shapes import lifecycle, run_view, seed_step, today_step
+from stepline.api.dialects.retab.handles import file_ref
+from stepline.api.dialects.retab.shapes import (
+    lifecycle,
+    run_view,
+    seed_step,
+    today_step,
+    trigger_type,
+)
 from stepline.api.dialects.retab.vocabulary import (
     KNOWN_KINDS,
     block_type,
@@ -22,6 +29,7 @@ from stepline.api.dialects.retab.vocabulary import (
     seed_node_type,
     seed_run_status,
     step_lifecycle_status,
+    step_status,
 )
 from stepline.api.errors import ErrorDetail, Failure
 from stepline.nodes.registry import load_registry
@@ -118,6 +126,10 @@ def test_todays_handles_name_a_file_by_id() -> None:
         "document": None,
         "data": {"a": 1},
     }
+    # Today's data is the value as it is; seed 004's is an object.
+    listed = step(outputs=[1, 2])
+    assert today_step(listed)["handle_outputs"]["output-json-0"]["data"] == [1, 2]
+    assert seed_step(listed)["handle_outputs"]["output-json-0"]["data"] == {"value": [1, 2]}
 
 
 def test_a_loop_iterations_step_carries_its_containers_outermost_first() -> None:
@@ -197,9 +209,9 @@ def test_the_run_names_its_waiting_nodes_and_splits_its_inputs() -> None:
     steps = [
         step(node_id="r", step_id="loop_iter_0_r", status=StepStatus.waiting_for_human),
         step(node_id="r", step_id="loop_iter_1_r", status=StepStatus.waiting_for_human),
-        step(node_id="x", step_id="x", status=StepStatus.error),
+        step(node_id="x", step_id="x", status=StepStatus.error, error="boom"),
     ]
-    document = {"id": "f-1", "filename": "a.pdf", "mime_type": "application/pdf"}
+    document = {"file_id": "f-1", "filename": "a.pdf", "mime_type": "application/pdf"}
     view = run_view(
         run,
         workflow_name="w",
@@ -209,10 +221,47 @@ def test_the_run_names_its_waiting_nodes_and_splits_its_inputs() -> None:
     )
     assert view["waiting_for_node_ids"] == ["r"]
     assert view["status"] == "error"
-    assert view["lifecycle"] == {"status": "error", "message": "step 'x' failed"}
+    assert view["lifecycle"] == {
+        "status": "error",
+        "message": "step 'x' failed",
+        "stage": None,
+        "category": None,
+        "details": {
+            "message": "boom",
+            "stack_trace": None,
+            "block_id": "x",
+            "block_name": "N",
+            "error_code": None,
+            "context": None,
+        },
+        "failing_step_id": "x",
+    }
     assert view["trigger"] == {"type": "manual"}
-    assert view["inputs"] == {"documents": {"invoice": document}, "json_data": {"note": "n"}}
+    shown = {"id": "f-1", "filename": "a.pdf", "mime_type": "application/pdf"}
+    assert view["inputs"] == {"documents": {"invoice": shown}, "json_data": {"note": "n"}}
     assert view["created_at"] == "2026-03-12T09:00:00Z" == view["timing"]["created_at"]
+    paused = run.model_copy(update={"status": RunStatus.waiting_for_human})
+    assert run_view(paused, workflow_name="w", workflow_version_id="v", steps=steps, documents={})[
+        "lifecycle"
+    ] == {"status": "awaiting_review", "waiting_for_block_ids": ["r"]}
+
+
+def test_triggers_and_deleted_files_in_todays_words() -> None:
+    assert [trigger_type(t) for t in ("api", "cli", "replay", "sub_workflow", "webhook")] == [
+        "api",
+        "manual",
+        "restart",
+        "custom",
+        "webhook",
+    ]
+    # A file deleted since the run: today's FileRef still has every key a string.
+    gone = {"file_id": "f-2", "filename": None, "mime_type": None}
+    assert file_ref(gone) == {"id": "f-2", "filename": "", "mime_type": "application/octet-stream"}
+
+
+def test_todays_lifecycle_status_reads_back_as_steplines() -> None:
+    for status in StepStatus:
+        assert step_status(step_lifecycle_status(status)) is status
 
 
 @pytest.mark.parametrize(

@@ -76,14 +76,14 @@ class SeedStep(BaseModel):
 
 class FileRef(BaseModel):
     id: str
-    filename: str | None
-    mime_type: str | None
+    filename: str = Field(description="'' when the file was deleted since.")
+    mime_type: str
 
 
 class Handle(BaseModel):
     type: Literal["file", "json"]
     document: FileRef | None
-    data: dict[str, Any] | None
+    data: Any = Field(description="A JSON handle's value; null for a file handle.")
 
 
 class PlainLifecycle(BaseModel):
@@ -152,12 +152,21 @@ class StepSummary(BaseModel):
 
 
 class Trigger(BaseModel):
-    type: str
+    type: Literal["manual", "api", "schedule", "webhook", "email", "custom", "restart"]
 
 
 class RunLifecycle(BaseModel):
+    """Discriminated by `status`: `awaiting_review` names the blocks waiting, `error` says
+    why (from the first failed step), `cancelled` may give a reason."""
+
     status: RunLifecycleStatus
+    waiting_for_block_ids: list[str] | None = None
     message: str | None = None
+    stage: ErrorStage | None = None
+    category: ErrorCategory | None = None
+    details: SeedErrorDetails | None = None
+    failing_step_id: str | None = None
+    reason: str | None = None
 
 
 class Timing(BaseModel):
@@ -194,3 +203,10 @@ class Run(BaseModel):
     timing: Timing
     inputs: RunInputs
     metadata: dict[str, Any]
+
+
+class CancelledRun(BaseModel):
+    """Today's answer to a cancel."""
+
+    run: Run
+    cancellation_status: Literal["cancelled", "cancellation_requested", "cancellation_failed"]

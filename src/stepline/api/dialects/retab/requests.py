@@ -46,9 +46,20 @@ class RunCreate(RunStart):
     """`POST /v1/workflows/runs`'s body."""
 
     workflow_id: UUID
-    version: int | None = Field(
-        default=None, ge=1, description="The workflow version to run (default: the latest)."
+    version: int | str | None = Field(
+        default=None,
+        description="The workflow version to run: its number, or a run's "
+        "`workflow_version_id`; `production`, `draft`, `latest` or none: the latest.",
     )
+
+
+class CancelRequest(BaseModel):
+    """`POST /v1/workflows/runs/{run_id}/cancel`'s body (a cancel is idempotent already:
+    `command_id` is accepted and not needed)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    command_id: str | None = None
 
 
 def _refused(field: str, message: str) -> InvalidRequest:

@@ -13,15 +13,28 @@ from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.retab import shapes
 from stepline.api.dialects.retab.errors import error_docs
-from stepline.api.dialects.retab.models import Run, SeedStep, StepPage, TodayStep
-from stepline.api.dialects.retab.requests import RunCreate, RunStart, located, run_inputs
+from stepline.api.dialects.retab.models import CancelledRun, Run, SeedStep, StepPage, TodayStep
+from stepline.api.dialects.retab.requests import (
+    CancelRequest,
+    RunCreate,
+    RunStart,
+    located,
+    run_inputs,
+)
+from stepline.api.dialects.retab.vocabulary import StepLifecycleStatus, step_status
 from stepline.api.documents import DocumentRoute
 from stepline.api.errors import invalid, one_direction
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
-from stepline.records import RunRecord, StepRecord
+from stepline.errors import NotFound
+from stepline.records import FINISHED_RUN_STATUSES, RunRecord, RunStatus, StepRecord
 from stepline.service import Caller, StepsQuery
-from stepline.service.retab_reads import input_files, run_names, step_by_record_id
+from stepline.service.retab_reads import (
+    input_files,
+    run_names,
+    step_by_record_id,
+    version_number,
+)
 
 router = APIRouter(tags=["Retab dialect"], route_class=DocumentRoute)
 
@@ -31,7 +44,7 @@ DEFAULT_LIMIT = 10
 WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
 RunId = Annotated[UUID, Path(description="The run's id.")]
 _READ_ERRORS = error_docs(401, 403, 404, 422, 500)
-_START_ERRORS = error_docs(400, 401, 403, 404, 413, 422, 500)
+_WRITE_ERRORS = error_docs(400, 401, 403, 404, 413, 422, 500)
 
 
 async def _run_answer(state: StateDep, caller: Caller, run: RunRecord) -> dict[str, Any]:
@@ -47,10 +60,15 @@ async def _run_answer(state: StateDep, caller: Caller, run: RunRecord) -> dict[s
 
 
 async def _start(
-    state: StateDep, caller: Caller, workflow_id: UUID, body: RunStart, version: int | None
+    state: StateDep,
+    caller: Caller,
+    workflow_id: UUID,
+    body: RunStart,
+    version: int | str | None = None,
 ) -> Response:
     # The workflow first: a document sent as a data: URL is stored as a file before the run.
     await service.live_workflow(state.service, caller, workflow_id)
+    number = await version_number(state.service, workflow_id, version, "body.version")
     inputs = await run_inputs(state.service, caller, body)
     try:
         started = await service.start_run(
@@ -58,7 +76,7 @@ async def _start(
             caller,
             workflow_id,
             inputs,
-            version=version,
+            version=number,
             inputs_field="body.json_inputs",
         )
     except service.InvalidRunInputs as exc:
@@ -69,7 +87,7 @@ async def _start(
 @router.post(
     "/v1/workflows/{workflow_id}/run",
     response_model=Run,
-    responses=_START_ERRORS,
+    responses=_WRITE_ERRORS,
     summary="Run a workflow (seed 004): the run, status running",
 )
 async def run_workflow(
@@ -78,13 +96,13 @@ async def run_workflow(
     principal: RunKey,
     body: Annotated[RunStart | None, Body()] = None,
 ) -> Response:
-    return await _start(state, principal.caller, workflow_id, body or RunStart(), None)
+    return await _start(state, principal.caller, workflow_id, body or RunStart())
 
 
 @router.post(
     "/v1/workflows/runs",
     response_model=Run,
-    responses=_START_ERRORS,
+    responses=_WRITE_ERRORS,
     summary="Start a run (today's SDK)",
 )
 async def create_run(
@@ -107,15 +125,27 @@ async def get_run(run_id: RunId, state: StateDep, principal: ReadKey) -> Respons
 
 @router.post(
     "/v1/workflows/runs/{run_id}/cancel",
-    response_model=Run,
-    responses=_READ_ERRORS,
+    response_model=CancelledRun,
+    responses=_WRITE_ERRORS,
     summary="Cancel a run (idempotent: a finished run comes back unchanged)",
 )
-async def cancel_run(run_id: RunId, state: StateDep, principal: RunKey) -> Response:
+async def cancel_run(
+    run_id: RunId,
+    state: StateDep,
+    principal: RunKey,
+    body: Annotated[CancelRequest | None, Body()] = None,
+) -> Response:
     caller = principal.caller
     run = await service.run_of(state.service, caller, run_id)
     cancelled = await service.cancel_run(state.service, caller, run.workflow_id, run_id)
-    return json_response(await _run_answer(state, caller, cancelled))
+    if cancelled.status is RunStatus.cancelled:
+        outcome = "cancelled"
+    elif cancelled.status in FINISHED_RUN_STATUSES:
+        outcome = "cancellation_failed"  # it ended before the request: unchanged
+    else:
+        outcome = "cancellation_requested"
+    view = await _run_answer(state, caller, cancelled)
+    return json_response({"run": view, "cancellation_status": outcome})
 
 
 @router.get(
@@ -146,14 +176,47 @@ async def list_steps(
     before: Annotated[
         str | None, Query(description="`list_metadata.before` of a page: the page before it.")
     ] = None,
+    block_id: Annotated[str | None, Query(description="Only this block's steps.")] = None,
+    step_id: Annotated[str | None, Query(description="Only the step of this step_id.")] = None,
+    status: Annotated[
+        list[StepLifecycleStatus] | None,
+        Query(description="Only steps of this lifecycle status (one at a time)."),
+    ] = None,
+    block_type: Annotated[
+        list[str] | None, Query(description="Not supported: refused with a 422.")
+    ] = None,
 ) -> Response:
     one_direction(after, before)
+    if block_type:
+        invalid("query.block_type", "filtering by block_type is not supported; use block_id")
+    if status and len(status) > 1:
+        invalid("query.status", "give one status at a time")
     caller = principal.caller
     run = await service.run_of(state.service, caller, run_id)
-    query = StepsQuery(limit=limit, after=after, before=before, include_io=True)
+    if step_id is not None:
+        return json_response(await _one_step_page(state, caller, run_id, step_id, block_id))
+    query = StepsQuery(
+        limit=limit,
+        after=after,
+        before=before,
+        node_id=block_id,
+        status=step_status(status[0]) if status else None,
+        include_io=True,
+    )
     page = await service.step_documents(state.service, caller, run.workflow_id, run.id, query)
     steps = [StepRecord.model_validate_json(document) for document in page.items]
     return json_response(shapes.step_list(steps, page.next_cursor, page.prev_cursor))
+
+
+async def _one_step_page(
+    state: StateDep, caller: Caller, run_id: UUID, step_id: str, block_id: str | None
+) -> dict[str, Any]:
+    try:
+        step = await service.step_of(state.service, caller, run_id, step_id)
+    except NotFound:
+        return shapes.step_list([], None, None)
+    matches = step.step_id == step_id and block_id in (None, step.node_id)
+    return shapes.step_list([step] if matches else [], None, None)
 
 
 @router.get(

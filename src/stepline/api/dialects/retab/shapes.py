@@ -9,9 +9,11 @@ from typing import Any
 
 from stepline.api.dialects.retab.handles import (
     as_object,
-    handle_inputs,
-    handle_outputs,
-    today_handles,
+    file_ref,
+    seed_handle_inputs,
+    seed_handle_outputs,
+    today_handle_inputs,
+    today_handle_outputs,
 )
 from stepline.api.dialects.retab.vocabulary import (
     block_type,
@@ -20,7 +22,7 @@ from stepline.api.dialects.retab.vocabulary import (
     seed_run_status,
     step_lifecycle_status,
 )
-from stepline.records import RunRecord, RunStatus, StepRecord, StepStatus
+from stepline.records import RunRecord, StepRecord, StepStatus
 
 _SKIPPED = "its branch was not taken, or an upstream step did not complete"
 _CANCELLED = "the run was cancelled"
@@ -91,8 +93,8 @@ def seed_step(step: StepRecord) -> dict[str, Any]:
             "tokens": step.tokens.model_dump() if step.tokens else None,
             "trace_spans": step.trace_spans,
             "output": None if step.outputs is None else as_object(step.outputs),
-            "handle_outputs": handle_outputs(step) or None,
-            "handle_inputs": handle_inputs(step) or None,
+            "handle_outputs": seed_handle_outputs(step) or None,
+            "handle_inputs": seed_handle_inputs(step) or None,
             "input_document": step.input_document,
             "output_document": step.output_document,
             "split_documents": step.split_documents,
@@ -167,8 +169,8 @@ def today_step(step: StepRecord) -> dict[str, Any]:
         "created_at": iso(step.created_at),
         "model": step.model,
         "retry_count": step.retry_count,
-        "handle_inputs": today_handles(handle_inputs(step)),
-        "handle_outputs": today_handles(handle_outputs(step)),
+        "handle_inputs": today_handle_inputs(step),
+        "handle_outputs": today_handle_outputs(step),
         "loop_containers": containers(step),
         # stepline keeps its results on the step itself, not in separate collections.
         "artifact": None,
@@ -187,14 +189,38 @@ def step_list(steps: Sequence[StepRecord], after: str | None, before: str | None
 # --- the run: both generations in one object ----------------------------------------------------
 
 
+_TRIGGERS = {"api": "api", "cli": "manual", "replay": "restart"}
+_RETAB_TRIGGERS = {"manual", "api", "schedule", "webhook", "email", "custom", "restart"}
+
+
 def trigger_type(trigger: str) -> str:
-    """Retab's trigger type: `api`, `schedule` and `webhook` as they are; what a person
-    started another way (the CLI, a replay, a retry) is `manual`."""
-    return trigger if trigger in {"api", "schedule", "webhook"} else "manual"
+    """Retab's trigger type of what started the run: `stepline run` (the CLI) is `manual`,
+    a replay `restart`; one Retab has no name for (a sub-workflow's parent) `custom`."""
+    if trigger in _RETAB_TRIGGERS:
+        return trigger
+    return _TRIGGERS.get(trigger, "custom")
 
 
-def is_file_reference(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"file_id"}
+def run_lifecycle(run: RunRecord, steps: Sequence[StepRecord]) -> dict[str, Any]:
+    """Today's run lifecycle, discriminated by its status."""
+    status = run_lifecycle_status(run.status)
+    if status == "awaiting_review":
+        return {"status": status, "waiting_for_block_ids": waiting_for_node_ids(steps)}
+    if status == "cancelled":
+        return {"status": status, "reason": run.error}
+    if status != "error":
+        return {"status": status}
+    failing = next((step for step in steps if step.status is StepStatus.error), None)
+    if failing is None:
+        return {"status": status, "message": run.error or "the run failed"}
+    return {
+        "status": status,
+        "message": run.error or failing.error or "the run failed",
+        "stage": failing.error_stage.value if failing.error_stage else None,
+        "category": failing.error_category.value if failing.error_category else None,
+        "details": error_details(failing),
+        "failing_step_id": failing.step_id,
+    }
 
 
 def run_view(
@@ -208,11 +234,8 @@ def run_view(
     """The run as both generations of Retab's clients read it: seed 004's fields and
     today's (`trigger`, `lifecycle`, `timing`, `inputs`...); each ignores the other's.
 
-    `documents` are the run's top-level file inputs, each `{id, filename, mime_type}`.
+    `documents` are the run's top-level file inputs, each `{file_id, filename, mime_type}`.
     """
-    run_lifecycle: dict[str, Any] = {"status": run_lifecycle_status(run.status)}
-    if run.status is RunStatus.failed:
-        run_lifecycle["message"] = run.error or "the run failed"
     json_data = {key: value for key, value in run.inputs.items() if key not in documents}
     return {
         "id": str(run.id),
@@ -231,12 +254,15 @@ def run_view(
         "waiting_for_node_ids": waiting_for_node_ids(steps),
         "workflow_version_id": workflow_version_id,
         "trigger": {"type": trigger_type(run.trigger)},
-        "lifecycle": run_lifecycle,
+        "lifecycle": run_lifecycle(run, steps),
         "timing": {
             "created_at": iso(run.created_at),
             "started_at": iso(run.started_at),
             "completed_at": iso(run.completed_at),
         },
-        "inputs": {"documents": dict(documents), "json_data": json_data},
+        "inputs": {
+            "documents": {name: file_ref(document) for name, document in documents.items()},
+            "json_data": json_data,
+        },
         "metadata": {},
     }

@@ -147,4 +147,11 @@ def step_lifecycle_status(status: StepStatus) -> StepLifecycleStatus:
     return value
 
 
+def step_status(status: StepLifecycleStatus) -> StepStatus:
+    """stepline's step status of today's lifecycle status."""
+    if status == "awaiting_review":
+        return StepStatus.waiting_for_human
+    return StepStatus(status)
+
+
 KNOWN_KINDS: Final = frozenset(_KINDS)
