@@ -105,6 +105,11 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                     "query.page_size": drawn_from("huge_integers", 0.1),
                 },
             },
+            {
+                # Retab's step list and step name their run in the query.
+                "include-path-regex": "^/retab/",
+                "parameters": {"query.run_id": drawn_from("run_ids")},
+            },
         ],
     }
 
