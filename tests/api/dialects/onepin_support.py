@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -63,4 +64,4 @@ def reshape(node_id: str, output: Any, **options: Any) -> dict[str, Any]:
 
 
 def chain(*nodes: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"from": a["id"], "to": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]
+    return [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]
