@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from onepin_support import (
     BASE,
@@ -466,3 +467,54 @@ def test_a_start_with_an_unknown_field_or_bad_inputs_is_422(
     for answer in (extra, missing, garbage):
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+# --- downloads ---------------------------------------------------------------------------------
+
+
+def test_a_download_link_downloads_without_a_key_until_tampered(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    a, b = reshape("a", {"n": 1}), reshape("b", {"n": 2})
+    with client(api_server, org_key) as http:
+        workflow_id = create(http, "dl", {"name": "dl", "nodes": [a, b], "edges": chain(a, b)})
+        run_id = start(http, workflow_id)
+        finished(http, workflow_id, run_id)
+        link = http.get(f"{BASE}/{workflow_id}/runs/{run_id}/download")
+        node_link = http.get(f"{BASE}/{workflow_id}/runs/{run_id}/nodes/b/download")
+        unknown_node = http.get(f"{BASE}/{workflow_id}/runs/{run_id}/nodes/zz/download")
+    assert link.status_code == 200, link.text
+    data = link.json()["data"]
+    assert set(data) == {"url", "filename", "expires_at"}
+    assert data["filename"] == f"run-{run_id}.json" and data["expires_at"].endswith("Z")
+    with httpx.Client(timeout=30) as anonymous:
+        whole = anonymous.get(data["url"])
+        assert whole.status_code == 200, whole.text
+        assert "attachment" in whole.headers["content-disposition"]
+        document = whole.json()
+        assert document["run"]["id"] == run_id
+        assert [s["node_id"] for s in document["steps"]] == ["a", "b"]
+        assert document["steps"][1]["result"] == {"n": 2}
+        part = anonymous.get(node_link.json()["data"]["url"]).json()
+        assert [s["node_id"] for s in part["steps"]] == ["b"]
+        tampered = anonymous.get(data["url"].replace("signature=", "signature=0"))
+        widened = anonymous.get(node_link.json()["data"]["url"].replace("node_id=b", "node_id=a"))
+    for refused in (tampered, widened):
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "FORBIDDEN"
+    assert unknown_node.status_code == 404
+
+
+def test_a_download_of_a_run_that_did_not_complete_is_409(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    broken = {"id": "call", "type": "api_call", "config": {"url": "http://127.0.0.1:9/none"}}
+    with client(api_server, org_key) as http:
+        workflow_id = create(http, "broken", {"name": "broken", "nodes": [broken]})
+        run_id = start(http, workflow_id)
+        assert finished(http, workflow_id, run_id)["status"] == "failed"
+        answer = http.get(f"{BASE}/{workflow_id}/runs/{run_id}/download")
+        node = http.get(f"{BASE}/{workflow_id}/runs/{run_id}/nodes/call/download")
+    for refused in (answer, node):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "CONFLICT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -10,6 +11,7 @@ import pytest
 
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import CODES, envelope
+from stepline.api.dialects.onepin.links import LINK_LIFETIME, Export, LinkSigner
 from stepline.api.errors import ErrorDetail, Failure
 from stepline.records import Attempt, RunRecord, RunStatus, StepRecord, StepStatus
 
@@ -168,3 +170,15 @@ def test_an_unparseable_body_is_a_422_and_details_are_left_out_when_none() -> No
     status, body = envelope(Failure(400, "bad_request", "not JSON", [], None))
     assert status == 422 and body["error"]["code"] == "VALIDATION_ERROR"
     assert "details" not in body["error"]
+
+
+def test_a_link_is_valid_until_it_expires_and_only_for_what_it_names() -> None:
+    signer = LinkSigner.new()
+    export = Export(uuid4(), None, uuid4(), uuid4(), "n", int((T0 + LINK_LIFETIME).timestamp()))
+    signature = signer.sign(export)
+    assert signer.valid(export, signature, T0)
+    assert not signer.valid(export, signature, T0 + LINK_LIFETIME)
+    assert not signer.valid(replace(export, node_id=None), signature, T0)
+    assert not signer.valid(replace(export, expires=export.expires + 60), signature, T0)
+    assert not LinkSigner.new().valid(export, signature, T0)
+    assert not signer.valid(export, "ünïcode", T0)

@@ -1,13 +1,14 @@
 """Onepin (seed 002), served under /onepin: a client of Onepin's public API works with its
 base URL set to `http://HOST:PORT/onepin`. docs/dialects/onepin.md documents the paths,
-shapes and mappings; `shapes` holds the pure record-to-Onepin functions, `runs` and
-`workflows` the thin routes, `envelope` the success and error envelopes."""
+shapes and mappings. `shapes` holds the pure record-to-Onepin functions; `runs`,
+`workflows` and `downloads` the thin routes; `links` signs download links; `envelope`
+the success and error envelopes."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from stepline.api.dialects.onepin import runs, workflows
+from stepline.api.dialects.onepin import downloads, runs, workflows
 from stepline.api.dialects.onepin.envelope import envelope
 
 PREFIX = "/onepin"
@@ -17,5 +18,6 @@ router = APIRouter()
 # the runs' `/runs/summary` and `/runs/preview` are declared before `/runs/{run_id}`.
 router.include_router(workflows.router)
 router.include_router(runs.router)
+router.include_router(downloads.router)
 
 __all__ = ["PREFIX", "envelope", "router"]
