@@ -95,6 +95,13 @@ async def window_workflows(
     return WorkflowWindow(matched[offset : offset + limit], len(matched))
 
 
+async def latest_definitions(
+    ctx: ServiceContext, caller: Caller, workflows: Sequence[WorkflowRecord]
+) -> dict[UUID, dict[str, Any]]:
+    """Each workflow's latest definition by id, in one read."""
+    return await ctx.store.latest_definitions(caller.organization_id, workflows)
+
+
 async def latest_definition(ctx: ServiceContext, workflow: WorkflowRecord) -> dict[str, Any]:
     version = await ctx.store.get_version(workflow.id, workflow.latest_version)
     return version.definition if version is not None else {}

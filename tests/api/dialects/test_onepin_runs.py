@@ -518,3 +518,17 @@ def test_a_download_of_a_run_that_did_not_complete_is_409(
     for refused in (answer, node):
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"]["code"] == "CONFLICT"
+
+
+def test_a_repeated_idempotency_key_answers_with_the_first_run(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    with client(api_server, org_key) as http:
+        workflow_id = create(http, "once", {"name": "once", "nodes": [reshape("a", 1)]})
+        url = f"{BASE}/{workflow_id}/runs"
+        first = http.post(url, json={}, headers={"Idempotency-Key": "k-1"})
+        second = http.post(url, json={}, headers={"Idempotency-Key": "k-1"})
+        total = http.get(url).json()["pagination"]["total"]
+    assert first.status_code == second.status_code == 202
+    assert first.json()["data"]["id"] == second.json()["data"]["id"]
+    assert total == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,10 +103,21 @@ async def start_run(
     state: StateDep,
     principal: RunKey,
     body: Annotated[RunStart | None, Body()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A repeated key (per organization) answers with the run it started.",
+        ),
+    ] = None,
 ) -> Response:
     caller = principal.caller
     started = await service.start_run(
-        state.service, caller, workflow_id, body.inputs if body is not None else {}
+        state.service,
+        caller,
+        workflow_id,
+        body.inputs if body is not None else {},
+        idempotency_key=idempotency_key,
     )
     run = await service.run_of(state.service, caller, started.run.id, workflow_id)
     return answer(request, (await runs_out(state, caller, [run]))[0], 202)

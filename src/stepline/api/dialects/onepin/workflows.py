@@ -101,7 +101,11 @@ async def list_workflows(
     window = await reads.window_workflows(
         state.service, caller, offset=offset, limit=limit, search=search
     )
-    items = [await workflow_view(state.service, caller, w) for w in window.workflows]
+    definitions = await reads.latest_definitions(state.service, caller, window.workflows)
+    items = [
+        await workflow_view(state.service, caller, w, definitions.get(w.id, {}))
+        for w in window.workflows
+    ]
     return answer(
         request,
         items,
