@@ -22,6 +22,7 @@ from onepin_support import (
     wait_until,
 )
 
+from stepline.api.dialects.onepin import models as m
 from support.http_server import LoopbackServer, loopback_server
 from support.server import ServeProcess
 from support.shapes import assert_same_shape
@@ -532,3 +533,47 @@ def test_a_repeated_idempotency_key_answers_with_the_first_run(
     assert first.status_code == second.status_code == 202
     assert first.json()["data"]["id"] == second.json()["data"]["id"]
     assert total == 1
+
+
+def test_every_answer_matches_the_documented_model(api_server: ServeProcess, org_key: str) -> None:
+    """What the OpenAPI document says (models.py) is what the routes send."""
+    check = {
+        "id": "check",
+        "type": "conditional",
+        "config": {"branches": [{"name": "yes", "when": "true"}]},
+    }
+    yes = reshape("yes", [{"row": 1}])
+    definition = {
+        "name": "documented",
+        "nodes": [check, yes],
+        "edges": [{"from": "check", "to": "yes", "handle": "yes"}],
+    }
+    with client(api_server, org_key) as http:
+        workflow_id = create(http, "documented", definition)
+        run_id = start(http, workflow_id)
+        finished(http, workflow_id, run_id)
+        runs = f"{BASE}/{workflow_id}/runs"
+        one = f"{runs}/{run_id}"
+        answers: list[tuple[Any, httpx.Response]] = [
+            (m.ListEnvelope[m.Workflow], http.get(BASE)),
+            (m.Envelope[m.Workflow], http.get(f"{BASE}/{workflow_id}")),
+            (m.ListEnvelope[m.Upload], http.get(f"{BASE}/{workflow_id}/uploads")),
+            (m.ListEnvelope[m.Run], http.get(runs)),
+            (m.Envelope[m.RunsSummary], http.get(f"{runs}/summary")),
+            (m.Envelope[m.RunPreview], http.post(f"{runs}/preview", json={})),
+            (m.Envelope[m.Run], http.get(one)),
+            (m.Envelope[m.RunLight], http.get(f"{one}/status")),
+            (m.Envelope[list[m.Step]], http.get(f"{one}/steps?include_result=true")),
+            (m.Envelope[m.RunOverview], http.get(f"{one}/overview")),
+            (m.ListEnvelope[dict[str, Any]], http.get(f"{one}/data")),
+            (m.Envelope[m.Run], http.post(f"{one}/cancel")),
+            (m.Envelope[m.DownloadLink], http.get(f"{one}/download")),
+            (m.Envelope[m.DownloadLink], http.get(f"{one}/nodes/yes/download")),
+        ]
+        link = answers[-1][1].json()["data"]["url"]
+        answers.append((m.Export, httpx.get(link, timeout=30)))
+    for model, answer in answers:
+        assert answer.status_code == 200, (answer.request.url, answer.text)
+        model.model_validate(answer.json())
+    steps = answers[8][1].json()["data"]
+    assert [s["active_ports"] for s in steps] == [["yes"], ["default"]]

@@ -17,12 +17,13 @@ from fastapi.responses import Response
 
 from stepline import service
 from stepline.api.auth import ReadKey
+from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer
 from stepline.api.dialects.onepin.links import Export, LinkSigner, expiry
 from stepline.api.dialects.onepin.runs import TAG, RunId, WorkflowId, runs_out
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import ApiError
+from stepline.api.errors import ApiError, error_responses
 from stepline.api.responses import to_json
 from stepline.api.state import AppState, StateDep
 from stepline.errors import Conflict, NotFound
@@ -88,7 +89,12 @@ async def _link(
     }
 
 
-@router.get("/{workflow_id}/runs/{run_id}/download", summary="A signed link to the run's export")
+@router.get(
+    "/{workflow_id}/runs/{run_id}/download",
+    response_model=m.Envelope[m.DownloadLink],
+    responses=error_responses(404, 409),
+    summary="A signed link to the run's export",
+)
 async def download_run(
     request: Request, workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: ReadKey
 ) -> Response:
@@ -98,6 +104,8 @@ async def download_run(
 
 @router.get(
     "/{workflow_id}/runs/{run_id}/nodes/{node_id}/download",
+    response_model=m.Envelope[m.DownloadLink],
+    responses=error_responses(404, 409),
     summary="A signed link to one node's part of the run's export",
 )
 async def download_run_node(
@@ -115,6 +123,8 @@ async def download_run_node(
 @router.get(
     "/{workflow_id}/runs/{run_id}/export",
     name=EXPORT_ROUTE,
+    response_model=m.Export,
+    responses=error_responses(403, 404),
     summary="The export a signed download link opens (no API key: the signature is the key)",
 )
 async def export_run(

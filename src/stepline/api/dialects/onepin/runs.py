@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline import service
 from stepline.api.auth import ReadKey, RunKey
+from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import invalid
+from stepline.api.errors import error_responses, invalid
 from stepline.api.state import AppState, StateDep
 from stepline.api.times import UtcDatetime
 from stepline.records import RunRecord, RunStatus, utcnow
@@ -69,7 +70,12 @@ async def runs_out(state: AppState, caller: Caller, runs: list[RunRecord]) -> li
     ]
 
 
-@router.get("/{workflow_id}/runs", summary="List a workflow's runs, newest first")
+@router.get(
+    "/{workflow_id}/runs",
+    response_model=m.ListEnvelope[m.Run],
+    responses=error_responses(404),
+    summary="List a workflow's runs, newest first",
+)
 async def list_runs(
     request: Request,
     workflow_id: WorkflowId,
@@ -96,7 +102,13 @@ async def list_runs(
     )
 
 
-@router.post("/{workflow_id}/runs", status_code=202, summary="Start a run (202 with the run)")
+@router.post(
+    "/{workflow_id}/runs",
+    status_code=202,
+    response_model=m.Envelope[m.Run],
+    responses=error_responses(404, 409),
+    summary="Start a run (202 with the run)",
+)
 async def start_run(
     request: Request,
     workflow_id: WorkflowId,
@@ -123,7 +135,12 @@ async def start_run(
     return answer(request, (await runs_out(state, caller, [run]))[0], 202)
 
 
-@router.get("/{workflow_id}/runs/summary", summary="Counts, pass rate and mean duration of runs")
+@router.get(
+    "/{workflow_id}/runs/summary",
+    response_model=m.Envelope[m.RunsSummary],
+    responses=error_responses(404),
+    summary="Counts, pass rate and mean duration of runs",
+)
 async def runs_summary(
     request: Request,
     workflow_id: WorkflowId,
@@ -156,7 +173,12 @@ async def runs_summary(
     return answer(request, data)
 
 
-@router.post("/{workflow_id}/runs/preview", summary="A dry run: what would run, nothing executed")
+@router.post(
+    "/{workflow_id}/runs/preview",
+    response_model=m.Envelope[m.RunPreview],
+    responses=error_responses(404),
+    summary="A dry run: what would run, nothing executed",
+)
 async def preview_run(
     request: Request,
     workflow_id: WorkflowId,
@@ -187,7 +209,12 @@ async def preview_run(
     return answer(request, data)
 
 
-@router.get("/{workflow_id}/runs/{run_id}", summary="Get a run")
+@router.get(
+    "/{workflow_id}/runs/{run_id}",
+    response_model=m.Envelope[m.Run],
+    responses=error_responses(404),
+    summary="Get a run",
+)
 async def get_run(
     request: Request, workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: ReadKey
 ) -> Response:
@@ -196,7 +223,12 @@ async def get_run(
     return answer(request, (await runs_out(state, caller, [run]))[0])
 
 
-@router.get("/{workflow_id}/runs/{run_id}/status", summary="A run's status (light)")
+@router.get(
+    "/{workflow_id}/runs/{run_id}/status",
+    response_model=m.Envelope[m.RunLight],
+    responses=error_responses(404),
+    summary="A run's status (light)",
+)
 async def get_run_status(
     request: Request, workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: ReadKey
 ) -> Response:
@@ -204,7 +236,12 @@ async def get_run_status(
     return answer(request, shapes.run_status_out(run))
 
 
-@router.get("/{workflow_id}/runs/{run_id}/steps", summary="List a run's steps (seed 002)")
+@router.get(
+    "/{workflow_id}/runs/{run_id}/steps",
+    response_model=m.Envelope[list[m.Step]],
+    responses=error_responses(404),
+    summary="List a run's steps (seed 002)",
+)
 async def get_run_steps(
     request: Request,
     workflow_id: WorkflowId,
@@ -232,7 +269,12 @@ async def get_run_steps(
     return answer(request, shapes.steps_out(steps, definition, include_result=include_result))
 
 
-@router.get("/{workflow_id}/runs/{run_id}/overview", summary="A run and each node's state")
+@router.get(
+    "/{workflow_id}/runs/{run_id}/overview",
+    response_model=m.Envelope[m.RunOverview],
+    responses=error_responses(404),
+    summary="A run and each node's state",
+)
 async def get_run_overview(
     request: Request, workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: ReadKey
 ) -> Response:
@@ -244,7 +286,12 @@ async def get_run_overview(
     return answer(request, data)
 
 
-@router.get("/{workflow_id}/runs/{run_id}/data", summary="The run's output rows")
+@router.get(
+    "/{workflow_id}/runs/{run_id}/data",
+    response_model=m.ListEnvelope[dict[str, Any]],
+    responses=error_responses(404),
+    summary="The run's output rows",
+)
 async def get_run_data(
     request: Request,
     workflow_id: WorkflowId,
@@ -263,7 +310,12 @@ async def get_run_data(
     )
 
 
-@router.post("/{workflow_id}/runs/{run_id}/cancel", summary="Cancel a run (idempotent)")
+@router.post(
+    "/{workflow_id}/runs/{run_id}/cancel",
+    response_model=m.Envelope[m.Run],
+    responses=error_responses(404),
+    summary="Cancel a run (idempotent)",
+)
 async def cancel_run(
     request: Request, workflow_id: WorkflowId, run_id: RunId, state: StateDep, principal: RunKey
 ) -> Response:

@@ -15,11 +15,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.api.auth import ReadKey, WriteKey
+from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
 from stepline.api.dialects.onepin.runs import TAG, Limit, Offset
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import invalid
+from stepline.api.errors import error_responses, invalid
 from stepline.api.state import StateDep
 from stepline.records import WorkflowRecord
 from stepline.service import Caller, ServiceContext, live_workflow
@@ -86,7 +87,7 @@ async def workflow_view(
     )
 
 
-@router.get("", summary="List workflows, newest first")
+@router.get("", response_model=m.ListEnvelope[m.Workflow], summary="List workflows, newest first")
 async def list_workflows(
     request: Request,
     state: StateDep,
@@ -113,7 +114,13 @@ async def list_workflows(
     )
 
 
-@router.post("", status_code=201, summary="Create a workflow")
+@router.post(
+    "",
+    status_code=201,
+    response_model=m.Envelope[m.Workflow],
+    responses=error_responses(409),
+    summary="Create a workflow",
+)
 async def create_workflow(
     request: Request, body: WorkflowWrite, state: StateDep, principal: WriteKey
 ) -> Response:
@@ -129,7 +136,12 @@ async def create_workflow(
     return answer(request, view, 201)
 
 
-@router.get("/{workflow_id}", summary="Get a workflow")
+@router.get(
+    "/{workflow_id}",
+    response_model=m.Envelope[m.Workflow],
+    responses=error_responses(404),
+    summary="Get a workflow",
+)
 async def get_workflow(
     request: Request, workflow_id: WorkflowId, state: StateDep, principal: ReadKey
 ) -> Response:
@@ -138,7 +150,12 @@ async def get_workflow(
     return answer(request, await workflow_view(state.service, caller, workflow))
 
 
-@router.put("/{workflow_id}", summary="Replace a workflow (a new version if it changed)")
+@router.put(
+    "/{workflow_id}",
+    response_model=m.Envelope[m.Workflow],
+    responses=error_responses(404, 409),
+    summary="Replace a workflow (a new version if it changed)",
+)
 async def replace_workflow(
     request: Request,
     workflow_id: WorkflowId,
@@ -159,7 +176,12 @@ async def replace_workflow(
     return answer(request, view)
 
 
-@router.patch("/{workflow_id}", summary="Change a workflow's name, description or definition")
+@router.patch(
+    "/{workflow_id}",
+    response_model=m.Envelope[m.Workflow],
+    responses=error_responses(404, 409),
+    summary="Change a workflow's name, description or definition",
+)
 async def patch_workflow(
     request: Request,
     workflow_id: WorkflowId,
@@ -189,6 +211,7 @@ async def patch_workflow(
     "/{workflow_id}",
     status_code=204,
     response_class=Response,
+    responses=error_responses(404),
     summary="Delete a workflow (its runs are kept)",
 )
 async def delete_workflow(
@@ -198,7 +221,13 @@ async def delete_workflow(
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/duplicate", status_code=201, summary="Copy a workflow")
+@router.post(
+    "/{workflow_id}/duplicate",
+    status_code=201,
+    response_model=m.Envelope[m.Workflow],
+    responses=error_responses(404, 409),
+    summary="Copy a workflow",
+)
 async def duplicate_workflow(
     request: Request, workflow_id: WorkflowId, state: StateDep, principal: WriteKey
 ) -> Response:
@@ -210,7 +239,12 @@ async def duplicate_workflow(
     return answer(request, view, 201)
 
 
-@router.get("/{workflow_id}/uploads", summary="Files the workflow's runs referred to")
+@router.get(
+    "/{workflow_id}/uploads",
+    response_model=m.ListEnvelope[m.Upload],
+    responses=error_responses(404),
+    summary="Files the workflow's runs referred to",
+)
 async def list_uploads(
     request: Request,
     workflow_id: WorkflowId,
