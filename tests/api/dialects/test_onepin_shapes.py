@@ -182,3 +182,17 @@ def test_a_link_is_valid_until_it_expires_and_only_for_what_it_names() -> None:
     assert not signer.valid(replace(export, expires=export.expires + 60), signature, T0)
     assert not LinkSigner.new().valid(export, signature, T0)
     assert not signer.valid(export, "ünïcode", T0)
+
+
+def test_a_step_waiting_for_its_retry_shows_its_failed_attempt_ended() -> None:
+    failed = Attempt(
+        number=1,
+        started_at=T0,
+        completed_at=T0 + timedelta(seconds=1),
+        status=StepStatus.error,
+        error="503",
+    )
+    record = step(status=StepStatus.running, attempts=[failed], started_at=T0, error="503")
+    (entry,) = shapes.step_entries(record, {}, include_result=True)
+    assert entry["status"] == "failed" and entry["error"] == "503"
+    assert entry["completed_at"] == "2024-01-15T09:30:01.000Z"

@@ -208,8 +208,9 @@ def step_entries(
     include_result: bool,
 ) -> list[dict[str, Any]]:
     """One entry per execution attempt of the step, in order. Earlier attempts carry their
-    own status, times and error; the last carries the step's status and its result. A step
-    not tried yet (pending, skipped) is one entry."""
+    own status, times and error; the last carries the step's status and its result (while
+    a step waits to be retried, its last attempt is an ended one too). A step not tried
+    yet (pending, skipped) is one entry."""
     has_result = step.outputs is not None
     base = {
         "node_id": step.node_id,
@@ -218,7 +219,12 @@ def step_entries(
         "iteration": iteration_of(step),
     }
     entries: list[dict[str, Any]] = []
-    for attempt in step.attempts[:-1]:
+    last = step.attempts[-1] if step.attempts else None
+    # Between a failed attempt and its retry the step stays running: the attempt ended.
+    between = (
+        last is not None and last.status is StepStatus.error and step.status is StepStatus.running
+    )
+    for attempt in step.attempts if between else step.attempts[:-1]:
         entries.append(
             {
                 "id": str(attempt_id(step.id, attempt.number)),
@@ -232,18 +238,16 @@ def step_entries(
                 "error": attempt.error,
             }
         )
-    last = step.attempts[-1] if step.attempts else None
+    if between:
+        return entries
+    ended = step.completed_at or (last.completed_at if last else None)
     entries.append(
         {
             "id": str(attempt_id(step.id, last.number if last else 1)),
             **base,
             "status": STEP_STATUS[step.status],
             "started_at": timestamp(last.started_at if last else step.started_at),
-            "completed_at": timestamp(
-                step.completed_at or (last.completed_at if last else None)
-                if step.status in FINISHED_STEP_STATUSES
-                else None
-            ),
+            "completed_at": timestamp(ended if step.status in FINISHED_STEP_STATUSES else None),
             "result": _result(step.outputs) if include_result and has_result else None,
             "has_result": has_result,
             "active_ports": active_ports(step, handles),
