@@ -391,9 +391,18 @@ def test_malformed_uuids_are_422_in_every_path(api_server: ServeProcess, org_key
             cases.append(("get", f"{BASE}/{workflow_id}/runs/nope{tail}", "path.run_id"))
             cases.append(("get", f"{BASE}/nope/runs/{good_run}{tail}", "path.workflow_id"))
         cases.append(("post", f"{BASE}/{workflow_id}/runs/nope/cancel", "path.run_id"))
-        cases.append(("get", f"{BASE}/nope", "path.workflow_id"))
+        cases.append(("get", f"{BASE}/{workflow_id}/runs/nope/download", "path.run_id"))
+        cases.append(("get", f"{BASE}/{workflow_id}/runs/nope/nodes/a/download", "path.run_id"))
+        cases.append(("get", f"{BASE}/nope/runs/{good_run}/export", "path.workflow_id"))
+        for method in ("get", "put", "patch", "delete"):
+            cases.append((method, f"{BASE}/nope", "path.workflow_id"))
+        for tail in ("/duplicate", "/runs/preview"):
+            cases.append(("post", f"{BASE}/nope{tail}", "path.workflow_id"))
+        cases.append(("get", f"{BASE}/nope/uploads", "path.workflow_id"))
+        body = {"name": "x", "definition": {"nodes": [reshape("a", 1)]}}
         for method, url, field in cases:
-            answer = http.request(method.upper(), url)
+            sent = body if method in ("put", "patch") else None
+            answer = http.request(method.upper(), url, json=sent)
             assert answer.status_code == 422, (url, answer.text)
             error = answer.json()["error"]
             assert error["code"] == "VALIDATION_ERROR", url
