@@ -169,26 +169,6 @@ async def replace_definition(
         raise _name_taken(exc) from None
 
 
-async def rename_workflow(
-    ctx: ServiceContext,
-    caller: Caller,
-    workflow_id: UUID,
-    *,
-    name: str | None,
-    description: str | None,
-) -> WorkflowRecord:
-    """Change the workflow's name or description (its versions stay)."""
-    await live_workflow(ctx, caller, workflow_id)
-    try:
-        return await ctx.store.patch_workflow(
-            caller.organization_id, workflow_id, name=name, description=description
-        )
-    except WorkflowNotFoundError:
-        raise NotFound(f"workflow {workflow_id} not found") from None
-    except WorkflowNameTakenError as exc:
-        raise _name_taken(exc) from None
-
-
 async def delete_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> None:
     """Soft-delete the workflow (its runs are kept)."""
     await live_workflow(ctx, caller, workflow_id)

@@ -66,15 +66,27 @@ def test_put_replaces_the_definition_and_patch_changes_what_it_names(
         assert replaced.status_code == 200, replaced.text
         assert replaced.json()["data"]["name"] == "after"
         assert [n["id"] for n in replaced.json()["data"]["definition"]["nodes"]] == ["b"]
+        version = http.get(f"/v1/workflows/{workflow_id}").json()["latest_version"]
+        same = {
+            "name": "after",
+            "description": "d",
+            "definition": {"name": "ignored", "nodes": [reshape("b", 2)]},
+        }
+        assert http.put(f"{BASE}/{workflow_id}", json=same).status_code == 200
+        assert http.get(f"/v1/workflows/{workflow_id}").json()["latest_version"] == version
         renamed = http.patch(f"{BASE}/{workflow_id}", json={"name": "renamed"})
         assert renamed.json()["data"]["name"] == "renamed"
         assert renamed.json()["data"]["description"] == "d"
+        assert renamed.json()["data"]["definition"]["name"] == "renamed"
+        described = http.patch(f"{BASE}/{workflow_id}", json={"description": "e"})
+        assert described.json()["data"]["definition"]["description"] == "e"
+        assert described.json()["data"]["name"] == "renamed"
         redefined = http.patch(
             f"{BASE}/{workflow_id}", json={"definition": {"nodes": [reshape("c", 3)]}}
         )
         assert redefined.status_code == 200, redefined.text
         data = redefined.json()["data"]
-        assert data["name"] == "renamed"
+        assert data["name"] == "renamed" and data["description"] == "e"
         assert [n["id"] for n in data["definition"]["nodes"]] == ["c"]
         empty = http.patch(f"{BASE}/{workflow_id}", json={})
         unknown = http.patch(f"{BASE}/{workflow_id}", json={"title": "x"})

@@ -3,7 +3,8 @@ patch, delete, duplicate and the files their runs referred to.
 
 Onepin keeps a workflow's name and description beside its definition; stepline's
 definition carries them, so a request's `name` and `description` are written into the
-definition it saves (the answer's `definition` is stepline's own, with them)."""
+definition it saves: a PATCH of any of the three saves the latest definition so changed
+(a new version if it changed), and the answer's `definition` always agrees with them."""
 
 from __future__ import annotations
 
@@ -57,9 +58,11 @@ class WorkflowPatch(BaseModel):
     definition: dict[str, Any] | None = None
 
 
-def _definition(definition: dict[str, Any], name: str, description: str | None) -> dict[str, Any]:
+def _definition(definition: dict[str, Any], name: str, description: str) -> dict[str, Any]:
+    """The definition carrying the workflow's name and description (the description is
+    written only where it differs, so that an unchanged workflow keeps its version)."""
     merged = {**definition, "name": name}
-    if description is not None:
+    if (definition.get("description") or "") != description:
         merged["description"] = description
     return merged
 
@@ -129,7 +132,7 @@ async def create_workflow(
     saved = await reads.create_named_workflow(
         state.service,
         caller,
-        _definition(body.definition, body.name, body.description),
+        _definition(body.definition, body.name, body.description or ""),
         field="body.definition",
     )
     view = await workflow_view(state.service, caller, saved.workflow, saved.version.definition)
@@ -165,14 +168,11 @@ async def replace_workflow(
 ) -> Response:
     _check_name(body.name)
     caller = principal.caller
-    definition = _definition(body.definition, body.name, body.description)
+    definition = _definition(body.definition, body.name, body.description or "")
     saved = await reads.replace_definition(
         state.service, caller, workflow_id, definition, field="body.definition"
     )
-    workflow = await reads.rename_workflow(
-        state.service, caller, workflow_id, name=None, description=body.description or ""
-    )
-    view = await workflow_view(state.service, caller, workflow, saved.version.definition)
+    view = await workflow_view(state.service, caller, saved.workflow, saved.version.definition)
     return answer(request, view)
 
 
@@ -195,16 +195,16 @@ async def patch_workflow(
     caller = principal.caller
     ctx = state.service
     workflow = await live_workflow(ctx, caller, workflow_id)
-    if body.definition is not None:
-        name = body.name or workflow.name
-        definition = _definition(body.definition, name, body.description)
-        await reads.replace_definition(
-            ctx, caller, workflow_id, definition, field="body.definition"
-        )
-    workflow = await reads.rename_workflow(
-        ctx, caller, workflow_id, name=body.name, description=body.description
+    base = body.definition
+    if base is None:
+        base = await reads.latest_definition(ctx, workflow)
+    description = workflow.description if body.description is None else body.description
+    definition = _definition(base, body.name or workflow.name, description)
+    saved = await reads.replace_definition(
+        ctx, caller, workflow_id, definition, field="body.definition"
     )
-    return answer(request, await workflow_view(ctx, caller, workflow))
+    view = await workflow_view(ctx, caller, saved.workflow, saved.version.definition)
+    return answer(request, view)
 
 
 @router.delete(
