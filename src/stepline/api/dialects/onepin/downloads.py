@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import Response
 
 from stepline import service
@@ -21,8 +21,8 @@ from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer
 from stepline.api.dialects.onepin.links import Export, LinkSigner, expiry
-from stepline.api.dialects.onepin.runs import TAG, RunId, WorkflowId, runs_out
-from stepline.api.documents import DocumentRoute
+from stepline.api.dialects.onepin.params import RunId, WorkflowId, onepin_router
+from stepline.api.dialects.onepin.runs import runs_out
 from stepline.api.errors import ApiError, error_responses
 from stepline.api.responses import to_json
 from stepline.api.state import AppState, StateDep
@@ -32,7 +32,7 @@ from stepline.service import Caller
 from stepline.service import onepin_reads as reads
 from stepline.store.types import MAX_BIGINT
 
-router = APIRouter(prefix="/api/v1/workflows", tags=[TAG], route_class=DocumentRoute)
+router = onepin_router()
 
 NodeId = Annotated[str, Path(max_length=128, description="The node's id in the workflow.")]
 EXPORT_ROUTE = "onepin_export"

@@ -5,9 +5,8 @@ preview, read (whole, light, overview, data), list steps and cancel. Thin: parse
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import Body, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,24 +15,15 @@ from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
-from stepline.api.documents import DocumentRoute
+from stepline.api.dialects.onepin.params import Limit, Offset, RunId, WorkflowId, onepin_router
 from stepline.api.errors import error_responses, invalid
 from stepline.api.state import AppState, StateDep
 from stepline.api.times import UtcDatetime
 from stepline.records import RunRecord, RunStatus, utcnow
 from stepline.service import Caller
 from stepline.service import onepin_reads as reads
-from stepline.store.types import MAX_INT
 
-TAG = "Onepin dialect"
-MAX_LIMIT = 100
-
-router = APIRouter(prefix="/api/v1/workflows", tags=[TAG], route_class=DocumentRoute)
-
-WorkflowId = Annotated[UUID, Path(description="The workflow's id (a UUID).")]
-RunId = Annotated[UUID, Path(description="The run's id (a UUID).")]
-Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="Items to skip.")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page, 1 to 100.")]
+router = onepin_router()
 
 
 class RunStart(BaseModel):

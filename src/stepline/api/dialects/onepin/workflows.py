@@ -9,9 +9,8 @@ definition it saves: a PATCH of any of the three saves the latest definition so 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,8 +18,7 @@ from stepline.api.auth import ReadKey, WriteKey
 from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
-from stepline.api.dialects.onepin.runs import TAG, Limit, Offset
-from stepline.api.documents import DocumentRoute
+from stepline.api.dialects.onepin.params import Limit, Offset, WorkflowId, onepin_router
 from stepline.api.errors import error_responses, invalid
 from stepline.api.state import StateDep
 from stepline.records import WorkflowRecord
@@ -28,9 +26,7 @@ from stepline.service import Caller, ServiceContext, live_workflow
 from stepline.service import onepin_reads as reads
 from stepline.store.catalog import MAX_NAME_LENGTH
 
-router = APIRouter(prefix="/api/v1/workflows", tags=[TAG], route_class=DocumentRoute)
-
-WorkflowId = Annotated[UUID, Path(description="The workflow's id (a UUID).")]
+router = onepin_router()
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 COPY_SUFFIX = " (Copy)"
 
