@@ -196,3 +196,26 @@ def test_a_body_too_large_is_413_in_onepins_envelope(
         answer = http.post(BASE, json=huge)
     assert answer.status_code == 413
     assert answer.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_x_workspace_id_narrows_every_read(api_server: ServeProcess, org_key: str) -> None:
+    here, there = str(uuid.uuid4()), str(uuid.uuid4())
+    with client(api_server, org_key) as http:
+        http.headers["X-Workspace-Id"] = here
+        workflow_id = create(http, "scoped", simple())
+        run_id = start(http, workflow_id)
+        finished(http, workflow_id, run_id)
+        assert http.get(BASE).json()["pagination"]["total"] == 1
+        http.headers["X-Workspace-Id"] = there
+        listed = http.get(BASE).json()
+        answers = [
+            http.get(f"{BASE}/{workflow_id}"),
+            http.get(f"{BASE}/{workflow_id}/runs/{run_id}/steps"),
+        ]
+        http.headers["X-Workspace-Id"] = "not-a-uuid"
+        malformed = http.get(BASE)
+    assert listed["data"] == [] and listed["pagination"]["total"] == 0
+    for answer in answers:
+        assert answer.status_code == 404, answer.text
+    assert malformed.status_code == 422
+    assert malformed.json()["error"]["details"][0]["field"] == "header.X-Workspace-Id"
