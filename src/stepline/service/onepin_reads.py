@@ -341,8 +341,9 @@ class Preview:
 
 def _planned(spec: WorkflowSpec, parent: str | None = None) -> list[PlannedNode]:
     planned: list[PlannedNode] = []
-    for node_id in WorkflowGraph(spec).topological_order():
-        node = next(n for n in spec.nodes if n.id == node_id)
+    graph = WorkflowGraph(spec)
+    for node_id in graph.topological_order():
+        node = graph.nodes[node_id]
         planned.append(PlannedNode(node.id, node.type, node.label or node.id, parent))
         if node.body is not None:
             body = WorkflowSpec.model_construct(

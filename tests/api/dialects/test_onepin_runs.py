@@ -355,11 +355,17 @@ def test_overview_and_data(api_server: ServeProcess, org_key: str) -> None:
 
 def test_preview_orders_the_nodes_and_runs_nothing(api_server: ServeProcess, org_key: str) -> None:
     c, a, b = reshape("c", 3), reshape("a", 1), reshape("b", 2)
+    loop = {
+        "id": "each",
+        "type": "for_each",
+        "config": {"items": [1, 2]},
+        "body": {"nodes": [reshape("inner", "{{ loop.item }}")]},
+    }
     definition = {
         "name": "order",
         "inputs": {"type": "object", "properties": {"x": {"type": "integer"}}},
-        "nodes": [c, a, b],
-        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
+        "nodes": [loop, c, a, b],
+        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "c", "to": "each"}],
     }
     with client(api_server, org_key) as http:
         workflow_id = create(http, "order", definition)
@@ -368,7 +374,9 @@ def test_preview_orders_the_nodes_and_runs_nothing(api_server: ServeProcess, org
         runs = http.get(f"{BASE}/{workflow_id}/runs").json()
     preview = answer.json()["data"]
     assert preview["valid"] is True and preview["errors"] == []
-    assert [n["node_id"] for n in preview["nodes"]] == ["a", "b", "c"]
+    assert [n["node_id"] for n in preview["nodes"]] == ["a", "b", "c", "each", "inner"]
+    assert [n["parent_node_id"] for n in preview["nodes"]] == [None, None, None, None, "each"]
+    assert [n["order"] for n in preview["nodes"]] == [1, 2, 3, 4, 5]
     assert wrong.json()["data"]["valid"] is False
     assert wrong.json()["data"]["errors"][0]["field"].startswith("body.inputs")
     assert runs["pagination"]["total"] == 0
