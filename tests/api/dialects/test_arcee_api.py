@@ -149,7 +149,7 @@ def test_an_executed_run_reads_back_as_one_run_and_its_steps_in_execution_order(
         assert UUID(step["id"]) and step["id"] != step["node_id"]
         assert isinstance(step["tokens"], int) and isinstance(step["elapsed_time"], int)
     assert len({s["id"] for s in steps}) == 4
-    greet, route, shout, say = steps
+    greet, _, shout, say = steps
     assert ARCEE_TIME.match(greet["start_time"]) and ARCEE_TIME.match(greet["end_time"])
     assert greet["outputs"] == {"text": "hello ada"}
     # Every kind shows the run and what came before it, as Arcee's steps do.

@@ -77,12 +77,33 @@ def completion_text(completion: Any) -> Any:
     return completion
 
 
-def node_values(values: Mapping[str, Any], model_nodes: frozenset[str]) -> dict[str, Any]:
-    """Run inputs and node outputs by name, each model node's as its text."""
-    return {
-        key: completion_text(value) if key in model_nodes else value
-        for key, value in values.items()
-    }
+def passed_on(kind: str | None, value: Any) -> Any:
+    """A node's output as Arcee shows it to later nodes and in a run's outputs: a model
+    node's as its text, an integration's with Arcee's result keys."""
+    if kind == MODEL_KIND:
+        return completion_text(value)
+    if kind == INTEGRATION_KIND:
+        return integration_result(value)
+    return value
+
+
+def node_values(values: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any]:
+    """Run inputs and node outputs by name (`kinds`: each node's kind by id), each node's
+    as `passed_on` shows it."""
+    return {key: passed_on(kinds.get(key), value) for key, value in values.items()}
+
+
+COMPLETION_KEYS = (
+    "id",
+    "object",
+    "created",
+    "model",
+    "choices",
+    "usage",
+    "prompt_logprobs",
+    "confidence_info",
+)
+"""A model node's output as Arcee documents it, in its order (vLLM's completion object)."""
 
 
 def model_completion(outputs: Any) -> Any:
@@ -91,15 +112,14 @@ def model_completion(outputs: Any) -> Any:
     without stepline's own `content` (the first choice's text, already in `choices`)."""
     if not isinstance(outputs, Mapping):
         return outputs
-    shown = {key: value for key, value in outputs.items() if key != "content"}
+    shown = {key: outputs.get(key) for key in COMPLETION_KEYS}
+    shown |= {key: value for key, value in outputs.items() if key != "content"}
     choices = shown.get("choices")
     if isinstance(choices, list):
         shown["choices"] = [_choice(choice) for choice in choices]
     usage = shown.get("usage")
     if isinstance(usage, Mapping):
         shown["usage"] = {**usage, "prompt_tokens_details": usage.get("prompt_tokens_details")}
-    shown.setdefault("prompt_logprobs", None)
-    shown.setdefault("confidence_info", None)
     return shown
 
 
@@ -143,11 +163,11 @@ def integration_result(value: Any) -> Any:
 
 def steps_view(run: RunRecord, steps: Sequence[StepRecord], now: datetime) -> list[dict[str, Any]]:
     """The run's steps as Arcee's `GET .../runs/{run_id}/steps` lists them (execution order)."""
-    model_nodes = frozenset(s.node_id for s in steps if s.node_type == MODEL_KIND)
+    kinds = {step.node_id: step.node_type for step in steps}
     seen: dict[str, Any] = dict(run.inputs)
     shown: list[dict[str, Any]] = []
     for step in steps:
-        shown.append(step_item(run, step, seen, model_nodes, now))
+        shown.append(step_item(run, step, seen, kinds, now))
         if step.status is StepStatus.completed:
             seen[step.node_id] = step.outputs
     return shown
@@ -157,11 +177,11 @@ def step_item(
     run: RunRecord,
     step: StepRecord,
     earlier: Mapping[str, Any],
-    model_nodes: frozenset[str],
+    kinds: Mapping[str, str],
     now: datetime,
 ) -> dict[str, Any]:
     """One step; `earlier` is the run's inputs and the outputs of the steps before it (the
-    `input_data` of a kind that does not record its own)."""
+    `input_data` of a kind that does not record its own), `kinds` each node's kind by id."""
     outputs, metadata = step.outputs, step.step_metadata
     if step.node_type == MODEL_KIND:
         outputs = model_completion(outputs)
@@ -179,14 +199,14 @@ def step_item(
         "elapsed_time": elapsed_seconds(step.started_at, step.completed_at, now),
         "error": step.error,
         "outputs": outputs if outputs is not None else {},
-        "inputs": step_inputs(run, step, earlier, model_nodes),
+        "inputs": step_inputs(run, step, earlier, kinds),
         "step_metadata": metadata,
         "tokens": step.tokens.total if step.tokens is not None else 0,
     }
 
 
 def step_inputs(
-    run: RunRecord, step: StepRecord, earlier: Mapping[str, Any], model_nodes: frozenset[str]
+    run: RunRecord, step: StepRecord, earlier: Mapping[str, Any], kinds: Mapping[str, str]
 ) -> dict[str, Any]:
     """The node's resolved config, then `run_id` and `input_data` (for every kind, as
     Arcee shows them); empty before the step resolved its inputs."""
@@ -199,7 +219,7 @@ def step_inputs(
         data = earlier
     if step.node_type == INTEGRATION_KIND:
         recorded = _with_entity(recorded, run)
-    return {**recorded, "run_id": str(run.id), "input_data": node_values(data, model_nodes)}
+    return {**recorded, "run_id": str(run.id), "input_data": node_values(data, kinds)}
 
 
 def _with_entity(recorded: dict[str, Any], run: RunRecord) -> dict[str, Any]:
@@ -223,18 +243,15 @@ def _with_entity(recorded: dict[str, Any], run: RunRecord) -> dict[str, Any]:
 def run_item(run: RunRecord, steps: Iterable[StepRecord], now: datetime) -> dict[str, Any]:
     """One run as the execution history and workflow runs APIs list it: `outputs` is the
     run's output, `all_outputs` the inputs and every completed node's output by node id."""
-    steps = list(steps)
-    model_nodes = frozenset(s.node_id for s in steps if s.node_type == MODEL_KIND)
+    kinds: dict[str, str] = {}
     values: dict[str, Any] = dict(run.inputs)
-    model_outputs: list[Any] = []
+    output, output_kind = run.output, None
     for step in steps:
+        kinds[step.node_id] = step.node_type
         if step.status is StepStatus.completed:
             values[step.node_id] = step.outputs
-            if step.node_type == MODEL_KIND:
-                model_outputs.append(step.outputs)
-    output = run.output
-    if output is not None and any(output == done for done in model_outputs):
-        output = completion_text(output)  # the run ends on a model node: Arcee gives its text
+            if output is not None and output_kind is None and step.outputs == output:
+                output_kind = step.node_type  # the run ends on this node: shown as it shows
     return {
         "id": str(run.id),
         "status": RUN_STATUSES[run.status],
@@ -242,8 +259,8 @@ def run_item(run: RunRecord, steps: Iterable[StepRecord], now: datetime) -> dict
         "end_time": timestamp(run.completed_at),
         "elapsed_time": elapsed_seconds(run.started_at, run.completed_at, now),
         "error": run.error,
-        "outputs": output,
-        "all_outputs": node_values(values, model_nodes),
+        "outputs": passed_on(output_kind, output),
+        "all_outputs": node_values(values, kinds),
         "inputs": dict(run.inputs),
     }
 
