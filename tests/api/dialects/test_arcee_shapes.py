@@ -84,18 +84,26 @@ def test_a_kind_that_records_no_run_context_is_shown_with_one() -> None:
         outputs="hi ada",
         tokens=TokenUsage(prompt=1, completion=2, total=3),
     )
-    second = a_step(run, "shout", "reshape", 1, status=StepStatus.running, started_at=T0)
+    second = a_step(
+        run, "shout", "reshape", 1, status=StepStatus.running, started_at=T0 + timedelta(seconds=2)
+    )
     second.inputs = {"output": "HI ADA"}
     third = a_step(run, "later", "reshape", 2)
-    shown = steps_view(run, [first, second, third], now=T0 + timedelta(seconds=3))
+    # Listed after `greet` but started before it completed (a parallel branch): not seen.
+    beside = a_step(
+        run, "beside", "reshape", 3, status=StepStatus.completed, started_at=T0, inputs={}
+    )
+    beside.completed_at = T0 + timedelta(seconds=0.5)
+    shown = steps_view(run, [first, second, third, beside], now=T0 + timedelta(seconds=5))
     assert shown[0]["inputs"] == {
         "output": "hi ada",
         "run_id": str(run.id),
         "input_data": {"name": "ada"},
     }
     assert shown[0]["elapsed_time"] == 1 and shown[0]["tokens"] == 3
-    assert shown[1]["inputs"]["input_data"] == {"name": "ada", "greet": "hi ada"}
+    assert shown[1]["inputs"]["input_data"] == {"name": "ada", "greet": "hi ada", "beside": None}
     assert shown[1]["status"] == "running" and shown[1]["elapsed_time"] == 3
+    assert shown[3]["inputs"]["input_data"] == {"name": "ada"}
     assert shown[1]["end_time"] is None and shown[1]["outputs"] == {}
     assert shown[2]["status"] == "pending" and shown[2]["inputs"] == {}
 

@@ -8,6 +8,7 @@ Times are UTC with microseconds and a `Z`; `elapsed_time` is whole seconds, trun
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -164,13 +165,33 @@ def integration_result(value: Any) -> Any:
 def steps_view(run: RunRecord, steps: Sequence[StepRecord], now: datetime) -> list[dict[str, Any]]:
     """The run's steps as Arcee's `GET .../runs/{run_id}/steps` lists them (execution order)."""
     kinds = {step.node_id: step.node_type for step in steps}
-    seen: dict[str, Any] = dict(run.inputs)
-    shown: list[dict[str, Any]] = []
-    for step in steps:
-        shown.append(step_item(run, step, seen, kinds, now))
-        if step.status is StepStatus.completed:
-            seen[step.node_id] = step.outputs
-    return shown
+    finished = sorted(
+        (s for s in steps if s.status is StepStatus.completed and s.completed_at is not None),
+        key=lambda s: s.completed_at or now,
+    )
+    finish_times = [s.completed_at or now for s in finished]
+
+    def seen_at(start: datetime | None) -> dict[str, Any]:
+        """What a step starting at `start` had before it: the run's inputs and the outputs
+        of the steps completed by then (a later iteration's over an earlier one's)."""
+        seen: dict[str, Any] = dict(run.inputs)
+        if start is not None:
+            for done in finished[: bisect_right(finish_times, start)]:
+                seen[done.node_id] = done.outputs
+        return seen
+
+    return [
+        step_item(run, step, seen_at(step.started_at) if _derives_context(step) else {}, kinds, now)
+        for step in steps
+    ]
+
+
+def _derives_context(step: StepRecord) -> bool:
+    """Whether the view must work out the step's `input_data`: it resolved its inputs, but
+    its kind does not record what it saw (only the model and integration kinds do)."""
+    if step.inputs is None:
+        return False
+    return not (isinstance(step.inputs, Mapping) and "input_data" in step.inputs)
 
 
 def step_item(
@@ -180,8 +201,9 @@ def step_item(
     kinds: Mapping[str, str],
     now: datetime,
 ) -> dict[str, Any]:
-    """One step; `earlier` is the run's inputs and the outputs of the steps before it (the
-    `input_data` of a kind that does not record its own), `kinds` each node's kind by id."""
+    """One step; `earlier` is the run's inputs and the outputs of the steps completed before
+    it started (the `input_data` of a kind that does not record its own), `kinds` each
+    node's kind by id."""
     outputs, metadata = step.outputs, step.step_metadata
     if step.node_type == MODEL_KIND:
         outputs = model_completion(outputs)
