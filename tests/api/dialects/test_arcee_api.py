@@ -378,3 +378,57 @@ def test_execute_refuses_inputs_that_are_not_the_workflows(
     assert not_utf8.status_code == 400, not_utf8.text
     assert "UTF-8" in not_utf8.json()["detail"]
     assert history == []
+
+
+def test_a_loops_iterations_and_a_failed_step_read_back(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    body = {
+        "nodes": [
+            node("double", "reshape", {"output": "{{ loop.item * 2 }}"}),
+            node("call", "api_call", {"url": "http://127.0.0.1:1/", "timeout_s": 2}),
+        ],
+        "edges": [edge("double", "call")],
+    }
+    definition = {
+        "name": "arcee-loop",
+        "nodes": [
+            node("each", "for_each", {"items": [1, 2]}, body=body),
+            node("after", "reshape", {"output": "done"}),
+        ],
+        "edges": [edge("each", "after")],
+    }
+    workflow_id = create(api_server, org_key, definition)
+    with arcee(api_server, org_key) as http:
+        run_id = execute(http, workflow_id, None)
+        run = read_run(http, workflow_id, run_id, done)
+        steps = steps_of(http, workflow_id, run_id)
+        diagram = http.get(f"/workflows/{workflow_id}/diagram").json()["diagram"]
+
+    assert run["status"] == "failed" and isinstance(run["error"], str) and run["error"]
+    assert run["inputs"] == {} and run["outputs"] is None
+    statuses = {(s["node_id"], s["status"]) for s in steps}
+    assert ("each", "failed") in statuses and ("double", "completed") in statuses
+    (failed_call, *_) = [s for s in steps if s["node_id"] == "call" and s["status"] == "failed"]
+    assert isinstance(failed_call["error"], str) and failed_call["error"]
+    assert failed_call["inputs"]["input_data"]["double"] in (2, 4)
+    assert {s["status"] for s in steps if s["node_id"] == "after"} <= {"cancelled", "skipped"}
+    assert '    subgraph n0_body["body of each"]' in diagram.splitlines()
+    assert '    n0 -.->|"each iteration"| n0_body' in diagram.splitlines()
+
+
+def test_other_key_places_work_and_other_failures_are_in_arcees_body(
+    api_server: ServeProcess, org_key: str
+) -> None:
+    workflow_id = create(api_server, org_key, GREETING)
+    with arcee(api_server, None) as http:
+        with_header = http.get(f"/workflows/{workflow_id}/runs", headers={"x-api-key": org_key})
+        not_allowed = http.delete(f"/workflows/{workflow_id}/runs", headers={"x-api-key": org_key})
+        too_large = http.post(
+            f"/workflows/{workflow_id}/execute",
+            content=b'{"name": "' + b"x" * (11 * 1024 * 1024) + b'"}',
+            headers={"x-api-key": org_key, "Content-Type": "application/json"},
+        )
+    assert with_header.status_code == 200 and with_header.json() == []
+    assert not_allowed.status_code == 405 and isinstance(not_allowed.json()["detail"], str)
+    assert too_large.status_code == 413 and isinstance(too_large.json()["detail"], str)
