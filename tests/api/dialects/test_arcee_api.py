@@ -432,3 +432,30 @@ def test_other_key_places_work_and_other_failures_are_in_arcees_body(
     assert with_header.status_code == 200 and with_header.json() == []
     assert not_allowed.status_code == 405 and isinstance(not_allowed.json()["detail"], str)
     assert too_large.status_code == 413 and isinstance(too_large.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": ' + b'{"a": ' * 300 + b"1" + b"}" * 300 + b"}",
+        b'{"name": NaN}',
+        b'{"name": 1e999}',
+        b'{"name": "a\\u0000b"}',
+        b'{"name": ' + b"9" * 5000 + b"}",
+    ],
+    ids=["deep", "nan", "infinity", "nul", "long-integer"],
+)
+def test_hostile_inputs_are_refused_in_arcees_body_and_start_nothing(
+    api_server: ServeProcess, org_key: str, raw: bytes
+) -> None:
+    workflow_id = create(api_server, org_key, GREETING)
+    with arcee(api_server, org_key) as http:
+        response = http.post(
+            f"/workflows/{workflow_id}/execute",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
+        history = http.get(f"/workflows/{workflow_id}/runs").json()
+    assert response.status_code in {400, 413, 422}, response.text
+    assert set(response.json()) == {"detail"}
+    assert history == []

@@ -8,10 +8,10 @@ Times are UTC with microseconds and a `Z`; `elapsed_time` is whole seconds, trun
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from stepline.api.dialects.arcee.graph import arcee_graph
 from stepline.records import RunRecord, RunStatus, StepRecord, StepStatus, WorkflowRecord
@@ -165,25 +165,35 @@ def integration_result(value: Any) -> Any:
 def steps_view(run: RunRecord, steps: Sequence[StepRecord], now: datetime) -> list[dict[str, Any]]:
     """The run's steps as Arcee's `GET .../runs/{run_id}/steps` lists them (execution order)."""
     kinds = {step.node_id: step.node_type for step in steps}
+    seen = _seen_before(run, steps)
+    return [step_item(run, step, seen.get(step.id, {}), kinds, now) for step in steps]
+
+
+def _seen_before(run: RunRecord, steps: Sequence[StepRecord]) -> dict[UUID, dict[str, Any]]:
+    """For each step whose kind does not record its `input_data`, what it had when it
+    started: the run's inputs and the outputs of the steps completed by then (a later
+    iteration's over an earlier one's). One sweep in time order, not a scan per step."""
+    wanted = sorted(
+        (step for step in steps if _derives_context(step)),
+        key=lambda step: (step.started_at is not None, step.started_at or run.created_at),
+    )
     finished = sorted(
         (s for s in steps if s.status is StepStatus.completed and s.completed_at is not None),
-        key=lambda s: s.completed_at or now,
+        key=lambda s: s.completed_at or run.created_at,
     )
-    finish_times = [s.completed_at or now for s in finished]
-
-    def seen_at(start: datetime | None) -> dict[str, Any]:
-        """What a step starting at `start` had before it: the run's inputs and the outputs
-        of the steps completed by then (a later iteration's over an earlier one's)."""
-        seen: dict[str, Any] = dict(run.inputs)
-        if start is not None:
-            for done in finished[: bisect_right(finish_times, start)]:
-                seen[done.node_id] = done.outputs
-        return seen
-
-    return [
-        step_item(run, step, seen_at(step.started_at) if _derives_context(step) else {}, kinds, now)
-        for step in steps
-    ]
+    values: dict[str, Any] = dict(run.inputs)
+    seen: dict[UUID, dict[str, Any]] = {}
+    done = 0
+    for step in wanted:
+        while (
+            step.started_at is not None
+            and done < len(finished)
+            and (finished[done].completed_at or step.started_at) <= step.started_at
+        ):
+            values[finished[done].node_id] = finished[done].outputs
+            done += 1
+        seen[step.id] = dict(values)
+    return seen
 
 
 def _derives_context(step: StepRecord) -> bool:
