@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 
-from support.server import ServeProcess
+from support.server import ServeProcess, start_server
 from support.workflows import edge, hil_workflow, node
 
 RUN_KEYS = {
@@ -58,7 +59,7 @@ GREETING: dict[str, Any] = {
         node(
             "route",
             "conditional",
-            {"branches": [{"name": "loud", "when": "inputs.loud"}]},
+            {"branches": [{"name": "loud", "when": "inputs.loud | default(false)"}]},
             label='Loud? "yes" | no',
         ),
         node("shout", "reshape", {"output": "{{ nodes.greet.output.text | upper }}!"}),
@@ -459,3 +460,28 @@ def test_hostile_inputs_are_refused_in_arcees_body_and_start_nothing(
     assert response.status_code in {400, 413, 422}, response.text
     assert set(response.json()) == {"detail"}
     assert history == []
+
+
+def test_execute_history_and_steps_on_each_database(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    """The same reads on SQLite and PostgreSQL, offsets at the edge of a 64-bit integer
+    included."""
+    server = start_server(tmp_path / "home", env={"STEPLINE_DATABASE_URL": empty_database_url})
+    try:
+        workflow_id = create(server, server.admin_key, GREETING)
+        with arcee(server, server.admin_key) as http:
+            started = [execute(http, workflow_id, {"name": f"n{i}"}) for i in range(2)]
+            for run_id in started:
+                read_run(http, workflow_id, run_id, done)
+            history = http.get(f"/workflows/{workflow_id}/runs", params={"limit": 1}).json()
+            edge_of_int = http.get(f"/workflows/{workflow_id}/runs", params={"offset": 2**63 - 1})
+            past_it = http.get(f"/workflows/{workflow_id}/runs", params={"offset": 2**63})
+            steps = steps_of(http, workflow_id, started[0])
+    finally:
+        server.stop()
+    assert [run["id"] for run in history] == [started[1]]
+    assert edge_of_int.status_code == 200 and edge_of_int.json() == []
+    assert past_it.status_code == 422
+    assert [s["status"] for s in steps] == ["completed", "completed", "skipped", "completed"]
+    assert steps[3]["outputs"] == "hello n0"
