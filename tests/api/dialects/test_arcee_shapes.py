@@ -263,3 +263,32 @@ def test_the_error_body_is_fastapis() -> None:
             {"loc": ["query", "limit"], "msg": "must be at least 1", "type": "validation_error"}
         ]
     }
+
+
+def test_iterations_finishing_at_once_are_seen_without_comparing_their_outputs() -> None:
+    run = a_run()
+    iterations = [
+        a_step(
+            run,
+            "double",
+            "reshape",
+            index,
+            status=StepStatus.completed,
+            started_at=T0,
+            completed_at=T0 + timedelta(seconds=1),
+            inputs={},
+            outputs={"value": index},
+        )
+        for index in range(2)
+    ]
+    after = a_step(
+        run,
+        "after",
+        "reshape",
+        2,
+        status=StepStatus.completed,
+        started_at=T0 + timedelta(seconds=1),
+        inputs={},
+    )
+    shown = steps_view(run, [*iterations, after], now=T0)
+    assert shown[2]["inputs"]["input_data"] == {"double": {"value": 1}}

@@ -178,19 +178,21 @@ def _seen_before(run: RunRecord, steps: Sequence[StepRecord]) -> dict[UUID, dict
         key=lambda step: (step.started_at is not None, step.started_at or run.created_at),
     )
     finished = sorted(
-        (s for s in steps if s.status is StepStatus.completed and s.completed_at is not None),
-        key=lambda s: s.completed_at or run.created_at,
+        (
+            (s.completed_at, s.node_id, s.outputs)
+            for s in steps
+            if s.status is StepStatus.completed and s.completed_at is not None
+        ),
+        key=lambda item: item[0],  # by time only: outputs need not be comparable
     )
     values: dict[str, Any] = dict(run.inputs)
     seen: dict[UUID, dict[str, Any]] = {}
     done = 0
     for step in wanted:
-        while (
-            step.started_at is not None
-            and done < len(finished)
-            and (finished[done].completed_at or step.started_at) <= step.started_at
-        ):
-            values[finished[done].node_id] = finished[done].outputs
+        start = step.started_at
+        while start is not None and done < len(finished) and finished[done][0] <= start:
+            _, node_id, outputs = finished[done]
+            values[node_id] = outputs
             done += 1
         seen[step.id] = dict(values)
     return seen
