@@ -2,9 +2,10 @@
 examples/joke-to-slack.yaml) executed through /arcee on a real `stepline serve` against
 the loopback model provider and Slack, and the answers compared key by key with Arcee's
 documented examples (examples/arcee_*.json): the steps (seed 000's example verbatim), the
-execution history and one run (the execution history page's example) and the workflow
-list (the list page's example, abridged where the page elides; the fields after `graph`
-as its response syntax types them).
+execution history and one run (the execution history page's example), the workflow list
+(the list page's example, abridged where the page elides; the fields after `graph` as its
+response syntax types them) and the diagram (the diagram page's example, of this very
+workflow).
 
 Keys are left open only where the values are the user's workflow's: the model's request
 parameters, the Slack action's arguments and answer, the app's settings, the run's inputs
@@ -94,7 +95,8 @@ def seed_run(server: ServeProcess, slack: SlackStandIn) -> dict[str, Any]:
         steps = http.get(f"/arcee/workflows/{workflow_id}/runs/{run_id}/steps")
         history = http.get(f"/arcee/workflows/{workflow_id}/runs")
         workflows = http.get("/arcee/workflows")
-    for response in (steps, history, workflows):
+        diagram = http.get(f"/arcee/workflows/{workflow_id}/diagram")
+    for response in (steps, history, workflows, diagram):
         assert response.status_code == 200, response.text
     return {
         "workflow_id": workflow_id,
@@ -102,6 +104,7 @@ def seed_run(server: ServeProcess, slack: SlackStandIn) -> dict[str, Any]:
         "steps": steps.json(),
         "history": history.json(),
         "workflows": workflows.json(),
+        "diagram": diagram.json(),
     }
 
 
@@ -198,3 +201,21 @@ def test_the_workflow_list_has_the_documented_items(seed_run: dict[str, Any]) ->
     ]
     assert graph["nodes"]["model"]["type"] == "model"
     assert graph["selectedOutput"] == "slack_integration"
+
+
+def test_the_diagram_draws_what_arcees_example_draws(seed_run: dict[str, Any]) -> None:
+    documented = example("diagram")
+    assert_same_shape(seed_run["diagram"], documented)
+    ours, theirs = seed_run["diagram"]["diagram"], documented["diagram"]
+
+    def drawn(text: str, names: dict[str, str]) -> set[str]:
+        """The lines that are not boxes (ours show the kind where Arcee's show a
+        description), each generated id replaced by its node's id."""
+        return {
+            " ".join(names.get(word, word) for word in line.split())
+            for line in text.splitlines()
+            if "[" not in line
+        }
+
+    assert drawn(ours, {"n0": "model", "n1": "slack_integration"}) == drawn(theirs, {})
+    assert '    n0["model<br/>model"]' in ours.splitlines()
