@@ -200,7 +200,8 @@ def _seen_before(run: RunRecord, steps: Sequence[StepRecord]) -> dict[UUID, dict
 
 def _derives_context(step: StepRecord) -> bool:
     """Whether the view must work out the step's `input_data`: it resolved its inputs, but
-    its kind does not record what it saw (only the model and integration kinds do)."""
+    its kind does not record what it saw (`NodeKind.records_run_context`: the language-model
+    kinds but split, and integration)."""
     if step.inputs is None:
         return False
     return not (isinstance(step.inputs, Mapping) and "input_data" in step.inputs)
