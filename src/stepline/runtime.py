@@ -27,6 +27,7 @@ from stepline.service.context import ServiceContext
 from stepline.settings import Settings
 from stepline.store import Store
 from stepline.worker import Worker, WorkerPool
+from stepline.worker.worker import make_worker_id
 
 
 @dataclass
@@ -70,13 +71,15 @@ async def open_runtime(
     registry: NodeRegistry | None = None,
     observer: RunObserver | None = None,
     environment_secrets: Mapping[str, str] | None = None,
+    worker_name: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """The runtime of `settings`, open for the block.
 
     With `worker`, an engine and a worker pool of `settings.worker_concurrency` claim
     loops (not yet running: see `Runtime.serve_workers`), whose runs report to `observer`.
     With `environment_secrets` (the local CLI's environment), secrets set there as
-    `STEPLINE_SECRET_<NAME>` come first, before the database's.
+    `STEPLINE_SECRET_<NAME>` come first, before the database's. `worker_name` begins
+    the worker's id (default: the host's name).
     """
     registry = registry or default_registry()
     store = await Store.connect(settings.resolved_database_url(), home=settings.home)
@@ -112,7 +115,7 @@ async def open_runtime(
                 limits=limits,
             )
             runtime.pool = WorkerPool(
-                Worker(engine, lease_s=settings.lease_s),
+                Worker(engine, lease_s=settings.lease_s, worker_id=make_worker_id(worker_name)),
                 concurrency=settings.worker_concurrency,
             )
             service.wake_workers = runtime.pool.wake

@@ -15,10 +15,10 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from stepline.api.dialects import arcee
+from stepline.api.dialects import arcee, trigify
 from stepline.api.errors import use_envelope
 
-DIALECTS: tuple[ModuleType, ...] = (arcee,)
+DIALECTS: tuple[ModuleType, ...] = (arcee, trigify)
 
 
 def mount_dialects(app: FastAPI) -> None:
