@@ -105,6 +105,11 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                     "query.page_size": drawn_from("huge_integers", 0.1),
                 },
             },
+            {
+                # Arcee's execution history pages by `offset` too.
+                "include-path-regex": "^/arcee/",
+                "parameters": {"query.offset": drawn_from("huge_integers", 0.1)},
+            },
         ],
     }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import yaml
 
@@ -96,6 +97,9 @@ def seed_run(server: ServeProcess, slack: SlackStandIn) -> dict[str, Any]:
         history = http.get(f"/arcee/workflows/{workflow_id}/runs")
         workflows = http.get("/arcee/workflows")
         diagram = http.get(f"/arcee/workflows/{workflow_id}/diagram")
+        unknown = http.get(f"/arcee/workflows/{workflow_id}/runs/{workflow_id}")
+        malformed = http.get(f"/arcee/workflows/{workflow_id}/runs?limit=-1")
+        document = http.get("/openapi.json").json()
     for response in (steps, history, workflows, diagram):
         assert response.status_code == 200, response.text
     return {
@@ -105,6 +109,11 @@ def seed_run(server: ServeProcess, slack: SlackStandIn) -> dict[str, Any]:
         "history": history.json(),
         "workflows": workflows.json(),
         "diagram": diagram.json(),
+        "executed": executed.json(),
+        "one_run": [run],
+        "unknown": {"status": unknown.status_code, "body": unknown.json()},
+        "malformed": {"status": malformed.status_code, "body": malformed.json()},
+        "document": document,
     }
 
 
@@ -219,3 +228,28 @@ def test_the_diagram_draws_what_arcees_example_draws(seed_run: dict[str, Any]) -
 
     assert drawn(ours, {"n0": "model", "n1": "slack_integration"}) == drawn(theirs, {})
     assert '    n0["model<br/>model"]' in ours.splitlines()
+
+
+def test_every_answer_is_what_the_openapi_document_says(seed_run: dict[str, Any]) -> None:
+    document = seed_run["document"]
+    base = "/arcee/workflows/{workflow_id}"
+
+    def schema_of(path: str, method: str, status: str) -> dict[str, Any]:
+        response = document["paths"][path][method]["responses"][status]
+        schema = response["content"]["application/json"]["schema"]
+        return {**schema, "components": document["components"]}
+
+    answered = [
+        ("/arcee/workflows", "get", "200", seed_run["workflows"]),
+        (f"{base}/execute", "post", "200", seed_run["executed"]),
+        (f"{base}/runs", "get", "200", seed_run["history"]),
+        (f"{base}/runs/{{run_id}}", "get", "200", seed_run["one_run"]),
+        (f"{base}/runs/{{run_id}}/steps", "get", "200", seed_run["steps"]),
+        (f"{base}/diagram", "get", "200", seed_run["diagram"]),
+        (f"{base}/runs/{{run_id}}", "get", "404", seed_run["unknown"]["body"]),
+        (f"{base}/runs", "get", "422", seed_run["malformed"]["body"]),
+    ]
+    for path, method, status, body in answered:
+        jsonschema.validate(body, schema_of(path, method, status))
+    assert seed_run["unknown"]["status"] == 404
+    assert seed_run["malformed"]["status"] == 422

@@ -16,9 +16,16 @@ from fastapi.responses import Response
 from stepline import service
 from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.arcee.diagram import mermaid
+from stepline.api.dialects.arcee.models import (
+    ArceeDiagram,
+    ArceeError,
+    ArceeExecution,
+    ArceeRun,
+    ArceeStep,
+    ArceeWorkflow,
+)
 from stepline.api.dialects.arcee.shapes import run_item, steps_view, workflow_item
 from stepline.api.documents import DocumentRoute
-from stepline.api.errors import error_responses
 from stepline.api.responses import json_response
 from stepline.api.state import StateDep
 from stepline.records import utcnow
@@ -26,7 +33,25 @@ from stepline.service import arcee_reads
 from stepline.store.paging import MAX_PAGE_SIZE
 from stepline.store.types import MAX_BIGINT
 
-router = APIRouter(tags=["Arcee dialect"], route_class=DocumentRoute)
+_DESCRIPTIONS = {
+    400: "The body is not UTF-8 JSON.",
+    401: "No API key, or an unknown, revoked or expired one.",
+    403: "The key lacks the scope (run, to execute), or X-Workspace-Id is not its workspace.",
+    404: "No such workflow or run in the key's organization (and workspace).",
+    413: "The body is larger than the server accepts.",
+    422: "A path id, a query parameter or the inputs are not valid: `detail` lists each.",
+}
+
+
+def _failures(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": ArceeError, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+
+
+router = APIRouter(
+    tags=["Arcee dialect"], route_class=DocumentRoute, responses=_failures(401, 403, 422)
+)
 
 WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
 RunId = Annotated[UUID, Path(description="The run's id (from the execute call).")]
@@ -39,6 +64,7 @@ STARTED = "Workflow execution started"
 
 @router.get(
     "/workflows",
+    response_model=list[ArceeWorkflow],
     summary="List available workflows, each with its graph",
     description="Every live workflow of the key's organization (and workspace), newest first.",
 )
@@ -49,7 +75,8 @@ async def list_workflows(state: StateDep, principal: ReadKey) -> Response:
 
 @router.post(
     "/workflows/{workflow_id}/execute",
-    responses=error_responses(404),
+    response_model=ArceeExecution,
+    responses=_failures(400, 404, 413),
     summary="Execute a workflow (asynchronously)",
     description='Queues a run; answers `{"message": "Workflow execution started", "run_id"}`.',
 )
@@ -64,7 +91,8 @@ async def execute_workflow(
 
 @router.get(
     "/workflows/{workflow_id}/runs",
-    responses=error_responses(404),
+    response_model=list[ArceeRun],
+    responses=_failures(404),
     summary="Execution history: the workflow's runs, newest first",
 )
 async def execution_history(
@@ -87,7 +115,8 @@ async def execution_history(
 
 @router.get(
     "/workflows/{workflow_id}/runs/{run_id}",
-    responses=error_responses(404),
+    response_model=list[ArceeRun],
+    responses=_failures(404),
     summary="One run (a one-element array, as Arcee answers)",
 )
 async def get_run(
@@ -101,7 +130,8 @@ async def get_run(
 
 @router.get(
     "/workflows/{workflow_id}/runs/{run_id}/steps",
-    responses=error_responses(404),
+    response_model=list[ArceeStep],
+    responses=_failures(404),
     summary="The run's steps in execution order (seed 000)",
 )
 async def get_steps(
@@ -115,7 +145,8 @@ async def get_steps(
 
 @router.get(
     "/workflows/{workflow_id}/diagram",
-    responses=error_responses(404),
+    response_model=ArceeDiagram,
+    responses=_failures(404),
     summary="The workflow's graph as Mermaid source",
     description='`{"diagram": "graph TD ..."}`, drawn from the latest definition.',
 )
