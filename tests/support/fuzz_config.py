@@ -110,6 +110,11 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                 "include-path-regex": "^/retab/",
                 "parameters": {"query.run_id": drawn_from("run_ids")},
             },
+            {
+                # Arcee's execution history pages by `offset` too.
+                "include-path-regex": "^/arcee/",
+                "parameters": {"query.offset": drawn_from("huge_integers", 0.1)},
+            },
         ],
     }
 
