@@ -21,9 +21,10 @@ from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer
 from stepline.api.dialects.onepin.links import Export, LinkSigner, expiry
+from stepline.api.dialects.onepin.models import failures
 from stepline.api.dialects.onepin.params import RunId, WorkflowId, onepin_router
 from stepline.api.dialects.onepin.runs import runs_out
-from stepline.api.errors import ApiError, error_responses
+from stepline.api.errors import ApiError
 from stepline.api.responses import to_json
 from stepline.api.state import AppState, StateDep
 from stepline.errors import Conflict, NotFound
@@ -92,7 +93,7 @@ async def _link(
 @router.get(
     "/{workflow_id}/runs/{run_id}/download",
     response_model=m.Envelope[m.DownloadLink],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="A signed link to the run's export",
 )
 async def download_run(
@@ -105,7 +106,7 @@ async def download_run(
 @router.get(
     "/{workflow_id}/runs/{run_id}/nodes/{node_id}/download",
     response_model=m.Envelope[m.DownloadLink],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="A signed link to one node's part of the run's export",
 )
 async def download_run_node(
@@ -124,7 +125,7 @@ async def download_run_node(
     "/{workflow_id}/runs/{run_id}/export",
     name=EXPORT_ROUTE,
     response_model=m.Export,
-    responses=error_responses(403, 404),
+    responses=failures(403, 404),
     summary="The export a signed download link opens (no API key: the signature is the key)",
 )
 async def export_run(

@@ -32,6 +32,43 @@ class Pagination(_Shape):
     total: int
 
 
+class OnepinErrorDetail(_Shape):
+    field: str
+    message: str
+
+
+class OnepinErrorBody(_Shape):
+    code: str = Field(description="VALIDATION_ERROR, INVALID_API_KEY, NOT_FOUND...")
+    message: str
+    details: list[OnepinErrorDetail] | None = Field(default=None, description="Each bad field.")
+
+
+class OnepinErrorEnvelope(_Shape):
+    """Every failure under /onepin."""
+
+    error: OnepinErrorBody
+    meta: Meta
+
+
+_FAILURE_DESCRIPTIONS = {
+    401: "No API key, or an unknown, revoked or expired one (INVALID_API_KEY).",
+    403: "The key lacks the scope this operation needs (FORBIDDEN).",
+    404: "No such workflow or run in the key's organization (NOT_FOUND).",
+    409: "The record's state does not allow it (CONFLICT).",
+    413: "The body is larger than the server accepts (PAYLOAD_TOO_LARGE).",
+    422: "A path id, query parameter or body field is not valid (VALIDATION_ERROR).",
+    500: "The server failed (INTERNAL_ERROR).",
+}
+
+
+def failures(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries: each status answered in Onepin's error envelope."""
+    return {
+        status: {"model": OnepinErrorEnvelope, "description": _FAILURE_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
 class Envelope(_Shape, Generic[Item]):
     data: Item
     meta: Meta

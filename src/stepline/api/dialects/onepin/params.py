@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
+from stepline.api.dialects.onepin.models import failures
 from stepline.api.documents import DocumentRoute
 from stepline.store.types import MAX_INT
 
@@ -22,4 +23,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page, 1 
 
 def onepin_router() -> APIRouter:
     """A router of Onepin's paths (below the dialect's prefix)."""
-    return APIRouter(prefix=ROOT, tags=[TAG], route_class=DocumentRoute)
+    return APIRouter(
+        prefix=ROOT,
+        tags=[TAG],
+        route_class=DocumentRoute,
+        responses=failures(401, 403, 422, 500),
+    )

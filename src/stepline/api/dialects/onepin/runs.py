@@ -15,8 +15,9 @@ from stepline.api.auth import ReadKey, RunKey
 from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
+from stepline.api.dialects.onepin.models import failures
 from stepline.api.dialects.onepin.params import Limit, Offset, RunId, WorkflowId, onepin_router
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import invalid
 from stepline.api.state import AppState, StateDep
 from stepline.api.times import UtcDatetime
 from stepline.records import RunRecord, RunStatus, utcnow
@@ -63,7 +64,7 @@ async def runs_out(state: AppState, caller: Caller, runs: list[RunRecord]) -> li
 @router.get(
     "/{workflow_id}/runs",
     response_model=m.ListEnvelope[m.Run],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="List a workflow's runs, newest first",
 )
 async def list_runs(
@@ -96,7 +97,7 @@ async def list_runs(
     "/{workflow_id}/runs",
     status_code=202,
     response_model=m.Envelope[m.Run],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="Start a run (202 with the run)",
 )
 async def start_run(
@@ -128,7 +129,7 @@ async def start_run(
 @router.get(
     "/{workflow_id}/runs/summary",
     response_model=m.Envelope[m.RunsSummary],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Counts, pass rate and mean duration of runs",
 )
 async def runs_summary(
@@ -166,7 +167,7 @@ async def runs_summary(
 @router.post(
     "/{workflow_id}/runs/preview",
     response_model=m.Envelope[m.RunPreview],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="A dry run: what would run, nothing executed",
 )
 async def preview_run(
@@ -202,7 +203,7 @@ async def preview_run(
 @router.get(
     "/{workflow_id}/runs/{run_id}",
     response_model=m.Envelope[m.Run],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Get a run",
 )
 async def get_run(
@@ -216,7 +217,7 @@ async def get_run(
 @router.get(
     "/{workflow_id}/runs/{run_id}/status",
     response_model=m.Envelope[m.RunLight],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="A run's status (light)",
 )
 async def get_run_status(
@@ -229,7 +230,7 @@ async def get_run_status(
 @router.get(
     "/{workflow_id}/runs/{run_id}/steps",
     response_model=m.Envelope[list[m.Step]],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="List a run's steps (seed 002)",
 )
 async def get_run_steps(
@@ -262,7 +263,7 @@ async def get_run_steps(
 @router.get(
     "/{workflow_id}/runs/{run_id}/overview",
     response_model=m.Envelope[m.RunOverview],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="A run and each node's state",
 )
 async def get_run_overview(
@@ -279,7 +280,7 @@ async def get_run_overview(
 @router.get(
     "/{workflow_id}/runs/{run_id}/data",
     response_model=m.ListEnvelope[dict[str, Any]],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="The run's output rows",
 )
 async def get_run_data(
@@ -303,7 +304,7 @@ async def get_run_data(
 @router.post(
     "/{workflow_id}/runs/{run_id}/cancel",
     response_model=m.Envelope[m.Run],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Cancel a run (idempotent)",
 )
 async def cancel_run(

@@ -18,8 +18,9 @@ from stepline.api.auth import ReadKey, WriteKey
 from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer, pagination
+from stepline.api.dialects.onepin.models import failures
 from stepline.api.dialects.onepin.params import Limit, Offset, WorkflowId, onepin_router
-from stepline.api.errors import error_responses, invalid
+from stepline.api.errors import invalid
 from stepline.api.state import StateDep
 from stepline.records import WorkflowRecord
 from stepline.service import Caller, ServiceContext, live_workflow
@@ -117,7 +118,7 @@ async def list_workflows(
     "",
     status_code=201,
     response_model=m.Envelope[m.Workflow],
-    responses=error_responses(409),
+    responses=failures(409),
     summary="Create a workflow",
 )
 async def create_workflow(
@@ -138,7 +139,7 @@ async def create_workflow(
 @router.get(
     "/{workflow_id}",
     response_model=m.Envelope[m.Workflow],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Get a workflow",
 )
 async def get_workflow(
@@ -152,7 +153,7 @@ async def get_workflow(
 @router.put(
     "/{workflow_id}",
     response_model=m.Envelope[m.Workflow],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="Replace a workflow (a new version if it changed)",
 )
 async def replace_workflow(
@@ -175,7 +176,7 @@ async def replace_workflow(
 @router.patch(
     "/{workflow_id}",
     response_model=m.Envelope[m.Workflow],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="Change a workflow's name, description or definition",
 )
 async def patch_workflow(
@@ -207,7 +208,7 @@ async def patch_workflow(
     "/{workflow_id}",
     status_code=204,
     response_class=Response,
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Delete a workflow (its runs are kept)",
 )
 async def delete_workflow(
@@ -221,7 +222,7 @@ async def delete_workflow(
     "/{workflow_id}/duplicate",
     status_code=201,
     response_model=m.Envelope[m.Workflow],
-    responses=error_responses(404, 409),
+    responses=failures(404, 409),
     summary="Copy a workflow",
 )
 async def duplicate_workflow(
@@ -238,7 +239,7 @@ async def duplicate_workflow(
 @router.get(
     "/{workflow_id}/uploads",
     response_model=m.ListEnvelope[m.Upload],
-    responses=error_responses(404),
+    responses=failures(404),
     summary="Files the workflow's runs referred to",
 )
 async def list_uploads(
