@@ -8,15 +8,17 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.fleet import fleet
+from support.fleet import Fleet, fleet
 from support.http_server import Reply, loopback_server
 from support.private_postgres import private_postgres
+from support.server import make_key
 
 pytestmark = pytest.mark.slow
 
@@ -202,3 +204,91 @@ def test_a_postgres_restart_mid_batch_loses_nothing(tmp_path: Path) -> None:
                 assert [a["status"] for a in attempts].count("completed") == 1, step
                 assert 1 <= effects.hits[(run_id, step["node_id"])] <= len(attempts), step
         assert all(w.process.poll() is None for w in crew.workers), "a worker died"
+
+
+def workers_of(crew: Fleet, key: str | None = None) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    answer = crew.http.get("/v1/workers", headers=headers)
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()["data"]
+    return found
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_get_workers_lists_the_live_fleet_and_each_ones_runs(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def hold(_n: int, _body: Any) -> Reply:
+        release.wait(60)
+        return 200, {}, {}
+
+    with (
+        loopback_server({"/hold": hold}) as server,
+        fleet(tmp_path, "registry", STEPLINE_LEASE_S="3") as crew,
+    ):
+        workflow_id = crew.create_workflow(
+            {
+                "name": "held",
+                "nodes": [
+                    {"id": "hold", "type": "api_call", "config": {"url": f"{server.url}/hold"}}
+                ],
+            }
+        )
+        busy = crew.start_worker("busy", "--concurrency", "3")
+        idle = crew.start_worker("idle", "--concurrency", "1")
+        wait_for(lambda: len(workers_of(crew)) == 2, "both workers register")
+        # Queued after both registered; the idle one has one slot and may claim it too.
+        (run_id,) = crew.start_runs(workflow_id, 1)
+        wait_for(lambda: server.hit_count("/hold") == 1, "the run starts")
+
+        listed = {w["name"]: w for w in workers_of(crew)}
+        assert set(listed) == {"busy", "idle"}
+        holder = next(w for w in listed.values() if w["run_ids"])
+        assert holder["run_ids"] == [run_id]
+        assert holder["pid"] in (busy.process.pid, idle.process.pid)
+        assert {w["concurrency"] for w in listed.values()} == {3, 1}
+        assert all(0 <= w["heartbeat_age_s"] < 3 for w in listed.values())
+        assert all(w["id"].startswith(f"{w['name']}:") for w in listed.values())
+        steps = crew.steps(workflow_id, run_id)
+        assert steps[0]["step_metadata"]["worker"] == holder["id"]
+
+        # Another organization's admin sees the fleet, not this organization's runs.
+        stranger = make_key(crew.database_url, "stranger")
+        assert all(w["run_ids"] == [] for w in workers_of(crew, stranger))
+        reader = make_key(crew.database_url, "default", scopes=("read",))
+        assert (
+            crew.http.get("/v1/workers", headers={"Authorization": f"Bearer {reader}"}).status_code
+            == 403
+        )
+
+        # A drained worker leaves at once; a killed one when its heartbeat goes stale.
+        other = idle if holder["name"] == "busy" else busy
+        other.terminate()
+        assert other.process.wait(20) == 0, other.log()
+        assert [w["name"] for w in workers_of(crew)] == [holder["name"]]
+        release.set()
+        crew.wait_settled(workflow_id, [run_id], timeout_s=30)
+        next(w for w in crew.workers if w.name == holder["name"]).kill()
+        wait_for(lambda: workers_of(crew) == [], "a killed worker drops out", timeout_s=15)
+
+
+def test_an_idle_worker_wakes_on_notify_not_on_its_poll(tmp_path: Path) -> None:
+    with fleet(tmp_path, "notify", STEPLINE_WORKER_POLL_S="60") as crew:
+        workflow_id = crew.create_workflow(
+            {"name": "quick", "nodes": [{"id": "a", "type": "reshape", "config": {"output": 1}}]}
+        )
+        crew.start_worker("sleepy", "--concurrency", "2")
+        wait_for(lambda: len(workers_of(crew)) == 1, "the worker registers")
+        time.sleep(1)  # past its first claims: from now on only a wake-up or its poll
+        for _ in range(3):
+            started = time.monotonic()
+            (run_id,) = crew.start_runs(workflow_id, 1)
+            crew.wait_settled(workflow_id, [run_id], timeout_s=30)
+            assert time.monotonic() - started < 10, "woken by its 60 s poll, not by NOTIFY"
+            assert crew.run(workflow_id, run_id)["status"] == "completed"

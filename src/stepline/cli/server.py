@@ -86,7 +86,7 @@ def worker(once: bool, concurrency: int | None, name: str | None, grace_s: float
                 f"worker {runtime.worker.worker_id} waiting for runs "
                 f"({pool.concurrency} at once; SIGTERM or Ctrl-C drains it)"
             )
-            await pool.serve(stop, grace_s=grace_s)
+            await runtime.work(stop, grace_s=grace_s)
             note(f"worker {runtime.worker.worker_id} drained; stopping")
 
     try:

@@ -48,6 +48,7 @@ from stepline.store.keys import KeyVerbs
 from stepline.store.listings import ListingVerbs
 from stepline.store.saved import SavedWorkflow, insert_workflow
 from stepline.store.secrets import SecretVerbs
+from stepline.store.workers import WorkerVerbs
 from stepline.store.workflow_names import named_for_update, write_named
 
 
@@ -61,6 +62,7 @@ class Store(
     SecretVerbs,
     FileVerbs,
     CollectionVerbs,
+    WorkerVerbs,
 ):
     """One database: workflows and their versions, runs and their leases, steps, secrets,
     files, knowledge collections."""

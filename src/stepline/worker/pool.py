@@ -15,11 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 
+from stepline.store.workers import WorkerInfo
 from stepline.worker.worker import LeaseLost, Worker
 
 log = logging.getLogger(__name__)
 
+BEAT_S = 5.0
+"""The longest pause between a worker's heartbeats in the fleet's registry."""
 MAX_BACKOFF_S = 10.0
 """The longest pause between claims while the store is unreachable."""
 
@@ -35,6 +40,8 @@ class WorkerPool:
         self.poll_s = poll_s
         self.sweep_s = sweep_s
         """How often the children of cancelled runs that a cancel could not lock are swept."""
+        self.beat_s = min(BEAT_S, worker.lease_s / 3)
+        """How often the worker tells the registry it is alive (`GET /v1/workers`)."""
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -46,6 +53,7 @@ class WorkerPool:
         `grace_s` seconds to finish; the rest are stopped and released."""
         loops = [asyncio.create_task(self._loop(stop)) for _ in range(self.concurrency)]
         sweep = asyncio.create_task(self._sweep(stop))
+        beat = asyncio.create_task(self._beat(stop))
         try:
             await stop.wait()
             self._wakeup.set()  # idle loops see the stop now
@@ -53,10 +61,12 @@ class WorkerPool:
                 await asyncio.wait(loops, timeout=grace_s)
         finally:
             held = self.worker.running()
-            for task in [*loops, sweep]:
+            for task in [*loops, sweep, beat]:
                 task.cancel()
-            await asyncio.gather(*loops, sweep, return_exceptions=True)
+            await asyncio.gather(*loops, sweep, beat, return_exceptions=True)
             await self.worker.release(held)
+            with contextlib.suppress(Exception):  # else it drops out when its beat is stale
+                await self.worker.engine.store.remove_worker(self.worker.worker_id)
 
     async def _loop(self, stop: asyncio.Event) -> None:
         backoff = self.poll_s
@@ -82,6 +92,36 @@ class WorkerPool:
             if run is None and not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
+
+    def info(self) -> WorkerInfo:
+        """This worker as the fleet's registry lists it."""
+        worker_id = self.worker.worker_id
+        return WorkerInfo(
+            id=worker_id,
+            name=worker_id.split(":", 1)[0],
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+        )
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        """Register in the fleet's registry, then beat every `beat_s` while serving."""
+        store = self.worker.engine.store
+        info = self.info()
+        registered = False
+        while not stop.is_set():
+            try:
+                if registered:
+                    await store.beat_worker(info)
+                else:
+                    await store.register_worker(info)
+                    registered = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not reach the worker registry; trying again", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.beat_s)
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         """Now and then, cancel the child runs a cancel of their parent could not lock."""
