@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -11,9 +13,11 @@ import pytest
 
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import CODES, envelope
-from stepline.api.dialects.onepin.links import LINK_LIFETIME, Export, LinkSigner
+from stepline.api.dialects.onepin.links import LINK_KEY_PURPOSE, LINK_LIFETIME, Export, LinkSigner
 from stepline.api.errors import ErrorDetail, Failure
 from stepline.records import Attempt, RunRecord, RunStatus, StepRecord, StepStatus
+from stepline.secrets.cipher import derived_key, generate_key
+from stepline.settings import Settings
 
 T0 = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -173,14 +177,14 @@ def test_an_unparseable_body_is_a_422_and_details_are_left_out_when_none() -> No
 
 
 def test_a_link_is_valid_until_it_expires_and_only_for_what_it_names() -> None:
-    signer = LinkSigner.new()
+    signer = LinkSigner(os.urandom(32))
     export = Export(uuid4(), None, uuid4(), uuid4(), "n", int((T0 + LINK_LIFETIME).timestamp()))
     signature = signer.sign(export)
     assert signer.valid(export, signature, T0)
     assert not signer.valid(export, signature, T0 + LINK_LIFETIME)
     assert not signer.valid(replace(export, node_id=None), signature, T0)
     assert not signer.valid(replace(export, expires=export.expires + 60), signature, T0)
-    assert not LinkSigner.new().valid(export, signature, T0)
+    assert not LinkSigner(os.urandom(32)).valid(export, signature, T0)
     assert not signer.valid(export, "ünïcode", T0)
 
 
@@ -196,3 +200,16 @@ def test_a_step_waiting_for_its_retry_shows_its_failed_attempt_ended() -> None:
     (entry,) = shapes.step_entries(record, {}, include_result=True)
     assert entry["status"] == "failed" and entry["error"] == "503"
     assert entry["completed_at"] == "2024-01-15T09:30:01.000Z"
+
+
+def test_every_replica_sharing_the_secrets_key_signs_alike(tmp_path: Path) -> None:
+    shared = generate_key()
+    one = Settings(home=tmp_path / "a", secrets_key=shared)
+    other = Settings(home=tmp_path / "b", secrets_key=shared)
+    stranger = Settings(home=tmp_path / "c", secrets_key=generate_key())
+    export = Export(uuid4(), None, uuid4(), uuid4(), None, int((T0 + LINK_LIFETIME).timestamp()))
+    signature = LinkSigner(derived_key(one, LINK_KEY_PURPOSE)).sign(export)
+    assert LinkSigner(derived_key(other, LINK_KEY_PURPOSE)).valid(export, signature, T0)
+    assert not LinkSigner(derived_key(stranger, LINK_KEY_PURPOSE)).valid(export, signature, T0)
+    # Not the secrets key itself, nor another purpose's key.
+    assert derived_key(one, LINK_KEY_PURPOSE) != derived_key(one, "another purpose")

@@ -20,7 +20,7 @@ from stepline.api.auth import ReadKey
 from stepline.api.dialects.onepin import models as m
 from stepline.api.dialects.onepin import shapes
 from stepline.api.dialects.onepin.envelope import answer
-from stepline.api.dialects.onepin.links import Export, LinkSigner, expiry
+from stepline.api.dialects.onepin.links import LINK_KEY_PURPOSE, Export, LinkSigner, expiry
 from stepline.api.dialects.onepin.models import failures
 from stepline.api.dialects.onepin.params import RunId, WorkflowId, onepin_router
 from stepline.api.dialects.onepin.runs import runs_out
@@ -29,6 +29,7 @@ from stepline.api.responses import to_json
 from stepline.api.state import AppState, StateDep
 from stepline.errors import Conflict, NotFound
 from stepline.records import RunStatus, utcnow
+from stepline.secrets.cipher import derived_key
 from stepline.service import Caller
 from stepline.service import onepin_reads as reads
 from stepline.store.types import MAX_BIGINT
@@ -40,10 +41,12 @@ EXPORT_ROUTE = "onepin_export"
 
 
 def signer_of(request: Request) -> LinkSigner:
-    """The server's link signer, made on first need (its key lives as long as the app)."""
+    """The link signer, its key derived from the secrets key: a link one API replica
+    issued opens on every replica that shares STEPLINE_SECRETS_KEY, and after a restart."""
     signer: LinkSigner | None = getattr(request.app.state, "onepin_links", None)
     if signer is None:
-        signer = LinkSigner.new()
+        state: AppState = request.app.state.stepline
+        signer = LinkSigner(derived_key(state.settings, LINK_KEY_PURPOSE))
         request.app.state.onepin_links = signer
     return signer
 

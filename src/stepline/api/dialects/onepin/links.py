@@ -2,21 +2,21 @@
 
 A link names what it opens (organization, workspace, workflow, run, node) and when it
 expires, and carries an HMAC-SHA256 of exactly that: whoever holds it may download that
-export until then, without an API key, and cannot change what it names. The key is made
-at random when the server starts (`LinkSigner.new`), so a link works on the server that
-issued it, until the link expires or the server restarts.
+export until then, without an API key, and cannot change what it names. The key is derived
+from the secrets key (`secrets.cipher.derived_key`), so a link works on every API replica
+sharing STEPLINE_SECRETS_KEY, across restarts, until it expires.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 LINK_LIFETIME = timedelta(minutes=15)
+LINK_KEY_PURPOSE = "onepin-export-links"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +53,6 @@ class LinkSigner:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-
-    @classmethod
-    def new(cls) -> LinkSigner:
-        return cls(secrets.token_bytes(32))
 
     def sign(self, export: Export) -> str:
         return hmac.new(self._key, export.message(), hashlib.sha256).hexdigest()
