@@ -119,9 +119,9 @@ def warm_child(chain: Path, size: int) -> None:
     from stepline.cli.inputs import load_file
     from stepline.cli.progress import LiveProgress
 
+    definition = load_file(chain)
     figures = []
     for _ in range(2):
-        definition = load_file(chain)
         finished = local.run_async(
             lambda: local.run_here(definition, {}, LiveProgress(err()), lambda _: None)
         )
