@@ -20,6 +20,8 @@ step records, divided by the number of steps: the engine's time, without process
 imports, opening the database or printing the result. The table gives each case's median
 and range, and the cold figure as a ratio of the warm one from the same bench run (issue
 22's target: within 1.5x). The whole `stepline run` process's wall time is in the notes.
+A second table gives what one chain template costs the first time a process meets it
+(validating and rendering it) and warm, through the direct evaluator and through Jinja.
 """
 
 from __future__ import annotations
@@ -135,6 +137,34 @@ def warm_child(chain: Path, size: int) -> None:
     print(json.dumps({"per_step_ms": figures[-1], "first_ms": figures[0]}))
 
 
+def template_costs(size: int) -> dict[str, tuple[float, float]]:
+    """(first time, warm) microseconds of one chain template in this process, through the
+    direct evaluator and through Jinja alone: the first time is validating it (its
+    references) and rendering it once in a new `Templates`, as a fresh process does."""
+    from stepline.spec.templates import Templates
+
+    state = {"status": "completed", "error": None}
+    nodes = {f"s{i}": {"output": {"i": i}, **state} for i in range(size)}
+    scope = {"inputs": {}, "nodes": nodes, "run": {"id": "run"}}
+    sources = [{"i": f"{{{{ nodes.s{i}.output.i + 1 }}}}"} for i in range(size)]
+    costs = {}
+    for name, direct in (("Jinja compiles each template", False), ("direct evaluator", True)):
+        templates, firsts = Templates(direct=direct), []
+        for source in sources:
+            started = time.perf_counter()
+            templates.references(source)
+            templates.render(source, scope)
+            firsts.append(time.perf_counter() - started)
+        repeats = 20 * size
+        started = time.perf_counter()
+        for _ in range(20):
+            for source in sources:
+                templates.render(source, scope)
+        warm_s = (time.perf_counter() - started) / repeats
+        costs[name] = (statistics.median(firsts) * 1e6, warm_s * 1e6)
+    return costs
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f}"
 
@@ -163,6 +193,7 @@ def main() -> None:
             colds.append(per_step)
             walls.append(wall)
             warms.append(warm(chain, args.size))
+    costs = template_costs(args.size)
     baseline = statistics.median(warms)
     ratio = statistics.median(colds) / baseline
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
@@ -189,6 +220,13 @@ def main() -> None:
         f"{min(firsts) / min(warms):.2f}x. The whole `stepline run` process: "
         f"{statistics.median(walls):.0f} ms median ({min(walls):.0f}-{max(walls):.0f})."
     )
+    print()
+    print("One chain template in this process (median over the chain's templates):")
+    print()
+    print("| templates | first time: validate + render (us) | warm render (us) |")
+    print("| --- | --- | --- |")
+    for name, (first_us, warm_us) in costs.items():
+        print(f"| {name} | {first_us:.0f} | {warm_us:.1f} |")
 
 
 if __name__ == "__main__":
