@@ -499,3 +499,10 @@ def test_an_error_jinja_meets_while_compiling_is_a_template_error(expression: st
         with pytest.raises(TemplateError) as raised:
             templates.evaluate(expression, SCOPE, path="$.when")
         assert raised.value.path == "$.when"
+
+
+def test_a_sandbox_that_intercepts_operators_keeps_them() -> None:
+    templates = Templates()
+    templates.env.intercepted_binops = frozenset({"+"})
+    assert not isinstance(templates._compiled("{{ inputs.amount + 1 }}"), _Direct)
+    assert isinstance(templates._compiled("{{ inputs.amount }}"), _Direct)

@@ -106,11 +106,16 @@ def build_output(template: nodes.Template, env: SandboxedEnvironment) -> Evaluat
 class _Builder:
     def __init__(self, env: SandboxedEnvironment) -> None:
         self.env = env
+        # Operators a sandbox intercepts run through its `call_binop`/`call_unop`: none by
+        # default, and then Jinja's code is Python's operator, which this evaluator uses.
+        self.plain_operators = not env.intercepted_binops and not env.intercepted_unops
 
     def expression(self, node: nodes.Node) -> Evaluator:
         method = getattr(self, f"_{type(node).__name__}", None)
         if method is None:
             raise Unsupported(type(node).__name__)
+        if not self.plain_operators and isinstance(node, nodes.BinExpr | nodes.UnaryExpr):
+            raise Unsupported("an intercepted operator")
         evaluator: Evaluator = method(node)
         return evaluator
 
