@@ -506,3 +506,19 @@ def test_a_sandbox_that_intercepts_operators_keeps_them() -> None:
     templates.env.intercepted_binops = frozenset({"+"})
     assert not isinstance(templates._compiled("{{ inputs.amount + 1 }}"), _Direct)
     assert isinstance(templates._compiled("{{ inputs.amount }}"), _Direct)
+
+
+def test_validation_and_evaluation_parse_a_source_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    templates = Templates()
+    parsed: list[str] = []
+    parse = templates.env.parse
+
+    def counting(source: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source)
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(templates.env, "parse", counting)
+    config = {"a": "{{ nodes.s1.output.i + 1 }}", "b": "Hi {{ inputs.name }}"}
+    assert [r.root for r in templates.references(config)] == ["nodes", "inputs"]
+    assert templates.render(config, SCOPE) == {"a": 42, "b": "Hi Ada"}
+    assert sorted(parsed) == sorted(config.values())

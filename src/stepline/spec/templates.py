@@ -203,7 +203,7 @@ class Templates:
         # Per-instance caches keyed by source: parse once (for validation and evaluation
         # alike), compile once, render many.
         cache = functools.lru_cache(maxsize=_CACHE_SIZE)
-        self.parsed = cache(self.env.parse)
+        self.parsed = cache(self._parse)
         self.parsed_expression = cache(self._parse_expression)
         self._compiled = cache(self._compile)
         self._compiled_expression = cache(self._compile_expression)
@@ -328,6 +328,9 @@ class Templates:
         if single is None:
             return self.env.from_string(tree)
         return self._expression_from_node(single)
+
+    def _parse(self, source: str) -> nodes.Template:
+        return self.env.parse(source)
 
     def _parse_expression(self, source: str) -> nodes.Expr:
         parser = Parser(self.env, source, state="variable")
