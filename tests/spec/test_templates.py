@@ -272,7 +272,7 @@ def _outcome(templates: Templates, source: str, scope: dict[str, Any]) -> tuple[
 @pytest.mark.parametrize("source", LOOKUPS)
 def test_plain_lookups_give_the_sandboxes_values_and_errors(source: str) -> None:
     fast = _outcome(Templates(), source, LOOKUP_SCOPE)
-    sandboxed = _outcome(Templates(fast_lookups=False), source, LOOKUP_SCOPE)
+    sandboxed = _outcome(Templates(direct=False), source, LOOKUP_SCOPE)
     if fast[0] == "value" and callable(fast[1]):  # a bound method or a global function
         assert sandboxed[0] == "value" and fast[1] == sandboxed[1]
     else:
@@ -289,7 +289,7 @@ def test_plain_lookup_expressions_give_the_sandboxes_values_and_errors(expressio
         except TemplateError as exc:
             return "error", str(exc)
 
-    fast, sandboxed = outcome(Templates()), outcome(Templates(fast_lookups=False))
+    fast, sandboxed = outcome(Templates()), outcome(Templates(direct=False))
     if fast[0] == "value" and callable(fast[1]):
         assert sandboxed[0] == "value" and fast[1] == sandboxed[1]
     else:

@@ -14,11 +14,12 @@ The scope the engine passes is `{"inputs": ..., "nodes": {id: {"output", "status
 "error"}}, "run": {"id": ...}, "loop": ..., "secrets": {name: value}}` (only the secrets
 the workflow names).
 
-The commonest template is a plain lookup (`{{ inputs.amount }}`, `{{ nodes.score.output
-.risk }}`, `{{ loop.item["sku"] }}`): names, attributes and constant indexes only. Such a
-template first reads the scope directly, as the sandbox would (a mapping's key before
-anything else, a sequence's index); when any step of that is not a present key or index,
-it runs through the sandbox like any other, which gives the value or the error.
+Each distinct source is parsed once per process (`Templates.parsed`, shared by validation,
+which parses every template of a workflow before its first run, and by evaluation). The
+common forms are then evaluated straight from the parsed tree (`spec.direct`): Jinja's
+compiler, about 1 ms a template the first time a process meets it, runs only for the
+other forms, and whenever the direct evaluation raises or leaves an Undefined in its
+result, so that values and errors are the sandbox's own either way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.environment import TemplateExpression
@@ -37,6 +38,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from stepline.errors import InvalidRequest
+from stepline.spec import direct
 
 KNOWN_ROOTS = frozenset({"inputs", "nodes", "loop", "run", "secrets"})
 """The names a template may start from; anything else is unknown."""
@@ -115,56 +117,44 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-_MISSING: Final = object()
-
-
 @dataclass(frozen=True, slots=True)
-class _Lookup:
-    """A template that is one plain lookup: `root` then `keys` (attributes or indexes).
+class _Direct:
+    """A template or expression that `spec.direct` evaluates: `native` when its value is
+    kept as is (a bare expression, a lone `{{ }}`), else it renders to text. `shallow`
+    when its value can only be read from the scope or computed (no literal list, tuple or
+    dict, no filter), so that no Undefined can hide inside it: only the value itself needs
+    checking, not every item of a big list read from a step's output."""
 
-    `read` gives the value when every step is a mapping key or sequence index that exists
-    (what the sandbox reads first too), else `_MISSING`: then `expression` (the sandboxed
-    Jinja expression) decides, so values and errors are the same as without this path.
-    """
+    evaluate: direct.Evaluator
+    native: bool
+    shallow: bool
 
-    root: str
-    keys: tuple[str | int, ...]
-    expression: TemplateExpression
 
-    def read(self, scope: Mapping[str, Any]) -> Any:
-        try:
-            value = scope[self.root]
-            for key in self.keys:
-                if type(value) is dict or isinstance(value, Mapping):
-                    value = value[key]
-                elif type(key) is int and isinstance(value, list | tuple):
-                    value = value[key]
-                else:
-                    return _MISSING
-        except (KeyError, IndexError, TypeError):
-            return _MISSING
+_BUILDS_CONTAINERS = (nodes.List, nodes.Tuple, nodes.Dict, nodes.Filter)
+
+
+def _direct(tree: nodes.Node, evaluate: direct.Evaluator | None, native: bool) -> _Direct | None:
+    if evaluate is None:
+        return None
+    shallow = not any(True for _ in tree.find_all(_BUILDS_CONTAINERS))
+    return _Direct(evaluate, native, shallow and not isinstance(tree, _BUILDS_CONTAINERS))
+
+
+_ASK_JINJA = object()
+
+
+def _evaluate_directly(compiled: _Direct, scope: Mapping[str, Any]) -> Any:
+    """The value, or `_ASK_JINJA` when the direct evaluation raised or left an Undefined in
+    it: then the compiled sandboxed template runs and gives the value or the error."""
+    try:
+        value = compiled.evaluate(scope)
+    except Exception:
+        return _ASK_JINJA
+    if not compiled.native:
         return value
-
-
-def _plain_lookup(expression: nodes.Expr) -> tuple[str, tuple[str | int, ...]] | None:
-    """(root name, keys) when `expression` is a name followed by attributes or constant
-    (string or integer) indexes, e.g. `nodes.score.output["x-y"][0]`; else None."""
-    keys: list[str | int] = []
-    node = expression
-    while True:
-        if isinstance(node, nodes.Getattr):
-            keys.append(node.attr)
-        elif (
-            isinstance(node, nodes.Getitem)
-            and isinstance(node.arg, nodes.Const)
-            and type(node.arg.value) in (str, int)
-        ):
-            keys.append(node.arg.value)
-        elif isinstance(node, nodes.Name) and node.ctx == "load":
-            return node.name, tuple(reversed(keys))
-        else:
-            return None
-        node = node.node
+    if compiled.shallow:
+        return _ASK_JINJA if isinstance(value, Undefined) else value
+    return _ASK_JINJA if _find_undefined(value) is not None else value
 
 
 def _finalize(value: Any) -> Any:
@@ -207,15 +197,18 @@ def _undefined_message(undefined: Undefined) -> str:
 class Templates:
     """Compiles, caches and evaluates templates and expressions in one sandboxed environment."""
 
-    def __init__(self, *, fast_lookups: bool = True) -> None:
+    def __init__(self, *, direct: bool = True) -> None:
         self.env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
-        self._fast_lookups = fast_lookups
-        # Per-instance caches keyed by source: compile once, render many.
-        self._compiled = functools.lru_cache(maxsize=_CACHE_SIZE)(self._compile)
-        self._compiled_expression = functools.lru_cache(maxsize=_CACHE_SIZE)(
-            self._compile_expression
-        )
-        self._references = functools.lru_cache(maxsize=_CACHE_SIZE)(self._find_references)
+        self._direct = direct
+        # Per-instance caches keyed by source: parse once (for validation and evaluation
+        # alike), compile once, render many.
+        cache = functools.lru_cache(maxsize=_CACHE_SIZE)
+        self.parsed = cache(self._parse)
+        self.parsed_expression = cache(self._parse_expression)
+        self._compiled = cache(self._compile)
+        self._compiled_expression = cache(self._compile_expression)
+        self._jinja = cache(self._compile_jinja)
+        self._references = cache(self._find_references)
 
     # -- rendering -------------------------------------------------------------------
 
@@ -242,20 +235,20 @@ class Templates:
     ) -> Any:
         """Evaluate a bare expression (no braces), e.g. `nodes.score.output.risk > 0.5`."""
         compiled = self._compile_or_raise(self._compiled_expression, expression, path)
-        if compiled.__class__ is _Lookup:
-            value = compiled.read(scope)
-            if value is not _MISSING:
+        if compiled.__class__ is _Direct:
+            value = _evaluate_directly(compiled, scope)
+            if value is not _ASK_JINJA:
                 return value
-            compiled = compiled.expression
+            compiled = self._compile_or_raise(self._jinja, expression, path, True)
         return self._run_expression(compiled, expression, scope, path)
 
     def _render_string(self, source: str, scope: Mapping[str, Any], path: str) -> Any:
         compiled = self._compile_or_raise(self._compiled, source, path)
-        if compiled.__class__ is _Lookup:
-            value = compiled.read(scope)
-            if value is not _MISSING:
+        if compiled.__class__ is _Direct:
+            value = _evaluate_directly(compiled, scope)
+            if value is not _ASK_JINJA:
                 return value
-            compiled = compiled.expression
+            compiled = self._compile_or_raise(self._jinja, source, path, False)
         if isinstance(compiled, TemplateExpression):
             return self._run_expression(compiled, source, scope, path)
         try:
@@ -291,29 +284,53 @@ class Templates:
     # -- compiling -------------------------------------------------------------------
 
     @staticmethod
-    def _compile_or_raise(cache: Any, source: str, path: str | None) -> Any:
+    def _compile_or_raise(cache: Any, source: str, path: str | None, *args: Any) -> Any:
         try:
-            return cache(source)
+            return cache(source, *args)
         except TemplateSyntaxError as exc:
             raise TemplateError(_syntax_message(exc, source), path) from exc
+        except (UndefinedError, SecurityError) as exc:
+            # Jinja's optimizer evaluates constant parts while compiling, and some of its
+            # refusals (`(none)[1]` in an inline if's test) escape from there.
+            raise Templates._runtime_error(exc, source, path) from exc
 
-    def _compile(self, source: str) -> Template | TemplateExpression | _Lookup:
-        """A template, or a native-typed expression when the source is one `{{ expr }}`."""
+    def _compile(self, source: str) -> Template | TemplateExpression | _Direct:
+        """What renders `source`: evaluated directly when it can be, else compiled by Jinja
+        (a native-typed expression when the source is one `{{ expr }}`, else a template)."""
+        tree = self.parsed(source)
+        if self._direct:
+            expression = _single_expression(tree)
+            if expression is not None:
+                found = _direct(expression, direct.build(expression, self.env), native=True)
+            else:
+                found = _direct(tree, direct.build_output(tree, self.env), native=False)
+            if found is not None:
+                return found
+        return self._compile_jinja(source, False)
+
+    def _compile_expression(self, source: str) -> TemplateExpression | _Direct:
+        expression = self.parsed_expression(source)
+        if self._direct:
+            found = _direct(expression, direct.build(expression, self.env), native=True)
+            if found is not None:
+                return found
+        compiled = self._compile_jinja(source, True)
+        assert isinstance(compiled, TemplateExpression)
+        return compiled
+
+    def _compile_jinja(self, source: str, expression: bool) -> Template | TemplateExpression:
+        """Jinja's compilation of `source`, parsed afresh: Jinja's optimizer rewrites the
+        tree it compiles, and the cached trees are shared."""
+        if expression:
+            return self._expression_from_node(self._parse_expression(source))
         tree = self.env.parse(source)
-        expression = _single_expression(tree)
-        if expression is None:
+        single = _single_expression(tree)
+        if single is None:
             return self.env.from_string(tree)
-        return self._expression_or_lookup(expression)
+        return self._expression_from_node(single)
 
-    def _compile_expression(self, source: str) -> TemplateExpression | _Lookup:
-        return self._expression_or_lookup(self._parse_expression(source))
-
-    def _expression_or_lookup(self, expression: nodes.Expr) -> TemplateExpression | _Lookup:
-        compiled = self._expression_from_node(expression)
-        lookup = _plain_lookup(expression) if self._fast_lookups else None
-        if lookup is None:
-            return compiled
-        return _Lookup(lookup[0], lookup[1], compiled)
+    def _parse(self, source: str) -> nodes.Template:
+        return self.env.parse(source)
 
     def _parse_expression(self, source: str) -> nodes.Expr:
         parser = Parser(self.env, source, state="variable")
@@ -369,10 +386,10 @@ class Templates:
 
     def _find_references(self, source: str, expression: bool) -> tuple[tuple[str, str | None], ...]:
         if expression:
-            tree = nodes.Template([nodes.Output([self._parse_expression(source)])], lineno=1)
+            tree = nodes.Template([nodes.Output([self.parsed_expression(source)])], lineno=1)
             tree.set_environment(self.env)
         else:
-            tree = self.env.parse(source)
+            tree = self.parsed(source)
         free = _free_names(tree, self.env)
         seen: dict[tuple[str, str | None], None] = {}
         for name in _walk_names(tree, free):
