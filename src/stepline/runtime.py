@@ -95,6 +95,7 @@ async def open_runtime(
     observer: RunObserver | None = None,
     environment_secrets: Mapping[str, str] | None = None,
     worker_name: str | None = None,
+    warm_sandbox: bool = True,
 ) -> AsyncIterator[Runtime]:
     """The runtime of `settings`, open for the block.
 
@@ -102,7 +103,8 @@ async def open_runtime(
     loops (not yet running: see `Runtime.serve_workers`), whose runs report to `observer`.
     With `environment_secrets` (the local CLI's environment), secrets set there as
     `STEPLINE_SECRET_<NAME>` come first, before the database's. `worker_name` begins
-    the worker's id (default: the host's name).
+    the worker's id (default: the host's name). Without `warm_sandbox`, the code sandbox
+    starts on the first code step rather than with the runtime.
     """
     registry = registry or default_registry()
     store = await Store.connect(settings.resolved_database_url(), home=settings.home)
@@ -127,7 +129,9 @@ async def open_runtime(
         if not worker:
             yield runtime
             return
-        async with open_node_services(settings, files=files.storage) as services:
+        async with open_node_services(
+            settings, files=files.storage, warm_sandbox=warm_sandbox
+        ) as services:
             engine = Engine(
                 store=store,
                 registry=registry,

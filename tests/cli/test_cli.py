@@ -172,3 +172,14 @@ def test_a_run_waiting_for_review_exits_3_and_says_what_to_do(tmp_path: Path) ->
     waiting = [s for s in steps if s["requires_human_review"]]
     assert [s["step_id"] for s in waiting] == ["batch_iter_0_decide"]
     assert waiting[0]["outputs"] == {"customer": "Ada", "amount": 720, "risk": 0.72}
+
+
+def test_only_a_workflow_with_code_steps_warms_the_sandbox() -> None:
+    from stepline.cli.local import has_code_nodes
+
+    code = {"id": "c", "type": "code", "config": {"code": "def main(i):\n    return 1\n"}}
+    loop = {"id": "l", "type": "for_each", "config": {"items": [1]}, "body": {"nodes": [code]}}
+    assert has_code_nodes({"nodes": [loop]})
+    assert has_code_nodes({"nodes": [code]})
+    assert not has_code_nodes({"nodes": [{"id": "r", "type": "reshape", "config": {"output": 1}}]})
+    assert not has_code_nodes({"nodes": [{"id": "code", "type": "reshape", "config": {}}]})

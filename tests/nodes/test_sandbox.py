@@ -325,3 +325,11 @@ async def test_close_stops_the_zygote_and_is_idempotent(isolation: str) -> None:
     assert pool.zygote_pid is None
     with pytest.raises(SandboxError, match="closed"):
         await pool.execute("def main(inputs):\n    return 1\n", {}, timeout_s=10)
+
+
+async def test_a_cold_pool_starts_its_zygote_on_the_first_job_only() -> None:
+    async with SandboxPool(memory_mb=256, settings=settings_for("namespaces"), warm=False) as pool:
+        assert pool.zygote_pid is None  # nothing started for a process that may run no code
+        outcome = await pool.execute("def main(inputs):\n    return 'late'\n", {}, timeout_s=10)
+        assert outcome.value == "late"
+        assert pool.zygote_pid is not None

@@ -44,6 +44,7 @@ async def open_local(
     environment_secrets: Mapping[str, str] | None = None,
     settings: Settings | None = None,
     worker_name: str | None = None,
+    warm_sandbox: bool = True,
 ) -> AsyncIterator[Runtime]:
     """The configured runtime (`stepline.runtime.open_runtime`): the database, migrated,
     its secrets vault, the service verbs' context, and with `worker` an engine and worker."""
@@ -56,6 +57,7 @@ async def open_local(
         observer=observer,
         environment_secrets=environment_secrets,
         worker_name=worker_name,
+        warm_sandbox=warm_sandbox,
     ) as runtime:
         yield runtime
 
@@ -98,7 +100,14 @@ async def run_here(
     from stepline.service import Caller, submit_run
 
     # Here, and only here (no server), secrets may come from this environment too.
-    async with open_local(worker=True, observer=observer, environment_secrets=os.environ) as rt:
+    # A workflow without code steps spares the sandbox's start (it would compete with
+    # the first steps for the CPU); a child workflow's code step still starts it.
+    async with open_local(
+        worker=True,
+        observer=observer,
+        environment_secrets=os.environ,
+        warm_sandbox=has_code_nodes(definition),
+    ) as rt:
         org = await rt.store.ensure_organization()
         caller = Caller(org, actor="cli")
         inputs = dict(inputs)
@@ -113,6 +122,17 @@ async def run_here(
         assert finished is not None, "a run this process just queued could not be claimed"
         full = await rt.store.get_run(finished.id) or finished
         return Finished(full, await rt.store.list_steps(finished.id))
+
+
+def has_code_nodes(definition: Any) -> bool:
+    """Whether a node of kind `code` is anywhere in the definition (loop bodies too)."""
+    if isinstance(definition, dict):
+        if definition.get("type") == "code":
+            return True
+        return any(has_code_nodes(value) for value in definition.values())
+    if isinstance(definition, list):
+        return any(has_code_nodes(item) for item in definition)
+    return False
 
 
 # -- reading runs back ---------------------------------------------------------------------

@@ -17,15 +17,16 @@ from stepline.settings import Settings
 
 @asynccontextmanager
 async def open_node_services(
-    settings: Settings, *, files: FileStorage | None = None
+    settings: Settings, *, files: FileStorage | None = None, warm_sandbox: bool = True
 ) -> AsyncIterator[NodeServices]:
-    """One HTTP client, one warm code sandbox, the language-model clients and the file
-    storage (`files`, the process's own when given), shared by every step of every run."""
+    """One HTTP client, one code sandbox (warm, unless `warm_sandbox` is False: then it
+    starts on the first code step), the language-model clients and the file storage
+    (`files`, the process's own when given), shared by every step of every run."""
     llm = ClientPool()
     try:
         async with (
             httpx.AsyncClient(timeout=settings.http_timeout_s) as http,
-            SandboxPool(memory_mb=settings.code_memory_mb) as sandbox,
+            SandboxPool(memory_mb=settings.code_memory_mb, warm=warm_sandbox) as sandbox,
         ):
             yield NodeServices(
                 http=http,

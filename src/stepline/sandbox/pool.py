@@ -55,10 +55,19 @@ class SandboxPool:
     A pool belongs to the event loop that first used it. Jobs may run concurrently.
     """
 
-    def __init__(self, *, memory_mb: int | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        memory_mb: int | None = None,
+        settings: Settings | None = None,
+        warm: bool = True,
+    ) -> None:
         if memory_mb is not None and memory_mb <= 0:
             raise ValueError(f"memory_mb must be positive, not {memory_mb}")
         self._memory_mb = memory_mb
+        self._warm = warm
+        """Start the zygote on entering (else on the first job: a process that may run no
+        code, like `stepline run` of a workflow without code steps, spares its start)."""
         self._settings = settings
         self._zygote: Zygote | None = None
         self._lock = asyncio.Lock()
@@ -98,6 +107,8 @@ class SandboxPool:
     async def __aenter__(self) -> SandboxPool:
         """Starts the zygote; where code cannot be isolated, says so once and goes on (every
         code job is then refused with the same message, the rest of the service runs)."""
+        if not self._warm:
+            return self
         try:
             await self.start()
         except SandboxUnavailable as exc:
