@@ -14,6 +14,7 @@ Each run's output is checked. One markdown table goes to stdout, progress to std
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from harness.plan import BENCH, log
 from harness.procs import free_port
 from harness.report import number
@@ -110,11 +110,11 @@ def workflow() -> dict[str, Any]:
             "type": "reshape",
             "config": {"output": {"i": f"{{{{ nodes.{x}.output.i + 1 }}}}"}},
         }
-        for x, y in zip(chain, chain[1:], strict=False)
+        for x, y in itertools.pairwise(chain)
     ]
     edges = [{"from": "a", "to": f"b{k}"} for k in range(1, 5)]
     edges += [{"from": f"b{k}", "to": "c"} for k in range(1, 5)]
-    edges += [{"from": x, "to": y} for x, y in zip(chain, chain[1:], strict=False)]
+    edges += [{"from": x, "to": y} for x, y in itertools.pairwise(chain)]
     return {"name": "bench-fleet", "nodes": nodes, "edges": edges}
 
 

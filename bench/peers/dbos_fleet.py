@@ -108,8 +108,10 @@ def main() -> None:
     try:
         config: DBOSConfig = {"name": "stepline-fleet-bench", "system_database_url": args.db}
         DBOS(config=config)
-        queue = Queue("fleet", worker_concurrency=args.concurrency, polling_interval_sec=POLL_S)
         DBOS.launch()
+        queue = DBOS.register_queue(
+            "fleet", worker_concurrency=args.concurrency, polling_interval_sec=POLL_S
+        )
         try:
             started, ids = asyncio.run(warm_then_timed(queue, args.warmup, args.runs))
             result = figures(started, ids)
