@@ -71,12 +71,15 @@ class Figures:
     steps_per_s: float
     p50_ms: float
     p95_ms: float
+    queued_per_s: float
+    """How fast the batch's POSTs were answered (8 at a time): the API's side of it."""
 
 
 METRICS: tuple[tuple[str, Callable[[Figures], float]], ...] = (
     ("throughput (steps/s)", lambda f: f.steps_per_s),
     ("run latency p50 (ms)", lambda f: f.p50_ms),
     ("run latency p95 (ms)", lambda f: f.p95_ms),
+    ("queueing (runs/s)", lambda f: f.queued_per_s),
 )
 
 
@@ -298,6 +301,7 @@ def _batch(api: Api, procs: Processes, workflow_id: str, inputs: range) -> Figur
     started = time.time()
     with ThreadPoolExecutor(8) as pool:
         run_ids = dict(zip(pool.map(start, inputs), inputs, strict=True))
+    queued_per_s = len(inputs) / (time.time() - started)
     deadline = time.monotonic() + 60 + len(inputs)
     while (
         api.get(path, status="queued", limit=1)["data"]
@@ -307,10 +311,12 @@ def _batch(api: Api, procs: Processes, workflow_id: str, inputs: range) -> Figur
         if time.monotonic() > deadline:
             raise RuntimeError(f"the batch of {len(inputs)} runs did not settle")
         time.sleep(0.1)
-    return _figures(api, workflow_id, run_ids, started)
+    return _figures(api, workflow_id, run_ids, started, queued_per_s)
 
 
-def _figures(api: Api, workflow_id: str, run_ids: dict[str, int], started: float) -> Figures:
+def _figures(
+    api: Api, workflow_id: str, run_ids: dict[str, int], started: float, queued_per_s: float
+) -> Figures:
     records = [run for run in _all_runs(api, workflow_id) if run["id"] in run_ids]
     if len(records) != len(run_ids):
         raise RuntimeError(f"{len(run_ids)} runs queued, {len(records)} listed")
@@ -324,6 +330,7 @@ def _figures(api: Api, workflow_id: str, run_ids: dict[str, int], started: float
         steps_per_s=len(records) * STEPS_PER_RUN / (ended - started),
         p50_ms=statistics.median(latencies),
         p95_ms=_percentile(latencies, 0.95),
+        queued_per_s=queued_per_s,
     )
 
 
@@ -388,7 +395,7 @@ def dbos_batch(python: Path, runs: int, warmup: int) -> Figures:
     if done.returncode != 0:
         raise RuntimeError(f"dbos_fleet.py exited {done.returncode}:\n{done.stderr[-3000:]}")
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    return Figures(found["steps_per_s"], found["p50_ms"], found["p95_ms"])
+    return Figures(found["steps_per_s"], found["p50_ms"], found["p95_ms"], found["queued_per_s"])
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -481,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 one.batches.append(figures)
                 log(
                     f"  {number(figures.steps_per_s)} steps/s, p50 {number(figures.p50_ms)} ms, "
-                    f"p95 {number(figures.p95_ms)} ms"
+                    f"p95 {number(figures.p95_ms)} ms; queued {number(figures.queued_per_s)} "
+                    "runs/s"
                 )
     log(f"done in {time.monotonic() - began:.0f} s; load average {os.getloadavg()}")
     print(table(all_series))

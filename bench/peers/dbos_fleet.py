@@ -57,25 +57,27 @@ def expected(n: int) -> dict[str, int]:
     return {"i": 4 * n + 10 + 4}
 
 
-async def batch(queue: Queue, runs: int, first: int) -> tuple[float, list[str]]:
-    """Enqueue `runs` workflows and wait for them all; (start time, workflow ids)."""
+async def batch(queue: Queue, runs: int, first: int) -> tuple[float, float, list[str]]:
+    """Enqueue `runs` workflows and wait for them all: (start time, enqueued per second,
+    workflow ids)."""
     started = time.time()
     handles = [await queue.enqueue_async(ten_steps, first + n) for n in range(runs)]
+    queued_per_s = runs / (time.time() - started)
     for n, handle in enumerate(handles):
         output = await handle.get_result()
         if output != expected(first + n):
             raise SystemExit(
                 f"workflow {handle.workflow_id}: {output!r}, not {expected(first + n)}"
             )
-    return started, [handle.workflow_id for handle in handles]
+    return started, queued_per_s, [handle.workflow_id for handle in handles]
 
 
-async def warm_then_timed(queue: Queue, warmup: int, runs: int) -> tuple[float, list[str]]:
+async def warm_then_timed(queue: Queue, warmup: int, runs: int) -> tuple[float, float, list[str]]:
     await batch(queue, warmup, -warmup)  # connections, caches, the queue's first polls
     return await batch(queue, runs, 0)
 
 
-def figures(started: float, workflow_ids: list[str]) -> dict[str, Any]:
+def figures(started: float, queued_per_s: float, workflow_ids: list[str]) -> dict[str, Any]:
     wanted = set(workflow_ids)
     statuses = [
         s for s in DBOS.list_workflows(workflow_ids=workflow_ids) if s.workflow_id in wanted
@@ -89,6 +91,7 @@ def figures(started: float, workflow_ids: list[str]) -> dict[str, Any]:
         "steps_per_s": len(statuses) * STEPS_PER_RUN / wall_s,
         "p50_ms": statistics.median(latencies),
         "p95_ms": _percentile(latencies, 0.95),
+        "queued_per_s": queued_per_s,
         "wall_s": wall_s,
     }
 
@@ -113,8 +116,8 @@ def main() -> None:
             "fleet", worker_concurrency=args.concurrency, polling_interval_sec=POLL_S
         )
         try:
-            started, ids = asyncio.run(warm_then_timed(queue, args.warmup, args.runs))
-            result = figures(started, ids)
+            timed = asyncio.run(warm_then_timed(queue, args.warmup, args.runs))
+            result = figures(*timed)
         finally:
             DBOS.destroy()
     finally:

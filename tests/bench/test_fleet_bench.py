@@ -21,7 +21,12 @@ CONFIGURATIONS = [
     "postgres-2-workers",
     "postgres-4-workers",
 ]
-METRICS = ["throughput (steps/s)", "run latency p50 (ms)", "run latency p95 (ms)"]
+METRICS = [
+    "throughput (steps/s)",
+    "run latency p50 (ms)",
+    "run latency p95 (ms)",
+    "queueing (runs/s)",
+]
 
 
 def postgres_listens() -> bool:
