@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 from harness.plan import BENCH, log
-from harness.procs import free_port
+from harness.procs import cpu_seconds, free_port
 from harness.report import number
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -155,6 +155,14 @@ class Processes:
             if process.poll() is not None:
                 raise RuntimeError(f"{label} exited with {process.returncode}:\n{_tail(log_path)}")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by the API process and, summed, by the workers."""
+        used: dict[str, float] = {}
+        for label, process, _ in self.started:
+            kind = label.split("-")[0]
+            used[kind] = used.get(kind, 0.0) + cpu_seconds(process.pid)
+        return used
+
     def logs(self) -> str:
         return "\n".join(f"--- {label}\n{_tail(path)}" for label, _, path in self.started)
 
@@ -248,7 +256,13 @@ def _on(config: Config, procs: Processes, runs: int, warmup: int) -> Figures:
                 raise RuntimeError(f"creating the workflow: {created.status_code} {created.text}")
             workflow_id = created.json()["id"]
             _batch(api, procs, workflow_id, range(-warmup, 0))
-            return _batch(api, procs, workflow_id, range(runs))
+            before = procs.cpu_seconds()
+            figures = _batch(api, procs, workflow_id, range(runs))
+            spent = {k: v - before[k] for k, v in procs.cpu_seconds().items()}
+            log(
+                "  CPU s in the timed batch: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items())
+            )
+            return figures
     except BaseException as exc:
         exc.add_note(procs.logs())
         raise
@@ -395,6 +409,7 @@ def dbos_batch(python: Path, runs: int, warmup: int) -> Figures:
     if done.returncode != 0:
         raise RuntimeError(f"dbos_fleet.py exited {done.returncode}:\n{done.stderr[-3000:]}")
     found = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"  CPU s in the timed batch: dbos {found['cpu_s']:.1f}")
     return Figures(found["steps_per_s"], found["p50_ms"], found["p95_ms"], found["queued_per_s"])
 
 
@@ -457,6 +472,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the processes started are stopped, databases dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     configs = list(CONFIGS)
     peers_python = None
     if args.peers:
