@@ -156,8 +156,9 @@ class Processes:
                 raise RuntimeError(f"{label} exited with {process.returncode}:\n{_tail(log_path)}")
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU used so far by the API process and, summed, by the workers."""
-        used: dict[str, float] = {}
+        """CPU used so far by the API process, the workers (summed) and the PostgreSQL
+        server (whoever its clients are)."""
+        used: dict[str, float] = {"postgres-server": postgres_cpu_seconds()}
         for label, process, _ in self.started:
             kind = label.split("-")[0]
             used[kind] = used.get(kind, 0.0) + cpu_seconds(process.pid)
@@ -176,6 +177,25 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by the PostgreSQL server: its live processes, plus what the
+    postmaster collected from backends that exited. Other sessions' queries count too."""
+    processes: dict[str, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            processes[stat.parent.name] = text.rsplit(")", 1)[1].split()
+    ticks = 0
+    for fields in processes.values():
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] not in processes:  # the postmaster: + its reaped children's
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -256,13 +276,7 @@ def _on(config: Config, procs: Processes, runs: int, warmup: int) -> Figures:
                 raise RuntimeError(f"creating the workflow: {created.status_code} {created.text}")
             workflow_id = created.json()["id"]
             _batch(api, procs, workflow_id, range(-warmup, 0))
-            before = procs.cpu_seconds()
-            figures = _batch(api, procs, workflow_id, range(runs))
-            spent = {k: v - before[k] for k, v in procs.cpu_seconds().items()}
-            log(
-                "  CPU s in the timed batch: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items())
-            )
-            return figures
+            return _batch(api, procs, workflow_id, range(runs), timed=True)
     except BaseException as exc:
         exc.add_note(procs.logs())
         raise
@@ -301,8 +315,11 @@ def _wait_workers(api: Api, procs: Processes, count: int) -> None:
         time.sleep(0.1)
 
 
-def _batch(api: Api, procs: Processes, workflow_id: str, inputs: range) -> Figures:
-    """POST one run per input, wait for all, check them; the batch's figures."""
+def _batch(
+    api: Api, procs: Processes, workflow_id: str, inputs: range, *, timed: bool = False
+) -> Figures:
+    """POST one run per input, wait for all, check them; the batch's figures (`timed`:
+    and log the CPU time its processes used)."""
     path = f"/v1/workflows/{workflow_id}/runs"
 
     def start(n: int) -> str:
@@ -312,6 +329,7 @@ def _batch(api: Api, procs: Processes, workflow_id: str, inputs: range) -> Figur
         run_id: str = answer.json()["id"]
         return run_id
 
+    cpu_before = procs.cpu_seconds()
     started = time.time()
     with ThreadPoolExecutor(8) as pool:
         run_ids = dict(zip(pool.map(start, inputs), inputs, strict=True))
@@ -325,6 +343,9 @@ def _batch(api: Api, procs: Processes, workflow_id: str, inputs: range) -> Figur
         if time.monotonic() > deadline:
             raise RuntimeError(f"the batch of {len(inputs)} runs did not settle")
         time.sleep(0.1)
+    if timed:  # up to here: the checks below read every run back, which is not the batch's
+        spent = {k: v - cpu_before[k] for k, v in procs.cpu_seconds().items()}
+        log("  CPU s in the timed batch: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
     return _figures(api, workflow_id, run_ids, started, queued_per_s)
 
 
