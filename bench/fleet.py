@@ -3,7 +3,7 @@ and 4 `stepline worker` processes, and (with --peers) DBOS Transact on PostgreSQ
 
     python bench/fleet.py                 # 200 runs a batch, 3 repetitions
     python bench/fleet.py --peers         # + DBOS on a Queue (its virtualenv, bench/.peers-venv)
-    python bench/fleet.py --quick         # 12 runs, 1 repetition, no peers (smoke, ~30 s)
+    python bench/fleet.py --quick         # 12 runs, 1 repetition, no peers (smoke, ~35 s)
 
 Every repetition starts fresh processes on a fresh database (a new SQLite home, a new
 PostgreSQL database), makes a warm-up batch, then times a batch of B runs of a ten-step
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -24,24 +25,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from harness.fleet_processes import Processes, postgres_database
+from harness.peers_venv import ensure_peers_venv
 from harness.plan import BENCH, log
-from harness.procs import cpu_seconds, free_port
+from harness.procs import free_port
 from harness.report import number
 
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 STEPS_PER_RUN = 10
 WORKER_CONCURRENCY = 4
 """Runs each worker process executes at once (`--concurrency`; the embedded one too)."""
-SETTLED = {"completed", "failed", "cancelled", "waiting_for_human"}
 START_TIMEOUT_S = 60.0
 SETTLE_POLL_S = 0.5
 """How often the bench asks whether the batch is done: the end comes from the run records,
@@ -127,108 +127,6 @@ def workflow() -> dict[str, Any]:
 def expected(n: int) -> int:
     """What `g` outputs for input n: (n+1) + ... + (n+4), then four times + 1."""
     return 4 * n + 10 + 4
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-STEPLINE = str(Path(sys.executable).parent / "stepline")
-
-
-class Processes:
-    """The `stepline` processes of one repetition, each logging to a file in its home."""
-
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
-        self.home = home
-        base = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-        self.env = {**base, "STEPLINE_HOME": str(home), "STEPLINE_LOG_LEVEL": "WARNING", **env}
-        self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-
-    def start(self, label: str, *args: str) -> Path:
-        log_path = self.home / f"{label}.log"
-        with log_path.open("w") as out:
-            process = subprocess.Popen(
-                [STEPLINE, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.started.append((label, process, log_path))
-        return log_path
-
-    def check_alive(self) -> None:
-        for label, process, log_path in self.started:
-            if process.poll() is not None:
-                raise RuntimeError(f"{label} exited with {process.returncode}:\n{_tail(log_path)}")
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU used so far by the API process, the workers (summed) and the PostgreSQL
-        server (whoever its clients are)."""
-        used: dict[str, float] = {"postgres-server": postgres_cpu_seconds()}
-        for label, process, _ in self.started:
-            kind = label.split("-")[0]
-            used[kind] = used.get(kind, 0.0) + cpu_seconds(process.pid)
-        return used
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {label}\n{_tail(path)}" for label, _, path in self.started)
-
-    def stop(self) -> None:
-        for _, process, _ in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for _, process, _ in self.started:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU used so far by the PostgreSQL server: its live processes, plus what the
-    postmaster collected from backends that exited. Other sessions' queries count too."""
-    processes: dict[str, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            processes[stat.parent.name] = text.rsplit(")", 1)[1].split()
-    ticks = 0
-    for fields in processes.values():
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        if fields[1] not in processes:  # the postmaster: + its reaped children's
-            ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
-    name = f"stepline_bench_fleet_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _psql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _psql(statement: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 # --- one repetition -------------------------------------------------------------------------
@@ -409,8 +307,6 @@ def _percentile(ordered: Sequence[float], fraction: float) -> float:
 
 def dbos_batch(python: Path, runs: int, warmup: int) -> Figures:
     """DBOS in its own process and virtualenv, on a database the script creates and drops."""
-    import json
-
     name = f"dbos_bench_fleet_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
         [
@@ -501,8 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = list(CONFIGS)
     peers_python = None
     if args.peers:
-        from harness.peers_venv import ensure_peers_venv
-
         peers_python = ensure_peers_venv()
         configs.append(DBOS)
     all_series = [Series(config) for config in configs]
