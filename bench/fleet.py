@@ -377,7 +377,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=200, help="runs a batch (default 200)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
-    parser.add_argument("--warmup", type=int, default=8, help="runs of the warm-up batch")
+    parser.add_argument(
+        "--warmup", type=int, default=8, help="runs of the warm-up batch (default 8)"
+    )
     parser.add_argument("--peers", action="store_true", help="add DBOS on PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="12 runs, 1 repetition, no peers")
     args = parser.parse_args(argv)
