@@ -32,7 +32,7 @@ HELD_S = 0.5
 
 async def waiting_parent_and_child(store: Store) -> tuple[UUID, RunRecord, RunRecord]:
     """A parent run waiting for its child run, which waits for a review."""
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "reviewed-child",
         "nodes": [{"id": "ok", "type": "hil", "config": {"payload": 1, "instructions": "check"}}],

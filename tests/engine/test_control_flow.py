@@ -273,7 +273,7 @@ async def test_replay_reuses_upstream_outputs_and_runs_from_the_node(store: Stor
 
 
 async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "child",
         "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
@@ -310,7 +310,7 @@ async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
 
 async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store: Store) -> None:
     # Names are unique per workspace: the run's workspace first, then the organization's.
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     here, elsewhere = uuid4(), uuid4()
     for workspace, value in ((None, "organization"), (here, "here"), (elsewhere, "elsewhere")):
         child = {"name": "child", "nodes": [reshape("say", value)]}
@@ -335,7 +335,7 @@ async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store
 
 
 async def test_sub_workflow_failures_and_bad_inputs_fail_the_step(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "strict-child",
         "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
@@ -358,7 +358,7 @@ async def test_sub_workflow_failures_and_bad_inputs_fail_the_step(store: Store) 
 async def test_a_child_waiting_for_review_pauses_the_parent_until_it_finishes(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {"name": "reviewed-child", "nodes": [hil("ok", {"v": 1})]}
     await save_definition(store, org, child, default_registry())
     parent = {
@@ -429,7 +429,7 @@ async def test_retry_of_a_failed_loop_reruns_only_the_failed_iteration_onwards(
 
 
 async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     await save_definition(
         store, org, {"name": "held-child", "nodes": [hil("ok", 1)]}, default_registry()
     )
@@ -453,7 +453,7 @@ async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Stor
 async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     slow = "import time\ndef main(inputs):\n    time.sleep(30)\n    return 1\n"
     child = {
         "name": "slow-child",

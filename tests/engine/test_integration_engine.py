@@ -139,7 +139,7 @@ async def run(
             "STEPLINE_SECRET_SMTP_PASSWORD": SMTP_PASSWORD,
         }
     )
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(store, org, definition, INPUTS, registry, secrets=secrets)
     engine = Engine(store, registry, services=NodeServices(http=http), secrets=secrets)

@@ -84,7 +84,7 @@ async def run(
     definition: dict[str, Any],
     inputs: dict[str, Any] | None = None,
 ) -> tuple[RunRecord, dict[str, StepRecord]]:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(
         store, org, definition, inputs or {}, registry, secrets=ALL_SECRETS
@@ -272,7 +272,7 @@ async def test_a_triage_run_records_each_model_step(
 async def test_a_run_whose_provider_key_is_not_set_is_refused_naming_node_and_field(
     store: Store, configured: None
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     definition = {
         "name": "no-key",
         "nodes": [{"id": "ask", "type": "model", "config": {"provider": "local", "prompt": "hi"}}],

@@ -57,7 +57,7 @@ async def run_with(
     run_secrets: EnvironmentSecrets | None = None,
 ) -> tuple[RunRecord, Transitions]:
     """Queue with `secrets`, execute with `run_secrets` (default: the same)."""
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(store, org, definition, inputs or {}, registry, secrets=secrets)
     observer = Transitions()

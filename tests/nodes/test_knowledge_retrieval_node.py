@@ -115,7 +115,7 @@ async def test_a_hostile_query_runs_to_no_results(bench: DocumentBench) -> None:
 async def test_another_organizations_collection_is_a_step_error(
     store: Store, bench: DocumentBench
 ) -> None:
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     theirs = await store.create_collection(other, "theirs")
     await store.add_chunks(other, theirs.id, chunk_text("their secret plans"), source="x")
     for key in ("theirs", str(theirs.id)):
@@ -164,7 +164,7 @@ async def test_with_embeddings_the_query_is_ranked_hybrid(store: Store) -> None:
     with openai_stand_in(api_key=KEY) as server:
         server.synonyms.update({"car": "automobile", "fix": "repair"})
         endpoint = Endpoint(base_url=server.base_url, api_key=KEY)
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         library = KnowledgeLibrary(store, embedder=OpenAIEmbedder(endpoint, "embed-1"))
         collection = await library.create(org, "garage", embedding_model="embed-1")
         for text in ("Automobile repair for brakes.", "Bread and yeast.", "Glacier valleys."):

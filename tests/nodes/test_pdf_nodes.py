@@ -92,7 +92,7 @@ async def test_a_page_range_past_the_last_page_fails_naming_it(bench: DocumentBe
     )
     assert step.error_details is not None
     assert step.error_details.context == {"subdocument": "Late", "pages": "2-5", "page_count": 2}
-    assert (await bench.store.list_files(bench.organization_id)).items[0].id == saved.id
+    assert (await bench.store.files.page(bench.organization_id)).items[0].id == saved.id
 
 
 async def test_a_malformed_page_range_is_a_validation_error_naming_it(

@@ -28,7 +28,7 @@ async def test_0010_downgrades_and_upgrades_again(empty_database_url: str) -> No
             assert "chunks_fts" in tables
         else:
             assert "search_vector" in columns
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         collection = await store.create_collection(org, "docs")
         await store.add_chunks(org, collection.id, chunk_text("lighthouse keepers"), source="a")
 

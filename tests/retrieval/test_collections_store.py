@@ -27,7 +27,7 @@ async def _corpus(store: Store, org: UUID) -> UUID:
 
 
 async def test_collections_are_created_found_listed_and_deleted(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     first = await store.create_collection(org, "manuals", "product manuals")
     second = await store.create_collection(org, "  policies ")
     assert second.name == "policies"
@@ -50,8 +50,8 @@ async def test_collections_are_created_found_listed_and_deleted(store: Store) ->
 
 
 async def test_a_live_collection_name_is_taken_once_per_organization(store: Store) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
     await store.create_collection(org, "docs")
     with pytest.raises(CollectionNameTakenError):
         await store.create_collection(org, "docs")
@@ -66,7 +66,7 @@ async def test_a_collection_in_an_unknown_organization_is_refused(store: Store) 
 
 
 async def test_every_query_ranks_its_expected_chunk_first(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     misses = []
     for query, phrase in QUERIES:
@@ -79,7 +79,7 @@ async def test_every_query_ranks_its_expected_chunk_first(store: Store) -> None:
 
 
 async def test_hits_say_where_their_chunk_came_from(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     [hit] = await store.search_chunks(org, collection, "Pont du Gard limestone", limit=1)
     text = CORPUS["aqueducts.md"]
@@ -121,7 +121,7 @@ async def test_hits_say_where_their_chunk_came_from(store: Store) -> None:
     ],
 )
 async def test_hostile_queries_never_fail(store: Store, query: str) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     hits = await store.search_chunks(org, collection, query, limit=5)
     assert len(hits) <= 5
@@ -139,8 +139,8 @@ def test_query_terms_are_plain_words_bounded_in_number() -> None:
 
 
 async def test_another_organizations_collection_is_not_found(store: Store) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
     collection = await _corpus(store, org)
     theirs = await store.create_collection(other, "theirs")
     await store.add_chunks(other, theirs.id, chunk_text("volcano secrets"), source="x")
@@ -168,7 +168,7 @@ async def test_another_organizations_collection_is_not_found(store: Store) -> No
 
 
 async def test_removing_a_source_removes_its_chunks_from_results(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     sources = {s.source: s for s in await store.list_sources(org, collection)}
     assert set(sources) == set(CORPUS)
@@ -195,7 +195,7 @@ async def test_removing_a_source_removes_its_chunks_from_results(store: Store) -
 
 
 async def test_deleting_a_collection_leaves_others_searchable(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     other = await store.create_collection(org, "other")
     await store.add_chunks(org, other.id, chunk_text("pyroclastic notes"), source="n")

@@ -17,7 +17,7 @@ INPUTS = {"name": "Ada", "greeting": "Hello"}
 
 
 async def test_the_bell_rings_when_a_run_event_commits(ctx: ServiceContext, store: Store) -> None:
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
 
@@ -44,7 +44,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
         reads["runs"] += 1
         return await get_run(*args, **kwargs)  # type: ignore[arg-type]
 
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
     monkeypatch.setattr(store, "list_events", counted_events)
@@ -69,7 +69,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
 async def test_wait_gives_the_run_as_it_is_after_the_timeout(
     ctx: ServiceContext, store: Store
 ) -> None:
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
 

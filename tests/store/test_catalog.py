@@ -33,7 +33,7 @@ async def all_pages(store: Store, org: UUID, limit: int, **filters: Any) -> list
 
 
 async def test_create_workflow_starts_at_version_one(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     workspace = uuid4()
     saved = await store.create_workflow(org, DEFINITION, workspace_id=workspace)
     assert saved.created_version
@@ -50,18 +50,18 @@ async def test_create_workflow_refuses_a_name_in_use(store: Store, workflow: Wor
         await store.create_workflow(workflow.organization_id, DEFINITION)
     assert caught.value.holder == workflow.workflow_id
     # Another organization has names of its own.
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert (await store.create_workflow(other, DEFINITION)).workflow.name == "summarize"
 
 
 async def test_create_workflow_refuses_a_definition_without_name(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     with pytest.raises(ValueError, match="non-empty string"):
         await store.create_workflow(org, {"nodes": []})
 
 
 async def test_page_workflows_walks_newest_first_without_gaps_or_repeats(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     created = [(await store.create_workflow(org, named(f"wf-{i}"))).workflow for i in range(7)]
     seen = await all_pages(store, org, limit=2)
     assert [w.id for w in seen] == [w.id for w in reversed(created)]
@@ -69,7 +69,7 @@ async def test_page_workflows_walks_newest_first_without_gaps_or_repeats(store: 
 
 
 async def test_page_workflows_goes_back_with_before(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     for i in range(5):
         await store.create_workflow(org, named(f"wf-{i}"))
     first = await store.page_workflows(org, limit=2)
@@ -85,8 +85,8 @@ async def test_page_workflows_goes_back_with_before(store: Store) -> None:
 async def test_page_workflows_is_scoped_by_organization_workspace_and_deletion(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
     workspace = uuid4()
     plain = (await store.create_workflow(org, named("plain"))).workflow
     inside = (await store.create_workflow(org, named("inside"), workspace_id=workspace)).workflow
@@ -107,7 +107,7 @@ async def test_page_workflows_is_scoped_by_organization_workspace_and_deletion(
 
 
 async def test_page_workflows_refuses_a_cursor_of_another_listing(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     saved = await store.create_workflow(org, DEFINITION)
     await store.save_workflow(org, named("summarize", description="v2"))
     versions = await store.page_versions(org, saved.workflow.id, limit=1)
@@ -117,7 +117,7 @@ async def test_page_workflows_refuses_a_cursor_of_another_listing(store: Store) 
 
 
 async def test_latest_definitions_gives_each_workflows_newest(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     first = (await store.create_workflow(org, named("one"))).workflow
     second = (await store.create_workflow(org, named("two"))).workflow
     changed = named("one", description="changed")
@@ -125,7 +125,7 @@ async def test_latest_definitions_gives_each_workflows_newest(store: Store) -> N
     assert first.latest_version == 2
     definitions = await store.latest_definitions(org, [first, second])
     assert definitions == {first.id: changed, second.id: named("two")}
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert await store.latest_definitions(other, [first, second]) == {}
     assert await store.latest_definitions(org, []) == {}
 
@@ -186,7 +186,7 @@ async def test_patch_workflow_checks_the_name(store: Store, workflow: Workflow) 
 async def test_patch_workflow_of_another_organization_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     with pytest.raises(WorkflowNotFoundError):
         await store.patch_workflow(other, workflow.workflow_id, name="stolen")
     with pytest.raises(WorkflowNotFoundError):
@@ -200,7 +200,7 @@ async def test_delete_workflow_hides_it_and_keeps_its_runs(
 ) -> None:
     org = workflow.organization_id
     run = await store.create_run(workflow.run())
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert not await store.delete_workflow(other, workflow.workflow_id)
     assert await store.get_workflow(org, workflow.workflow_id) is not None
 
@@ -239,7 +239,7 @@ async def test_duplicate_workflow_copies_the_latest_definition(
 
 
 async def test_duplicate_workflow_keeps_the_workspace(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     workspace = uuid4()
     original = await store.create_workflow(org, DEFINITION, workspace_id=workspace)
     copy = await store.duplicate_workflow(org, original.workflow.id, name="mine")
@@ -255,13 +255,13 @@ async def test_duplicate_workflow_with_a_taken_name_conflicts(
     await store.create_workflow(org, named("taken"))
     with pytest.raises(WorkflowNameTakenError, match="'taken'"):
         await store.duplicate_workflow(org, workflow.workflow_id, name="taken")
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     with pytest.raises(WorkflowNotFoundError):
         await store.duplicate_workflow(other, workflow.workflow_id)
 
 
 async def test_duplicate_of_a_long_name_stays_within_the_limit(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     original = await store.create_workflow(org, named("n" * 200))
     copy = await store.duplicate_workflow(org, original.workflow.id)
     assert len(copy.workflow.name) == 200
@@ -282,7 +282,7 @@ async def test_page_versions_newest_first_across_pages(store: Store, workflow: W
     assert numbers == [5, 4, 3, 2, 1]
     back = await store.page_versions(org, workflow.workflow_id, limit=2, before=page.prev_cursor)
     assert [v.version for v in back.items] == [3, 2]
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert (await store.page_versions(other, workflow.workflow_id, limit=10)).items == []
 
 
@@ -298,14 +298,14 @@ async def test_node_statuses_prefers_a_nodes_own_step(store: Store, workflow: Wo
     )
     statuses = await store.node_statuses(workflow.organization_id, run.id)
     assert statuses == {"fetch": "completed", "loop": "running", "body": "error"}
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert await store.node_statuses(other, run.id) == {}
 
 
 async def test_names_are_unique_per_workspace_and_among_those_of_no_workspace(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     here, there = uuid4(), uuid4()
     plain = (await store.create_workflow(org, named("etl"))).workflow
     mine = (await store.create_workflow(org, named("etl"), workspace_id=here)).workflow

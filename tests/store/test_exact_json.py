@@ -103,7 +103,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
     store = await Store.connect(url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
-        org = await store.ensure_organization("acme")
+        org = await store.organizations.ensure("acme")
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
@@ -144,7 +144,7 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
     store = await Store.connect(f"sqlite+aiosqlite:///{path}")
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0007"))
-        org = await store.ensure_organization("acme")
+        org = await store.organizations.ensure("acme")
         saved = await store.save_workflow(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())

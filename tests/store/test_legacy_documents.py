@@ -21,7 +21,7 @@ def nested(levels: int) -> Any:
 
 
 async def test_a_definition_nested_past_the_readers_limit_still_lists(store: Store) -> None:
-    org = await store.ensure_organization("legacy")
+    org = await store.organizations.ensure("legacy")
     config = {"output": nested(200)}
     definition = {"name": "deep", "nodes": [{"id": "a", "type": "reshape", "config": config}]}
     saved = await store.save_workflow(org, definition)  # the store does not judge: the API does

@@ -84,7 +84,7 @@ async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow
     scoped = await store.page_runs(org, workflow_id=wf, workspace_id=workspace)
     assert _ids(scoped) == [in_workspace.id]
 
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert (await store.page_runs(other_org, workflow_id=wf)).items == []
     other_wf = await store.save_workflow(org, {"name": "other"})
     assert (await store.page_runs(org, workflow_id=other_wf.workflow.id)).items == []
@@ -148,7 +148,7 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     assert empty.total == 0 and empty.success_rate is None
     assert empty.p50_duration_ms is None and empty.p95_duration_ms is None
     assert empty.total_tokens == 0 and empty.total_cost == 0
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     foreign = await store.run_summary(other_org, wf, since=now - timedelta(days=9), until=now)
     assert foreign.total == 0
 
@@ -158,7 +158,7 @@ async def test_find_run_by_idempotency_key(store: Store, workflow: Workflow) -> 
     found = await store.find_run_by_idempotency_key(workflow.organization_id, "order-42")
     assert found is not None and found.id == run.id and found.step_counts == {}
     assert await store.find_run_by_idempotency_key(workflow.organization_id, "order-43") is None
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert await store.find_run_by_idempotency_key(other_org, "order-42") is None
     # The driver's IntegrityError stops at the store: a Conflict of stepline's own.
     with pytest.raises(DuplicateError):
@@ -244,7 +244,7 @@ async def test_cancelling_a_run_of_another_organization_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
     run = await store.create_run(workflow.run())
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     with pytest.raises(RunNotFoundError):
         await store.request_cancel(other_org, run.id)
     with pytest.raises(RunNotFoundError):
@@ -324,7 +324,7 @@ async def test_step_filters_combine(store: Store, workflow: Workflow) -> None:
         lambda i: i % 4 == 0 and i % 3 == 1
     )
     assert await step_ids(node_id="missing") == []
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert (await store.page_steps(run.id, organization_id=other_org)).items == []
 
 
@@ -350,7 +350,7 @@ async def test_one_step_by_uuid_or_by_step_id(store: Store, workflow: Workflow) 
     assert await store.get_run_step(org, run.id, by_name.id) == by_name
     assert await store.get_run_step(org, run.id, uuid4()) is None
     assert await store.get_run_step(org, uuid4(), by_name.id) is None
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert await store.get_run_step(other_org, run.id, by_name.id) is None
 
 
@@ -368,5 +368,5 @@ async def test_iter_steps_reads_every_step_in_chunks(store: Store, workflow: Wor
         for s in chunk
     ]
     assert one_node == [f"s{i:04d}" for i in range(101) if i % 4 == 2]
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert [c async for c in store.iter_steps(run.id, organization_id=other_org)] == []

@@ -90,9 +90,9 @@ async def test_upgrade_twice_changes_nothing_and_keeps_rows(empty_database_url: 
     store = await Store.connect(empty_database_url)
     try:
         await store.upgrade()
-        org = await store.ensure_organization("acme")
+        org = await store.organizations.ensure("acme")
         await store.upgrade()
-        assert await store.ensure_organization("acme") == org
+        assert await store.organizations.ensure("acme") == org
         _, version = await store.database.read(_schema)
     finally:
         await store.close()
@@ -161,7 +161,7 @@ async def test_upgrade_renames_live_duplicate_names_keeping_the_oldest(
     store = await Store.connect(empty_database_url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
-        org, other_org = await store.ensure_organization(), await store.ensure_organization("b")
+        org, other_org = await store.organizations.ensure(), await store.organizations.ensure("b")
         workspace = uuid4()
         start = utcnow() - timedelta(days=1)
         rows: dict[str, dict[str, Any]] = {}
@@ -238,7 +238,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
     store = await Store.connect(empty_database_url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0005"))
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         saved = await store.save_workflow(org, NESTED_LOOPS)
         run = await store.create_run(
             RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)

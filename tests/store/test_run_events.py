@@ -87,7 +87,7 @@ async def test_events_of_another_organization_or_run_are_not_listed(
 ) -> None:
     run = await store.create_run(workflow.run())
     other_run = await store.create_run(workflow.run())
-    other_org = await store.ensure_organization("other")
+    other_org = await store.organizations.ensure("other")
     assert await store.list_events(run.id, organization_id=other_org) == []
     mine = await store.list_events(run.id, organization_id=workflow.organization_id)
     assert [e.run_id for e in mine] == [run.id]

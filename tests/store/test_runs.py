@@ -51,7 +51,7 @@ async def test_created_run_reads_back_equal(store: Store, workflow: Workflow) ->
 
 async def test_get_run_in_another_organization_is_none(store: Store, workflow: Workflow) -> None:
     run = await store.create_run(workflow.run())
-    other = await store.ensure_organization("other")
+    other = await store.organizations.ensure("other")
     assert await store.get_run(run.id, other) is None
     assert await store.get_run(run.id, workflow.organization_id) is not None
 
@@ -289,4 +289,4 @@ async def test_list_runs_newest_first_with_filters_and_counts(
     assert [r.id for r in running] == [runs[0].id]
     other = await store.save_workflow(workflow.organization_id, {"name": "other"})
     assert await store.list_runs(workflow_id=other.workflow.id) == []
-    assert await store.list_runs(await store.ensure_organization("nobody")) == []
+    assert await store.list_runs(await store.organizations.ensure("nobody")) == []

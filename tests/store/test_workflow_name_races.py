@@ -68,7 +68,7 @@ async def live_named(store: Store, org: UUID, name: str) -> list[UUID]:
 
 async def test_two_renames_to_one_name_leave_one_winner(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         a = (await first.create_workflow(org, named(f"a-{round_}"))).workflow
         b = (await first.create_workflow(org, named(f"b-{round_}"))).workflow
@@ -86,7 +86,7 @@ async def test_two_renames_to_one_name_leave_one_winner(stores: tuple[Store, Sto
 
 async def test_two_creates_of_one_name_leave_one_winner(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         name = f"new-{round_}"
         outcomes = await together(
@@ -102,7 +102,7 @@ async def test_a_duplicate_and_a_definition_rename_race_for_one_name(
 ) -> None:
     # Two other paths that set a name: a copy's chosen name, and PUT's definition name.
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         original = (await first.create_workflow(org, named(f"orig-{round_}"))).workflow
         other = (await first.create_workflow(org, named(f"other-{round_}"))).workflow
@@ -120,7 +120,7 @@ async def test_two_saves_by_one_new_name_make_one_workflow_of_two_versions(
 ) -> None:
     # save_workflow by name is "create or update": the loser of the create updates instead.
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         name = f"pushed-{round_}"
         one, two = {**named(name), "description": "one"}, {**named(name), "description": "two"}
@@ -135,7 +135,7 @@ async def test_two_saves_by_one_new_name_make_one_workflow_of_two_versions(
 
 async def test_names_race_within_a_workspace_not_across(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     workspace, elsewhere = uuid4(), uuid4()
     outcomes = await together(
         lambda: first.create_workflow(org, named("shared"), workspace_id=workspace),

@@ -13,13 +13,13 @@ from stepline.store import Store, WorkflowNotFoundError, definition_digest
 
 
 async def test_ensure_organization_returns_the_same_id_for_the_same_name(store: Store) -> None:
-    first = await store.ensure_organization()
-    assert await store.ensure_organization("default") == first
-    assert await store.ensure_organization("other") != first
+    first = await store.organizations.ensure()
+    assert await store.organizations.ensure("default") == first
+    assert await store.organizations.ensure("other") != first
 
 
 async def test_first_save_creates_workflow_at_version_one(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     saved = await store.save_workflow(org, DEFINITION)
     assert saved.created_version
     assert saved.workflow.name == "summarize"
@@ -33,7 +33,7 @@ async def test_first_save_creates_workflow_at_version_one(store: Store) -> None:
 
 
 async def test_saving_the_same_definition_again_keeps_the_version(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     first = await store.save_workflow(org, DEFINITION)
     # Same content, different key order: the digest is over canonical JSON.
     again = await store.save_workflow(org, dict(reversed(list(DEFINITION.items()))))
@@ -44,7 +44,7 @@ async def test_saving_the_same_definition_again_keeps_the_version(store: Store) 
 
 
 async def test_changed_definition_becomes_the_next_version(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     first = await store.save_workflow(org, DEFINITION)
     changed = copy.deepcopy(DEFINITION)
     changed["description"] = "summarize, shorter"
@@ -62,7 +62,7 @@ async def test_changed_definition_becomes_the_next_version(store: Store) -> None
 
 
 async def test_save_with_workflow_id_versions_that_workflow_even_if_renamed(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     first = await store.save_workflow(org, DEFINITION)
     renamed = {**DEFINITION, "name": "digest"}
     saved = await store.save_workflow(org, renamed, workflow_id=first.workflow.id)
@@ -74,20 +74,20 @@ async def test_save_with_workflow_id_versions_that_workflow_even_if_renamed(stor
 
 
 async def test_save_with_unknown_workflow_id_is_not_found(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     with pytest.raises(WorkflowNotFoundError, match="not found in organization"):
         await store.save_workflow(org, DEFINITION, workflow_id=uuid4())
 
 
 async def test_definition_without_name_is_refused(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     with pytest.raises(ValueError, match="'name' must be a non-empty string"):
         await store.save_workflow(org, {"nodes": []})
 
 
 async def test_workflows_are_scoped_to_their_organization(store: Store) -> None:
-    acme = await store.ensure_organization("acme")
-    other = await store.ensure_organization("other")
+    acme = await store.organizations.ensure("acme")
+    other = await store.organizations.ensure("other")
     saved = await store.save_workflow(acme, DEFINITION)
     assert await store.get_workflow(other, saved.workflow.id) is None
     assert await store.find_workflow(other, "summarize") is None

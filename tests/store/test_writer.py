@@ -85,10 +85,10 @@ async def test_a_failing_write_alone_leaves_nothing_behind(store: Store) -> None
         )
         raise RuntimeError("this write is broken")
 
-    await store.ensure_organization("before")
+    await store.organizations.ensure("before")
     with pytest.raises(RuntimeError, match="broken"):
         await store.writer.submit(half_done)
-    await store.ensure_organization("after")
+    await store.organizations.ensure("after")
 
     def names(conn: sa.Connection) -> list[str]:
         return list(conn.execute(sa.select(organizations.c.name).order_by("name")).scalars())
@@ -114,7 +114,7 @@ async def test_a_cancelled_caller_does_not_stop_the_writes_after_it(
 
 
 async def test_writes_queued_without_waiting_commit_in_order_and_together(store: Store) -> None:
-    await store.ensure_organization("first")
+    await store.organizations.ensure("first")
 
     def insert(name: str) -> Callable[[sa.Connection], None]:
         def op(conn: sa.Connection) -> None:
@@ -154,4 +154,4 @@ async def test_write_after_close_is_refused(store_url: str) -> None:
     store = await Store.connect(store_url)
     await store.close()
     with pytest.raises(StoreClosedError):
-        await store.ensure_organization()
+        await store.organizations.ensure()

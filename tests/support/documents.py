@@ -38,7 +38,7 @@ class DocumentBench:
 
     @classmethod
     async def open(cls, store: Store, root: Path, **options: Any) -> DocumentBench:
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         return cls(store, LocalFileStorage(root / "files"), org, **options)
 
     @property

@@ -81,7 +81,7 @@ class Outcome:
 
 
 async def queue_run(store: Store, definition: dict[str, Any], inputs: dict[str, Any]) -> RunRecord:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     submission = await submit_run(store, org, definition, inputs, default_registry())
     return submission.run
 

@@ -66,7 +66,7 @@ async def queue(
     store: Store, organization: str, definition: dict[str, Any], inputs: dict[str, Any]
 ) -> RunRecord:
     """A queued run, straight in the store: as any run was stored before the API's limits."""
-    org = await store.ensure_organization(organization)
+    org = await store.organizations.ensure(organization)
     saved = await store.save_workflow(org, definition)
     return await store.create_run(
         RunRecord(

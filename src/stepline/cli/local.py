@@ -92,7 +92,7 @@ async def run_here(
 
     # Here, and only here (no server), secrets may come from this environment too.
     async with open_local(worker=True, observer=observer, environment_secrets=os.environ) as rt:
-        org = await rt.store.ensure_organization()
+        org = await rt.store.organizations.ensure()
         caller = Caller(org, actor="cli")
         inputs = dict(inputs)
         for name, path in (uploads or {}).items():
@@ -149,11 +149,11 @@ async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
 
 async def organization_id(store: Store, name: str, *, create: bool = False) -> UUID:
     """The organization called `name`; one that does not exist is exit 2, unless `create`."""
-    found = await store.get_organization_by_name(name)
+    found = await store.organizations.find(name)
     if found is not None:
         return found.id
     if create:
-        return await store.ensure_organization(name)
+        return await store.organizations.ensure(name)
     fail(
         f"no organization named {name!r}: check the name, or add --create-org to "
         "`stepline keys create` to create it"

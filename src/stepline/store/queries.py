@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from stepline.records import RunStatus
 from stepline.store.mapping import STEP_COLUMNS, STEP_MUTABLE_COLUMNS
 from stepline.store.prepared import Prepared
-from stepline.store.tables import organizations, runs, steps, workflow_versions, workflows
+from stepline.store.tables import runs, steps, workflow_versions, workflows
 from stepline.store.types import UTCDateTime
 
 
@@ -24,13 +24,6 @@ def _param(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 
 
 _NOW = sa.bindparam("now", type_=UTCDateTime())
-
-# --- organizations -----------------------------------------------------------------------
-
-ORGANIZATION_BY_NAME = sa.select(organizations.c.id).where(
-    organizations.c.name == sa.bindparam("name")
-)
-INSERT_ORGANIZATION = organizations.insert()
 
 # --- workflows -----------------------------------------------------------------------------
 

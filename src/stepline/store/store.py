@@ -25,7 +25,6 @@ from stepline.records import (
     StepRecord,
     WorkflowRecord,
     WorkflowVersion,
-    new_id,
     utcnow,
 )
 from stepline.spec.loader import definition_digest
@@ -34,6 +33,7 @@ from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
 from stepline.store.collections import CollectionVerbs
 from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
+from stepline.store.database import Database
 from stepline.store.errors import (
     DuplicateError,
     LeaseLostError,
@@ -43,48 +43,32 @@ from stepline.store.errors import (
     is_outage,
 )
 from stepline.store.events import EventVerbs, insert_run_event, step_write
-from stepline.store.files import FileVerbs
-from stepline.store.keys import KeyVerbs
+from stepline.store.files import FileRepository
+from stepline.store.keys import KeyRepository
 from stepline.store.listings import ListingVerbs
+from stepline.store.organizations import OrganizationRepository
 from stepline.store.saved import SavedWorkflow, insert_workflow
-from stepline.store.secrets import SecretVerbs
+from stepline.store.secrets import SecretRepository
 from stepline.store.workflow_names import named_for_update, write_named
 
 
 class Store(
-    KeyVerbs,
     CatalogVerbs,
     ListingVerbs,
     CancelVerbs,
     EventVerbs,
     ControlVerbs,
-    SecretVerbs,
-    FileVerbs,
     CollectionVerbs,
 ):
     """One database: workflows and their versions, runs and their leases, steps, secrets,
     files, knowledge collections."""
 
-    # --- organizations -----------------------------------------------------------------
-
-    async def ensure_organization(self, name: str = "default") -> UUID:
-        """The id of the organization called `name`, created if there is none."""
-
-        def op(conn: sa.Connection) -> UUID:
-            found: UUID | None = conn.execute(queries.ORGANIZATION_BY_NAME, {"name": name}).scalar()
-            if found is not None:
-                return found
-            org_id = new_id()
-            conn.execute(
-                queries.INSERT_ORGANIZATION, {"id": org_id, "name": name, "created_at": utcnow()}
-            )
-            return org_id
-
-        try:
-            return await self.writer.submit(op)
-        except sa.exc.IntegrityError:
-            # Another process created it between our look and our insert: it exists now.
-            return await self.writer.submit(op)
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.organizations = OrganizationRepository(db)
+        self.keys = KeyRepository(db)
+        self.secrets = SecretRepository(db)
+        self.files = FileRepository(db)
 
     # --- workflows -----------------------------------------------------------------------
 
