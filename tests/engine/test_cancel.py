@@ -89,7 +89,7 @@ async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
     assert steps["after"].status is StepStatus.cancelled
     assert steps["after"].started_at is None and steps["after"].completed_at is None
     assert await wait_until(lambda: not host_pids(marker), 3), "the code outlived the cancel"
-    events = await store.list_events(run.id, organization_id=run.organization_id)
+    events = await store.events.list(run.id, organization_id=run.organization_id)
     assert events[-1].type == "run.cancelled"
     assert {(e.data.get("step_id"), e.type) for e in events[:-1]} >= {
         ("slow", "step.cancelled"),

@@ -142,7 +142,7 @@ async def test_nodes_get_the_values_and_the_record_only_masks(
     steps = {s.step_id: s for s in await store.list_steps(run.id)}
     stored_run = await store.get_run(run.id)
     assert stored_run is not None
-    events = await store.list_events(run.id, organization_id=run.organization_id)
+    events = await store.events.list(run.id, organization_id=run.organization_id)
     texts = [s.model_dump_json() for s in steps.values()]
     texts += [stored_run.model_dump_json(), *(e.model_dump_json() for e in events)]
     texts += [s.model_dump_json() for s in observer.snapshots]

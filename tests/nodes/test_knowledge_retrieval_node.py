@@ -64,7 +64,7 @@ async def test_the_best_chunks_feed_the_next_step_and_are_recorded(bench: Docume
     step = out.steps["search"]
     assert step.status is StepStatus.completed
     output = step.outputs
-    collection = await bench.store.find_collection(bench.organization_id, "encyclopedia")
+    collection = await bench.store.collections.find(bench.organization_id, "encyclopedia")
     assert collection is not None
     assert output["collection_id"] == str(collection.id)
     assert output["collection"] == "encyclopedia"
@@ -95,7 +95,7 @@ async def test_the_best_chunks_feed_the_next_step_and_are_recorded(bench: Docume
 async def test_a_collection_is_named_by_id_too_and_min_score_filters(
     bench: DocumentBench,
 ) -> None:
-    collection = await bench.store.find_collection(bench.organization_id, "encyclopedia")
+    collection = await bench.store.collections.find(bench.organization_id, "encyclopedia")
     assert collection is not None
     out = await bench.run(
         [search(collection=str(collection.id), top_k=10, min_score=1e9)],
@@ -116,8 +116,10 @@ async def test_another_organizations_collection_is_a_step_error(
     store: Store, bench: DocumentBench
 ) -> None:
     other = await store.organizations.ensure("other")
-    theirs = await store.create_collection(other, "theirs")
-    await store.add_chunks(other, theirs.id, chunk_text("their secret plans"), source="x")
+    theirs = await store.collections.create(other, "theirs")
+    await store.collections.add_chunks(
+        other, theirs.id, chunk_text("their secret plans"), source="x"
+    )
     for key in ("theirs", str(theirs.id)):
         out = await bench.run([search(collection=key)], {"question": "secret plans"})
         assert out.run.status is RunStatus.failed

@@ -34,7 +34,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
     # Without the bell, the waiter would read the events only every minute: it must not.
     monkeypatch.setattr(waiting, "UNHEARD_S", 60.0)
     reads = {"events": 0, "runs": 0}
-    list_events, get_run = store.list_events, store.get_run
+    list_events, get_run = store.events.list, store.get_run
 
     async def counted_events(*args: object, **kwargs: object) -> object:
         reads["events"] += 1
@@ -47,7 +47,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
     caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
-    monkeypatch.setattr(store, "list_events", counted_events)
+    monkeypatch.setattr(store.events, "list", counted_events)
     monkeypatch.setattr(store, "get_run", counted_runs)
 
     waiter = asyncio.create_task(service.wait_for_run(ctx, caller, run.id, 30.0))

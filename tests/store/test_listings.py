@@ -169,7 +169,7 @@ async def test_find_run_by_idempotency_key(store: Store, workflow: Workflow) -> 
 
 
 async def _events(store: Store, run: RunRecord) -> list[str]:
-    return [e.type for e in await store.list_events(run.id, organization_id=run.organization_id)]
+    return [e.type for e in await store.events.list(run.id, organization_id=run.organization_id)]
 
 
 async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(

@@ -38,7 +38,7 @@ async def follow_events(
             finished = head is None or head.status in FINISHED_RUN_STATUSES
             sent = False
             while True:
-                events = await ctx.store.list_events(
+                events = await ctx.store.events.list(
                     run_id, organization_id=org, after_id=after, limit=MAX_EVENTS
                 )
                 if not events:

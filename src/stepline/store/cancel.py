@@ -36,10 +36,10 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
-from stepline.store import mapping, queries
+from stepline.store import events_sql, mapping, queries
 from stepline.store.base import StoreBase
 from stepline.store.errors import RunNotFoundError
-from stepline.store.events import INSERT_EVENT, insert_run_event, step_event_params
+from stepline.store.events import insert_run_event, step_event_params
 from stepline.store.tables import runs, steps
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
         step.completed_at = now if step.started_at is not None else None
         step.updated_at = now
         events.append(step_event_params(step))
-    INSERT_EVENT.executemany(conn, events)
+    events_sql.INSERT.executemany(conn, events)
 
 
 def _read_run(conn: sa.Connection, run_id: UUID) -> RunRecord:

@@ -31,7 +31,7 @@ from stepline.spec.loader import definition_digest
 from stepline.store import mapping, queries
 from stepline.store.cancel import CancelVerbs
 from stepline.store.catalog import CatalogVerbs
-from stepline.store.collections import CollectionVerbs
+from stepline.store.collections import CollectionRepository
 from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.database import Database
 from stepline.store.errors import (
@@ -42,7 +42,7 @@ from stepline.store.errors import (
     WorkflowNotFoundError,
     is_outage,
 )
-from stepline.store.events import EventVerbs, insert_run_event, step_write
+from stepline.store.events import EventRepository, insert_run_event, step_write
 from stepline.store.files import FileRepository
 from stepline.store.keys import KeyRepository
 from stepline.store.listings import ListingVerbs
@@ -56,9 +56,7 @@ class Store(
     CatalogVerbs,
     ListingVerbs,
     CancelVerbs,
-    EventVerbs,
     ControlVerbs,
-    CollectionVerbs,
 ):
     """One database: workflows and their versions, runs and their leases, steps, secrets,
     files, knowledge collections."""
@@ -69,6 +67,8 @@ class Store(
         self.keys = KeyRepository(db)
         self.secrets = SecretRepository(db)
         self.files = FileRepository(db)
+        self.collections = CollectionRepository(db)
+        self.events = EventRepository(db)
 
     # --- workflows -----------------------------------------------------------------------
 
