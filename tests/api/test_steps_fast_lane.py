@@ -35,7 +35,7 @@ async def seeded(app: FastAPI) -> tuple[str, str, str]:
     state: AppState = app.state.stepline
     store = state.store
     org = await store.organizations.ensure("fast-lane")
-    saved = await store.save_workflow(org, {"name": "w", "nodes": [], "edges": []})
+    saved = await store.workflows.save(org, {"name": "w", "nodes": [], "edges": []})
     run = await store.create_run(
         RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
     )

@@ -22,7 +22,7 @@ LONE = UUID("ef012345-6789-4abc-8def-0123456789ab")
 async def seed_runs(store: Store, ids: list[UUID]) -> None:
     org = await store.organizations.ensure()
     definition = yaml.safe_load((EXAMPLES / "order-triage.yaml").read_text())
-    saved = await store.save_workflow(org, definition)
+    saved = await store.workflows.save(org, definition)
     for run_id in ids:
         await store.create_run(
             RunRecord(

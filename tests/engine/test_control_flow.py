@@ -314,13 +314,13 @@ async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store
     here, elsewhere = uuid4(), uuid4()
     for workspace, value in ((None, "organization"), (here, "here"), (elsewhere, "elsewhere")):
         child = {"name": "child", "nodes": [reshape("say", value)]}
-        await store.save_workflow(org, child, workspace_id=workspace)
+        await store.workflows.save(org, child, workspace_id=workspace)
     parent = {
         "name": "parent",
         "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "child"}}],
     }
     for workspace, expected in ((here, "here"), (uuid4(), "organization")):
-        saved = await store.save_workflow(org, parent, workspace_id=workspace)
+        saved = await store.workflows.save(org, parent, workspace_id=workspace)
         run = await store.create_run(
             RunRecord(
                 workflow_id=saved.workflow.id,

@@ -104,7 +104,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
         org = await store.organizations.ensure("acme")
-        saved = await store.save_workflow(org, {"name": "w", "nodes": []})
+        saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
@@ -145,7 +145,7 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0007"))
         org = await store.organizations.ensure("acme")
-        saved = await store.save_workflow(org, {"name": "w", "nodes": []})
+        saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
         run = await store.create_run(workflow.run())
         await store.writer.submit(

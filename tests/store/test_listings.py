@@ -86,7 +86,7 @@ async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow
 
     other_org = await store.organizations.ensure("other")
     assert (await store.page_runs(other_org, workflow_id=wf)).items == []
-    other_wf = await store.save_workflow(org, {"name": "other"})
+    other_wf = await store.workflows.save(org, {"name": "other"})
     assert (await store.page_runs(org, workflow_id=other_wf.workflow.id)).items == []
 
 

@@ -21,7 +21,7 @@ from stepline.store import (
 async def test_run_numbers_count_up_per_workflow(store: Store, workflow: Workflow) -> None:
     numbers = [(await store.create_run(workflow.run())).run_number for _ in range(3)]
     assert numbers == [1, 2, 3]
-    other = await store.save_workflow(workflow.organization_id, {"name": "other"})
+    other = await store.workflows.save(workflow.organization_id, {"name": "other"})
     run = await store.create_run(
         workflow.run(workflow_id=other.workflow.id, workflow_version=other.version.version)
     )
@@ -287,6 +287,6 @@ async def test_list_runs_newest_first_with_filters_and_counts(
     assert [r.id for r in await store.list_runs(limit=2)] == [runs[3].id, runs[2].id]
     running = await store.list_runs(status=RunStatus.running)
     assert [r.id for r in running] == [runs[0].id]
-    other = await store.save_workflow(workflow.organization_id, {"name": "other"})
+    other = await store.workflows.save(workflow.organization_id, {"name": "other"})
     assert await store.list_runs(workflow_id=other.workflow.id) == []
     assert await store.list_runs(await store.organizations.ensure("nobody")) == []

@@ -187,7 +187,7 @@ async def test_a_replay_on_another_version_places_its_copies_in_that_version(
     # steps (start, and outer with its iterations) take their place in v2.
     original = await run_workflow(store, NESTED_LOOPS)
     v2 = {**NESTED_LOOPS, "nodes": [_reshape_node("zero"), *NESTED_LOOPS["nodes"]]}
-    saved = await store.save_workflow(original.run.organization_id, v2)
+    saved = await store.workflows.save(original.run.organization_id, v2)
     assert saved.version.version == 2
     replay = await store.create_replay(
         original.run, reuse={"start", "outer"}, inputs={}, workflow_version=2, from_node="last"

@@ -67,7 +67,7 @@ async def queue(
 ) -> RunRecord:
     """A queued run, straight in the store: as any run was stored before the API's limits."""
     org = await store.organizations.ensure(organization)
-    saved = await store.save_workflow(org, definition)
+    saved = await store.workflows.save(org, definition)
     return await store.create_run(
         RunRecord(
             workflow_id=saved.workflow.id,

@@ -141,7 +141,7 @@ async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
         names: dict[UUID, str] = {}
         for run in runs:
             if run.workflow_id not in names:
-                workflow = await store.get_workflow(run.organization_id, run.workflow_id)
+                workflow = await store.workflows.get(run.organization_id, run.workflow_id)
                 if workflow is not None:
                     names[run.workflow_id] = workflow.name
         return runs, names

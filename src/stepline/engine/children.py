@@ -64,7 +64,7 @@ class StepChildRuns:
                 stage=ErrorStage.input_collection,
             )
         pinned = version or found.latest_version
-        stored = await store.get_version(found.id, pinned)
+        stored = await store.workflows.version(found.id, pinned)
         if stored is None:
             raise NodeError(
                 f"sub_workflow: workflow {found.name!r} has no version {pinned}",
@@ -168,5 +168,5 @@ async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRec
     except ValueError:
         # Names are unique per workspace: the run's own workspace's workflow comes first.
         workspace_id = execution.run.workspace_id
-        return await store.find_workflow(organization_id, reference, workspace_id=workspace_id)
-    return await store.get_workflow(organization_id, as_id)
+        return await store.workflows.find(organization_id, reference, workspace_id=workspace_id)
+    return await store.workflows.get(organization_id, as_id)

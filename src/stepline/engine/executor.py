@@ -111,7 +111,7 @@ class Engine:
         if run.cancel_requested_at is not None:
             cancel.set()
         try:
-            version = await self.store.get_version(run.workflow_id, run.workflow_version)
+            version = await self.store.workflows.version(run.workflow_id, run.workflow_version)
         except Exception as exc:
             if is_outage(exc):
                 raise

@@ -104,7 +104,7 @@ async def replay_run(
     """
     original = await run_of(ctx, caller, run_id, workflow_id)
     number = workflow_version or original.workflow_version
-    version = await ctx.store.get_version(original.workflow_id, number)
+    version = await ctx.store.workflows.version(original.workflow_id, number)
     if version is None:
         _invalid("body.workflow_version", f"the workflow has no version {number}")
     try:

@@ -13,7 +13,7 @@ from stepline.store.listings import RunHead
 
 async def live_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> WorkflowRecord:
     """The caller's live workflow (in its workspace, when it has one)."""
-    workflow = await ctx.store.get_workflow(caller.organization_id, workflow_id)
+    workflow = await ctx.store.workflows.get(caller.organization_id, workflow_id)
     if workflow is None or not caller.sees(workflow.workspace_id):
         raise NotFound(f"workflow {workflow_id} not found")
     return workflow

@@ -77,7 +77,7 @@ async def start_run(
     if earlier is not None:
         return await _replayed(ctx, caller, earlier)
     number = version or workflow.latest_version
-    pinned = await ctx.store.get_version(workflow.id, number)
+    pinned = await ctx.store.workflows.version(workflow.id, number)
     if pinned is None:
         raise NotFound(f"version {number} of workflow {workflow_id} not found")
     check_run_inputs(pinned.definition.get("inputs") or {"type": "object"}, inputs)

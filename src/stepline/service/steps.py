@@ -92,7 +92,7 @@ async def run_values(
     """The run and the outputs of its end nodes (`end` nodes, else the nodes without
     successors, as the engine's output)."""
     run = await run_of(ctx, caller, run_id, workflow_id)
-    version = await ctx.store.get_version(run.workflow_id, run.workflow_version)
+    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
     ends = end_nodes(version.definition if version is not None else {})
     values: dict[str, Any] = dict.fromkeys(ends)
     wanted = set(ends)

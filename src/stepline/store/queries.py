@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from stepline.records import RunStatus
 from stepline.store.mapping import STEP_COLUMNS, STEP_MUTABLE_COLUMNS
 from stepline.store.prepared import Prepared
-from stepline.store.tables import runs, steps, workflow_versions, workflows
+from stepline.store.tables import runs, steps
 from stepline.store.types import UTCDateTime
 
 
@@ -25,57 +25,8 @@ def _param(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 
 _NOW = sa.bindparam("now", type_=UTCDateTime())
 
-# --- workflows -----------------------------------------------------------------------------
-
-_LIVE_WORKFLOW = sa.and_(
-    workflows.c.organization_id == sa.bindparam("organization_id"),
-    workflows.c.deleted_at.is_(None),
-)
-WORKFLOW_BY_ID = sa.select(workflows).where(_LIVE_WORKFLOW, workflows.c.id == sa.bindparam("id"))
-# A name is unique per workspace: prefer the caller's workspace, then no workspace.
-_WORKSPACE_FIRST = sa.case(
-    (workflows.c.workspace_id == sa.bindparam("workspace_id", type_=sa.Uuid()), 0),
-    (workflows.c.workspace_id.is_(None), 1),
-    else_=2,
-)
-WORKFLOW_BY_NAME = (
-    sa.select(workflows)
-    .where(_LIVE_WORKFLOW, workflows.c.name == sa.bindparam("name"))
-    .order_by(_WORKSPACE_FIRST, workflows.c.created_at, workflows.c.id)
-    .limit(1)
-)
-# PostgreSQL: lock the workflow row so that concurrent saves version it one after another.
-WORKFLOW_BY_ID_FOR_UPDATE = WORKFLOW_BY_ID.with_for_update()
-INSERT_WORKFLOW = workflows.insert()
-UPDATE_WORKFLOW_VERSION = (
-    workflows.update()
-    .where(workflows.c.id == sa.bindparam("workflow_id"))
-    .values(
-        latest_version=sa.bindparam("new_version"),
-        name=sa.bindparam("new_name"),
-        description=sa.bindparam("new_description"),
-        updated_at=_NOW,
-    )
-)
-
-VERSION = sa.select(workflow_versions).where(
-    workflow_versions.c.workflow_id == sa.bindparam("workflow_id"),
-    workflow_versions.c.version == sa.bindparam("version"),
-)
-VERSIONS = (
-    sa.select(workflow_versions)
-    .where(workflow_versions.c.workflow_id == sa.bindparam("workflow_id"))
-    .order_by(workflow_versions.c.version)
-)
-INSERT_VERSION = workflow_versions.insert()
-
 # --- runs ----------------------------------------------------------------------------------
 
-# PostgreSQL: hold the workflow row while numbering its run, so two creators cannot both
-# take the same number.
-LOCK_WORKFLOW = (
-    sa.select(workflows.c.id).where(workflows.c.id == sa.bindparam("workflow_id")).with_for_update()
-)
 NEXT_RUN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(runs.c.run_number), 0) + 1).where(
     runs.c.workflow_id == sa.bindparam("workflow_id")
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -23,14 +22,10 @@ from stepline.records import (
     RunRecord,
     RunStatus,
     StepRecord,
-    WorkflowRecord,
-    WorkflowVersion,
     utcnow,
 )
-from stepline.spec.loader import definition_digest
-from stepline.store import mapping, queries
+from stepline.store import mapping, queries, workflows_sql
 from stepline.store.cancel import CancelVerbs
-from stepline.store.catalog import CatalogVerbs
 from stepline.store.collections import CollectionRepository
 from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.database import Database
@@ -38,7 +33,6 @@ from stepline.store.errors import (
     DuplicateError,
     LeaseLostError,
     RunNotFoundError,
-    WorkflowNameTakenError,
     WorkflowNotFoundError,
     is_outage,
 )
@@ -47,13 +41,11 @@ from stepline.store.files import FileRepository
 from stepline.store.keys import KeyRepository
 from stepline.store.listings import ListingVerbs
 from stepline.store.organizations import OrganizationRepository
-from stepline.store.saved import SavedWorkflow, insert_workflow
 from stepline.store.secrets import SecretRepository
-from stepline.store.workflow_names import named_for_update, write_named
+from stepline.store.workflows import WorkflowRepository
 
 
 class Store(
-    CatalogVerbs,
     ListingVerbs,
     CancelVerbs,
     ControlVerbs,
@@ -69,159 +61,7 @@ class Store(
         self.files = FileRepository(db)
         self.collections = CollectionRepository(db)
         self.events = EventRepository(db)
-
-    # --- workflows -----------------------------------------------------------------------
-
-    async def save_workflow(
-        self,
-        organization_id: UUID,
-        definition: dict[str, Any],
-        *,
-        workflow_id: UUID | None = None,
-        workspace_id: UUID | None = None,
-    ) -> SavedWorkflow:
-        """Store a definition as the workflow's next version, unless it is the latest already.
-
-        Without `workflow_id`, the live workflow of the definition's name in `workspace_id`
-        (None: the organization's, of no workspace) is updated, or a new workflow is
-        created there. With it, that workflow must exist, and a new name in the definition
-        renames it: WorkflowNameTakenError if another workflow of its workspace has it.
-        """
-        name = definition.get("name") if isinstance(definition, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError("workflow definition: 'name' must be a non-empty string")
-        description = definition.get("description") or ""
-        if not isinstance(description, str):
-            raise ValueError("workflow definition: 'description' must be a string")
-        digest = definition_digest(definition)
-
-        def op(conn: sa.Connection) -> SavedWorkflow:
-            now = utcnow()
-            params: dict[str, Any]
-            if workflow_id is not None:
-                params = {"organization_id": organization_id, "id": workflow_id}
-                row = conn.execute(queries.WORKFLOW_BY_ID_FOR_UPDATE, params).mappings().first()
-                if row is None:
-                    raise WorkflowNotFoundError(
-                        f"workflow {workflow_id} not found in organization {organization_id}"
-                    )
-            else:
-                row = named_for_update(conn, organization_id, workspace_id, name)
-                if row is None:
-                    create = partial(
-                        insert_workflow,
-                        conn,
-                        organization_id,
-                        workspace_id,
-                        name,
-                        description,
-                        definition,
-                        digest,
-                    )
-                    try:
-                        return write_named(conn, organization_id, workspace_id, name, create)
-                    except WorkflowNameTakenError:
-                        # Another writer created it since we looked: this is its next version.
-                        row = named_for_update(conn, organization_id, workspace_id, name)
-                        if row is None:
-                            raise
-            workflow = mapping.row_to_workflow(row)
-            latest_row = (
-                conn.execute(
-                    queries.VERSION,
-                    {"workflow_id": workflow.id, "version": workflow.latest_version},
-                )
-                .mappings()
-                .one()
-            )
-            if latest_row["digest"] == digest:
-                return SavedWorkflow(workflow, mapping.row_to_version(latest_row), False)
-            version = WorkflowVersion(
-                workflow_id=workflow.id,
-                version=workflow.latest_version + 1,
-                definition=definition,
-                digest=digest,
-                created_at=now,
-            )
-
-            def write() -> None:
-                conn.execute(
-                    queries.INSERT_VERSION, mapping.version_to_row(version, organization_id)
-                )
-                conn.execute(
-                    queries.UPDATE_WORKFLOW_VERSION,
-                    {
-                        "workflow_id": workflow.id,
-                        "new_version": version.version,
-                        "new_name": name,
-                        "new_description": description,
-                        "now": now,
-                    },
-                )
-
-            if name == workflow.name:
-                write()
-            else:
-                write_named(
-                    conn,
-                    organization_id,
-                    workflow.workspace_id,
-                    name,
-                    write,
-                    other_than=workflow.id,
-                )
-            workflow = workflow.model_copy(
-                update={
-                    "latest_version": version.version,
-                    "name": name,
-                    "description": description,
-                    "updated_at": now,
-                }
-            )
-            return SavedWorkflow(workflow, version, True)
-
-        return await self.writer.submit(op)
-
-    async def get_workflow(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRecord | None:
-        params = {"organization_id": organization_id, "id": workflow_id}
-
-        def read(conn: sa.Connection) -> WorkflowRecord | None:
-            row = conn.execute(queries.WORKFLOW_BY_ID, params).mappings().first()
-            return None if row is None else mapping.row_to_workflow(row)
-
-        return await self._read(read)
-
-    async def find_workflow(
-        self, organization_id: UUID, name: str, *, workspace_id: UUID | None = None
-    ) -> WorkflowRecord | None:
-        """The organization's live workflow called `name`, if any: the one of `workspace_id`
-        (None: of no workspace) if there is one, else the one of no workspace, else the
-        oldest (names are unique per workspace, not across them)."""
-        params = {"organization_id": organization_id, "name": name, "workspace_id": workspace_id}
-
-        def read(conn: sa.Connection) -> WorkflowRecord | None:
-            row = conn.execute(queries.WORKFLOW_BY_NAME, params).mappings().first()
-            return None if row is None else mapping.row_to_workflow(row)
-
-        return await self._read(read)
-
-    async def get_version(self, workflow_id: UUID, version: int) -> WorkflowVersion | None:
-        params = {"workflow_id": workflow_id, "version": version}
-
-        def read(conn: sa.Connection) -> WorkflowVersion | None:
-            row = conn.execute(queries.VERSION, params).mappings().first()
-            return None if row is None else mapping.row_to_version(row)
-
-        return await self._read(read)
-
-    async def list_versions(self, workflow_id: UUID) -> list[WorkflowVersion]:
-        """Every version of the workflow, oldest first."""
-
-        def read(conn: sa.Connection) -> list[WorkflowVersion]:
-            rows = conn.execute(queries.VERSIONS, {"workflow_id": workflow_id}).mappings()
-            return [mapping.row_to_version(row) for row in rows]
-
-        return await self._read(read)
+        self.workflows = WorkflowRepository(db)
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -230,7 +70,7 @@ class Store(
 
         def op(conn: sa.Connection) -> RunRecord:
             params = {"workflow_id": run.workflow_id}
-            if conn.execute(queries.LOCK_WORKFLOW, params).first() is None:
+            if conn.execute(workflows_sql.LOCK, params).first() is None:
                 raise WorkflowNotFoundError(
                     f"run {run.id}: workflow {run.workflow_id} does not exist"
                 )

@@ -288,7 +288,7 @@ async def download_run(
         headers = _download_headers(found, f"run-{found.id}", format)
         return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     run = await service.run_of(state.service, principal.caller, run_id, workflow_id)
-    version = await state.store.get_version(run.workflow_id, run.workflow_version)
+    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
     chunks = state.store.iter_step_documents(
         run.id,
         organization_id=principal.organization_id,
@@ -329,7 +329,7 @@ async def download_node(
 ) -> StreamingResponse:
     run = await service.run_head(state.service, principal.caller, workflow_id, run_id)
     org = principal.organization_id
-    version = await state.store.get_version(run.workflow_id, run.workflow_version)
+    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
     declared = {
         node.get("id")
         for node in (version.definition.get("nodes") or [] if version is not None else [])
