@@ -39,7 +39,7 @@ async def seeded(app: FastAPI) -> tuple[str, str, str]:
     run = await store.create_run(
         RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
     )
-    await store.insert_steps(
+    await store.steps.insert(
         [
             StepRecord(
                 run_id=run.id,

@@ -549,7 +549,7 @@ def insert_finished_run(
                     status=RunStatus.completed,
                 )
             )
-            await store.insert_steps(
+            await store.steps.insert(
                 [
                     StepRecord(
                         run_id=run.id,

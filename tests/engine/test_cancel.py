@@ -79,7 +79,7 @@ async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
     assert stored.status is RunStatus.cancelled
     assert stored.completed_at is not None and stored.lease_owner is None
     assert stored.cancel_requested_at is not None
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert steps["first"].status is StepStatus.completed
     slow = steps["slow"]
     assert slow.status is StepStatus.cancelled
@@ -153,7 +153,7 @@ async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
 
     finished = await Worker(engine, lease_s=30).claim_and_execute(run.id)
     assert finished is not None and finished.status is RunStatus.cancelled
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert {s.status for s in steps.values()} == {StepStatus.cancelled}
     assert all(s.started_at is None for s in steps.values())
     assert not host_pids(marker)

@@ -57,7 +57,7 @@ async def status_of(store: Store, run_id: UUID) -> RunStatus:
 
 async def check_cancelled(store: Store, org: UUID, child: RunRecord) -> None:
     assert await status_of(store, child.id) is RunStatus.cancelled
-    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
+    assert all(s.status is StepStatus.cancelled for s in await store.steps.list(child.id))
     assert (await store.page_reviews(org)).items == []
     events = await store.events.list(child.id, organization_id=org)
     assert events[-1].type == "run.cancelled"

@@ -305,7 +305,7 @@ async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
     assert child_run.parent_step_id == step.id
     assert child_run.trigger == "sub_workflow"
     assert child_run.status is RunStatus.completed
-    assert [s.step_id for s in await store.list_steps(child_run.id)] == ["double"]
+    assert [s.step_id for s in await store.steps.list(child_run.id)] == ["double"]
 
 
 async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store: Store) -> None:
@@ -447,7 +447,7 @@ async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Stor
     child_now = await store.get_run(child.id)
     assert child_now is not None and child_now.status is RunStatus.cancelled
     assert (await store.page_reviews(org)).items == []
-    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
+    assert all(s.status is StepStatus.cancelled for s in await store.steps.list(child.id))
 
 
 async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
@@ -468,10 +468,10 @@ async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
 
     async def cancel_the_child_once_it_runs() -> None:
         while True:
-            steps = await store.list_steps(run.id)
+            steps = await store.steps.list(run.id)
             child_run = await store.find_child_run(steps[0].id) if steps else None
             if child_run is not None:
-                nap = await store.list_steps(child_run.id)
+                nap = await store.steps.list(child_run.id)
                 if nap and nap[0].status is StepStatus.running:
                     await store.request_cancel(org, child_run.id)
                     return

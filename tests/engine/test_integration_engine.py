@@ -145,7 +145,7 @@ async def run(
     engine = Engine(store, registry, services=NodeServices(http=http), secrets=secrets)
     finished = await Worker(engine, lease_s=30).claim_and_execute(submission.run.id)
     assert finished is not None
-    steps = {step.step_id: step for step in await store.list_steps(finished.id)}
+    steps = {step.step_id: step for step in await store.steps.list(finished.id)}
     return finished, steps
 
 

@@ -94,7 +94,7 @@ async def run(
     assert finished is not None
     stored = await store.get_run(finished.id)
     assert stored is not None
-    return stored, {s.step_id: s for s in await store.list_steps(finished.id)}
+    return stored, {s.step_id: s for s in await store.steps.list(finished.id)}
 
 
 def triage() -> dict[str, Any]:

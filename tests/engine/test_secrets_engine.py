@@ -139,7 +139,7 @@ async def test_nodes_get_the_values_and_the_record_only_masks(
     assert parse_qs(urlsplit(refused.target).query)["token"] == [SECRET]
 
     # On the record: not one occurrence, in any form.
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     stored_run = await store.get_run(run.id)
     assert stored_run is not None
     events = await store.events.list(run.id, organization_id=run.organization_id)
@@ -188,7 +188,7 @@ async def test_credential_headers_are_masked_even_when_not_secrets(
     (sent,) = target.received
     assert sent.headers["authorization"] == "Bearer from-input"
     assert sent.headers["Cookie"] == "session=abc"
-    (step,) = await store.list_steps(run.id)
+    (step,) = await store.steps.list(run.id)
     assert step.inputs["headers"] == {
         "authorization": "***",
         "Cookie": "***",
@@ -236,4 +236,4 @@ async def test_a_secret_gone_by_the_time_the_run_starts_fails_it_clearly(
     assert run.error is not None
     assert "secret 'API_KEY'" in run.error and "node 'call'" in run.error
     assert target.received == []
-    assert await store.list_steps(run.id) == []  # nothing ran
+    assert await store.steps.list(run.id) == []  # nothing ran

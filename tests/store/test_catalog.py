@@ -291,7 +291,7 @@ async def test_page_versions_newest_first_across_pages(store: Store, workflow: W
 
 async def test_node_statuses_prefers_a_nodes_own_step(store: Store, workflow: Workflow) -> None:
     run = await store.create_run(workflow.run())
-    await store.insert_steps(
+    await store.steps.insert(
         [
             new_step(run, 0, "fetch", status=StepStatus.completed),
             new_step(run, 1, "loop", status=StepStatus.running),
@@ -299,10 +299,10 @@ async def test_node_statuses_prefers_a_nodes_own_step(store: Store, workflow: Wo
             new_step(run, 3, "loop_iter_1_body", node_id="body", status=StepStatus.error),
         ]
     )
-    statuses = await store.node_statuses(workflow.organization_id, run.id)
+    statuses = await store.steps.node_statuses(workflow.organization_id, run.id)
     assert statuses == {"fetch": "completed", "loop": "running", "body": "error"}
     other = await store.organizations.ensure("other")
-    assert await store.node_statuses(other, run.id) == {}
+    assert await store.steps.node_statuses(other, run.id) == {}
 
 
 async def test_names_are_unique_per_workspace_and_among_those_of_no_workspace(

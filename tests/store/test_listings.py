@@ -66,7 +66,7 @@ async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow
     in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
     done = await store.create_run(workflow.run())
     await _set_run(store, done.id, status=RunStatus.completed.value)
-    await store.insert_steps(
+    await store.steps.insert(
         [new_step(done, 0), new_step(done, 1, status=StepStatus.completed), new_step(done, 2)]
     )
 
@@ -92,14 +92,14 @@ async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow
 
 async def test_a_cursor_of_another_listing_is_refused(store: Store, workflow: Workflow) -> None:
     run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 0), new_step(run, 1)])
+    await store.steps.insert([new_step(run, 0), new_step(run, 1)])
     org = workflow.organization_id
-    step_page = await store.page_steps(run.id, organization_id=org, limit=1)
+    step_page = await store.steps.page(run.id, organization_id=org, limit=1)
     assert step_page.next_cursor is not None
     with pytest.raises(InvalidCursor):
         await store.page_runs(org, workflow_id=workflow.workflow_id, after=step_page.next_cursor)
     with pytest.raises(InvalidCursor):
-        await store.page_steps(run.id, organization_id=org, before="not-a-cursor")
+        await store.steps.page(run.id, organization_id=org, before="not-a-cursor")
 
 
 async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow: Workflow) -> None:
@@ -176,13 +176,13 @@ async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
     store: Store, workflow: Workflow
 ) -> None:
     run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 0), new_step(run, 1, status=StepStatus.completed)])
+    await store.steps.insert([new_step(run, 0), new_step(run, 1, status=StepStatus.completed)])
     cancelled = await store.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.cancel_requested_at is not None
     assert cancelled.completed_at is not None
     assert cancelled.step_counts == {"cancelled": 1, "completed": 1}
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert steps["node0"].status is StepStatus.cancelled
     assert steps["node0"].status_reason == "run cancelled"
     assert steps["node0"].completed_at is None  # it never started
@@ -220,13 +220,13 @@ async def test_cancelling_an_orphaned_run_cancels_it_at_once(
     run = await store.create_run(workflow.run())
     assert await store.claim_run("worker-a", 30) is not None
     step = new_step(run, 0, status=StepStatus.running, started_at=utcnow())
-    await store.insert_steps([step])
+    await store.steps.insert([step])
     await _set_run(store, run.id, lease_expires_at=utcnow() - timedelta(seconds=1))
     cancelled = await store.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.lease_owner is None
     assert cancelled.duration_ms is not None
-    stored = await store.get_step(step.id)
+    stored = await store.steps.get(step.id)
     assert stored is not None and stored.status is StepStatus.cancelled
     assert stored.completed_at is not None
 
@@ -258,7 +258,7 @@ async def test_cancelling_a_run_of_another_organization_is_not_found(
 
 async def _run_with_steps(store: Store, workflow: Workflow, n: int) -> RunRecord:
     run = await store.create_run(workflow.run())
-    await store.insert_steps(
+    await store.steps.insert(
         [
             new_step(
                 run,
@@ -287,17 +287,17 @@ async def test_step_pages_follow_execution_order_both_ways(
     org = workflow.organization_id
 
     seen: list[str] = []
-    page = await store.page_steps(run.id, organization_id=org, limit=40)
+    page = await store.steps.page(run.id, organization_id=org, limit=40)
     while True:
         seen += [s.step_id for s in page.items]
         if page.next_cursor is None:
             break
-        page = await store.page_steps(run.id, organization_id=org, limit=40, after=page.next_cursor)
+        page = await store.steps.page(run.id, organization_id=org, limit=40, after=page.next_cursor)
     assert seen == expected
 
     back = [s.step_id for s in page.items]
     while page.prev_cursor is not None:
-        page = await store.page_steps(
+        page = await store.steps.page(
             run.id, organization_id=org, limit=40, before=page.prev_cursor
         )
         back = [s.step_id for s in page.items] + back
@@ -309,7 +309,7 @@ async def test_step_filters_combine(store: Store, workflow: Workflow) -> None:
     org = workflow.organization_id
 
     async def step_ids(**filters: Any) -> list[str]:
-        page = await store.page_steps(run.id, organization_id=org, limit=1000, **filters)
+        page = await store.steps.page(run.id, organization_id=org, limit=1000, **filters)
         return [s.step_id for s in page.items]
 
     def where(test: Any) -> list[str]:
@@ -325,14 +325,14 @@ async def test_step_filters_combine(store: Store, workflow: Workflow) -> None:
     )
     assert await step_ids(node_id="missing") == []
     other_org = await store.organizations.ensure("other")
-    assert (await store.page_steps(run.id, organization_id=other_org)).items == []
+    assert (await store.steps.page(run.id, organization_id=other_org)).items == []
 
 
 async def test_steps_without_io_leave_the_payloads_out(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 3)
     org = workflow.organization_id
-    full = (await store.page_steps(run.id, organization_id=org)).items
-    bare = (await store.page_steps(run.id, organization_id=org, include_io=False)).items
+    full = (await store.steps.page(run.id, organization_id=org)).items
+    bare = (await store.steps.page(run.id, organization_id=org, include_io=False)).items
     assert full[1].inputs == {"i": 1} and full[1].outputs == {"double": 2}
     assert full[1].handle_outputs == {"out": 1}
     for step in bare:
@@ -345,28 +345,28 @@ async def test_steps_without_io_leave_the_payloads_out(store: Store, workflow: W
 async def test_one_step_by_uuid_or_by_step_id(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 3)
     org = workflow.organization_id
-    by_name = await store.get_run_step(org, run.id, "s0001")
+    by_name = await store.steps.find(org, run.id, "s0001")
     assert by_name is not None and by_name.outputs == {"double": 2}
-    assert await store.get_run_step(org, run.id, by_name.id) == by_name
-    assert await store.get_run_step(org, run.id, uuid4()) is None
-    assert await store.get_run_step(org, uuid4(), by_name.id) is None
+    assert await store.steps.find(org, run.id, by_name.id) == by_name
+    assert await store.steps.find(org, run.id, uuid4()) is None
+    assert await store.steps.find(org, uuid4(), by_name.id) is None
     other_org = await store.organizations.ensure("other")
-    assert await store.get_run_step(other_org, run.id, by_name.id) is None
+    assert await store.steps.find(other_org, run.id, by_name.id) is None
 
 
 async def test_iter_steps_reads_every_step_in_chunks(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 101)
     org = workflow.organization_id
-    chunks = [chunk async for chunk in store.iter_steps(run.id, organization_id=org, chunk=25)]
+    chunks = [chunk async for chunk in store.steps.iter(run.id, organization_id=org, chunk=25)]
     assert [len(c) for c in chunks] == [25, 25, 25, 25, 1]
     assert [s.step_id for c in chunks for s in c] == [f"s{i:04d}" for i in range(101)]
     assert chunks[0][3].outputs == {"double": 6}
 
     one_node = [
         s.step_id
-        async for chunk in store.iter_steps(run.id, organization_id=org, node_id="n2", chunk=7)
+        async for chunk in store.steps.iter(run.id, organization_id=org, node_id="n2", chunk=7)
         for s in chunk
     ]
     assert one_node == [f"s{i:04d}" for i in range(101) if i % 4 == 2]
     other_org = await store.organizations.ensure("other")
-    assert [c async for c in store.iter_steps(run.id, organization_id=other_org)] == []
+    assert [c async for c in store.steps.iter(run.id, organization_id=other_org)] == []

@@ -268,7 +268,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, legacy))
 
         await store.upgrade()
-        migrated = await store.list_steps(run.id)
+        migrated = await store.steps.list(run.id)
         assert [s.step_id for s in migrated] == [*EXPECTED_ORDER, "gone"]
         # The keys are those the engine gives a new run of the same workflow.
         fresh = await run_workflow(store, NESTED_LOOPS)
@@ -277,7 +277,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
             s.step_id: s.order_key for s in fresh.steps.values()
         }
         # And the pages read them in that order, by the new index.
-        page = await store.page_steps(run.id, organization_id=org, limit=5, include_io=False)
+        page = await store.steps.page(run.id, organization_id=org, limit=5, include_io=False)
         assert [s.step_id for s in page.items] == EXPECTED_ORDER[:5]
     finally:
         await store.close()

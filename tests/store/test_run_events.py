@@ -17,13 +17,13 @@ async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow:
     claimed = await store.claim_run("worker-a", 30)
     assert claimed is not None
     step = new_step(run, 0, "fetch", loop_id="loop", iteration=2)
-    await store.insert_steps([step])
+    await store.steps.insert([step])
     step.status = StepStatus.running
     step.started_at = step.updated_at = utcnow()
-    await store.update_step(step)
+    await store.steps.update(step)
     step.status = StepStatus.completed
     step.completed_at = step.updated_at = step.started_at + timedelta(milliseconds=5)
-    await store.update_step(step)
+    await store.steps.update(step)
     await store.finish_run(run.id, "worker-a", status=RunStatus.completed, output={"ok": 1})
 
     events = await store.events.list(run.id, organization_id=workflow.organization_id)
@@ -65,10 +65,10 @@ async def test_events_resume_after_an_id_and_respect_the_limit(
 ) -> None:
     run = await store.create_run(workflow.run())
     steps = [new_step(run, i) for i in range(5)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
     for step in steps:
         step.status = StepStatus.skipped
-        await store.update_step(step)
+        await store.steps.update(step)
     org = workflow.organization_id
     every = await store.events.list(run.id, organization_id=org)
     assert len(every) == 6
@@ -101,7 +101,7 @@ async def test_a_refused_transition_writes_no_event(store: Store, workflow: Work
     with pytest.raises(LeaseLostError):
         await store.finish_run(run.id, "worker-b", status=RunStatus.completed)
     with pytest.raises(StepNotFoundError):
-        await store.update_step(new_step(run, 0, status=StepStatus.running))
+        await store.steps.update(new_step(run, 0, status=StepStatus.running))
     assert await store.claim_run("worker-b", 30) is None  # nothing claimable: no event
     events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.type for e in events] == ["run.queued", "run.running"]
@@ -126,14 +126,14 @@ async def test_released_and_reclaimed_runs_record_each_claim(
 async def test_concurrent_step_updates_each_get_one_event(store: Store, workflow: Workflow) -> None:
     run = await store.create_run(workflow.run())
     steps = [new_step(run, i) for i in range(50)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
 
     async def advance(i: int) -> None:
         step = steps[i]
         for status in (StepStatus.running, StepStatus.completed):
             step.status = status
             step.updated_at = utcnow()
-            await store.update_step(step)
+            await store.steps.update(step)
 
     await asyncio.gather(*(advance(i) for i in range(50)))
     events = await store.events.list(run.id, organization_id=workflow.organization_id)

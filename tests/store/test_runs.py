@@ -187,7 +187,7 @@ async def test_finish_run_records_outcome_timings_and_releases_lease(
     run = await store.create_run(workflow.run())
     claimed = await store.claim_run("worker-a", 30)
     assert claimed is not None and claimed.started_at is not None
-    await store.insert_steps([new_step(run, 1, status=StepStatus.completed)])
+    await store.steps.insert([new_step(run, 1, status=StepStatus.completed)])
     await asyncio.sleep(0.05)
     finished = await store.finish_run(
         run.id,
@@ -276,7 +276,7 @@ async def test_list_runs_newest_first_with_filters_and_counts(
         await store.create_run(workflow.run(created_at=base + timedelta(seconds=i)))
         for i in range(4)
     ]
-    await store.insert_steps(
+    await store.steps.insert(
         [new_step(runs[0], 1, status=StepStatus.completed), new_step(runs[0], 2)]
     )
     await store.claim_run("w", 30)  # takes runs[0], the oldest

@@ -31,8 +31,8 @@ from stepline.records import (
     TokenUsage,
 )
 from stepline.store import Store
-from stepline.store.listings import IO_COLUMNS
 from stepline.store.paging import InvalidCursor, Page
+from stepline.store.step_json import IO_COLUMNS
 
 AWKWARD = 'quote " backslash \\ newline \n tab \t ctrl \x01\x1f\x1e del \x7f é 中 😀 \u2028'
 WHOLE_SECOND = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -127,10 +127,10 @@ def _same(store: Store, fast: list[str], model: list[str]) -> None:
 async def _both_pages(
     store: Store, run: RunRecord, **options: Any
 ) -> tuple[Page[str], Page[StepRecord]]:
-    fast = await store.page_step_documents(run.id, organization_id=run.organization_id, **options)
+    fast = await store.steps.page_documents(run.id, organization_id=run.organization_id, **options)
     assert fast is not None
     options.pop("workflow_id", None)  # the fast path's check of the run; not a filter
-    model = await store.page_steps(run.id, organization_id=run.organization_id, **options)
+    model = await store.steps.page(run.id, organization_id=run.organization_id, **options)
     return fast, model
 
 
@@ -148,7 +148,7 @@ async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
         new_step(run, n + 8, workflow_id=uuid4()),  # not the run's workflow
     ]
     rich = [_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)]
-    await store.insert_steps(rich + bare + partial)
+    await store.steps.insert(rich + bare + partial)
     return run
 
 
@@ -220,17 +220,17 @@ async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> 
     org = rich_run.organization_id
     fast = [
         doc
-        async for chunk in store.iter_step_documents(rich_run.id, organization_id=org, chunk=3)
+        async for chunk in store.steps.iter_documents(rich_run.id, organization_id=org, chunk=3)
         for doc in chunk
     ]
     model = [
-        step async for chunk in store.iter_steps(rich_run.id, organization_id=org) for step in chunk
+        step async for chunk in store.steps.iter(rich_run.id, organization_id=org) for step in chunk
     ]
     assert len(fast) == STEPS
     _same(store, fast, _model_docs(model, include_io=True))
     told = [
         doc
-        async for chunk in store.iter_step_documents(
+        async for chunk in store.steps.iter_documents(
             rich_run.id, organization_id=org, chunk=4, workflow_id=rich_run.workflow_id
         )
         for doc in chunk
@@ -238,7 +238,7 @@ async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> 
     _same(store, told, _model_docs(model, include_io=True))
     one_node = [
         doc
-        async for chunk in store.iter_step_documents(
+        async for chunk in store.steps.iter_documents(
             rich_run.id, organization_id=org, node_id="node4", chunk=1
         )
         for doc in chunk
@@ -255,7 +255,7 @@ async def test_a_run_not_seen_is_none(
 
     async def page(run: RunRecord, **options: Any) -> Page[str] | None:
         options.setdefault("organization_id", org)
-        return await store.page_step_documents(run.id, **options)
+        return await store.steps.page_documents(run.id, **options)
 
     assert await page(rich_run, workflow_id=workflow.workflow_id) is not None
     assert await page(rich_run, workflow_id=uuid4()) is None
@@ -280,14 +280,14 @@ async def test_a_run_not_seen_is_none(
 async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: RunRecord) -> None:
     org = rich_run.organization_id
     with pytest.raises(InvalidCursor):
-        await store.page_step_documents(rich_run.id, organization_id=org, after="bm9wZQ")
+        await store.steps.page_documents(rich_run.id, organization_id=org, after="bm9wZQ")
     runs_cursor = (
         await store.page_runs(org, workflow_id=rich_run.workflow_id, limit=1)
     ).next_cursor
     if runs_cursor is not None:
         with pytest.raises(InvalidCursor):
-            await store.page_step_documents(rich_run.id, organization_id=org, after=runs_cursor)
+            await store.steps.page_documents(rich_run.id, organization_id=org, after=runs_cursor)
     with pytest.raises(ValueError):
-        await store.page_step_documents(rich_run.id, organization_id=org, limit=0)
+        await store.steps.page_documents(rich_run.id, organization_id=org, limit=0)
     with pytest.raises(ValueError):
-        await store.page_step_documents(rich_run.id, organization_id=org, after="a", before="b")
+        await store.steps.page_documents(rich_run.id, organization_id=org, after="a", before="b")

@@ -66,7 +66,7 @@ class DocumentBench:
         assert finished is not None
         stored = await self.store.get_run(finished.id)
         assert stored is not None
-        steps = {s.step_id: s for s in await self.store.list_steps(finished.id)}
+        steps = {s.step_id: s for s in await self.store.steps.list(finished.id)}
         return Finished(stored, steps)
 
 

@@ -94,7 +94,7 @@ async def execute(store: Store, run: RunRecord, *, lease_s: float = 30.0) -> Out
     assert finished is not None
     stored = await store.get_run(finished.id)
     assert stored is not None
-    steps = {s.step_id: s for s in await store.list_steps(finished.id)}
+    steps = {s.step_id: s for s in await store.steps.list(finished.id)}
     return Outcome(stored, steps, transitions)
 
 

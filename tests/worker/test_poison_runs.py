@@ -103,7 +103,7 @@ async def finished(store: Store, run: RunRecord) -> RunRecord:
 
 
 async def only_step(store: Store, run: RunRecord) -> StepRecord:
-    (step,) = await store.list_steps(run.id)
+    (step,) = await store.steps.list(run.id)
     return step
 
 

@@ -105,7 +105,7 @@ async def run_here(
             finished = await rt.worker.claim_and_execute(submission.run.id)
         assert finished is not None, "a run this process just queued could not be claimed"
         full = await rt.store.get_run(finished.id) or finished
-        return Finished(full, await rt.store.list_steps(finished.id))
+        return Finished(full, await rt.store.steps.list(finished.id))
 
 
 # -- reading runs back ---------------------------------------------------------------------
@@ -131,7 +131,7 @@ async def run_with_steps(value: str) -> Finished:
         found = await store.get_run(run_id)
         if found is None:
             fail(f"no run with id {value}")
-        return Finished(found, await store.list_steps(run_id))
+        return Finished(found, await store.steps.list(run_id))
 
 
 async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:

@@ -335,7 +335,7 @@ class RunExecution:
 
     async def _load_steps(self) -> None:
         """Load the steps on record (a resume) and create the missing top-level ones."""
-        for step in await self.engine.store.list_steps(self.run.id):
+        for step in await self.engine.store.steps.list(self.run.id):
             self.steps[step.step_id] = step
         self._next_seq = max((s.seq for s in self.steps.values()), default=-1) + 1
         await self.ensure_steps(self.graph, "", [])
@@ -382,7 +382,7 @@ class RunExecution:
             self.steps[step_id] = step
             created.append(step)
         if created:
-            await self.engine.store.insert_steps(created)
+            await self.engine.store.steps.insert(created)
             for step in created:
                 self.engine.observer.step_changed(step)
 
@@ -443,13 +443,13 @@ class RunExecution:
         step.updated_at = utcnow()
         recorded = self.redactor.step(step)
         try:
-            await self.engine.store.update_step(recorded)
+            await self.engine.store.steps.update(recorded)
         except Exception as exc:
             if is_outage(exc):
                 raise
             error = mark_unstorable(step, exc)
             recorded = self.redactor.step(step)
-            await self.engine.store.update_step(recorded)
+            await self.engine.store.steps.update(recorded)
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)

@@ -8,7 +8,7 @@ from uuid import UUID
 from stepline.errors import NotFound
 from stepline.records import RunRecord, StepRecord, WorkflowRecord
 from stepline.service.context import Caller, ServiceContext
-from stepline.store.listings import RunHead
+from stepline.store.run_head import RunHead
 
 
 async def live_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> WorkflowRecord:
@@ -53,9 +53,9 @@ async def step_of(ctx: ServiceContext, caller: Caller, run_id: UUID, key: str) -
     except ValueError:
         as_uuid = None
     if as_uuid is not None:
-        step = await ctx.store.get_run_step(org, run_id, as_uuid)
+        step = await ctx.store.steps.find(org, run_id, as_uuid)
     if step is None:
-        step = await ctx.store.get_run_step(org, run_id, key)
+        step = await ctx.store.steps.find(org, run_id, key)
     if step is None:
         raise NotFound(f"step {key!r} of run {run_id} not found")
     return step

@@ -40,6 +40,7 @@ from stepline.store import events_sql, mapping, queries
 from stepline.store.base import StoreBase
 from stepline.store.errors import RunNotFoundError
 from stepline.store.events import insert_run_event, step_event_params
+from stepline.store.steps import step_counts
 from stepline.store.tables import runs, steps
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
 
 def _read_run(conn: sa.Connection, run_id: UUID) -> RunRecord:
     row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
-    counts = {status: n for status, n in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})}
+    counts = step_counts(conn, run_id)
     return mapping.row_to_run(row, counts)
 
 

@@ -25,7 +25,7 @@ from stepline.records import (
     utcnow,
 )
 from stepline.step_order import DefinitionOrder
-from stepline.store import mapping, queries
+from stepline.store import mapping, queries, steps_sql
 from stepline.store.base import StoreBase
 from stepline.store.errors import (
     LeaseLostError,
@@ -33,8 +33,9 @@ from stepline.store.errors import (
     StateConflictError,
     StepNotFoundError,
 )
-from stepline.store.events import insert_run_event, step_write
+from stepline.store.events import insert_run_event
 from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.steps import step_write
 from stepline.store.tables import runs, steps, workflow_versions
 
 RETRIED = "the run is retried: this step runs again"
@@ -391,7 +392,7 @@ class ControlVerbs(StoreBase):
                     )
                 )
             if copies:
-                queries.INSERT_STEP.executemany(conn, copies)
+                steps_sql.INSERT.executemany(conn, copies)
             insert_run_event(
                 conn,
                 replay.id,

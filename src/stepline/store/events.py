@@ -10,7 +10,6 @@ the process that holds the run, or a row lock).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,8 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import RunStatus, StepRecord, utcnow
 from stepline.store import events_sql as sql
-from stepline.store import mapping, queries
-from stepline.store.errors import StepNotFoundError
 from stepline.store.repository import Repository
 from stepline.store.writer import mark_written
 
@@ -69,23 +66,6 @@ def step_event_params(step: StepRecord) -> dict[str, Any]:
         },
         "created_at": step.updated_at,
     }
-
-
-def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
-    """The write of a step's mutable fields and its `step.<status>` event, in one
-    transaction; the parameters are taken now, so the caller may go on changing `step`."""
-    params = mapping.step_update_params(step)
-    event = step_event_params(step)
-
-    def op(conn: sa.Connection) -> None:
-        if queries.UPDATE_STEP.execute(conn, params) != 1:
-            raise StepNotFoundError(
-                f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
-            )
-        sql.INSERT.execute(conn, event)
-        mark_written(conn, step.run_id)
-
-    return op
 
 
 def insert_run_event(

@@ -12,9 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from stepline.records import RunStatus
-from stepline.store.mapping import STEP_COLUMNS, STEP_MUTABLE_COLUMNS
 from stepline.store.prepared import Prepared
-from stepline.store.tables import runs, steps
+from stepline.store.tables import runs
 from stepline.store.types import UTCDateTime
 
 
@@ -147,25 +146,3 @@ RUN_IDS_BETWEEN = (
 
 
 # --- steps ---------------------------------------------------------------------------------
-
-INSERT_STEP = Prepared(steps.insert(), STEP_COLUMNS)
-# Sets the mutable columns (mapping.step_update_params) of the step whose id is step_uuid.
-UPDATE_STEP = Prepared(
-    steps.update().where(steps.c.id == sa.bindparam("step_uuid")), STEP_MUTABLE_COLUMNS
-)
-GET_STEP = sa.select(steps).where(steps.c.id == sa.bindparam("step_uuid"))
-LIST_STEPS = (
-    sa.select(steps)
-    .where(steps.c.run_id == sa.bindparam("run_id"))
-    .order_by(steps.c.order_key, steps.c.step_id)
-)
-STEP_COUNTS = (
-    sa.select(steps.c.status, sa.func.count())
-    .where(steps.c.run_id == sa.bindparam("run_id"))
-    .group_by(steps.c.status)
-)
-STEP_COUNTS_OF_RUNS = (
-    sa.select(steps.c.run_id, steps.c.status, sa.func.count())
-    .where(steps.c.run_id.in_(sa.bindparam("run_ids", expanding=True)))
-    .group_by(steps.c.run_id, steps.c.status)
-)

@@ -7,7 +7,6 @@ reads use a pooled connection of their own. Records go in and come out as the mo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -21,7 +20,6 @@ from stepline.records import (
     ErrorStage,
     RunRecord,
     RunStatus,
-    StepRecord,
     utcnow,
 )
 from stepline.store import mapping, queries, workflows_sql
@@ -36,12 +34,13 @@ from stepline.store.errors import (
     WorkflowNotFoundError,
     is_outage,
 )
-from stepline.store.events import EventRepository, insert_run_event, step_write
+from stepline.store.events import EventRepository, insert_run_event
 from stepline.store.files import FileRepository
 from stepline.store.keys import KeyRepository
 from stepline.store.listings import ListingVerbs
 from stepline.store.organizations import OrganizationRepository
 from stepline.store.secrets import SecretRepository
+from stepline.store.steps import StepRepository, step_counts, step_counts_of
 from stepline.store.workflows import WorkflowRepository
 
 
@@ -62,6 +61,7 @@ class Store(
         self.collections = CollectionRepository(db)
         self.events = EventRepository(db)
         self.workflows = WorkflowRepository(db)
+        self.steps = StepRepository(db)
 
     # --- runs --------------------------------------------------------------------------------
 
@@ -227,7 +227,7 @@ class Store(
             row = conn.execute(statement, params).mappings().first()
             if row is None:
                 return None
-            return mapping.row_to_run(row, _step_counts(conn, run_id))
+            return mapping.row_to_run(row, step_counts(conn, run_id))
 
         return await self._read(read)
 
@@ -257,14 +257,7 @@ class Store(
 
         def read(conn: sa.Connection) -> list[RunRecord]:
             rows = conn.execute(statement, params).mappings().all()
-            if not rows:
-                return []
-            counts: dict[UUID, dict[str, int]] = {row["id"]: {} for row in rows}
-            run_ids = list(counts)
-            for run_id, step_status, count in conn.execute(
-                queries.STEP_COUNTS_OF_RUNS, {"run_ids": run_ids}
-            ):
-                counts[run_id][step_status] = count
+            counts = step_counts_of(conn, [row["id"] for row in rows])
             return [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
 
         return await self._read(read)
@@ -278,48 +271,6 @@ class Store(
             return list(conn.execute(queries.RUN_IDS_BETWEEN, params).scalars())
 
         return await self._read(read)
-
-    # --- steps -------------------------------------------------------------------------------
-
-    async def insert_steps(self, steps: Sequence[StepRecord]) -> None:
-        """Insert new step records (one executemany)."""
-        if not steps:
-            return
-        rows = [mapping.step_to_row(step) for step in steps]
-
-        def op(conn: sa.Connection) -> None:
-            queries.INSERT_STEP.executemany(conn, rows)
-
-        await self.writer.submit(op)
-
-    async def update_step(self, step: StepRecord) -> None:
-        """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
-
-        Identity fields (run, node, step_id, seq, order_key, loop, iteration, created_at)
-        are fixed at insert. `updated_at` is written as the record has it: the caller keeps
-        it current. The `step.<status>` event is written in the same transaction.
-        """
-        await self.writer.submit(step_write(step))
-
-    async def list_steps(self, run_id: UUID) -> list[StepRecord]:
-        """The run's steps in execution order (order_key, then step_id)."""
-
-        def read(conn: sa.Connection) -> list[StepRecord]:
-            rows = conn.execute(queries.LIST_STEPS, {"run_id": run_id}).mappings()
-            return [mapping.row_to_step(row) for row in rows]
-
-        return await self._read(read)
-
-    async def get_step(self, step_uuid: UUID) -> StepRecord | None:
-        def read(conn: sa.Connection) -> StepRecord | None:
-            row = conn.execute(queries.GET_STEP, {"step_uuid": step_uuid}).mappings().first()
-            return None if row is None else mapping.row_to_step(row)
-
-        return await self._read(read)
-
-    async def step_counts(self, run_id: UUID) -> dict[str, int]:
-        """How many of the run's steps are in each status (statuses with none are absent)."""
-        return await self._read(lambda conn: _step_counts(conn, run_id))
 
 
 def _fail_unloadable_run(
@@ -349,9 +300,3 @@ def _fail_unloadable_run(
     insert_run_event(conn, run_id, organization_id, RunStatus.failed, error=reason)
     if parent_run_id is not None:
         wake_parent_of(conn, run_id, parent_run_id, RunStatus.failed)
-
-
-def _step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:
-    return {
-        status: count for status, count in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})
-    }

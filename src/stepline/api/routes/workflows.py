@@ -392,7 +392,7 @@ async def get_diagram(
     runs = await state.store.list_runs(principal.organization_id, workflow_id=workflow_id, limit=1)
     run_id = runs[0].id if runs else None
     statuses = (
-        await state.store.node_statuses(principal.organization_id, run_id)
+        await state.store.steps.node_statuses(principal.organization_id, run_id)
         if run_id is not None
         else {}
     )
