@@ -36,7 +36,7 @@ async def seeded(app: FastAPI) -> tuple[str, str, str]:
     store = state.store
     org = await store.organizations.ensure("fast-lane")
     saved = await store.workflows.save(org, {"name": "w", "nodes": [], "edges": []})
-    run = await store.create_run(
+    run = await store.runs.create(
         RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
     )
     await store.steps.insert(

@@ -541,7 +541,7 @@ def insert_finished_run(
     async def insert() -> UUID:
         store = await Store.connect(server.database_url)
         try:
-            run = await store.create_run(
+            run = await store.runs.create(
                 RunRecord(
                     workflow_id=workflow["id"],
                     workflow_version=workflow["latest_version"],

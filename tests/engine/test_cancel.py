@@ -74,7 +74,7 @@ async def _start(worker: Worker, run: RunRecord, marker: str) -> asyncio.Task[An
 
 
 async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert stored.status is RunStatus.cancelled
     assert stored.completed_at is not None and stored.lease_owner is None
@@ -106,7 +106,7 @@ async def test_a_cancel_request_stops_the_running_run_within_a_second(
     task = await _start(worker, run, marker)
 
     requested = time.monotonic()
-    pending = await store.request_cancel(run.organization_id, run.id)
+    pending = await store.runs.request_cancel(run.organization_id, run.id)
     assert pending.status is RunStatus.running  # held by the worker: it stops the run
     finished = await asyncio.wait_for(task, 5)
     elapsed = time.monotonic() - requested
@@ -125,7 +125,7 @@ async def test_telling_the_worker_stops_the_run_without_waiting_for_a_poll(
     task = await _start(worker, run, marker)
 
     requested = time.monotonic()
-    await store.request_cancel(run.organization_id, run.id)
+    await store.runs.request_cancel(run.organization_id, run.id)
     assert worker.cancel(run.id)
     finished = await asyncio.wait_for(task, 5)
     elapsed = time.monotonic() - requested
@@ -142,8 +142,8 @@ async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
     marker = new_marker()
     run = await queue_run(store, definition(), {"marker": marker})
     # A worker took it, the cancel was requested, and the worker died before it noticed.
-    assert await store.claim_run("dead-worker", 30, run_id=run.id) is not None
-    await store.request_cancel(run.organization_id, run.id)
+    assert await store.runs.claim("dead-worker", 30, run_id=run.id) is not None
+    await store.runs.request_cancel(run.organization_id, run.id)
 
     def expire(conn: sa.Connection) -> None:
         past = utcnow() - timedelta(seconds=1)

@@ -92,7 +92,7 @@ async def run(
     engine = Engine(store, registry, services=NodeServices(llm=pool), secrets=ALL_SECRETS)
     finished = await Worker(engine, lease_s=30).claim_and_execute(submission.run.id)
     assert finished is not None
-    stored = await store.get_run(finished.id)
+    stored = await store.runs.get(finished.id)
     assert stored is not None
     return stored, {s.step_id: s for s in await store.steps.list(finished.id)}
 

@@ -140,7 +140,7 @@ async def test_nodes_get_the_values_and_the_record_only_masks(
 
     # On the record: not one occurrence, in any form.
     steps = {s.step_id: s for s in await store.steps.list(run.id)}
-    stored_run = await store.get_run(run.id)
+    stored_run = await store.runs.get(run.id)
     assert stored_run is not None
     events = await store.events.list(run.id, organization_id=run.organization_id)
     texts = [s.model_dump_json() for s in steps.values()]
@@ -219,7 +219,7 @@ async def test_an_unset_secret_stops_the_run_before_it_is_queued(
         ("OTHER", "call", '$.nodes[0].config.headers["X-Other"]')
     }
     assert "node 'call'" in str(caught.value) and "'OTHER'" in str(caught.value)
-    assert await store.list_runs() == []
+    assert await store.runs.list() == []
 
 
 async def test_a_secret_gone_by_the_time_the_run_starts_fails_it_clearly(

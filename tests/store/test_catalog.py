@@ -198,7 +198,7 @@ async def test_delete_workflow_hides_it_and_keeps_its_runs(
     store: Store, workflow: Workflow
 ) -> None:
     org = workflow.organization_id
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     other = await store.organizations.ensure("other")
     assert not await store.workflows.delete(other, workflow.workflow_id)
     assert await store.workflows.get(org, workflow.workflow_id) is not None
@@ -208,7 +208,7 @@ async def test_delete_workflow_hides_it_and_keeps_its_runs(
     assert await store.workflows.find(org, "summarize") is None
     assert not await store.workflows.delete(org, workflow.workflow_id)
     # The run and the version it pins stay: a run in flight finishes.
-    assert (await store.get_run(run.id, org)) is not None
+    assert (await store.runs.get(run.id, org)) is not None
     assert await store.workflows.version(workflow.workflow_id, 1) is not None
     with pytest.raises(WorkflowNotFoundError):
         await store.workflows.save(org, DEFINITION, workflow_id=workflow.workflow_id)
@@ -290,7 +290,7 @@ async def test_page_versions_newest_first_across_pages(store: Store, workflow: W
 
 
 async def test_node_statuses_prefers_a_nodes_own_step(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert(
         [
             new_step(run, 0, "fetch", status=StepStatus.completed),

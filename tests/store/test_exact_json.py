@@ -48,15 +48,15 @@ def same(found: Any, expected: Any) -> bool:
 async def test_a_bare_number_round_trips_through_steps_and_runs(
     store: Store, workflow: Workflow, value: Any
 ) -> None:
-    run = await store.create_run(workflow.run(inputs={"n": value}))
+    run = await store.runs.create(workflow.run(inputs={"n": value}))
     await store.steps.insert([new_step(run, 0, inputs=value, outputs=value)])
-    claimed = await store.claim_run("w", 30, run_id=run.id)
+    claimed = await store.runs.claim("w", 30, run_id=run.id)
     assert claimed is not None
-    await store.finish_run(run.id, "w", status=RunStatus.completed, output=value)
+    await store.runs.finish(run.id, "w", status=RunStatus.completed, output=value)
 
     (step,) = await store.steps.list(run.id)
     assert same(step.outputs, value) and same(step.inputs, value)
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert same(stored.output, value) and same(stored.inputs["n"], value)
     # The API's fast path splices the stored text: parse it as a client would.
@@ -70,7 +70,7 @@ async def test_numbers_nested_at_any_depth_round_trip(store: Store, workflow: Wo
     value: Any = EXACT
     for _ in range(60):
         value = {"deeper": [value]}
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert([new_step(run, 0, outputs=value)])
     (step,) = await store.steps.list(run.id)
     found = step.outputs
@@ -106,7 +106,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         org = await store.organizations.ensure("acme")
         saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
@@ -147,7 +147,7 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
         org = await store.organizations.ensure("acme")
         saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await store.writer.submit(
             lambda conn: insert_legacy_steps(conn, [new_step(run, 0)], missing=DOCUMENT_COLUMNS)
         )

@@ -35,25 +35,25 @@ def _ids(page: Page[Any]) -> list[Any]:
 async def test_run_pages_go_newest_first_without_gaps_both_ways(
     store: Store, workflow: Workflow
 ) -> None:
-    created = [await store.create_run(workflow.run()) for _ in range(23)]
+    created = [await store.runs.create(workflow.run()) for _ in range(23)]
     newest_first = [r.id for r in reversed(created)]
     org, wf = workflow.organization_id, workflow.workflow_id
 
     seen: list[UUID] = []
     cursors: list[str | None] = []
-    page = await store.page_runs(org, workflow_id=wf, limit=5)
+    page = await store.runs.page(org, workflow_id=wf, limit=5)
     assert page.prev_cursor is None
     while True:
         seen += _ids(page)
         cursors.append(page.prev_cursor)
         if page.next_cursor is None:
             break
-        page = await store.page_runs(org, workflow_id=wf, limit=5, after=page.next_cursor)
+        page = await store.runs.page(org, workflow_id=wf, limit=5, after=page.next_cursor)
     assert seen == newest_first
 
     back: list[UUID] = _ids(page)
     while page.prev_cursor is not None:
-        page = await store.page_runs(org, workflow_id=wf, limit=5, before=page.prev_cursor)
+        page = await store.runs.page(org, workflow_id=wf, limit=5, before=page.prev_cursor)
         back = _ids(page) + back
     assert back == newest_first
 
@@ -61,43 +61,43 @@ async def test_run_pages_go_newest_first_without_gaps_both_ways(
 async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow) -> None:
     org, wf = workflow.organization_id, workflow.workflow_id
     workspace = uuid4()
-    old = await store.create_run(workflow.run())
+    old = await store.runs.create(workflow.run())
     await _set_run(store, old.id, created_at=utcnow() - timedelta(days=3))
-    in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
-    done = await store.create_run(workflow.run())
+    in_workspace = await store.runs.create(workflow.run(workspace_id=workspace))
+    done = await store.runs.create(workflow.run())
     await _set_run(store, done.id, status=RunStatus.completed.value)
     await store.steps.insert(
         [new_step(done, 0), new_step(done, 1, status=StepStatus.completed), new_step(done, 2)]
     )
 
-    everything = await store.page_runs(org, workflow_id=wf)
+    everything = await store.runs.page(org, workflow_id=wf)
     assert _ids(everything) == [done.id, in_workspace.id, old.id]
     assert everything.items[0].step_counts == {"pending": 2, "completed": 1}
     assert everything.items[1].step_counts == {}
 
-    completed = await store.page_runs(org, workflow_id=wf, status=RunStatus.completed)
+    completed = await store.runs.page(org, workflow_id=wf, status=RunStatus.completed)
     assert _ids(completed) == [done.id]
-    recent = await store.page_runs(org, workflow_id=wf, created_from=utcnow() - timedelta(days=1))
+    recent = await store.runs.page(org, workflow_id=wf, created_from=utcnow() - timedelta(days=1))
     assert _ids(recent) == [done.id, in_workspace.id]
-    older = await store.page_runs(org, workflow_id=wf, created_to=utcnow() - timedelta(days=1))
+    older = await store.runs.page(org, workflow_id=wf, created_to=utcnow() - timedelta(days=1))
     assert _ids(older) == [old.id]
-    scoped = await store.page_runs(org, workflow_id=wf, workspace_id=workspace)
+    scoped = await store.runs.page(org, workflow_id=wf, workspace_id=workspace)
     assert _ids(scoped) == [in_workspace.id]
 
     other_org = await store.organizations.ensure("other")
-    assert (await store.page_runs(other_org, workflow_id=wf)).items == []
+    assert (await store.runs.page(other_org, workflow_id=wf)).items == []
     other_wf = await store.workflows.save(org, {"name": "other"})
-    assert (await store.page_runs(org, workflow_id=other_wf.workflow.id)).items == []
+    assert (await store.runs.page(org, workflow_id=other_wf.workflow.id)).items == []
 
 
 async def test_a_cursor_of_another_listing_is_refused(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert([new_step(run, 0), new_step(run, 1)])
     org = workflow.organization_id
     step_page = await store.steps.page(run.id, organization_id=org, limit=1)
     assert step_page.next_cursor is not None
     with pytest.raises(InvalidCursor):
-        await store.page_runs(org, workflow_id=workflow.workflow_id, after=step_page.next_cursor)
+        await store.runs.page(org, workflow_id=workflow.workflow_id, after=step_page.next_cursor)
     with pytest.raises(InvalidCursor):
         await store.steps.page(run.id, organization_id=org, before="not-a-cursor")
 
@@ -107,7 +107,7 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     # 20 finished runs lasting 10, 20, ... 200 ms: 14 completed, 4 failed, 2 cancelled.
     statuses = [RunStatus.completed] * 14 + [RunStatus.failed] * 4 + [RunStatus.cancelled] * 2
     for i, status in enumerate(statuses):
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await _set_run(
             store,
             run.id,
@@ -116,8 +116,8 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
             total_tokens=100,
             total_cost=0.25,
         )
-    await store.create_run(workflow.run())  # queued: counted, not timed
-    outside = await store.create_run(workflow.run())
+    await store.runs.create(workflow.run())  # queued: counted, not timed
+    outside = await store.runs.create(workflow.run())
     await _set_run(
         store,
         outside.id,
@@ -128,7 +128,7 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     )
 
     now = utcnow()
-    summary = await store.run_summary(org, wf, since=now - timedelta(days=1), until=now)
+    summary = await store.runs.summary(org, wf, since=now - timedelta(days=1), until=now)
     assert summary.total == 21
     assert summary.counts == {
         "queued": 1,
@@ -144,25 +144,25 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     assert summary.total_tokens == 2000
     assert summary.total_cost == pytest.approx(5.0)
 
-    empty = await store.run_summary(org, wf, since=now, until=now + timedelta(hours=1))
+    empty = await store.runs.summary(org, wf, since=now, until=now + timedelta(hours=1))
     assert empty.total == 0 and empty.success_rate is None
     assert empty.p50_duration_ms is None and empty.p95_duration_ms is None
     assert empty.total_tokens == 0 and empty.total_cost == 0
     other_org = await store.organizations.ensure("other")
-    foreign = await store.run_summary(other_org, wf, since=now - timedelta(days=9), until=now)
+    foreign = await store.runs.summary(other_org, wf, since=now - timedelta(days=9), until=now)
     assert foreign.total == 0
 
 
 async def test_find_run_by_idempotency_key(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run(idempotency_key="order-42"))
-    found = await store.find_run_by_idempotency_key(workflow.organization_id, "order-42")
+    run = await store.runs.create(workflow.run(idempotency_key="order-42"))
+    found = await store.runs.find_by_idempotency_key(workflow.organization_id, "order-42")
     assert found is not None and found.id == run.id and found.step_counts == {}
-    assert await store.find_run_by_idempotency_key(workflow.organization_id, "order-43") is None
+    assert await store.runs.find_by_idempotency_key(workflow.organization_id, "order-43") is None
     other_org = await store.organizations.ensure("other")
-    assert await store.find_run_by_idempotency_key(other_org, "order-42") is None
+    assert await store.runs.find_by_idempotency_key(other_org, "order-42") is None
     # The driver's IntegrityError stops at the store: a Conflict of stepline's own.
     with pytest.raises(DuplicateError):
-        await store.create_run(workflow.run(idempotency_key="order-42"))
+        await store.runs.create(workflow.run(idempotency_key="order-42"))
 
 
 # --- cancel --------------------------------------------------------------------------------
@@ -175,9 +175,9 @@ async def _events(store: Store, run: RunRecord) -> list[str]:
 async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert([new_step(run, 0), new_step(run, 1, status=StepStatus.completed)])
-    cancelled = await store.request_cancel(workflow.organization_id, run.id)
+    cancelled = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.cancel_requested_at is not None
     assert cancelled.completed_at is not None
@@ -189,9 +189,9 @@ async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
     assert steps["node1"].status is StepStatus.completed
     assert await _events(store, run) == ["run.queued", "step.cancelled", "run.cancelled"]
     # A cancelled run is never claimed.
-    assert await store.claim_run("worker-a", 30) is None
+    assert await store.runs.claim("worker-a", 30) is None
 
-    again = await store.request_cancel(workflow.organization_id, run.id)
+    again = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert again == cancelled
     assert await _events(store, run) == ["run.queued", "step.cancelled", "run.cancelled"]
 
@@ -199,30 +199,30 @@ async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
 async def test_cancelling_a_held_run_only_records_the_request(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    assert await store.cancel_requested_at(run.id) is None
-    requested = await store.request_cancel(workflow.organization_id, run.id)
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    assert await store.runs.cancel_requested_at(run.id) is None
+    requested = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert requested.status is RunStatus.running
     assert requested.lease_owner == "worker-a"
-    assert await store.cancel_requested_at(run.id) == requested.cancel_requested_at
-    again = await store.request_cancel(workflow.organization_id, run.id)
+    assert await store.runs.cancel_requested_at(run.id) == requested.cancel_requested_at
+    again = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert again.cancel_requested_at == requested.cancel_requested_at  # the first request stands
     assert await _events(store, run) == ["run.queued", "run.running"]
     # The worker then stops it as usual.
-    finished = await store.finish_run(run.id, "worker-a", status=RunStatus.cancelled)
+    finished = await store.runs.finish(run.id, "worker-a", status=RunStatus.cancelled)
     assert finished.status is RunStatus.cancelled
 
 
 async def test_cancelling_an_orphaned_run_cancels_it_at_once(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
     step = new_step(run, 0, status=StepStatus.running, started_at=utcnow())
     await store.steps.insert([step])
     await _set_run(store, run.id, lease_expires_at=utcnow() - timedelta(seconds=1))
-    cancelled = await store.request_cancel(workflow.organization_id, run.id)
+    cancelled = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.lease_owner is None
     assert cancelled.duration_ms is not None
@@ -232,10 +232,10 @@ async def test_cancelling_an_orphaned_run_cancels_it_at_once(
 
 
 async def test_cancelling_a_finished_run_changes_nothing(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    done = await store.finish_run(run.id, "worker-a", status=RunStatus.completed, output=1)
-    after = await store.request_cancel(workflow.organization_id, run.id)
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    done = await store.runs.finish(run.id, "worker-a", status=RunStatus.completed, output=1)
+    after = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert after == done.model_copy(update={"step_counts": {}})
     assert after.cancel_requested_at is None
 
@@ -243,13 +243,13 @@ async def test_cancelling_a_finished_run_changes_nothing(store: Store, workflow:
 async def test_cancelling_a_run_of_another_organization_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     other_org = await store.organizations.ensure("other")
     with pytest.raises(RunNotFoundError):
-        await store.request_cancel(other_org, run.id)
+        await store.runs.request_cancel(other_org, run.id)
     with pytest.raises(RunNotFoundError):
-        await store.request_cancel(workflow.organization_id, uuid4())
-    stored = await store.get_run(run.id)
+        await store.runs.request_cancel(workflow.organization_id, uuid4())
+    stored = await store.runs.get(run.id)
     assert stored is not None and stored.status is RunStatus.queued
 
 
@@ -257,7 +257,7 @@ async def test_cancelling_a_run_of_another_organization_is_not_found(
 
 
 async def _run_with_steps(store: Store, workflow: Workflow, n: int) -> RunRecord:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert(
         [
             new_step(

@@ -240,7 +240,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0005"))
         org = await store.organizations.ensure()
         saved = await store.workflows.save(org, NESTED_LOOPS)
-        run = await store.create_run(
+        run = await store.runs.create(
             RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
         )
         frames = {step_id: loops for step_id, _, loops in EXPECTED_STEPS}

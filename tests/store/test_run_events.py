@@ -13,8 +13,8 @@ from stepline.store import LeaseLostError, StepNotFoundError, Store
 
 
 async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    claimed = await store.claim_run("worker-a", 30)
+    run = await store.runs.create(workflow.run())
+    claimed = await store.runs.claim("worker-a", 30)
     assert claimed is not None
     step = new_step(run, 0, "fetch", loop_id="loop", iteration=2)
     await store.steps.insert([step])
@@ -24,7 +24,7 @@ async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow:
     step.status = StepStatus.completed
     step.completed_at = step.updated_at = step.started_at + timedelta(milliseconds=5)
     await store.steps.update(step)
-    await store.finish_run(run.id, "worker-a", status=RunStatus.completed, output={"ok": 1})
+    await store.runs.finish(run.id, "worker-a", status=RunStatus.completed, output={"ok": 1})
 
     events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.type for e in events] == [
@@ -63,7 +63,7 @@ async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow:
 async def test_events_resume_after_an_id_and_respect_the_limit(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(5)]
     await store.steps.insert(steps)
     for step in steps:
@@ -85,8 +85,8 @@ async def test_events_resume_after_an_id_and_respect_the_limit(
 async def test_events_of_another_organization_or_run_are_not_listed(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    other_run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
+    other_run = await store.runs.create(workflow.run())
     other_org = await store.organizations.ensure("other")
     assert await store.events.list(run.id, organization_id=other_org) == []
     mine = await store.events.list(run.id, organization_id=workflow.organization_id)
@@ -96,13 +96,13 @@ async def test_events_of_another_organization_or_run_are_not_listed(
 
 
 async def test_a_refused_transition_writes_no_event(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
     with pytest.raises(LeaseLostError):
-        await store.finish_run(run.id, "worker-b", status=RunStatus.completed)
+        await store.runs.finish(run.id, "worker-b", status=RunStatus.completed)
     with pytest.raises(StepNotFoundError):
         await store.steps.update(new_step(run, 0, status=StepStatus.running))
-    assert await store.claim_run("worker-b", 30) is None  # nothing claimable: no event
+    assert await store.runs.claim("worker-b", 30) is None  # nothing claimable: no event
     events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.type for e in events] == ["run.queued", "run.running"]
 
@@ -110,10 +110,10 @@ async def test_a_refused_transition_writes_no_event(store: Store, workflow: Work
 async def test_released_and_reclaimed_runs_record_each_claim(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    await store.finish_run(run.id, "worker-a", status=RunStatus.queued)
-    assert await store.claim_run("worker-b", 30) is not None
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    await store.runs.finish(run.id, "worker-a", status=RunStatus.queued)
+    assert await store.runs.claim("worker-b", 30) is not None
     events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [(e.type, e.data.get("attempt")) for e in events] == [
         ("run.queued", None),
@@ -124,7 +124,7 @@ async def test_released_and_reclaimed_runs_record_each_claim(
 
 
 async def test_concurrent_step_updates_each_get_one_event(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(50)]
     await store.steps.insert(steps)
 

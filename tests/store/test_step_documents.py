@@ -136,7 +136,7 @@ async def _both_pages(
 
 @pytest.fixture
 async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     n = len(PAYLOADS)
     bare = [new_step(run, n + i) for i in range(3)]  # every nullable column null
     partial = [  # one column set in a run of columns that are mostly all null
@@ -251,7 +251,7 @@ async def test_a_run_not_seen_is_none(
 ) -> None:
     org = rich_run.organization_id
     workspace = uuid4()
-    in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
+    in_workspace = await store.runs.create(workflow.run(workspace_id=workspace))
 
     async def page(run: RunRecord, **options: Any) -> Page[str] | None:
         options.setdefault("organization_id", org)
@@ -266,7 +266,7 @@ async def test_a_run_not_seen_is_none(
     seen = await page(in_workspace, workspace_id=workspace)
     assert seen is not None and seen.items == []
 
-    head = await store.run_head(org, in_workspace.id)
+    head = await store.runs.head(org, in_workspace.id)
     assert head is not None
     assert (head.workflow_id, head.workspace_id, head.status) == (
         workflow.workflow_id,
@@ -274,7 +274,7 @@ async def test_a_run_not_seen_is_none(
         in_workspace.status,
     )
     assert head.workflow_version == in_workspace.workflow_version
-    assert await store.run_head(uuid4(), in_workspace.id) is None
+    assert await store.runs.head(uuid4(), in_workspace.id) is None
 
 
 async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: RunRecord) -> None:
@@ -282,7 +282,7 @@ async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: Run
     with pytest.raises(InvalidCursor):
         await store.steps.page_documents(rich_run.id, organization_id=org, after="bm9wZQ")
     runs_cursor = (
-        await store.page_runs(org, workflow_id=rich_run.workflow_id, limit=1)
+        await store.runs.page(org, workflow_id=rich_run.workflow_id, limit=1)
     ).next_cursor
     if runs_cursor is not None:
         with pytest.raises(InvalidCursor):

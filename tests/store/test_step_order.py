@@ -140,7 +140,7 @@ async def test_pages_stay_stable_while_steps_are_added(
 ) -> None:
     """A run still going gains steps between two page reads: the keyset never skips nor
     repeats a step that was there, and lists the new ones that sort after its cursor."""
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     keys: dict[str, str] = {}
 
     def step(step_id: str, *path: int) -> StepRecord:
@@ -189,7 +189,7 @@ async def test_a_replay_on_another_version_places_its_copies_in_that_version(
     v2 = {**NESTED_LOOPS, "nodes": [_reshape_node("zero"), *NESTED_LOOPS["nodes"]]}
     saved = await store.workflows.save(original.run.organization_id, v2)
     assert saved.version.version == 2
-    replay = await store.create_replay(
+    replay = await store.runs.replay(
         original.run, reuse={"start", "outer"}, inputs={}, workflow_version=2, from_node="last"
     )
     done = await execute(store, replay)
@@ -216,7 +216,7 @@ def _reshape_node(node_id: str) -> dict[str, Any]:
 async def test_a_page_of_steps_is_a_range_scan_of_the_order_index(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert([new_step(run, i) for i in range(50)])
     query = (
         sa.select(steps.c.step_id)

@@ -110,7 +110,7 @@ def test_full_step_sets_every_field_away_from_its_default() -> None:
 
 
 async def test_every_step_field_round_trips(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = full_step(run)
     await store.steps.insert([step])
     assert await store.steps.get(step.id) == step
@@ -118,7 +118,7 @@ async def test_every_step_field_round_trips(store: Store, workflow: Workflow) ->
 
 
 async def test_update_writes_every_mutable_field(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     pending = new_step(run, 7, step_id="loop1_iter_2_extract", node_type="llm")
     await store.steps.insert([pending])
     full = full_step(run)
@@ -135,7 +135,7 @@ async def test_update_writes_every_mutable_field(store: Store, workflow: Workflo
 
 
 async def test_update_can_clear_fields_back_to_null(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = full_step(run)
     await store.steps.insert([step])
     cleared = step.model_copy(
@@ -150,14 +150,14 @@ async def test_update_can_clear_fields_back_to_null(store: Store, workflow: Work
 async def test_update_of_a_step_never_inserted_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     with pytest.raises(StepNotFoundError, match="never inserted"):
         await store.steps.update(new_step(run, 1))
 
 
 async def test_steps_list_in_seq_then_step_id_order(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    other_run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
+    other_run = await store.runs.create(workflow.run())
     steps = [
         new_step(run, 2, "b"),
         new_step(run, 1, "z"),
@@ -171,7 +171,7 @@ async def test_steps_list_in_seq_then_step_id_order(store: Store, workflow: Work
 
 
 async def test_step_id_is_unique_within_a_run(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     await store.steps.insert([new_step(run, 1, "fetch")])
     # The driver's IntegrityError stops at the store's boundary: a DuplicateError.
     with pytest.raises(DuplicateError, match="unique"):
@@ -184,18 +184,18 @@ async def test_get_unknown_step_is_none(store: Store) -> None:
 
 
 async def test_step_counts_per_status(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     assert await store.steps.counts(run.id) == {}
     statuses = [StepStatus.completed] * 3 + [StepStatus.error, StepStatus.running]
     await store.steps.insert([new_step(run, i, status=s) for i, s in enumerate(statuses)])
     assert await store.steps.counts(run.id) == {"completed": 3, "error": 1, "running": 1}
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert stored.step_counts == {"completed": 3, "error": 1, "running": 1}
 
 
 async def test_timestamps_come_back_timezone_aware_utc(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     # Written in UTC+02:00: stored as the same instant, read back in UTC.
     local = timezone(timedelta(hours=2))
     started = datetime(2026, 3, 1, 14, 0, 0, 500, tzinfo=local)
@@ -208,7 +208,7 @@ async def test_timestamps_come_back_timezone_aware_utc(store: Store, workflow: W
 
 
 async def test_naive_timestamp_is_refused(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = new_step(run, 1, started_at=datetime(2026, 3, 1, 12, 0))
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         await store.steps.insert([step])

@@ -97,10 +97,10 @@ async def test_workflows_are_scoped_to_their_organization(store: Store) -> None:
 
 
 async def test_run_pins_the_version_it_was_created_with(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     changed = {**DEFINITION, "description": "v2"}
     await store.workflows.save(workflow.organization_id, changed)
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert stored.workflow_version == 1
     pinned = await store.workflows.version(workflow.workflow_id, stored.workflow_version)

@@ -15,7 +15,7 @@ from stepline.store.tables import organizations
 
 
 async def test_concurrent_updates_share_transactions(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(200)]
     await store.steps.insert(steps)
     before = store.writer.transactions
@@ -35,7 +35,7 @@ async def test_concurrent_updates_share_transactions(store: Store, workflow: Wor
 async def test_a_failing_write_does_not_fail_its_batch_neighbours(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(10)]
     await store.steps.insert(steps)
     never_inserted = new_step(run, 99)
@@ -101,7 +101,7 @@ async def test_a_failing_write_alone_leaves_nothing_behind(store: Store) -> None
 async def test_a_cancelled_caller_does_not_stop_the_writes_after_it(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(3)]
     await store.steps.insert(steps)
     gone = asyncio.ensure_future(
@@ -139,7 +139,7 @@ async def test_writes_queued_without_waiting_commit_in_order_and_together(store:
 
 async def test_close_commits_writes_already_submitted(store_url: str, workflow: Workflow) -> None:
     store = await Store.connect(store_url)
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(20)]
     pending = [asyncio.ensure_future(store.steps.insert([s])) for s in steps]
     await asyncio.sleep(0)  # let every insert reach the writer's queue

@@ -104,7 +104,7 @@ async def run_here(
         with shown:
             finished = await rt.worker.claim_and_execute(submission.run.id)
         assert finished is not None, "a run this process just queued could not be claimed"
-        full = await rt.store.get_run(finished.id) or finished
+        full = await rt.store.runs.get(finished.id) or finished
         return Finished(full, await rt.store.steps.list(finished.id))
 
 
@@ -115,12 +115,12 @@ async def resolve_run(store: Store, value: str) -> UUID:
     """The run a whole id or a unique id prefix names (else exit 2, listing candidates)."""
     whole = ids.as_uuid(value)
     if whole is not None:
-        if await store.get_run(whole) is None:
+        if await store.runs.get(whole) is None:
             fail(f"no run with id {value}")
         return whole
     prefix = ids.id_prefix(value, "run id")
     low, high = ids.uuid_bounds(prefix)
-    found = await store.run_ids_between(low, high, limit=ids.SHOWN_CANDIDATES + 1)
+    found = await store.runs.ids_between(low, high, limit=ids.SHOWN_CANDIDATES + 1)
     return ids.choose(value, found, "run")
 
 
@@ -128,7 +128,7 @@ async def run_with_steps(value: str) -> Finished:
     """The run `value` names, with its steps."""
     async with open_store() as store:
         run_id = await resolve_run(store, value)
-        found = await store.get_run(run_id)
+        found = await store.runs.get(run_id)
         if found is None:
             fail(f"no run with id {value}")
         return Finished(found, await store.steps.list(run_id))
@@ -137,7 +137,7 @@ async def run_with_steps(value: str) -> Finished:
 async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
     """The newest runs, and the names of their workflows."""
     async with open_store() as store:
-        runs = await store.list_runs(limit=limit)
+        runs = await store.runs.list(limit=limit)
         names: dict[UUID, str] = {}
         for run in runs:
             if run.workflow_id not in names:

@@ -69,7 +69,7 @@ from stepline.store import Store
 from stepline.store.errors import LeaseLostError, is_outage
 
 RUN_CANCELLED = "run cancelled"
-"""The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
+"""The status_reason of the steps a cancel stopped (as `store.runs.request_cancel` writes it)."""
 RUN_FAILED = "the run failed before this step finished"
 CONTAINER_STOPPED = "its loop stopped before this step finished"
 SPEC_CACHE_SIZE = 256
@@ -154,7 +154,7 @@ class Engine:
                 raise
             return await self._fail_execution(execution, exc)
         if status is RunStatus.waiting_for_human:
-            paused = await self.store.pause_run(run.id, worker_id)
+            paused = await self.store.runs.pause(run.id, worker_id)
             self.observer.run_changed(paused)
             return paused
         return await self._finish(
@@ -230,7 +230,7 @@ class Engine:
     ) -> RunRecord:
         tokens = [s.tokens.total for s in steps if s.tokens is not None]
         costs = [s.cost.total for s in steps if s.cost is not None]
-        finished = await self.store.finish_run(
+        finished = await self.store.runs.finish(
             run.id,
             worker_id,
             status=status,

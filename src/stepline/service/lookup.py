@@ -23,7 +23,7 @@ async def run_of(
     ctx: ServiceContext, caller: Caller, run_id: UUID, workflow_id: UUID | None = None
 ) -> RunRecord:
     """The caller's run (of `workflow_id`, when given), with its step counts."""
-    run = await ctx.store.get_run(run_id, caller.organization_id)
+    run = await ctx.store.runs.get(run_id, caller.organization_id)
     if (
         run is None
         or (workflow_id is not None and run.workflow_id != workflow_id)
@@ -35,7 +35,7 @@ async def run_of(
 
 async def run_head(ctx: ServiceContext, caller: Caller, workflow_id: UUID, run_id: UUID) -> RunHead:
     """The caller's run of this workflow, without step counts (cheaper)."""
-    head = await ctx.store.run_head(caller.organization_id, run_id)
+    head = await ctx.store.runs.head(caller.organization_id, run_id)
     if head is None or not head.visible(workflow_id, caller.workspace_id):
         raise NotFound(f"run {run_id} not found")
     return head

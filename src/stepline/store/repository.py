@@ -9,6 +9,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from stepline.store.database import Database
+from stepline.store.database_sqlite import SQLiteDatabase
 from stepline.store.errors import translate
 from stepline.store.writer import Operation, Writer
 
@@ -39,3 +40,8 @@ class Repository:
             return await self.writer.submit(operation)
         except sa.exc.IntegrityError as exc:
             raise translate(exc) from exc
+
+    def _sqlite(self) -> SQLiteDatabase | None:
+        """The database, when reads can go straight to its driver (SQLite)."""
+        database = self.database
+        return database if isinstance(database, SQLiteDatabase) else None

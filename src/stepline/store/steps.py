@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from stepline.records import StepRecord, StepStatus
 from stepline.store import mapping
 from stepline.store import steps_sql as sql
-from stepline.store.database_sqlite import SQLiteDatabase
 from stepline.store.errors import StepNotFoundError
 from stepline.store.events import step_event_params
 from stepline.store.events_sql import INSERT as INSERT_EVENT
@@ -355,11 +354,6 @@ class StepRepository(Repository):
         finally:
             if not pending.done():
                 pending.cancel()
-
-    def _sqlite(self) -> SQLiteDatabase | None:
-        """The database, when reads can go straight to its driver (SQLite)."""
-        database = self.database
-        return database if isinstance(database, SQLiteDatabase) else None
 
     async def list(self, run_id: UUID) -> list[StepRecord]:
         """The run's steps in execution order (order_key, step_id)."""

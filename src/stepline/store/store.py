@@ -1,302 +1,70 @@
-"""The store's verbs: what the engine, the worker and the API ask of the database.
+"""The store: one database, its writer, and the repositories over them.
 
-Every write is an operation submitted to the store's single `Writer` (group commit);
-reads use a pooled connection of their own. Records go in and come out as the models of
+`Store` opens the database, upgrades its schema and closes it; everything asked of the
+database goes through one of its repositories (`store.runs.claim(...)`,
+`store.workflows.save(...)`), each a module (or, for runs, a package) with its SQL beside
+it. Every write is an operation submitted to the single `Writer` (group commit); reads
+use a pooled connection of their own. Records go in and come out as the models of
 `stepline.records`; no row object leaves this package.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-from uuid import UUID
+from pathlib import Path
+from typing import Self
 
-import sqlalchemy as sa
-
-from stepline.documents.text import describe_error
-from stepline.records import (
-    FINISHED_RUN_STATUSES,
-    ErrorDetails,
-    ErrorStage,
-    RunRecord,
-    RunStatus,
-    utcnow,
-)
-from stepline.store import mapping, queries, workflows_sql
-from stepline.store.cancel import CancelVerbs
+from stepline.store import database
+from stepline.store.bell import RunBell
 from stepline.store.collections import CollectionRepository
-from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
 from stepline.store.database import Database
-from stepline.store.errors import (
-    DuplicateError,
-    LeaseLostError,
-    RunNotFoundError,
-    WorkflowNotFoundError,
-    is_outage,
-)
-from stepline.store.events import EventRepository, insert_run_event
+from stepline.store.events import EventRepository
 from stepline.store.files import FileRepository
 from stepline.store.keys import KeyRepository
-from stepline.store.listings import ListingVerbs
 from stepline.store.organizations import OrganizationRepository
+from stepline.store.runs import RunRepository
 from stepline.store.secrets import SecretRepository
-from stepline.store.steps import StepRepository, step_counts, step_counts_of
+from stepline.store.steps import StepRepository
 from stepline.store.workflows import WorkflowRepository
+from stepline.store.writer import Writer
 
 
-class Store(
-    ListingVerbs,
-    CancelVerbs,
-    ControlVerbs,
-):
-    """One database: workflows and their versions, runs and their leases, steps, secrets,
-    files, knowledge collections."""
+class Store:
+    """One database: its repositories, and the bell that rings when a run changes."""
 
     def __init__(self, db: Database) -> None:
-        super().__init__(db)
+        self.database = db
+        """Where queries run; `database.read(fn)` runs any function of a Connection."""
+        self.dialect: str = db.dialect
+        self.writer: Writer = db.writer
+        """Every write goes through it; its counters tell how well writes are batched."""
+        self.run_bell = RunBell()
+        """Rings when a run event commits in this process (`stepline.store.bell`)."""
+        self.writer.on_commit = self.run_bell.ring
+
         self.organizations = OrganizationRepository(db)
         self.keys = KeyRepository(db)
+        self.workflows = WorkflowRepository(db)
+        self.runs = RunRepository(db)
+        self.steps = StepRepository(db)
+        self.events = EventRepository(db)
         self.secrets = SecretRepository(db)
         self.files = FileRepository(db)
         self.collections = CollectionRepository(db)
-        self.events = EventRepository(db)
-        self.workflows = WorkflowRepository(db)
-        self.steps = StepRepository(db)
 
-    # --- runs --------------------------------------------------------------------------------
+    @classmethod
+    async def connect(cls, url: str, *, home: Path | None = None) -> Self:
+        """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
 
-    async def create_run(self, run: RunRecord) -> RunRecord:
-        """Insert the run, numbered 1 + the highest run number of its workflow (+ run.queued)."""
-
-        def op(conn: sa.Connection) -> RunRecord:
-            params = {"workflow_id": run.workflow_id}
-            if conn.execute(workflows_sql.LOCK, params).first() is None:
-                raise WorkflowNotFoundError(
-                    f"run {run.id}: workflow {run.workflow_id} does not exist"
-                )
-            number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
-            created = run.model_copy(update={"run_number": number, "step_counts": None})
-            conn.execute(queries.INSERT_RUN, mapping.run_to_row(created))
-            insert_run_event(
-                conn, created.id, created.organization_id, created.status, run_number=number
-            )
-            return created
-
-        try:
-            return await self.writer.submit(op)
-        except sa.exc.IntegrityError as exc:
-            # A unique key a concurrent request took first: (organization, idempotency key).
-            what = f"idempotency key {run.idempotency_key!r}" if run.idempotency_key else "its id"
-            raise DuplicateError(f"run {run.id}: another run has {what}") from exc
-
-    async def claim_run(
-        self, worker_id: str, lease_s: float, *, run_id: UUID | None = None
-    ) -> RunRecord | None:
-        """Take the oldest claimable run (or only `run_id`) for `worker_id`, or None.
-
-        Claimable: queued, or running under a lease that expired (its worker died).
+        A SQLite file is created 0600 (its missing folders 0700), or tightened to 0600 if
+        older; `home`, the STEPLINE_HOME holding it, is made 0700. Call `upgrade()` before
+        first use.
         """
-        now = utcnow()
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
-        statement = queries.CLAIM_NEXT_RUN
-        if run_id is not None:
-            params["run_id"] = run_id
-            statement = queries.CLAIM_RUN
+        return cls(database.open_database(url, home))
 
-        def op(conn: sa.Connection) -> RunRecord | None:
-            while True:
-                found = conn.execute(statement, params).first()
-                if found is None:
-                    return None
-                run_id, organization_id, parent_run_id = found
-                try:
-                    row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
-                    claimed = mapping.row_to_run(row)
-                except Exception as exc:
-                    if is_outage(exc):
-                        raise
-                    # Executing it cannot even start: fail it, and claim the next one.
-                    _fail_unloadable_run(conn, run_id, organization_id, parent_run_id, exc)
-                    continue
-                insert_run_event(
-                    conn,
-                    claimed.id,
-                    claimed.organization_id,
-                    claimed.status,
-                    attempt=claimed.attempt,
-                )
-                return claimed
+    async def close(self) -> None:
+        """Commit the writes already submitted, then release every connection."""
+        await self.database.close()
 
-        return await self.writer.submit(op)
-
-    async def renew_lease(self, run_id: UUID, worker_id: str, lease_s: float) -> bool:
-        """Extend `worker_id`'s lease on the run; False if the lease is no longer its own."""
-        now = utcnow()
-        params = {
-            "run_id": run_id,
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
-
-        def op(conn: sa.Connection) -> bool:
-            return queries.RENEW_LEASE.execute(conn, params) == 1
-
-        return await self.writer.submit(op)
-
-    async def finish_run(
-        self,
-        run_id: UUID,
-        worker_id: str | None,
-        *,
-        status: RunStatus,
-        output: Any = None,
-        error: str | None = None,
-        error_details: ErrorDetails | None = None,
-        total_tokens: int | None = None,
-        total_cost: float | None = None,
-    ) -> RunRecord:
-        """Record the run's outcome and release its lease.
-
-        A finished status (completed, failed, cancelled) also sets `completed_at` and
-        `duration_ms`; any other (waiting_for_human, queued) only releases the lease, so
-        that a later claim picks the run up again. With `worker_id`, raises LeaseLostError
-        if another worker holds the run now; None skips that check (e.g. the API cancels
-        a queued run).
-        """
-        status = RunStatus(status)
-
-        def op(conn: sa.Connection) -> RunRecord:
-            lease = conn.execute(queries.RUN_LEASE_FOR_UPDATE, {"run_id": run_id}).first()
-            if lease is None:
-                raise RunNotFoundError(f"run {run_id} not found")
-            lease_owner, started_at = lease
-            if worker_id is not None and lease_owner != worker_id:
-                raise LeaseLostError(
-                    f"run {run_id}: worker {worker_id!r} no longer holds the lease "
-                    f"(held by {lease_owner!r})"
-                )
-            now = utcnow()
-            completed_at = duration_ms = None
-            if status in FINISHED_RUN_STATUSES:
-                completed_at = now
-                if started_at is not None:
-                    duration_ms = int((now - started_at).total_seconds() * 1000)
-            params = {
-                "run_id": run_id,
-                "now": now,
-                "new_status": status.value,
-                "new_output": output,
-                "new_error": error,
-                "new_error_details": None
-                if error_details is None
-                else error_details.model_dump(mode="json"),
-                "new_total_tokens": total_tokens,
-                "new_total_cost": total_cost,
-                "new_completed_at": completed_at,
-                "new_duration_ms": duration_ms,
-            }
-            row = conn.execute(queries.FINISH_RUN, params).mappings().one()
-            finished = mapping.row_to_run(row)
-            insert_run_event(
-                conn,
-                run_id,
-                finished.organization_id,
-                status,
-                error=error,
-                duration_ms=duration_ms,
-            )
-            wake_parent(conn, finished)
-            return finished
-
-        return await self.writer.submit(op)
-
-    async def get_run(self, run_id: UUID, organization_id: UUID | None = None) -> RunRecord | None:
-        """The run with its `step_counts`; None if missing (or in another organization)."""
-        params: dict[str, Any] = {"run_id": run_id}
-        statement = queries.GET_RUN
-        if organization_id is not None:
-            params["organization_id"] = organization_id
-            statement = queries.GET_RUN_IN_ORGANIZATION
-
-        def read(conn: sa.Connection) -> RunRecord | None:
-            row = conn.execute(statement, params).mappings().first()
-            if row is None:
-                return None
-            return mapping.row_to_run(row, step_counts(conn, run_id))
-
-        return await self._read(read)
-
-    async def list_runs(
-        self,
-        organization_id: UUID | None = None,
-        *,
-        workflow_id: UUID | None = None,
-        status: RunStatus | None = None,
-        limit: int = 50,
-    ) -> list[RunRecord]:
-        """Runs newest first (created_at, then id, descending), with their step counts."""
-        if limit < 1:
-            raise ValueError(f"list_runs: limit must be at least 1, got {limit}")
-        statement = queries.list_runs(
-            organization_id=organization_id is not None,
-            workflow_id=workflow_id is not None,
-            status=status is not None,
-        )
-        params: dict[str, Any] = {"limit": limit}
-        if organization_id is not None:
-            params["organization_id"] = organization_id
-        if workflow_id is not None:
-            params["workflow_id"] = workflow_id
-        if status is not None:
-            params["status"] = RunStatus(status).value
-
-        def read(conn: sa.Connection) -> list[RunRecord]:
-            rows = conn.execute(statement, params).mappings().all()
-            counts = step_counts_of(conn, [row["id"] for row in rows])
-            return [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
-
-        return await self._read(read)
-
-    async def run_ids_between(self, low: UUID, high: UUID, *, limit: int = 50) -> list[UUID]:
-        """The ids of the runs from `low` to `high` (in id order, at most `limit`): with the
-        smallest and largest UUID of a prefix, the runs whose id starts with it."""
-        params = {"low": low, "high": high, "limit": limit}
-
-        def read(conn: sa.Connection) -> list[UUID]:
-            return list(conn.execute(queries.RUN_IDS_BETWEEN, params).scalars())
-
-        return await self._read(read)
-
-
-def _fail_unloadable_run(
-    conn: sa.Connection,
-    run_id: UUID,
-    organization_id: UUID,
-    parent_run_id: UUID | None,
-    exc: Exception,
-) -> None:
-    """Fail a claimed run whose record cannot be loaded (its inputs, most likely: nothing
-    else of a run not yet finished comes from outside), and wake its parent, if any."""
-    reason = f"the run's record could not be loaded: {describe_error(exc)}"
-    details = ErrorDetails(
-        type=type(exc).__name__,
-        message=reason,
-        context={"error_stage": ErrorStage.input_collection.value},
-    )
-    conn.execute(
-        queries.FAIL_UNLOADABLE_RUN,
-        {
-            "run_id": run_id,
-            "now": utcnow(),
-            "new_error": reason,
-            "new_error_details": details.model_dump(mode="json"),
-        },
-    )
-    insert_run_event(conn, run_id, organization_id, RunStatus.failed, error=reason)
-    if parent_run_id is not None:
-        wake_parent_of(conn, run_id, parent_run_id, RunStatus.failed)
+    async def upgrade(self) -> None:
+        """Create or migrate the schema to the newest revision (safe to call every start)."""
+        await database.upgrade(self.database)

@@ -77,7 +77,7 @@ class WorkerPool:
             if stop.is_set():
                 return
             try:
-                swept = await store.cancel_children_of_cancelled_runs()
+                swept = await store.runs.cancel_children_of_cancelled()
             except asyncio.CancelledError:
                 raise
             except Exception:

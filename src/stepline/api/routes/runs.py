@@ -49,9 +49,9 @@ from stepline.records import (
 )
 from stepline.service import Caller
 from stepline.service.events import follow_events
-from stepline.store.listings import RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 from stepline.store.run_head import RunHead
+from stepline.store.runs import RunSummary
 from stepline.store.types import MAX_BIGINT
 
 router = APIRouter(
@@ -181,7 +181,7 @@ async def list_runs(
 ) -> Response:
     _one_cursor(after, before)
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    page = await state.store.page_runs(
+    page = await state.store.runs.page(
         principal.organization_id,
         workflow_id=workflow_id,
         workspace_id=principal.workspace_id,
@@ -218,7 +218,7 @@ async def run_summary(
     if since >= until:
         invalid("query.since", "the window must start before it ends (since < until)")
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    summary = await state.store.run_summary(
+    summary = await state.store.runs.summary(
         principal.organization_id,
         workflow_id,
         since=since,

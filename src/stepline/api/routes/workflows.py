@@ -389,7 +389,7 @@ async def get_diagram(
     nodes, edges = _graph_of(definition)
     if format == "mermaid":
         return Response(_mermaid(nodes, edges), media_type="text/plain; charset=utf-8")
-    runs = await state.store.list_runs(principal.organization_id, workflow_id=workflow_id, limit=1)
+    runs = await state.store.runs.list(principal.organization_id, workflow_id=workflow_id, limit=1)
     run_id = runs[0].id if runs else None
     statuses = (
         await state.store.steps.node_statuses(principal.organization_id, run_id)

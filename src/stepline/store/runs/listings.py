@@ -23,14 +23,13 @@ from stepline.records import (
     RunStatus,
 )
 from stepline.store import mapping
-from stepline.store.base import StoreBase
-from stepline.store.database_sqlite import SQLiteDatabase
 from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.repository import Repository
 from stepline.store.run_head import RunHead, read_driver_head, read_head
 from stepline.store.steps import step_counts_of
 from stepline.store.tables import runs
 
-__all__ = ["ListingVerbs", "RunHead", "RunSummary"]
+__all__ = ["RunHead", "RunListings", "RunSummary"]
 
 _RUNS_ORDER = Ordering("runs", (runs.c.created_at, runs.c.id), ("datetime", "uuid"), True)
 
@@ -71,12 +70,12 @@ def _read_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRe
     return mapping.row_to_run(row, step_counts_of(conn, [run_id])[run_id])
 
 
-class ListingVerbs(StoreBase):
-    """Runs and steps as the API lists them; cancel requests."""
+class RunListings(Repository):
+    """Runs as the API lists them: pages, windows, summaries, heads."""
 
     # --- runs ------------------------------------------------------------------------------
 
-    async def page_runs(
+    async def page(
         self,
         organization_id: UUID,
         *,
@@ -119,7 +118,7 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def window_runs(
+    async def window(
         self,
         organization_id: UUID,
         *,
@@ -153,7 +152,7 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def run_summary(
+    async def summary(
         self,
         organization_id: UUID,
         workflow_id: UUID,
@@ -226,9 +225,7 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def find_run_by_idempotency_key(
-        self, organization_id: UUID, key: str
-    ) -> RunRecord | None:
+    async def find_by_idempotency_key(self, organization_id: UUID, key: str) -> RunRecord | None:
         """The organization's run created with this Idempotency-Key, if any."""
         query = sa.select(runs.c.id).where(
             runs.c.organization_id == organization_id, runs.c.idempotency_key == key
@@ -240,7 +237,7 @@ class ListingVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def run_head(self, organization_id: UUID, run_id: UUID) -> RunHead | None:
+    async def head(self, organization_id: UUID, run_id: UUID) -> RunHead | None:
         """The organization's run, without step counts; None if there is no such run."""
         driver = self._sqlite()
         if driver is not None:
@@ -248,8 +245,3 @@ class ListingVerbs(StoreBase):
                 lambda conn: read_driver_head(conn, organization_id, run_id)
             )
         return await self._read(lambda conn: read_head(conn, organization_id, run_id))
-
-    def _sqlite(self) -> SQLiteDatabase | None:
-        """The database, when reads can go straight to its driver (SQLite)."""
-        database = self.database
-        return database if isinstance(database, SQLiteDatabase) else None

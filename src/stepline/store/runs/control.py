@@ -25,8 +25,7 @@ from stepline.records import (
     utcnow,
 )
 from stepline.step_order import DefinitionOrder
-from stepline.store import mapping, queries, steps_sql
-from stepline.store.base import StoreBase
+from stepline.store import mapping, steps_sql
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
@@ -35,6 +34,8 @@ from stepline.store.errors import (
 )
 from stepline.store.events import insert_run_event
 from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.repository import Repository
+from stepline.store.runs import sql
 from stepline.store.steps import step_write
 from stepline.store.tables import runs, steps, workflow_versions
 
@@ -81,7 +82,7 @@ def _requeue(conn: sa.Connection, run: RunRecord, reason: str) -> RunRecord:
 
 
 def _write_step(conn: sa.Connection, step: StepRecord) -> None:
-    """Update a step and write its event within this transaction, as `Store.update_step`."""
+    """Update a step and write its event within this transaction, as `steps.update`."""
     step.updated_at = utcnow()
     step_write(step)(conn)
 
@@ -134,10 +135,10 @@ def wake_parent_of(
         _requeue(conn, parent, f"child run {child_id} {status.value}")
 
 
-class ControlVerbs(StoreBase):
+class RunControl(Repository):
     """Human review, retry, replay and child runs."""
 
-    async def pause_run(self, run_id: UUID, worker_id: str | None) -> RunRecord:
+    async def pause(self, run_id: UUID, worker_id: str | None) -> RunRecord:
         """The run waits for a person: release its lease as `waiting_for_human`.
 
         If what it waits for already happened (a review decided, a child run finished,
@@ -163,9 +164,9 @@ class ControlVerbs(StoreBase):
             insert_run_event(conn, run_id, run.organization_id, RunStatus.waiting_for_human)
             return paused
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
-    async def find_child_run(self, parent_step_id: UUID) -> RunRecord | None:
+    async def find_child(self, parent_step_id: UUID) -> RunRecord | None:
         """The child run a step started (sub_workflow), if any."""
 
         def read(conn: sa.Connection) -> RunRecord | None:
@@ -183,7 +184,7 @@ class ControlVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def retry_run(self, organization_id: UUID, run_id: UUID) -> RunRecord:
+    async def retry(self, organization_id: UUID, run_id: UUID) -> RunRecord:
         """Queue a failed or cancelled run again, to continue from its failed steps.
 
         Completed steps keep their outputs and are not run again; every other step is
@@ -223,7 +224,7 @@ class ControlVerbs(StoreBase):
             insert_run_event(conn, run_id, organization_id, RunStatus.queued, reason="retry")
             return retried
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
     async def decide_review(
         self,
@@ -278,7 +279,7 @@ class ControlVerbs(StoreBase):
                 run = _requeue(conn, run, f"review of {step.step_id!r} decided")
             return ReviewDecision(step, run, True)
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
     async def page_reviews(
         self,
@@ -317,7 +318,7 @@ class ControlVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def create_replay(
+    async def replay(
         self,
         original: RunRecord,
         *,
@@ -336,7 +337,7 @@ class ControlVerbs(StoreBase):
 
         def op(conn: sa.Connection) -> RunRecord:
             params = {"workflow_id": original.workflow_id}
-            number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
+            number = conn.execute(sql.NEXT_RUN_NUMBER, params).scalar_one()
             now = utcnow()
             replay = RunRecord(
                 workflow_id=original.workflow_id,
@@ -351,7 +352,7 @@ class ControlVerbs(StoreBase):
                 created_at=now,
                 updated_at=now,
             )
-            conn.execute(queries.INSERT_RUN, mapping.run_to_row(replay))
+            conn.execute(sql.INSERT_RUN, mapping.run_to_row(replay))
             rows = conn.execute(
                 sa.select(steps).where(
                     steps.c.run_id == original.id,
@@ -405,7 +406,7 @@ class ControlVerbs(StoreBase):
             )
             return replay
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
 
 def _definition_order(

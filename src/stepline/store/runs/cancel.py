@@ -13,7 +13,7 @@ locked only by a short store transaction (its claim, a lease renewal, a review..
 is free moments later. The retries skip a locked row too rather than wait for it: the
 store writes through one connection, and a wait there would stall every write of the
 process. Should a child stay locked past the retries' bound, every worker pool's sweep
-(`cancel_children_of_cancelled_runs`) cancels it once it is free, as would cancelling the
+(`cancel_children_of_cancelled`) cancels it once it is free, as would cancelling the
 parent again (a cancelled parent's unfinished children are looked at anew).
 """
 
@@ -36,10 +36,11 @@ from stepline.records import (
     StepStatus,
     utcnow,
 )
-from stepline.store import events_sql, mapping, queries
-from stepline.store.base import StoreBase
+from stepline.store import events_sql, mapping
 from stepline.store.errors import RunNotFoundError
 from stepline.store.events import insert_run_event, step_event_params
+from stepline.store.repository import Repository
+from stepline.store.runs import sql
 from stepline.store.steps import step_counts
 from stepline.store.tables import runs, steps
 
@@ -63,7 +64,7 @@ _CANCEL_STATE = (
 )
 
 
-class CancelVerbs(StoreBase):
+class RunCancels(Repository):
     """Asking a run to stop; reading whether it was asked."""
 
     async def cancel_requested_at(self, run_id: UUID) -> datetime | None:
@@ -88,12 +89,12 @@ class CancelVerbs(StoreBase):
                 raise RunNotFoundError(f"run {run_id} not found")
             return _read_run(conn, run_id), locked
 
-        run, locked = await self.writer.submit(op)
+        run, locked = await self._write(op)
         if locked:
             await self._cancel_locked(organization_id, run_id, locked, retry_locked_for_s)
         return run
 
-    async def cancel_children_of_cancelled_runs(self, *, limit: int = 100) -> int:
+    async def cancel_children_of_cancelled(self, *, limit: int = 100) -> int:
         """Cancel unfinished runs whose parent run was cancelled; how many were.
 
         A cancel reaches every child it can lock within its retries; one held longer is
@@ -116,7 +117,7 @@ class CancelVerbs(StoreBase):
         found = await self._read(lambda conn: conn.execute(orphaned).all())
         cancelled = 0
         for run_id, organization_id in found:
-            cancelled += await self.writer.submit(partial(_sweep_one, organization_id, run_id))
+            cancelled += await self._write(partial(_sweep_one, organization_id, run_id))
         return cancelled
 
     async def _cancel_locked(
@@ -137,7 +138,7 @@ class CancelVerbs(StoreBase):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY_DELAY_S)
-            locked = await self.writer.submit(partial(_cancel_free, organization_id, locked))
+            locked = await self._write(partial(_cancel_free, organization_id, locked))
 
 
 def _cancel(
@@ -265,7 +266,7 @@ def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
 
 
 def _read_run(conn: sa.Connection, run_id: UUID) -> RunRecord:
-    row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
+    row = conn.execute(sql.GET_RUN, {"run_id": run_id}).mappings().one()
     counts = step_counts(conn, run_id)
     return mapping.row_to_run(row, counts)
 

@@ -1,8 +1,8 @@
-"""Every SQL statement of the store, in one place.
+"""The SQL of runs (`stepline.store.runs`): creating, claiming, leasing, finishing, reading.
 
-Statements are built once, at import, with bind parameters; those of the hot path (a
-step's transitions, lease renewal) are also `Prepared`: compiled once per dialect and
-executed straight on the driver's cursor. The same statements serve SQLite and PostgreSQL:
+Statements are built once, at import, with bind parameters; that of the hot path (lease
+renewal) is also `Prepared`: compiled once per dialect and executed straight on the
+driver's cursor. The same statements serve SQLite and PostgreSQL:
 `FOR UPDATE [SKIP LOCKED]` is dropped by SQLAlchemy's SQLite compiler, where the store's
 single writer and `BEGIN IMMEDIATE` already serialize writes.
 """
@@ -23,8 +23,6 @@ def _param(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 
 
 _NOW = sa.bindparam("now", type_=UTCDateTime())
-
-# --- runs ----------------------------------------------------------------------------------
 
 NEXT_RUN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(runs.c.run_number), 0) + 1).where(
     runs.c.workflow_id == sa.bindparam("workflow_id")
@@ -71,7 +69,7 @@ def _claim(*, one_run: bool) -> sa.Update:
 CLAIM_NEXT_RUN = _claim(one_run=False)
 CLAIM_RUN = _claim(one_run=True)
 
-# A claimed run whose record cannot be loaded fails (`Store.claim_run`).
+# A claimed run whose record cannot be loaded fails (`runs.claim`).
 FAIL_UNLOADABLE_RUN = (
     runs.update()
     .where(runs.c.id == sa.bindparam("run_id"))
@@ -93,7 +91,7 @@ RENEW_LEASE = Prepared(
     .values(lease_expires_at=_param("lease_until", runs.c.lease_expires_at), updated_at=_NOW)
 )
 
-# finish_run reads the lease and start time first (locking the row on PostgreSQL).
+# `runs.finish` reads the lease and start time first (locking the row on PostgreSQL).
 RUN_LEASE_FOR_UPDATE = (
     sa.select(runs.c.lease_owner, runs.c.started_at)
     .where(runs.c.id == sa.bindparam("run_id"))
@@ -136,7 +134,7 @@ def list_runs(
     return query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(sa.bindparam("limit"))
 
 
-# The ids between two bounds: the runs whose id starts with a prefix (`Store.run_ids_between`).
+# The ids between two bounds: the runs whose id starts with a prefix (`runs.ids_between`).
 RUN_IDS_BETWEEN = (
     sa.select(runs.c.id)
     .where(runs.c.id.between(_param("low", runs.c.id), _param("high", runs.c.id)))
