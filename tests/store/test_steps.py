@@ -24,7 +24,7 @@ from stepline.records import (
     StepStatus,
     TokenUsage,
 )
-from stepline.store import DuplicateError, StepNotFoundError, Store
+from stepline.store import DuplicateError, StateConflictError, StepNotFoundError, Store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -177,6 +177,15 @@ async def test_step_id_is_unique_within_a_run(store: Store, workflow: Workflow) 
     with pytest.raises(DuplicateError, match="unique"):
         await store.steps.insert([new_step(run, 2, "fetch")])
     assert [s.seq for s in await store.steps.list(run.id)] == [1]
+
+
+async def test_a_step_of_no_stored_run_is_a_state_conflict(
+    store: Store, workflow: Workflow
+) -> None:
+    # Another constraint than a unique index (the run's foreign key) is translated too.
+    with pytest.raises(StateConflictError, match="refused the write") as refused:
+        await store.steps.insert([new_step(workflow.run(), 1, "fetch")])
+    assert not isinstance(refused.value, DuplicateError)
 
 
 async def test_get_unknown_step_is_none(store: Store) -> None:

@@ -92,6 +92,11 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
 
 
+ConstraintRefused = sa.exc.IntegrityError
+"""The driver's error when a constraint refuses a write: the only one the store catches
+below its boundary (a savepoint's write, `workflow_names`), and translates at it."""
+
+
 def translate(exc: sa.exc.IntegrityError) -> StateConflictError:
     """The store's error for a constraint refusing a write: DuplicateError for a unique
     index, StateConflictError for any other (a foreign key, a check)."""

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from stepline.store.database import Database
 from stepline.store.database_sqlite import SQLiteDatabase
-from stepline.store.errors import translate
+from stepline.store.errors import ConstraintRefused, translate
 from stepline.store.writer import Operation, Writer
 
 T = TypeVar("T")
@@ -32,13 +32,13 @@ class Repository:
     async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
         try:
             return await self.database.read(fn)
-        except sa.exc.IntegrityError as exc:
+        except ConstraintRefused as exc:
             raise translate(exc) from exc
 
     async def _write(self, operation: Operation[T]) -> T:
         try:
             return await self.writer.submit(operation)
-        except sa.exc.IntegrityError as exc:
+        except ConstraintRefused as exc:
             raise translate(exc) from exc
 
     def _sqlite(self) -> SQLiteDatabase | None:
