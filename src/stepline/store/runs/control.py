@@ -33,15 +33,13 @@ from stepline.store.errors import (
     StepNotFoundError,
 )
 from stepline.store.events import insert_run_event
-from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.paging import Page, read_page
 from stepline.store.repository import Repository
 from stepline.store.runs import sql
 from stepline.store.steps import step_write
-from stepline.store.tables import runs, steps, workflow_versions
 
 RETRIED = "the run is retried: this step runs again"
 _UNSET: Any = object()
-_REVIEWS_ORDER = Ordering("reviews", (steps.c.updated_at, steps.c.id), ("datetime", "uuid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +52,7 @@ class ReviewDecision:
 
 
 def _locked_run(conn: sa.Connection, run_id: UUID, organization_id: UUID | None) -> RunRecord:
-    query = sa.select(runs).where(runs.c.id == run_id)
-    if organization_id is not None:
-        query = query.where(runs.c.organization_id == organization_id)
-    row = conn.execute(query.with_for_update()).mappings().first()
+    row = conn.execute(sql.locked(run_id, organization_id)).mappings().first()
     if row is None:
         raise RunNotFoundError(f"run {run_id} not found")
     return mapping.row_to_run(row)
@@ -65,11 +60,7 @@ def _locked_run(conn: sa.Connection, run_id: UUID, organization_id: UUID | None)
 
 def _set_run(conn: sa.Connection, run: RunRecord, **values: Any) -> RunRecord:
     values["updated_at"] = utcnow()
-    row = (
-        conn.execute(runs.update().where(runs.c.id == run.id).values(**values).returning(*runs.c))
-        .mappings()
-        .one()
-    )
+    row = conn.execute(sql.set_run_returning(run.id, values)).mappings().one()
     return mapping.row_to_run(row)
 
 
@@ -89,33 +80,9 @@ def _write_step(conn: sa.Connection, step: StepRecord) -> None:
 
 def _has_work_to_resume(conn: sa.Connection, run_id: UUID) -> bool:
     """Whether a paused run can go on: a decided review, or a child run that finished."""
-    decided = conn.execute(
-        sa.select(steps.c.id)
-        .where(
-            steps.c.run_id == run_id,
-            steps.c.status == StepStatus.waiting_for_human.value,
-            steps.c.requires_human_review.is_(True),
-            steps.c.human_review_approved.is_not(None),
-        )
-        .limit(1)
-    ).first()
-    if decided is not None:
+    if conn.execute(sql.decided_review(run_id)).first() is not None:
         return True
-    finished_child = conn.execute(
-        sa.select(runs.c.id)
-        .where(
-            runs.c.parent_run_id == run_id,
-            runs.c.status.in_([s.value for s in FINISHED_RUN_STATUSES]),
-            runs.c.parent_step_id.in_(
-                sa.select(steps.c.id).where(
-                    steps.c.run_id == run_id,
-                    steps.c.status == StepStatus.waiting_for_human.value,
-                )
-            ),
-        )
-        .limit(1)
-    ).first()
-    return finished_child is not None
+    return conn.execute(sql.finished_child(run_id)).first() is not None
 
 
 def wake_parent(conn: sa.Connection, child: RunRecord) -> None:
@@ -170,16 +137,7 @@ class RunControl(Repository):
         """The child run a step started (sub_workflow), if any."""
 
         def read(conn: sa.Connection) -> RunRecord | None:
-            row = (
-                conn.execute(
-                    sa.select(runs)
-                    .where(runs.c.parent_step_id == parent_step_id)
-                    .order_by(runs.c.created_at)
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sql.child_of_step(parent_step_id)).mappings().first()
             return None if row is None else mapping.row_to_run(row)
 
         return await self._read(read)
@@ -199,11 +157,8 @@ class RunControl(Repository):
                     f"run {run_id} is {run.status.value}: only a failed or cancelled run "
                     "can be retried"
                 )
-            rows = conn.execute(
-                sa.select(steps).where(
-                    steps.c.run_id == run_id, steps.c.status != StepStatus.completed.value
-                )
-            ).mappings()
+            not_completed = sql.steps_in(run_id, [StepStatus.completed], negate=True)
+            rows = conn.execute(not_completed).mappings()
             for row in list(rows):
                 step = mapping.row_to_step(row)
                 _reset_step(step)
@@ -292,23 +247,13 @@ class RunControl(Repository):
         before: str | None = None,
     ) -> Page[StepRecord]:
         """Steps waiting for a person's decision, oldest first."""
-        query = sa.select(steps).where(
-            steps.c.organization_id == organization_id,
-            steps.c.status == StepStatus.waiting_for_human.value,
-            steps.c.requires_human_review.is_(True),
-            steps.c.human_review_approved.is_(None),
-        )
-        if workflow_id is not None:
-            query = query.where(steps.c.workflow_id == workflow_id)
-        if workspace_id is not None:
-            in_workspace = sa.select(runs.c.id).where(runs.c.workspace_id == workspace_id)
-            query = query.where(steps.c.run_id.in_(in_workspace))
+        query = sql.pending_reviews(organization_id, workflow_id, workspace_id)
 
         def read(conn: sa.Connection) -> Page[StepRecord]:
             return read_page(
                 conn,
                 query,
-                _REVIEWS_ORDER,
+                sql.REVIEWS_ORDER,
                 limit=limit,
                 after=after,
                 before=before,
@@ -353,12 +298,8 @@ class RunControl(Repository):
                 updated_at=now,
             )
             conn.execute(sql.INSERT_RUN, mapping.run_to_row(replay))
-            rows = conn.execute(
-                sa.select(steps).where(
-                    steps.c.run_id == original.id,
-                    steps.c.status.in_([StepStatus.completed.value, StepStatus.skipped.value]),
-                )
-            ).mappings()
+            reusable = sql.steps_in(original.id, [StepStatus.completed, StepStatus.skipped])
+            rows = conn.execute(reusable).mappings()
             copies = []
             order = _definition_order(conn, original.workflow_id, workflow_version)
             for row in rows:
@@ -412,18 +353,12 @@ class RunControl(Repository):
 def _definition_order(
     conn: sa.Connection, workflow_id: UUID, version: int
 ) -> DefinitionOrder | None:
-    definition = conn.execute(
-        sa.select(workflow_versions.c.definition).where(
-            workflow_versions.c.workflow_id == workflow_id,
-            workflow_versions.c.version == version,
-        )
-    ).scalar()
+    definition = conn.execute(sql.definition(workflow_id, version)).scalar()
     return None if definition is None else DefinitionOrder(definition)
 
 
 def _step_of(conn: sa.Connection, run_id: UUID, key: UUID | str) -> StepRecord:
-    where = steps.c.id == key if isinstance(key, UUID) else steps.c.step_id == key
-    row = conn.execute(sa.select(steps).where(steps.c.run_id == run_id, where)).mappings().first()
+    row = conn.execute(sql.step_of(run_id, key)).mappings().first()
     if row is None:
         raise StepNotFoundError(f"step {key} of run {run_id} not found")
     return mapping.row_to_step(row)

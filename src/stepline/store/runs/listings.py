@@ -1,4 +1,4 @@
-"""The API's read side of runs and steps: pages, summaries, streaming chunks.
+"""The API's read side of runs: pages, windows, summaries, heads.
 
 Every query is scoped by organization (and workspace when given) and reads with a keyset
 (`store.paging`), so no listing loads a whole table. Percentiles are computed by the
@@ -23,15 +23,13 @@ from stepline.records import (
     RunStatus,
 )
 from stepline.store import mapping
-from stepline.store.paging import Ordering, Page, read_page
+from stepline.store.paging import Page, read_page
 from stepline.store.repository import Repository
 from stepline.store.run_head import RunHead, read_driver_head, read_head
+from stepline.store.runs import sql
 from stepline.store.steps import step_counts_of
-from stepline.store.tables import runs
 
 __all__ = ["RunHead", "RunListings", "RunSummary"]
-
-_RUNS_ORDER = Ordering("runs", (runs.c.created_at, runs.c.id), ("datetime", "uuid"), True)
 
 
 class RunSummary(BaseModel):
@@ -58,13 +56,8 @@ def _run_key(row: Any) -> tuple[Any, ...]:
 
 
 def _read_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRecord | None:
-    row = (
-        conn.execute(
-            sa.select(runs).where(runs.c.id == run_id, runs.c.organization_id == organization_id)
-        )
-        .mappings()
-        .first()
-    )
+    params = {"run_id": run_id, "organization_id": organization_id}
+    row = conn.execute(sql.GET_RUN_IN_ORGANIZATION, params).mappings().first()
     if row is None:
         return None
     return mapping.row_to_run(row, step_counts_of(conn, [run_id])[run_id])
@@ -89,23 +82,21 @@ class RunListings(Repository):
         before: str | None = None,
     ) -> Page[RunRecord]:
         """The workflow's runs newest first, with step counts; created_to is exclusive."""
-        query = sa.select(runs).where(
-            runs.c.organization_id == organization_id, runs.c.workflow_id == workflow_id
+        where = sql.of_workflow(
+            organization_id,
+            workflow_id,
+            workspace_id=workspace_id,
+            statuses=() if status is None else (status,),
+            created_from=created_from,
+            created_to=created_to,
         )
-        if workspace_id is not None:
-            query = query.where(runs.c.workspace_id == workspace_id)
-        if status is not None:
-            query = query.where(runs.c.status == RunStatus(status).value)
-        if created_from is not None:
-            query = query.where(runs.c.created_at >= created_from)
-        if created_to is not None:
-            query = query.where(runs.c.created_at < created_to)
+        query = sql.page(where)
 
         def read(conn: sa.Connection) -> Page[RunRecord]:
             page = read_page(
                 conn,
                 query,
-                _RUNS_ORDER,
+                sql.ORDER,
                 limit=limit,
                 after=after,
                 before=before,
@@ -130,19 +121,11 @@ class RunListings(Repository):
     ) -> tuple[list[RunRecord], int]:
         """The workflow's runs newest first from `offset` (at most `limit`), with step
         counts, and how many there are in all: the vendors' dialects page by offset."""
-        where = [runs.c.organization_id == organization_id, runs.c.workflow_id == workflow_id]
-        if workspace_id is not None:
-            where.append(runs.c.workspace_id == workspace_id)
-        if statuses:
-            where.append(runs.c.status.in_([RunStatus(s).value for s in statuses]))
-        window = (
-            sa.select(runs)
-            .where(*where)
-            .order_by(runs.c.created_at.desc(), runs.c.id.desc())
-            .offset(offset)
-            .limit(limit)
+        where = sql.of_workflow(
+            organization_id, workflow_id, workspace_id=workspace_id, statuses=statuses
         )
-        total = sa.select(sa.func.count()).select_from(runs).where(*where)
+        window = sql.window(where, offset, limit)
+        total = sql.count(where)
 
         def read(conn: sa.Connection) -> tuple[list[RunRecord], int]:
             rows = list(conn.execute(window).mappings())
@@ -162,42 +145,23 @@ class RunListings(Repository):
         workspace_id: UUID | None = None,
     ) -> RunSummary:
         """Counts, success rate, duration percentiles and usage of the runs in the window."""
-        window = [
-            runs.c.organization_id == organization_id,
-            runs.c.workflow_id == workflow_id,
-            runs.c.created_at >= since,
-            runs.c.created_at < until,
-        ]
-        if workspace_id is not None:
-            window.append(runs.c.workspace_id == workspace_id)
+        window = sql.of_workflow(
+            organization_id,
+            workflow_id,
+            workspace_id=workspace_id,
+            created_from=since,
+            created_to=until,
+        )
         finished_statuses = [s.value for s in FINISHED_RUN_STATUSES]
-        by_status = (
-            sa.select(
-                runs.c.status,
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(runs.c.total_tokens), 0),
-                sa.func.coalesce(sa.func.sum(runs.c.total_cost), 0.0),
-            )
-            .where(*window)
-            .group_by(runs.c.status)
-        )
-        timed = sa.and_(
-            *window, runs.c.status.in_(finished_statuses), runs.c.duration_ms.is_not(None)
-        )
-        timed_count = sa.select(sa.func.count()).select_from(runs).where(timed)
+        by_status = sql.by_status(window)
+        timed = sql.timed(window)
+        timed_count = sql.count([timed])
 
         def percentile(conn: sa.Connection, n: int, p: float) -> int | None:
             if n == 0:
                 return None
             rank = max(math.ceil(p * n), 1) - 1  # nearest rank, 0-based
-            query = (
-                sa.select(runs.c.duration_ms)
-                .where(timed)
-                .order_by(runs.c.duration_ms)
-                .limit(1)
-                .offset(rank)
-            )
-            value = conn.execute(query).scalar()
+            value = conn.execute(sql.duration_at(timed, rank)).scalar()
             return None if value is None else int(value)
 
         def read(conn: sa.Connection) -> RunSummary:
@@ -227,12 +191,10 @@ class RunListings(Repository):
 
     async def find_by_idempotency_key(self, organization_id: UUID, key: str) -> RunRecord | None:
         """The organization's run created with this Idempotency-Key, if any."""
-        query = sa.select(runs.c.id).where(
-            runs.c.organization_id == organization_id, runs.c.idempotency_key == key
-        )
+        params = {"organization_id": organization_id, "key": key}
 
         def read(conn: sa.Connection) -> RunRecord | None:
-            run_id = conn.execute(query).scalar()
+            run_id = conn.execute(sql.BY_IDEMPOTENCY_KEY, params).scalar()
             return None if run_id is None else _read_run(conn, organization_id, run_id)
 
         return await self._read(read)
