@@ -1,6 +1,6 @@
-"""The fast read path (`page_step_documents`, `iter_step_documents`): the database writes
-each step's JSON itself; these tests hold it to the model path (`page_steps` /
-`iter_steps`, then `to_json`) on SQLite and PostgreSQL, over every kind of column value.
+"""The fast read path (`store.steps.page_documents`, `iter_documents`): the database writes
+each step's JSON itself; these tests hold it to the model path (`store.steps.page` /
+`iter`, then `to_json`) on SQLite and PostgreSQL, over every kind of column value.
 
 On SQLite the documents are the same bytes; PostgreSQL renders its jsonb columns in its
 own key order and spacing, so there they are compared as parsed JSON.
