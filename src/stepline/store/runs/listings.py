@@ -66,8 +66,6 @@ def _read_run(conn: sa.Connection, organization_id: UUID, run_id: UUID) -> RunRe
 class RunListings(Repository):
     """Runs as the API lists them: pages, windows, summaries, heads."""
 
-    # --- runs ------------------------------------------------------------------------------
-
     async def page(
         self,
         organization_id: UUID,

@@ -35,6 +35,8 @@ def _param(name: str, column: sa.Column[object]) -> sa.BindParameter[object]:
 
 _NOW = sa.bindparam("now", type_=UTCDateTime())
 
+# --- a run's life (`runs.lifecycle`) ---------------------------------------------------------
+
 NEXT_RUN_NUMBER = sa.select(sa.func.coalesce(sa.func.max(runs.c.run_number), 0) + 1).where(
     runs.c.workflow_id == sa.bindparam("workflow_id")
 )
@@ -154,9 +156,7 @@ RUN_IDS_BETWEEN = (
 )
 
 
-# --- steps ---------------------------------------------------------------------------------
-
-# --- listings (`runs.listings`) --------------------------------------------------------
+# --- listings (`runs.listings`) ----------------------------------------------------------
 
 ORDER = Ordering("runs", (runs.c.created_at, runs.c.id), ("datetime", "uuid"), True)
 """Newest first."""
