@@ -26,7 +26,13 @@ from stepline.secrets.vault import Vault
 from stepline.service.context import ServiceContext
 from stepline.settings import Settings
 from stepline.store import Store
+from stepline.store.notifications import listen_for_queued_runs
 from stepline.worker import Worker, WorkerPool
+from stepline.worker.worker import make_worker_id
+
+DEFAULT_POLL_S = {"sqlite": 0.5, "postgresql": 5.0}
+"""An idle worker's poll: on PostgreSQL only a fallback to LISTEN/NOTIFY (and how soon a
+run whose lease expired is found)."""
 
 
 @dataclass
@@ -47,6 +53,24 @@ class Runtime:
             raise RuntimeError("this runtime was opened without a worker")
         return self.pool.worker
 
+    async def work(self, stop: asyncio.Event, *, grace_s: float = 0.0) -> None:
+        """Run the worker pool until `stop` is set, then drain it (`WorkerPool.serve`). On
+        PostgreSQL, idle loops wake on LISTEN/NOTIFY as runs are queued by any process."""
+        if self.pool is None:
+            raise RuntimeError("this runtime was opened without a worker")
+        listening: asyncio.Task[None] | None = None
+        if self.store.dialect == "postgresql":
+            url = self.settings.resolved_database_url()
+            listening = asyncio.create_task(
+                listen_for_queued_runs(url, self.pool.wake, stop), name="stepline-listen"
+            )
+        try:
+            await self.pool.serve(stop, grace_s=grace_s)
+        finally:
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+
     @asynccontextmanager
     async def serve_workers(self) -> AsyncIterator[None]:
         """The worker pool's claim loops, running in this process until the block ends."""
@@ -54,7 +78,7 @@ class Runtime:
             yield
             return
         stop = asyncio.Event()
-        serving = asyncio.create_task(self.pool.serve(stop), name="stepline-worker-pool")
+        serving = asyncio.create_task(self.work(stop), name="stepline-worker-pool")
         try:
             yield
         finally:
@@ -70,13 +94,15 @@ async def open_runtime(
     registry: NodeRegistry | None = None,
     observer: RunObserver | None = None,
     environment_secrets: Mapping[str, str] | None = None,
+    worker_name: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """The runtime of `settings`, open for the block.
 
     With `worker`, an engine and a worker pool of `settings.worker_concurrency` claim
     loops (not yet running: see `Runtime.serve_workers`), whose runs report to `observer`.
     With `environment_secrets` (the local CLI's environment), secrets set there as
-    `STEPLINE_SECRET_<NAME>` come first, before the database's.
+    `STEPLINE_SECRET_<NAME>` come first, before the database's. `worker_name` begins
+    the worker's id (default: the host's name).
     """
     registry = registry or default_registry()
     store = await Store.connect(settings.resolved_database_url(), home=settings.home)
@@ -112,8 +138,9 @@ async def open_runtime(
                 limits=limits,
             )
             runtime.pool = WorkerPool(
-                Worker(engine, lease_s=settings.lease_s),
+                Worker(engine, lease_s=settings.lease_s, worker_id=make_worker_id(worker_name)),
                 concurrency=settings.worker_concurrency,
+                poll_s=settings.worker_poll_s or DEFAULT_POLL_S[store.dialect],
             )
             service.wake_workers = runtime.pool.wake
             service.cancel_local = runtime.pool.worker.cancel

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=8, gt=0, description="How many runs one worker process executes at once."
     )
+    worker_poll_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How often an idle worker looks for runs to claim. Default: 0.5 s on "
+        "SQLite; 5 s on PostgreSQL, where LISTEN/NOTIFY wakes workers as runs are queued.",
+    )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest request body the API accepts."
     )

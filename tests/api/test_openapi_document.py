@@ -5,6 +5,7 @@ of a run's SSE stream matches the schema the document gives it."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +14,11 @@ import jsonschema
 import pytest
 from control_support import client, create_workflow, edge, node, review_url, settled, start
 
+from stepline.api.dialects import DIALECTS
 from support.server import ServeProcess
 
 ENVELOPE = "#/components/schemas/ErrorEnvelope"
+DIALECT_PREFIXES = tuple(f"{dialect.PREFIX}/" for dialect in DIALECTS)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,8 @@ def test_every_operation_lists_the_errors_around_it_in_the_envelope(
     document: dict[str, Any],
 ) -> None:
     for name, operation in operations(document):
+        if name.split(" ", 1)[1].startswith(DIALECT_PREFIXES):
+            continue  # in its vendor's envelope: the next test
         responses = operation["responses"]
         expected = {"500"}
         if operation.get("security"):
@@ -52,6 +57,27 @@ def test_every_operation_lists_the_errors_around_it_in_the_envelope(
                 assert schema == {"$ref": ENVELOPE}, f"{name} {status}: {schema}"
     text = json.dumps(document)
     assert "HTTPValidationError" not in text, "FastAPI's 422 shape is never sent"
+
+
+def test_a_dialects_operations_list_their_errors_in_the_vendors_envelope(
+    document: dict[str, Any],
+) -> None:
+    found: Counter[str] = Counter()
+    for name, operation in operations(document):
+        if not name.split(" ", 1)[1].startswith(DIALECT_PREFIXES):
+            continue
+        found["/" + name.split(" ", 1)[1].split("/")[1]] += 1
+        responses = operation["responses"]
+        assert {"401", "500"} <= set(responses), name
+        errors = {
+            json.dumps(response["content"]["application/json"]["schema"])
+            for status, response in responses.items()
+            if int(status) >= 400
+        }
+        assert len(errors) == 1 and ENVELOPE not in next(iter(errors)), f"{name}: {errors}"
+        assert all("X-Request-Id" in response["headers"] for response in responses.values())
+    # Every dialect's operations are in the document (and so were checked above).
+    assert found.keys() == {dialect.PREFIX for dialect in DIALECTS}, found
 
 
 def test_the_workspace_header_is_a_documented_parameter(document: dict[str, Any]) -> None:

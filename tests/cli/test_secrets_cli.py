@@ -58,7 +58,7 @@ def listed(home: Path, *args: str, **env: str) -> list[dict[str, Any]]:
 def test_set_list_delete_on_the_local_database(tmp_path: Path) -> None:
     set_secret(tmp_path, "API_KEY", VALUE)
     set_secret(tmp_path, "API_KEY", VALUE + "-2")  # replaced, still one
-    set_secret(tmp_path, "OTHER", "x", "--org", "acme")
+    set_secret(tmp_path, "OTHER", "x", "--org", "acme", "--create-org")
 
     assert [s["name"] for s in listed(tmp_path)] == ["API_KEY"]
     assert [s["name"] for s in listed(tmp_path, "--org", "acme")] == ["OTHER"]
@@ -195,3 +195,19 @@ def test_at_a_terminal_the_value_is_asked_for_twice_and_not_echoed(tmp_path: Pat
     assert b"Value of TYPED" in seen and b"Secret TYPED set" in seen
     assert VALUE.encode() not in seen
     assert [s["name"] for s in listed(tmp_path)] == ["TYPED"]
+
+
+def test_a_mistyped_organization_is_refused_not_created(tmp_path: Path) -> None:
+    set_secret(tmp_path, "API_KEY", VALUE, "--org", "acme", "--create-org")
+    done = stepline_with(tmp_path, "secrets", "set", "API_KEY", "--org", "acmee", stdin=VALUE)
+    assert_usage_error(done, "no organization named 'acmee'", "--create-org")
+    assert VALUE not in done.stdout + done.stderr
+    # Nothing was created under the typo; the real organization keeps its secret.
+    done = stepline_with(tmp_path, "secrets", "list", "--org", "acmee")
+    assert_usage_error(done, "no organization named 'acmee'")
+    assert [s["name"] for s in listed(tmp_path, "--org", "acme")] == ["API_KEY"]
+
+
+def test_the_default_organization_needs_no_flag(tmp_path: Path) -> None:
+    set_secret(tmp_path, "API_KEY", VALUE)  # a fresh home: `default` is made as everywhere
+    assert [s["name"] for s in listed(tmp_path)] == ["API_KEY"]

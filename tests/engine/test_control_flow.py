@@ -18,7 +18,7 @@ from stepline.records import RunRecord, RunStatus, StepStatus
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.validate import load_workflow
 from stepline.store import StateConflictError, Store
-from support.engine import Outcome, execute, queue_run, save_definition
+from support.engine import Outcome, execute, metadata, queue_run, save_definition
 from support.http_server import loopback_server
 
 pytestmark = pytest.mark.usefixtures("store")
@@ -61,7 +61,7 @@ async def test_hil_pauses_the_run_and_an_approval_with_an_edit_resumes_it(store:
     assert check.status is StepStatus.waiting_for_human
     assert check.requires_human_review is True
     assert check.outputs == {"text": "helo"}
-    assert check.step_metadata == {"instructions": "check"}
+    assert metadata(check) == {"instructions": "check"}
     assert out.steps["publish"].status is StepStatus.pending
 
     org = out.run.organization_id

@@ -19,7 +19,7 @@ from stepline.store import Store
 from stepline.webhook_signature import verify
 from stepline.worker import Worker
 from support.database import database_bytes
-from support.engine import submit_run
+from support.engine import metadata, submit_run
 from support.slack_api import Reply, SlackStandIn, channel_id
 from support.smtp_server import SmtpStandIn
 from support.tls import TlsFiles, make_tls_files
@@ -296,7 +296,7 @@ async def test_slack_ok_false_fails_the_step_with_slacks_answer_on_record(
     assert step.error_details.error_code == "channel_not_found"
     assert len(step.attempts) == 1  # permanent: not retried
     assert step.outputs is None
-    assert step.step_metadata == {
+    assert metadata(step) == {
         "result": {
             "data": {"ok": False, "error": "channel_not_found"},
             "error": "channel_not_found",

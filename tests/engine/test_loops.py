@@ -12,7 +12,7 @@ from stepline.nodes.registry import default_registry
 from stepline.records import RunStatus, StepStatus
 from stepline.spec.validate import validate_workflow
 from stepline.store import Store
-from support.engine import run_workflow
+from support.engine import metadata, run_workflow
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ async def test_for_each_records_every_iteration_and_outputs_the_ordered_list(sto
     out = await run_workflow(store, definition, {"rows": [1, 2, 3]})
     assert out.run.status is RunStatus.completed, out.run.error
     assert out.steps["loop1"].outputs == [{"v": 10, "i": 0}, {"v": 20, "i": 1}, {"v": 30, "i": 2}]
-    assert out.steps["loop1"].step_metadata == {"iterations": 3}
+    assert metadata(out.steps["loop1"]) == {"iterations": 3}
     assert out.steps["loop1"].loop_id is None
     for i in range(3):
         step = out.steps[f"loop1_iter_{i}_tag"]
@@ -182,7 +182,7 @@ async def test_on_error_continue_puts_the_failure_in_the_list(store: Store) -> N
     assert results[1]["iteration"] == 1
     assert results[1]["step_id"] == "loop1_iter_1_divide"
     assert "ZeroDivisionError" in results[1]["error"]
-    assert out.steps["loop1"].step_metadata == {"iterations": 3, "failed_iterations": [1]}
+    assert metadata(out.steps["loop1"]) == {"iterations": 3, "failed_iterations": [1]}
 
 
 def while_loop(condition: str, max_iterations: int, nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,7 +204,7 @@ async def test_while_loop_stops_when_its_condition_turns_false(store: Store) -> 
     assert out.run.status is RunStatus.completed, out.run.error
     loop = out.steps["again"]
     assert loop.outputs == [{"total": 5}, {"total": 10}, {"total": 15}]
-    assert loop.step_metadata == {"iterations": 3, "termination_reason": "condition_false"}
+    assert metadata(loop) == {"iterations": 3, "termination_reason": "condition_false"}
     assert out.steps["again_iter_2_step"].iteration == 2
 
 
@@ -216,7 +216,7 @@ async def test_while_loop_records_reaching_max_iterations(store: Store) -> None:
     out = await run_workflow(store, definition)
     assert out.run.status is RunStatus.completed, out.run.error
     assert out.steps["again"].outputs == [0, 1, 2]
-    assert out.steps["again"].step_metadata == {
+    assert metadata(out.steps["again"]) == {
         "iterations": 3,
         "termination_reason": "max_iterations_reached",
     }

@@ -23,7 +23,7 @@ from stepline.settings import get_settings
 from stepline.spec.validate import SecretReference
 from stepline.store import Store
 from stepline.worker import Worker
-from support.engine import submit_run
+from support.engine import metadata, submit_run
 from support.model_nodes import KEY, KEY_SECRET, MODEL
 from support.openai_server import Answer, StandIn, openai_stand_in, rate_limited
 
@@ -216,7 +216,7 @@ async def test_a_triage_run_records_each_model_step(
         "output": 0.0000288,
         "currency": "USD",
     }
-    assert model.step_metadata == {
+    assert metadata(model) == {
         "provider": "local",
         "base_url": server.base_url,
         "finish_reason": "stop",

@@ -158,6 +158,23 @@ async def test_a_corrupt_pdf_fails_the_step_naming_the_file(
     assert "'broken.pdf'" in (step.error or "") and str(saved.id) in (step.error or "")
     assert step.error_details is not None and step.error_details.type == "UnusableDocument"
     assert server.completions == []
+    # The file was found: the record says which one the step could not read.
+    assert step.input_document == document(saved)
+    assert step.handle_inputs == {"input-file-0": handle(saved)}
+
+
+async def test_a_failed_model_call_still_records_the_document_it_was_asked_about(
+    bench: DocumentBench, server: StandIn
+) -> None:
+    saved = await bench.upload(build_pdf(INVOICE_PAGES), "invoice.pdf")
+    server.script(Answer(status=400, error={"message": "context length exceeded"}))
+    out = await bench.run([extract()], {"doc": {"file_id": str(saved.id)}})
+    step = out.steps["extract"]
+    assert step.status is StepStatus.error
+    assert "context length exceeded" in (step.error or "")
+    assert step.input_document == document(saved)
+    assert step.handle_inputs == {"input-file-0": handle(saved)}
+    assert step.handle_outputs is None and step.output_document is None
 
 
 async def test_neither_input_nor_document_is_refused(bench: DocumentBench) -> None:

@@ -121,6 +121,8 @@ async def test_a_corrupt_pdf_fails_the_step_naming_the_file(bench: DocumentBench
     assert "'broken.pdf'" in (step.error or "") and str(saved.id) in (step.error or "")
     assert "cannot be read as a PDF" in (step.error or "")
     assert step.error_details is not None and step.error_details.type == "UnusableDocument"
+    assert step.input_document == document(saved)
+    assert step.handle_inputs == {"input-file-0": handle(saved)}
 
 
 async def test_a_file_of_another_organization_is_not_found(

@@ -92,6 +92,10 @@ async def test_a_page_range_past_the_last_page_fails_naming_it(bench: DocumentBe
     )
     assert step.error_details is not None
     assert step.error_details.context == {"subdocument": "Late", "pages": "2-5", "page_count": 2}
+    # The record says which file the step could not split.
+    assert step.input_document == document(saved)
+    assert step.handle_inputs == {"input-file-0": handle(saved)}
+    assert step.split_documents is None and step.handle_outputs is None
     assert (await bench.store.files.page(bench.organization_id)).items[0].id == saved.id
 
 

@@ -36,6 +36,7 @@ async def test_every_concept_has_its_repository(store: Store) -> None:
         "secrets",
         "files",
         "collections",
+        "workers",
     }
     # One database and one writer under them all.
     assert {id(getattr(store, name).writer) for name in concepts} == {id(store.writer)}

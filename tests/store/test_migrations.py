@@ -45,6 +45,7 @@ TABLES = {
     "files",
     "collections",
     "chunks",
+    "workers",
 }
 
 

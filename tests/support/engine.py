@@ -102,3 +102,12 @@ async def run_workflow(
     store: Store, definition: dict[str, Any], inputs: dict[str, Any] | None = None
 ) -> Outcome:
     return await execute(store, await queue_run(store, definition, inputs or {}))
+
+
+def metadata(step: StepRecord) -> dict[str, Any]:
+    """The step's metadata without `worker` (every executed step records the worker that
+    ran it, a name that differs on each run), which must be there."""
+    found = dict(step.step_metadata or {})
+    worker = found.pop("worker", None)
+    assert isinstance(worker, str) and worker, f"step {step.step_id} records no worker"
+    return found

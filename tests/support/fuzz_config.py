@@ -95,6 +95,26 @@ def fuzz_config(target: FuzzTarget, *, examples: int, fuzz_seed: int) -> dict[st
                 "parameters": {"path.collection_id": drawn_from("disposable_collection_ids")},
             },
             {"include-path-regex": "/events$", "request-timeout": EVENTS_READ_S},
+            {
+                # Trigify's paths name their ids `id` and `runId`, and page by `page`.
+                "include-path-regex": "^/trigify/",
+                "parameters": {
+                    "path.id": drawn_from("workflow_ids"),
+                    "path.runId": drawn_from("run_ids"),
+                    "query.page": drawn_from("huge_integers", 0.1),
+                    "query.page_size": drawn_from("huge_integers", 0.1),
+                },
+            },
+            {
+                # Retab's step list and step name their run in the query.
+                "include-path-regex": "^/retab/",
+                "parameters": {"query.run_id": drawn_from("run_ids")},
+            },
+            {
+                # Arcee's execution history pages by `offset` too.
+                "include-path-regex": "^/arcee/",
+                "parameters": {"query.offset": drawn_from("huge_integers", 0.1)},
+            },
         ],
     }
 

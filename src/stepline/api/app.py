@@ -28,6 +28,7 @@ from stepline.api.routes import (
     runs,
     secrets,
     steps,
+    workers,
     workflows,
 )
 from stepline.api.routes.steps import list_steps_fast
@@ -77,7 +78,7 @@ def create_app(
         uploads={files.UPLOAD_PATH: settings.max_file_bytes + files.MULTIPART_OVERHEAD},
     )
     install_error_handlers(app)
-    for module in (workflows, runs, steps, keys, secrets, files, collections):
+    for module in (workflows, runs, steps, keys, secrets, files, collections, workers):
         app.include_router(module.router)
     for router in (control.reviews_router, control.runs_router):
         app.include_router(router)

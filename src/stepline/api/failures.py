@@ -1,4 +1,5 @@
-"""An exception that no route or handler took: logged once, answered with a 500.
+"""An exception that no route or handler took: logged once, answered with a 500 (a 503
+with Retry-After when the database is away).
 
 Starlette's own last resort (ServerErrorMiddleware) sits outside every middleware: its
 500 carried no X-Request-Id, its log line no request id, and it re-raised the exception,
@@ -14,10 +15,13 @@ import logging
 from starlette.types import Receive, Scope, Send
 
 from stepline.api.errors import error_response
+from stepline.store.errors import is_outage
 
 log = logging.getLogger("stepline.api")
 
 INTERNAL_ERROR = "internal error; quote the request id when reporting it"
+RETRY_AFTER_S = 2
+"""What a 503 for a database outage tells clients to wait before asking again."""
 
 _LOGGED = "_stepline_logged"
 
@@ -37,6 +41,20 @@ async def answer_unhandled(
     A response cut short mid-body is re-raised: only closing the connection tells the
     client its body is incomplete. It is marked logged, for `SkipLoggedTwice`.
     """
+    if is_outage(exc) and not response_started:
+        # The database is away (restarting, unreachable): nothing was done, the client may
+        # ask again. The worker and the pool's connections recover when it is back.
+        log.warning("database unavailable on %s %s: %s", scope["method"], scope["path"], exc)
+        unavailable = error_response(
+            request_id,
+            503,
+            "the database is unavailable; try again shortly",
+            code="unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+            path=scope["path"],
+        )
+        await unavailable(scope, receive, send)
+        return
     log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
     if not response_started:
         await error_response(request_id, 500, INTERNAL_ERROR, path=scope["path"])(

@@ -11,6 +11,9 @@ What comes from the machinery around them is added here, by rule, to each operat
 - one with a body: 400 (a body that cannot be parsed) and 413 (over the size limit);
 - every response: the X-Request-Id header.
 
+A vendor dialect's route (one declaring its vendor's error model) lists its own statuses
+instead, in that model; only a 500 is added.
+
 It also carries the schemas that no route returns as JSON (a run's events, sent as SSE).
 """
 
@@ -31,6 +34,8 @@ EXTRA_SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "RunEvent": RUN_EVENT,
 }
 """Named schemas for the components, beyond the routes' models (`$ref` them by name)."""
+
+_FASTAPI_422 = "/HTTPValidationError"
 
 _REQUEST_ID = {
     "description": "The request's id; quote it when reporting a problem.",
@@ -60,10 +65,13 @@ def completed(document: dict[str, Any]) -> dict[str, Any]:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
-            for status in _shared_statuses(operation):
+            vendor = _vendor_envelope(responses)
+            if vendor is not None:
+                _complete_vendor(responses, vendor)
+            for status in _shared_statuses(operation) if vendor is None else ():
                 responses.setdefault(str(status), error_response_doc(status))
             for status, response in responses.items():
-                if int(status) >= 400 and not _is_envelope(response):
+                if int(status) >= 400 and vendor is None and not _is_envelope(response):
                     # FastAPI's own 422 (HTTPValidationError) is not what the handlers send.
                     responses[status] = response = error_response_doc(int(status))
                 response.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID
@@ -74,8 +82,30 @@ def completed(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_envelope(response: dict[str, Any]) -> bool:
+    return _ref(response).endswith("/ErrorEnvelope")
+
+
+def _ref(response: dict[str, Any]) -> str:
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-    return bool(schema.get("$ref", "").endswith("/ErrorEnvelope"))
+    return str(schema.get("$ref", ""))
+
+
+def _vendor_envelope(responses: dict[str, Any]) -> dict[str, Any] | None:
+    """The error response a vendor dialect's route declares (its vendor's envelope), if any:
+    such a route lists its own statuses, as its envelope answers them."""
+    for status, response in responses.items():
+        ref = _ref(response)
+        if int(status) >= 400 and ref and not ref.endswith(("/ErrorEnvelope", _FASTAPI_422)):
+            return dict(response)
+    return None
+
+
+def _complete_vendor(responses: dict[str, Any], vendor: dict[str, Any]) -> None:
+    """FastAPI's 422 is never sent (the vendor's envelope says how a request is invalid);
+    a server fault is answered in the vendor's envelope too."""
+    if _ref(responses.get("422", {})).endswith(_FASTAPI_422):
+        del responses["422"]
+    responses.setdefault("500", vendor | {"description": "The server failed."})
 
 
 def _shared_statuses(operation: dict[str, Any]) -> set[int]:

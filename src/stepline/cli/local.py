@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stepline.records import RunRecord, StepRecord
     from stepline.runtime import Runtime
     from stepline.service import Submission
+    from stepline.settings import Settings
     from stepline.store import Store
 
 T = TypeVar("T")
@@ -41,6 +42,8 @@ async def open_local(
     worker: bool = False,
     observer: RunObserver | None = None,
     environment_secrets: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    worker_name: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """The configured runtime (`stepline.runtime.open_runtime`): the database, migrated,
     its secrets vault, the service verbs' context, and with `worker` an engine and worker."""
@@ -48,7 +51,11 @@ async def open_local(
     from stepline.settings import get_settings
 
     async with open_runtime(
-        get_settings(), worker=worker, observer=observer, environment_secrets=environment_secrets
+        settings or get_settings(),
+        worker=worker,
+        observer=observer,
+        environment_secrets=environment_secrets,
+        worker_name=worker_name,
     ) as runtime:
         yield runtime
 
@@ -155,6 +162,6 @@ async def organization_id(store: Store, name: str, *, create: bool = False) -> U
     if create:
         return await store.organizations.ensure(name)
     fail(
-        f"no organization named {name!r}: check the name, or add --create-org to "
-        "`stepline keys create` to create it"
+        f"no organization named {name!r}: check the name, or add --create-org "
+        "(to `keys create` or `secrets set`) to create it"
     )

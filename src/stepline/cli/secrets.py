@@ -19,7 +19,13 @@ from stepline.cli import local, remote
 from stepline.cli.console import out, print_json, say
 from stepline.cli.failures import fail
 from stepline.cli.ids import parse_uuid
-from stepline.cli.options import json_flag, org_option, server_option, workspace_option
+from stepline.cli.options import (
+    DEFAULT_ORGANIZATION,
+    json_flag,
+    org_option,
+    server_option,
+    workspace_option,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -70,10 +76,17 @@ def _workspace(workspace: str | None) -> UUID | None:
 
 @secrets.command("set")
 @click.argument("name", metavar=NAME)
-@org_option("Without a server: the organization (created if missing).")
+@org_option("Without a server: the organization; it must exist, unless --create-org.")
+@click.option(
+    "--create-org",
+    is_flag=True,
+    help="Without a server: create the organization if there is none of that name.",
+)
 @in_workspace
 @server_option
-def set_secret(name: str, org: str, workspace: str | None, server: str | None) -> None:
+def set_secret(
+    name: str, org: str, create_org: bool, workspace: str | None, server: str | None
+) -> None:
     """Create a secret NAME or replace its value, read from stdin or a hidden prompt."""
     checked_name(name)
     workspace_id = _workspace(workspace)
@@ -86,7 +99,9 @@ def set_secret(name: str, org: str, workspace: str | None, server: str | None) -
 
         async def main() -> None:
             async with local.open_local() as runtime:
-                org_id = await local.organization_id(runtime.store, org, create=True)
+                # `default` is made on first use, as by every other command.
+                create = create_org or org == DEFAULT_ORGANIZATION
+                org_id = await local.organization_id(runtime.store, org, create=create)
                 await runtime.vault.set(org_id, workspace_id, name, value)
 
         local.run_async(main)

@@ -291,6 +291,7 @@ class RunExecution:
             limits=engine.limits,
             files=_files_of(engine, run),
             knowledge=_knowledge_of(engine, run),
+            worker_id=worker_id,
         )
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:

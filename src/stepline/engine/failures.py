@@ -77,7 +77,9 @@ def mark_unstorable(step: StepRecord, exc: BaseException) -> RunNotExecutable:
     if step.started_at is not None:
         step.duration_ms = int((now - step.started_at).total_seconds() * 1000)
     step.inputs = step.outputs = step.handle_inputs = step.handle_outputs = None
-    step.trace_spans = step.step_metadata = None
+    worker = (step.step_metadata or {}).get("worker")
+    step.trace_spans = None
+    step.step_metadata = {"worker": worker} if isinstance(worker, str) else None
     step.error = reason
     step.error_stage = stage
     step.error_category = ErrorCategory.permanent

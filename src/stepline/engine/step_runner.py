@@ -83,6 +83,8 @@ class StepRunner:
     """The run's organization's files, lent to every step."""
     knowledge: KnowledgeAccess | None = None
     """The run's organization's knowledge collections, lent to every step."""
+    worker_id: str | None = None
+    """The worker driving the run: each attempt records it as `step_metadata.worker`."""
 
     async def run(
         self,
@@ -118,6 +120,8 @@ class StepRunner:
             step.status_reason = None
             step.started_at = step.started_at or started
             step.inputs = recorded_inputs
+            if self.worker_id is not None:
+                step.step_metadata = {**(step.step_metadata or {}), "worker": self.worker_id}
             if paused:
                 attempt = step.attempts[-1]
                 attempt.status = StepStatus.running
@@ -378,6 +382,9 @@ class StepRunner:
             step.trace_spans = error.trace_spans
         if error.metadata:
             step.step_metadata = {**(step.step_metadata or {}), **error.metadata}
+        if error.handle_inputs is not None:
+            step.handle_inputs = error.handle_inputs
+            step.input_document = error.input_document
         if node.on_error == "continue":
             step.status_reason = "failed; the workflow continues (on_error: continue)"
         await self.record(step)

@@ -183,6 +183,18 @@ class NodeError(Exception):
         self.tokens = tokens
         self.cost = cost
         self.trace_spans = trace_spans
+        # What a failed step had read (the document it could not parse, or asked a model
+        # about): on the record, so a failure says which file it was about.
+        self.handle_inputs: dict[str, Any] | None = None
+        self.input_document: dict[str, Any] | None = None
+
+    def having_read(
+        self, handle_inputs: dict[str, Any], input_document: dict[str, Any] | None
+    ) -> NodeError:
+        """This error, recording what the step had read before it failed."""
+        self.handle_inputs = handle_inputs
+        self.input_document = input_document
+        return self
 
     @classmethod
     def from_exception(

@@ -15,6 +15,8 @@ organization's id is not found. Handles are named as Retab names them: `input-fi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -77,6 +79,17 @@ async def fetch(ctx: NodeContext, reference: FileReference, where: str) -> tuple
                 context={"file_id": str(reference.file_id), "field": where},
             ),
         ) from exc
+
+
+@contextmanager
+def reading(info: FileInfo, handle: str = "input-file-0") -> Iterator[None]:
+    """Within: a NodeError records that the step had read `info` (as `input_document` and
+    its input handle), so a failure says which file it was about."""
+    try:
+        yield
+    except NodeError as exc:
+        exc.having_read({handle: info.handle()}, info.document())
+        raise
 
 
 async def save(ctx: NodeContext, data: bytes, filename: str) -> FileInfo:

@@ -27,8 +27,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeResult
-from stepline.nodes.document_files import FileReference, fetch
+from stepline.nodes.document_files import FileReference, fetch, reading
 from stepline.nodes.document_text import ParsedDocument, parse_document
 from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
 from stepline.nodes.model_calls import Calls
@@ -173,6 +174,19 @@ class ExtractNode(LanguageModelKind):
 
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ExtractConfig, ctx.config)
+        if config.document is None:
+            return await self._extract(ctx, config, None, None)
+        info, data = await fetch(ctx, config.document, "document")
+        with reading(info, INPUT_FILE_HANDLE):
+            return await self._extract(ctx, config, info, data)
+
+    async def _extract(
+        self,
+        ctx: NodeContext,
+        config: ExtractConfig,
+        info: FileInfo | None,
+        data: bytes | None,
+    ) -> NodeResult:
         endpoint = self.endpoint(ctx, config)
         method = self.structured_method(config.method, config.provider)
         validator = Draft202012Validator(config.schema_)
@@ -180,8 +194,7 @@ class ExtractNode(LanguageModelKind):
         recorded: dict[str, Any] = {}
         more: dict[str, Any] = {}
         shown = None
-        if config.document is not None:
-            info, data = await fetch(ctx, config.document, "document")
+        if info is not None and data is not None:
             parsed = await asyncio.to_thread(parse_document, info, data, config.max_document_chars)
             shown = document_text(info.filename, info.mime_type, parsed)
             recorded = {

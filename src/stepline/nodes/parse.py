@@ -17,7 +17,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
-from stepline.nodes.document_files import FileReference, fetch, json_handle
+from stepline.nodes.document_files import FileReference, fetch, json_handle, reading
 from stepline.nodes.document_text import parse_document
 
 DEFAULT_MAX_CHARS = 1_000_000
@@ -47,7 +47,8 @@ class ParseNode(NodeKind):
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(ParseConfig, ctx.config)
         info, data = await fetch(ctx, config.document, "document")
-        parsed = await asyncio.to_thread(parse_document, info, data, config.max_chars)
+        with reading(info):
+            parsed = await asyncio.to_thread(parse_document, info, data, config.max_chars)
         output: dict[str, Any] = {
             "document": info.document(),
             "text": parsed.text,

@@ -22,7 +22,7 @@ from pypdf import PdfReader, PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeError, NodeResult
-from stepline.nodes.document_files import FileReference, fetch, save, stem
+from stepline.nodes.document_files import FileReference, fetch, reading, save, stem
 from stepline.nodes.language_model import LanguageModelKind
 from stepline.nodes.pdf import guarded, open_pdf, page_indexes, parse_pages, to_bytes
 from stepline.nodes.split_pages import PageClassification, assign_pages
@@ -116,6 +116,12 @@ class SplitNode(LanguageModelKind):
     async def run(self, ctx: NodeContext) -> NodeResult:
         config = cast(SplitConfig, ctx.config)
         info, data = await fetch(ctx, config.document, "document")
+        with reading(info):
+            return await self._split(ctx, config, info, data)
+
+    async def _split(
+        self, ctx: NodeContext, config: SplitConfig, info: FileInfo, data: bytes
+    ) -> NodeResult:
         subdocuments = config.subdocuments or []
         result = NodeResult()
         if config.classify is not None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 from pathlib import Path
 from uuid import UUID
@@ -105,11 +107,20 @@ def _associated_data(organization_id: UUID, workspace_id: UUID | None, name: str
 def load_cipher(settings: Settings, *, create: bool = True) -> SecretCipher:
     """The cipher of the configured key: STEPLINE_SECRETS_KEY, else the key file (made
     when missing only if `create`: a key made to read secrets would never open them)."""
+    return SecretCipher(_configured_key(settings, create=create))
+
+
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A key for `purpose` (signing links...) derived from the secrets key: the same in
+    every process that shares STEPLINE_SECRETS_KEY, yet useless for opening secrets."""
+    master = _configured_key(settings, create=True)
+    return hmac.new(master, f"stepline-derived-key:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _configured_key(settings: Settings, *, create: bool) -> bytes:
     if settings.secrets_key is not None:
-        return SecretCipher(
-            parse_key(settings.secrets_key.get_secret_value(), source="STEPLINE_SECRETS_KEY")
-        )
-    return SecretCipher(key_from_file(settings.home / KEY_FILE, create=create))
+        return parse_key(settings.secrets_key.get_secret_value(), source="STEPLINE_SECRETS_KEY")
+    return key_from_file(settings.home / KEY_FILE, create=create)
 
 
 def key_from_file(path: Path, *, create: bool = True) -> bytes:

@@ -12,6 +12,14 @@ NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 MAX_NODE_ID_LENGTH = 128
 """A node id keys every step row and its indexes (PostgreSQL's btree refuses huge keys)."""
 
+MAX_COLUMN_TEXT = 500
+"""The longest column id, label or field path."""
+
+_PATH_SEGMENT = r'\[(?:0|[1-9][0-9]*)\]|\["(?:[^"\\]|\\.)*"\]'
+FIELD_PATH_PATTERN = rf"^(?:[^.\[\]]+|{_PATH_SEGMENT})(?:\.[^.\[\]]+|{_PATH_SEGMENT})*$"
+"""A column's field path, for the published schema (spec.columns parses it, and says
+where one goes wrong)."""
+
 REJECTED_HANDLE = "rejected"
 """The output handle a rejected review follows (any node with `review`, and `hil`)."""
 
@@ -103,6 +111,38 @@ class EdgeSpec(_Spec):
     )
 
 
+class ColumnSpec(_Spec):
+    """One table column: the value a step's output holds at a path, under a label.
+
+    `mapped_output` (stepline.spec.columns) picks these values out of each step's output.
+    """
+
+    id: str = Field(
+        min_length=1, max_length=MAX_COLUMN_TEXT, description="Unique among the columns."
+    )
+    step_id: str = Field(
+        alias="stepId",
+        min_length=1,
+        max_length=MAX_NODE_ID_LENGTH,
+        description="The id of the node whose output the column reads (every iteration's "
+        "step, for a node inside a loop body).",
+    )
+    field_path: str = Field(
+        alias="fieldPath",
+        min_length=1,
+        max_length=MAX_COLUMN_TEXT,
+        json_schema_extra={"pattern": FIELD_PATH_PATTERN},
+        description="Where in the output: keys joined by dots, list indexes in brackets, "
+        'e.g. `content`, `result.output`, `choices[0].message.content`, `rows[2]["a.b"]` '
+        "(a quoted key in brackets may hold dots or brackets).",
+    )
+    label: str = Field(
+        min_length=1,
+        max_length=MAX_COLUMN_TEXT,
+        description="The column's heading; the key of its value in a step's mapped_output.",
+    )
+
+
 class WorkflowSpec(_Spec):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -118,6 +158,11 @@ class WorkflowSpec(_Spec):
     )
     defaults: NodeDefaults | None = None
     timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per run.")
+    column_config: list[ColumnSpec] | None = Field(
+        default=None,
+        description="Table columns read from the steps' outputs: each step's `mapped_output` "
+        "is {label: the value at fieldPath in its output} for the columns naming its node.",
+    )
     _secret_references: tuple[Any, ...] = PrivateAttr(default=())
     """Set by validation: each `secrets.NAME` the nodes read (see spec.validate)."""
 

@@ -10,6 +10,8 @@ implementations. Issue codes, for callers that branch on them:
 - `template_syntax`, `unknown_name`, `not_upstream`: a template or expression;
 - `secret_name`: a `secrets` reference that is not `secrets.NAME` with a valid name;
 - `inputs_schema`: the workflow's `inputs` is not a valid JSON Schema;
+- `unknown_node`, `field_path`, `duplicate_id`, `duplicate_label`: a column of
+  `column_config` (see spec.columns);
 - `kind_error`: a node kind failed while describing a config (a bug in the kind).
 """
 
@@ -27,9 +29,10 @@ from pydantic import ValidationError
 from stepline.errors import InvalidRequest
 from stepline.secrets.names import name_problem
 from stepline.spec.ceilings import defaults_problems, timeout_problems
+from stepline.spec.columns import column_problems
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.kind_info import KindInfo as KindInfo
-from stepline.spec.models import REJECTED_HANDLE, EdgeSpec, NodeSpec, WorkflowSpec
+from stepline.spec.models import REJECTED_HANDLE, ColumnSpec, EdgeSpec, NodeSpec, WorkflowSpec
 from stepline.spec.reporting import (
     join_path,
     loc_path,
@@ -147,6 +150,7 @@ class _Checker:
         node_ids = set(self.ids)
         self._check_level_templates(top, node_ids, frozenset())
         self._check_output(node_ids)
+        self._check_columns(spec, node_ids)
         self._check_inputs_schema()
         if spec is not None and spec.defaults is not None:
             for path, message in defaults_problems(spec.defaults.timeout_s):
@@ -539,6 +543,14 @@ class _Checker:
             if is_template(source):
                 refs = self._references(source, path, None, expression=False)
                 self._check_references(refs, None, None, None, node_ids, _OUTPUT_ROOTS)
+
+    def _check_columns(self, spec: WorkflowSpec | None, node_ids: set[str]) -> None:
+        if spec is not None:
+            columns = list(enumerate(spec.column_config or []))
+        else:
+            columns = salvage(self.document.get("column_config"), ColumnSpec)
+        for path, message, code in column_problems(columns, node_ids):
+            self._add(path, message, None, code)
 
     # -- inputs schema ---------------------------------------------------------------------------
 

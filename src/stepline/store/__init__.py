@@ -14,6 +14,7 @@ each with its SQL in one named place beside it:
 | `store.secrets` | `secrets.py` | `secrets_sql.py` |
 | `store.files` | `files.py` | `files_sql.py` |
 | `store.collections` | `collections.py` | `collections_sql.py` |
+| `store.workers` | `workers.py` (the fleet's registry) | `workers_sql.py` |
 
 A write that spans concepts (finishing a run wakes its parent; a cancel stops the run's
 steps) stays one transaction in the repository that owns the verb, calling the other's

@@ -24,6 +24,7 @@ from stepline.store.organizations import OrganizationRepository
 from stepline.store.runs import RunRepository
 from stepline.store.secrets import SecretRepository
 from stepline.store.steps import StepRepository
+from stepline.store.workers import WorkerRepository
 from stepline.store.workflows import WorkflowRepository
 from stepline.store.writer import Writer
 
@@ -50,6 +51,7 @@ class Store:
         self.secrets = SecretRepository(db)
         self.files = FileRepository(db)
         self.collections = CollectionRepository(db)
+        self.workers = WorkerRepository(db)
 
     @classmethod
     async def connect(cls, url: str, *, home: Path | None = None) -> Self:

@@ -133,6 +133,7 @@ runs = sa.Table(
     sa.Index("ix_runs_status_lease_expires_at", "status", "lease_expires_at"),
     sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
+    sa.Index("ix_runs_lease_owner", "lease_owner"),
     # A cancel finds the children of a run, and a resumed step its child run, by these.
     sa.Index("ix_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"),
     # Unique: a repeated Idempotency-Key finds the first run, even under a race (NULLs differ).
@@ -358,4 +359,20 @@ chunks = sa.Table(
         "ix_chunks_collection_id_source_id_position", "collection_id", "source_id", "position"
     ),
     sa.Index("ix_chunks_fts_rowid", "fts_rowid"),
+)
+
+# The live workers of the fleet: each `stepline worker` (and each `serve` with its worker)
+# registers when it starts, beats every few seconds, and leaves when it stops. `id` is the
+# lease owner its runs carry. Times are the database's clock on PostgreSQL.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("concurrency", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_workers_heartbeat_at", "heartbeat_at"),
 )

@@ -36,8 +36,9 @@ CANCEL_POLL_S = 0.5
 """How often a running run's cancel request is looked for in the database."""
 
 
-def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def make_worker_id(name: str | None = None) -> str:
+    """`name` (default: the host's), the process id and a random part: unique per process."""
+    return f"{name or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class LeaseLost(Conflict):
@@ -65,6 +66,23 @@ class Worker:
             return False
         event.set()
         return True
+
+    def running(self) -> list[UUID]:
+        """The runs this worker is driving now."""
+        return list(self._cancels)
+
+    async def release(self, run_ids: list[UUID]) -> None:
+        """Give up runs this worker held and stopped: queued again with no lease, for
+        another worker to resume from their checkpoints (a step cut short runs again)."""
+        for run_id in run_ids:
+            try:
+                await self.engine.store.runs.finish(run_id, self.worker_id, status=RunStatus.queued)
+            except LeaseLostError:
+                continue  # finished, or taken over, meanwhile: not ours to release
+            except Exception:
+                log.exception("could not release run %s; its lease will expire", run_id)
+                continue
+            log.info("released run %s", run_id)
 
     async def claim_and_execute(self, run_id: UUID | None = None) -> RunRecord | None:
         """Claim one run (that one, or the oldest claimable) and drive it to its end."""

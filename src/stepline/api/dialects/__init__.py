@@ -15,9 +15,10 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
+from stepline.api.dialects import arcee, onepin, retab, trigify
 from stepline.api.errors import use_envelope
 
-DIALECTS: tuple[ModuleType, ...] = ()
+DIALECTS: tuple[ModuleType, ...] = (arcee, onepin, trigify, retab)
 
 
 def mount_dialects(app: FastAPI) -> None:
