@@ -25,7 +25,7 @@ async def store_file(path: Path) -> dict[str, str]:
     store = await Store.connect(settings.resolved_database_url(), home=settings.home)
     try:
         await store.upgrade()
-        organization = await store.ensure_organization()
+        organization = await store.organizations.ensure()
         library = FileLibrary(store, open_file_storage(settings), max_bytes=settings.max_file_bytes)
         saved = await library.save(organization, path.read_bytes(), path.name)
     finally:

@@ -55,7 +55,7 @@ async def measure(kind: str, size: int, warmup_size: int, home: Path) -> dict[st
     store = await Store.connect(f"sqlite+aiosqlite:///{home / 'stepline.db'}")
     try:
         await store.upgrade()
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         registry = default_registry()
         async with open_node_services(Settings(home=home)) as services:
             engine = Engine(store, registry, services=services)

@@ -35,7 +35,7 @@ async def seed(home: Path, size: int) -> dict[str, Any]:
     store = await Store.connect(f"sqlite+aiosqlite:///{home / 'stepline.db'}")
     try:
         await store.upgrade()
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         registry = default_registry()
         definition = workflows.fanout(size - 1)
         service = ServiceContext(store=store, kinds=registry, limits=DocumentLimits())
@@ -45,7 +45,7 @@ async def seed(home: Path, size: int) -> dict[str, Any]:
             run = await Worker(engine, lease_s=120).claim_and_execute(submission.run.id)
         if run is None or run.status is not RunStatus.completed:
             raise SystemExit(f"the seed run did not complete: {run!r}")
-        key = await store.create_api_key(org, name="bench", scopes=["read"])
+        key = await store.keys.create(org, name="bench", scopes=["read"])
     finally:
         await store.close()
     return {

@@ -110,7 +110,7 @@ async def open_runtime(
     store = await Store.connect(settings.resolved_database_url(), home=settings.home)
     try:
         await store.upgrade()
-        vault = Vault(store, lambda create: load_cipher(settings, create=create))
+        vault = Vault(store.secrets, lambda create: load_cipher(settings, create=create))
         secrets: SecretSource = vault
         if environment_secrets is not None:
             secrets = EnvironmentSecrets(environment_secrets, fallback=vault)

@@ -34,12 +34,12 @@ async def seeded(app: FastAPI) -> tuple[str, str, str]:
     """(workflow path, run id, read key) of a run with three steps."""
     state: AppState = app.state.stepline
     store = state.store
-    org = await store.ensure_organization("fast-lane")
-    saved = await store.save_workflow(org, {"name": "w", "nodes": [], "edges": []})
-    run = await store.create_run(
+    org = await store.organizations.ensure("fast-lane")
+    saved = await store.workflows.save(org, {"name": "w", "nodes": [], "edges": []})
+    run = await store.runs.create(
         RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
     )
-    await store.insert_steps(
+    await store.steps.insert(
         [
             StepRecord(
                 run_id=run.id,
@@ -55,7 +55,7 @@ async def seeded(app: FastAPI) -> tuple[str, str, str]:
             for i in range(3)
         ]
     )
-    key = await store.create_api_key(org, name="k", scopes=["read"])
+    key = await store.keys.create(org, name="k", scopes=["read"])
     return f"/v1/workflows/{saved.workflow.id}/runs/{run.id}/steps", str(run.id), key.secret
 
 

@@ -541,7 +541,7 @@ def insert_finished_run(
     async def insert() -> UUID:
         store = await Store.connect(server.database_url)
         try:
-            run = await store.create_run(
+            run = await store.runs.create(
                 RunRecord(
                     workflow_id=workflow["id"],
                     workflow_version=workflow["latest_version"],
@@ -549,7 +549,7 @@ def insert_finished_run(
                     status=RunStatus.completed,
                 )
             )
-            await store.insert_steps(
+            await store.steps.insert(
                 [
                     StepRecord(
                         run_id=run.id,

@@ -19,7 +19,7 @@ def authenticate(home: Path, secret: str) -> ApiKeyRecord | None:
     async def main() -> ApiKeyRecord | None:
         store = await Store.connect(f"sqlite+aiosqlite:///{home / 'stepline.db'}")
         try:
-            return await store.authenticate_key(secret)
+            return await store.keys.authenticate(secret)
         finally:
             await store.close()
 

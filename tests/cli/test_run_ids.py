@@ -20,11 +20,11 @@ LONE = UUID("ef012345-6789-4abc-8def-0123456789ab")
 
 
 async def seed_runs(store: Store, ids: list[UUID]) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     definition = yaml.safe_load((EXAMPLES / "order-triage.yaml").read_text())
-    saved = await store.save_workflow(org, definition)
+    saved = await store.workflows.save(org, definition)
     for run_id in ids:
-        await store.create_run(
+        await store.runs.create(
             RunRecord(
                 id=run_id,
                 workflow_id=saved.workflow.id,
@@ -51,12 +51,12 @@ def seed_home(home: Path) -> None:
 async def test_run_ids_between_finds_the_runs_of_a_prefix(store: Store) -> None:
     await seed_runs(store, [*TWINS, LONE])
     low, high = UUID("abcd" + "0" * 28), UUID("abcd" + "f" * 28)
-    assert await store.run_ids_between(low, high) == TWINS
-    assert await store.run_ids_between(low, high, limit=1) == TWINS[:1]
+    assert await store.runs.ids_between(low, high) == TWINS
+    assert await store.runs.ids_between(low, high, limit=1) == TWINS[:1]
     low, high = UUID("ef" + "0" * 30), UUID("ef" + "f" * 30)
-    assert await store.run_ids_between(low, high) == [LONE]
+    assert await store.runs.ids_between(low, high) == [LONE]
     low, high = UUID("99" + "0" * 30), UUID("99" + "f" * 30)
-    assert await store.run_ids_between(low, high) == []
+    assert await store.runs.ids_between(low, high) == []
 
 
 def test_a_unique_prefix_names_the_run(tmp_path: Path) -> None:

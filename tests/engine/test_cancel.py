@@ -74,12 +74,12 @@ async def _start(worker: Worker, run: RunRecord, marker: str) -> asyncio.Task[An
 
 
 async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert stored.status is RunStatus.cancelled
     assert stored.completed_at is not None and stored.lease_owner is None
     assert stored.cancel_requested_at is not None
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert steps["first"].status is StepStatus.completed
     slow = steps["slow"]
     assert slow.status is StepStatus.cancelled
@@ -89,7 +89,7 @@ async def _check_cancelled(store: Store, run: RunRecord, marker: str) -> None:
     assert steps["after"].status is StepStatus.cancelled
     assert steps["after"].started_at is None and steps["after"].completed_at is None
     assert await wait_until(lambda: not host_pids(marker), 3), "the code outlived the cancel"
-    events = await store.list_events(run.id, organization_id=run.organization_id)
+    events = await store.events.list(run.id, organization_id=run.organization_id)
     assert events[-1].type == "run.cancelled"
     assert {(e.data.get("step_id"), e.type) for e in events[:-1]} >= {
         ("slow", "step.cancelled"),
@@ -106,7 +106,7 @@ async def test_a_cancel_request_stops_the_running_run_within_a_second(
     task = await _start(worker, run, marker)
 
     requested = time.monotonic()
-    pending = await store.request_cancel(run.organization_id, run.id)
+    pending = await store.runs.request_cancel(run.organization_id, run.id)
     assert pending.status is RunStatus.running  # held by the worker: it stops the run
     finished = await asyncio.wait_for(task, 5)
     elapsed = time.monotonic() - requested
@@ -125,7 +125,7 @@ async def test_telling_the_worker_stops_the_run_without_waiting_for_a_poll(
     task = await _start(worker, run, marker)
 
     requested = time.monotonic()
-    await store.request_cancel(run.organization_id, run.id)
+    await store.runs.request_cancel(run.organization_id, run.id)
     assert worker.cancel(run.id)
     finished = await asyncio.wait_for(task, 5)
     elapsed = time.monotonic() - requested
@@ -142,8 +142,8 @@ async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
     marker = new_marker()
     run = await queue_run(store, definition(), {"marker": marker})
     # A worker took it, the cancel was requested, and the worker died before it noticed.
-    assert await store.claim_run("dead-worker", 30, run_id=run.id) is not None
-    await store.request_cancel(run.organization_id, run.id)
+    assert await store.runs.claim("dead-worker", 30, run_id=run.id) is not None
+    await store.runs.request_cancel(run.organization_id, run.id)
 
     def expire(conn: sa.Connection) -> None:
         past = utcnow() - timedelta(seconds=1)
@@ -153,7 +153,7 @@ async def test_a_run_claimed_after_its_cancel_request_runs_nothing(
 
     finished = await Worker(engine, lease_s=30).claim_and_execute(run.id)
     assert finished is not None and finished.status is RunStatus.cancelled
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert {s.status for s in steps.values()} == {StepStatus.cancelled}
     assert all(s.started_at is None for s in steps.values())
     assert not host_pids(marker)

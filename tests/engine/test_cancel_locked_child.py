@@ -32,7 +32,7 @@ HELD_S = 0.5
 
 async def waiting_parent_and_child(store: Store) -> tuple[UUID, RunRecord, RunRecord]:
     """A parent run waiting for its child run, which waits for a review."""
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "reviewed-child",
         "nodes": [{"id": "ok", "type": "hil", "config": {"payload": 1, "instructions": "check"}}],
@@ -44,22 +44,22 @@ async def waiting_parent_and_child(store: Store) -> tuple[UUID, RunRecord, RunRe
     }
     out = await execute(store, await queue_run(store, parent, {}))
     assert out.run.status is RunStatus.waiting_for_human
-    child_run = await store.find_child_run(out.steps["call"].id)
+    child_run = await store.runs.find_child(out.steps["call"].id)
     assert child_run is not None and child_run.status is RunStatus.waiting_for_human
     return org, out.run, child_run
 
 
 async def status_of(store: Store, run_id: UUID) -> RunStatus:
-    run = await store.get_run(run_id)
+    run = await store.runs.get(run_id)
     assert run is not None
     return run.status
 
 
 async def check_cancelled(store: Store, org: UUID, child: RunRecord) -> None:
     assert await status_of(store, child.id) is RunStatus.cancelled
-    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
-    assert (await store.page_reviews(org)).items == []
-    events = await store.list_events(child.id, organization_id=org)
+    assert all(s.status is StepStatus.cancelled for s in await store.steps.list(child.id))
+    assert (await store.runs.page_reviews(org)).items == []
+    events = await store.events.list(child.id, organization_id=org)
     assert events[-1].type == "run.cancelled"
 
 
@@ -68,7 +68,7 @@ async def test_a_child_locked_while_its_parent_is_cancelled_ends_cancelled(
 ) -> None:
     org, parent, child = await waiting_parent_and_child(store)
     async with run_row_locked(store_url, child.id):
-        cancel = asyncio.create_task(store.request_cancel(org, parent.id))
+        cancel = asyncio.create_task(store.runs.request_cancel(org, parent.id))
         if store.dialect == "postgresql":
             # The parent's cancel commits without waiting for its child's lock...
             async with asyncio.timeout(5):
@@ -94,13 +94,13 @@ async def test_a_child_locked_past_the_retries_is_cancelled_by_the_next_cancel(
 ) -> None:
     org, parent, child = await waiting_parent_and_child(store)
     async with run_row_locked(store_url, child.id):
-        with caplog.at_level(logging.WARNING, logger="stepline.store.cancel"):
-            first = await store.request_cancel(org, parent.id, retry_locked_for_s=0.2)
+        with caplog.at_level(logging.WARNING, logger="stepline.store.runs.cancel"):
+            first = await store.runs.request_cancel(org, parent.id, retry_locked_for_s=0.2)
         assert first.status is RunStatus.cancelled
         assert await status_of(store, child.id) is RunStatus.waiting_for_human
         assert str(child.id) in caplog.text and "sweep cancels them" in caplog.text
     # A cancel of the cancelled parent looks at its unfinished children again.
-    again = await store.request_cancel(org, parent.id)
+    again = await store.runs.request_cancel(org, parent.id)
     assert again.status is RunStatus.cancelled
     assert again.cancel_requested_at == first.cancel_requested_at
     await check_cancelled(store, org, child)
@@ -114,15 +114,15 @@ async def test_a_child_locked_past_the_retries_is_cancelled_by_the_sweep(
 ) -> None:
     org, parent, child = await waiting_parent_and_child(store)
     async with run_row_locked(store_url, child.id):
-        first = await store.request_cancel(org, parent.id, retry_locked_for_s=0.2)
+        first = await store.runs.request_cancel(org, parent.id, retry_locked_for_s=0.2)
         assert first.status is RunStatus.cancelled
         # While the lock is held the sweep skips the child rather than wait for it.
-        assert await store.cancel_children_of_cancelled_runs() == 0
+        assert await store.runs.cancel_children_of_cancelled() == 0
     assert await status_of(store, child.id) is RunStatus.waiting_for_human
     # Nobody cancels again: the sweep every worker pool runs reaches the child.
-    assert await store.cancel_children_of_cancelled_runs() == 1
+    assert await store.runs.cancel_children_of_cancelled() == 1
     await check_cancelled(store, org, child)
-    assert await store.cancel_children_of_cancelled_runs() == 0
+    assert await store.runs.cancel_children_of_cancelled() == 0
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ async def test_a_serving_worker_pool_sweeps_children_of_cancelled_runs(
 ) -> None:
     org, parent, child = await waiting_parent_and_child(store)
     async with run_row_locked(store_url, child.id):
-        await store.request_cancel(org, parent.id, retry_locked_for_s=0.1)
+        await store.runs.request_cancel(org, parent.id, retry_locked_for_s=0.1)
     async with open_node_services(Settings()) as services:
         engine = Engine(store, default_registry(), services=services)
         pool = WorkerPool(Worker(engine, lease_s=30), concurrency=1, sweep_s=0.05)

@@ -65,20 +65,20 @@ async def test_hil_pauses_the_run_and_an_approval_with_an_edit_resumes_it(store:
     assert out.steps["publish"].status is StepStatus.pending
 
     org = out.run.organization_id
-    pending = await store.page_reviews(org)
+    pending = await store.runs.page_reviews(org)
     assert [s.step_id for s in pending.items] == ["check"]
 
-    decision = await store.decide_review(
+    decision = await store.runs.decide_review(
         org, out.run.id, "check", approved=True, reviewer="ada", output={"text": "hello"}
     )
     assert decision.changed and decision.run.status is RunStatus.queued
-    again = await store.decide_review(
+    again = await store.runs.decide_review(
         org, out.run.id, "check", approved=True, reviewer="ada", output={"text": "hello"}
     )
     assert not again.changed
     with pytest.raises(StateConflictError):
-        await store.decide_review(org, out.run.id, "check", approved=False, reviewer="bo")
-    assert (await store.page_reviews(org)).items == []
+        await store.runs.decide_review(org, out.run.id, "check", approved=False, reviewer="bo")
+    assert (await store.runs.page_reviews(org)).items == []
 
     done = await resume(store, out)
     assert done.run.status is RunStatus.completed, done.run.error
@@ -118,7 +118,7 @@ async def test_a_rejection_follows_the_rejected_handle_when_it_is_wired(store: S
         "edges": [edge("gate", "ship"), edge("gate", "redo", "rejected")],
     }
     out = await start(store, definition)
-    await store.decide_review(
+    await store.runs.decide_review(
         out.run.organization_id, out.run.id, "gate", approved=False, reviewer="bo", comment="no"
     )
     done = await resume(store, out)
@@ -136,7 +136,7 @@ async def test_a_rejection_without_a_rejected_edge_fails_the_step(store: Store) 
         "edges": [edge("gate", "ship")],
     }
     out = await start(store, definition)
-    await store.decide_review(
+    await store.runs.decide_review(
         out.run.organization_id, out.run.id, "gate", approved=False, reviewer="bo", comment="nope"
     )
     done = await resume(store, out)
@@ -163,15 +163,15 @@ async def test_reviews_inside_a_loop_pause_the_loop_until_each_is_decided(store:
     assert out.steps["each"].status is StepStatus.waiting_for_human
     assert out.steps["each"].requires_human_review is None, "the loop itself is not reviewed"
     org = out.run.organization_id
-    pending = await store.page_reviews(org)
+    pending = await store.runs.page_reviews(org)
     assert sorted(s.step_id for s in pending.items) == ["each_iter_0_ok", "each_iter_1_ok"]
 
-    await store.decide_review(org, out.run.id, "each_iter_0_ok", approved=True, reviewer="a")
+    await store.runs.decide_review(org, out.run.id, "each_iter_0_ok", approved=True, reviewer="a")
     half = await resume(store, out)
     assert half.run.status is RunStatus.waiting_for_human
     assert half.steps["each_iter_0_ok"].status is StepStatus.completed
 
-    await store.decide_review(
+    await store.runs.decide_review(
         org, out.run.id, "each_iter_1_ok", approved=True, reviewer="a", output="B"
     )
     done = await resume(store, out)
@@ -184,13 +184,13 @@ async def test_a_pause_after_a_decision_queues_the_run_instead(store: Store) -> 
     definition = {"name": "race", "nodes": [hil("gate", 1)]}
     out = await start(store, definition)
     org = out.run.organization_id
-    assert await store.claim_run("w1", 30, run_id=out.run.id) is None, "a paused run waits"
-    await store.decide_review(org, out.run.id, "gate", approved=True, reviewer="a")
+    assert await store.runs.claim("w1", 30, run_id=out.run.id) is None, "a paused run waits"
+    await store.runs.decide_review(org, out.run.id, "gate", approved=True, reviewer="a")
     # A worker holds the run while the decided step is still on record as waiting (as
     # when a decision lands while other branches run): pausing must not strand it.
-    claimed = await store.claim_run("w1", 30, run_id=out.run.id)
+    claimed = await store.runs.claim("w1", 30, run_id=out.run.id)
     assert claimed is not None
-    paused = await store.pause_run(out.run.id, "w1")
+    paused = await store.runs.pause(out.run.id, "w1")
     assert paused.status is RunStatus.queued
     assert paused.lease_owner is None
 
@@ -221,10 +221,10 @@ async def test_retry_continues_a_failed_run_without_rerunning_completed_steps(
         assert out.steps["push"].status is StepStatus.error
         assert out.steps["report"].status is StepStatus.skipped
 
-        retried = await store.retry_run(out.run.organization_id, out.run.id)
+        retried = await store.runs.retry(out.run.organization_id, out.run.id)
         assert retried.status is RunStatus.queued and retried.error is None
         with pytest.raises(StateConflictError):
-            await store.retry_run(out.run.organization_id, out.run.id)
+            await store.runs.retry(out.run.organization_id, out.run.id)
         done = await resume(store, out)
         assert server.hit_count("/fetch") == 1, "the completed step ran again"
         assert server.hit_count("/push") == 2
@@ -250,7 +250,7 @@ async def test_replay_reuses_upstream_outputs_and_runs_from_the_node(store: Stor
 
         spec = load_workflow(definition, default_registry())
         reuse = WorkflowGraph(spec).upstream("push")
-        replay = await store.create_replay(
+        replay = await store.runs.replay(
             original.run,
             reuse=reuse,
             inputs={},
@@ -273,7 +273,7 @@ async def test_replay_reuses_upstream_outputs_and_runs_from_the_node(store: Stor
 
 
 async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "child",
         "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
@@ -298,30 +298,30 @@ async def test_sub_workflow_runs_a_linked_child_run(store: Store) -> None:
     assert step.outputs == {"twice": 42}
     assert out.steps["use"].outputs == 42
     assert step.step_metadata is not None
-    child_run = await store.find_child_run(step.id)
+    child_run = await store.runs.find_child(step.id)
     assert child_run is not None
     assert str(child_run.id) == step.step_metadata["child_run_id"]
     assert child_run.parent_run_id == out.run.id
     assert child_run.parent_step_id == step.id
     assert child_run.trigger == "sub_workflow"
     assert child_run.status is RunStatus.completed
-    assert [s.step_id for s in await store.list_steps(child_run.id)] == ["double"]
+    assert [s.step_id for s in await store.steps.list(child_run.id)] == ["double"]
 
 
 async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store: Store) -> None:
     # Names are unique per workspace: the run's workspace first, then the organization's.
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     here, elsewhere = uuid4(), uuid4()
     for workspace, value in ((None, "organization"), (here, "here"), (elsewhere, "elsewhere")):
         child = {"name": "child", "nodes": [reshape("say", value)]}
-        await store.save_workflow(org, child, workspace_id=workspace)
+        await store.workflows.save(org, child, workspace_id=workspace)
     parent = {
         "name": "parent",
         "nodes": [{"id": "call", "type": "sub_workflow", "config": {"workflow": "child"}}],
     }
     for workspace, expected in ((here, "here"), (uuid4(), "organization")):
-        saved = await store.save_workflow(org, parent, workspace_id=workspace)
-        run = await store.create_run(
+        saved = await store.workflows.save(org, parent, workspace_id=workspace)
+        run = await store.runs.create(
             RunRecord(
                 workflow_id=saved.workflow.id,
                 workflow_version=saved.version.version,
@@ -335,7 +335,7 @@ async def test_sub_workflow_by_name_takes_the_runs_own_workspaces_workflow(store
 
 
 async def test_sub_workflow_failures_and_bad_inputs_fail_the_step(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {
         "name": "strict-child",
         "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
@@ -358,7 +358,7 @@ async def test_sub_workflow_failures_and_bad_inputs_fail_the_step(store: Store) 
 async def test_a_child_waiting_for_review_pauses_the_parent_until_it_finishes(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     child = {"name": "reviewed-child", "nodes": [hil("ok", {"v": 1})]}
     await save_definition(store, org, child, default_registry())
     parent = {
@@ -371,13 +371,15 @@ async def test_a_child_waiting_for_review_pauses_the_parent_until_it_finishes(
     }
     out = await start(store, parent)
     assert out.run.status is RunStatus.waiting_for_human
-    child_run = await store.find_child_run(out.steps["call"].id)
+    child_run = await store.runs.find_child(out.steps["call"].id)
     assert child_run is not None and child_run.status is RunStatus.waiting_for_human
 
-    await store.decide_review(org, child_run.id, "ok", approved=True, reviewer="a", output={"v": 7})
+    await store.runs.decide_review(
+        org, child_run.id, "ok", approved=True, reviewer="a", output={"v": 7}
+    )
     child_done = await execute(store, child_run)
     assert child_done.run.status is RunStatus.completed
-    parent_now = await store.get_run(out.run.id)
+    parent_now = await store.runs.get(out.run.id)
     assert parent_now is not None and parent_now.status is RunStatus.queued, "the child woke it"
 
     done = await resume(store, out)
@@ -417,7 +419,7 @@ async def test_retry_of_a_failed_loop_reruns_only_the_failed_iteration_onwards(
         out = await start(store, definition)
         assert out.run.status is RunStatus.failed
         assert "each_iter_2_get" not in out.steps
-        await store.retry_run(out.run.organization_id, out.run.id)
+        await store.runs.retry(out.run.organization_id, out.run.id)
         done = await resume(store, out)
         hits = {path: server.hit_count(path) for path in routes}
     assert done.run.status is RunStatus.completed, done.run.error
@@ -429,7 +431,7 @@ async def test_retry_of_a_failed_loop_reruns_only_the_failed_iteration_onwards(
 
 
 async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     await save_definition(
         store, org, {"name": "held-child", "nodes": [hil("ok", 1)]}, default_registry()
     )
@@ -439,21 +441,21 @@ async def test_cancelling_a_waiting_parent_cancels_its_waiting_child(store: Stor
     }
     out = await start(store, parent)
     assert out.run.status is RunStatus.waiting_for_human
-    child = await store.find_child_run(out.steps["call"].id)
+    child = await store.runs.find_child(out.steps["call"].id)
     assert child is not None
 
-    cancelled = await store.request_cancel(org, out.run.id)
+    cancelled = await store.runs.request_cancel(org, out.run.id)
     assert cancelled.status is RunStatus.cancelled
-    child_now = await store.get_run(child.id)
+    child_now = await store.runs.get(child.id)
     assert child_now is not None and child_now.status is RunStatus.cancelled
-    assert (await store.page_reviews(org)).items == []
-    assert all(s.status is StepStatus.cancelled for s in await store.list_steps(child.id))
+    assert (await store.runs.page_reviews(org)).items == []
+    assert all(s.status is StepStatus.cancelled for s in await store.steps.list(child.id))
 
 
 async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     slow = "import time\ndef main(inputs):\n    time.sleep(30)\n    return 1\n"
     child = {
         "name": "slow-child",
@@ -468,12 +470,12 @@ async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
 
     async def cancel_the_child_once_it_runs() -> None:
         while True:
-            steps = await store.list_steps(run.id)
-            child_run = await store.find_child_run(steps[0].id) if steps else None
+            steps = await store.steps.list(run.id)
+            child_run = await store.runs.find_child(steps[0].id) if steps else None
             if child_run is not None:
-                nap = await store.list_steps(child_run.id)
+                nap = await store.steps.list(child_run.id)
                 if nap and nap[0].status is StepStatus.running:
-                    await store.request_cancel(org, child_run.id)
+                    await store.runs.request_cancel(org, child_run.id)
                     return
             await asyncio.sleep(0.05)
 
@@ -483,5 +485,5 @@ async def test_cancelling_a_running_child_stops_it_and_fails_the_parent_step(
     await canceller
     assert out.run.status is RunStatus.failed
     assert "cancelled" in (out.steps["call"].error or "")
-    child_run = await store.find_child_run(out.steps["call"].id)
+    child_run = await store.runs.find_child(out.steps["call"].id)
     assert child_run is not None and child_run.status is RunStatus.cancelled

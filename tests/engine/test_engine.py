@@ -322,5 +322,5 @@ async def test_run_output_defaults_to_the_end_node_and_pins_the_version(store: S
     assert (first.run.workflow_version, second.run.workflow_version) == (1, 2)
     again = await run_workflow(store, definition, {"v": 1})
     assert again.run.workflow_version == 2
-    pinned = await store.get_version(first.run.workflow_id, 1)
+    pinned = await store.workflows.version(first.run.workflow_id, 1)
     assert pinned is not None and "description" not in pinned.definition

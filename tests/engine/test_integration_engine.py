@@ -139,13 +139,13 @@ async def run(
             "STEPLINE_SECRET_SMTP_PASSWORD": SMTP_PASSWORD,
         }
     )
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(store, org, definition, INPUTS, registry, secrets=secrets)
     engine = Engine(store, registry, services=NodeServices(http=http), secrets=secrets)
     finished = await Worker(engine, lease_s=30).claim_and_execute(submission.run.id)
     assert finished is not None
-    steps = {step.step_id: step for step in await store.list_steps(finished.id)}
+    steps = {step.step_id: step for step in await store.steps.list(finished.id)}
     return finished, steps
 
 

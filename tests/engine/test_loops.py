@@ -308,18 +308,18 @@ async def test_steps_filter_by_loop_id_and_iteration(store: Store) -> None:
     definition = {"name": "filters", "nodes": [for_each("outer", [[1, 2], [3]], [inner], [])]}
     out = await run_workflow(store, definition)
     org = out.run.organization_id
-    page = await store.page_steps(out.run.id, organization_id=org, loop_id="inner", limit=100)
+    page = await store.steps.page(out.run.id, organization_id=org, loop_id="inner", limit=100)
     assert [s.step_id for s in page.items] == [
         "outer_iter_0_inner_iter_0_cell",
         "outer_iter_0_inner_iter_1_cell",
         "outer_iter_1_inner_iter_0_cell",
     ]
-    page = await store.page_steps(
+    page = await store.steps.page(
         out.run.id, organization_id=org, loop_id="inner", iteration=0, limit=100
     )
     assert [s.step_id for s in page.items] == [
         "outer_iter_0_inner_iter_0_cell",
         "outer_iter_1_inner_iter_0_cell",
     ]
-    page = await store.page_steps(out.run.id, organization_id=org, loop_id="outer", limit=100)
+    page = await store.steps.page(out.run.id, organization_id=org, loop_id="outer", limit=100)
     assert [s.step_id for s in page.items] == ["outer_iter_0_inner", "outer_iter_1_inner"]

@@ -84,7 +84,7 @@ async def run(
     definition: dict[str, Any],
     inputs: dict[str, Any] | None = None,
 ) -> tuple[RunRecord, dict[str, StepRecord]]:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(
         store, org, definition, inputs or {}, registry, secrets=ALL_SECRETS
@@ -92,9 +92,9 @@ async def run(
     engine = Engine(store, registry, services=NodeServices(llm=pool), secrets=ALL_SECRETS)
     finished = await Worker(engine, lease_s=30).claim_and_execute(submission.run.id)
     assert finished is not None
-    stored = await store.get_run(finished.id)
+    stored = await store.runs.get(finished.id)
     assert stored is not None
-    return stored, {s.step_id: s for s in await store.list_steps(finished.id)}
+    return stored, {s.step_id: s for s in await store.steps.list(finished.id)}
 
 
 def triage() -> dict[str, Any]:
@@ -272,7 +272,7 @@ async def test_a_triage_run_records_each_model_step(
 async def test_a_run_whose_provider_key_is_not_set_is_refused_naming_node_and_field(
     store: Store, configured: None
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     definition = {
         "name": "no-key",
         "nodes": [{"id": "ask", "type": "model", "config": {"provider": "local", "prompt": "hi"}}],

@@ -57,7 +57,7 @@ async def run_with(
     run_secrets: EnvironmentSecrets | None = None,
 ) -> tuple[RunRecord, Transitions]:
     """Queue with `secrets`, execute with `run_secrets` (default: the same)."""
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     registry = default_registry()
     submission = await submit_run(store, org, definition, inputs or {}, registry, secrets=secrets)
     observer = Transitions()
@@ -139,10 +139,10 @@ async def test_nodes_get_the_values_and_the_record_only_masks(
     assert parse_qs(urlsplit(refused.target).query)["token"] == [SECRET]
 
     # On the record: not one occurrence, in any form.
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
-    stored_run = await store.get_run(run.id)
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
+    stored_run = await store.runs.get(run.id)
     assert stored_run is not None
-    events = await store.list_events(run.id, organization_id=run.organization_id)
+    events = await store.events.list(run.id, organization_id=run.organization_id)
     texts = [s.model_dump_json() for s in steps.values()]
     texts += [stored_run.model_dump_json(), *(e.model_dump_json() for e in events)]
     texts += [s.model_dump_json() for s in observer.snapshots]
@@ -188,7 +188,7 @@ async def test_credential_headers_are_masked_even_when_not_secrets(
     (sent,) = target.received
     assert sent.headers["authorization"] == "Bearer from-input"
     assert sent.headers["Cookie"] == "session=abc"
-    (step,) = await store.list_steps(run.id)
+    (step,) = await store.steps.list(run.id)
     assert step.inputs["headers"] == {
         "authorization": "***",
         "Cookie": "***",
@@ -219,7 +219,7 @@ async def test_an_unset_secret_stops_the_run_before_it_is_queued(
         ("OTHER", "call", '$.nodes[0].config.headers["X-Other"]')
     }
     assert "node 'call'" in str(caught.value) and "'OTHER'" in str(caught.value)
-    assert await store.list_runs() == []
+    assert await store.runs.list() == []
 
 
 async def test_a_secret_gone_by_the_time_the_run_starts_fails_it_clearly(
@@ -236,4 +236,4 @@ async def test_a_secret_gone_by_the_time_the_run_starts_fails_it_clearly(
     assert run.error is not None
     assert "secret 'API_KEY'" in run.error and "node 'call'" in run.error
     assert target.received == []
-    assert await store.list_steps(run.id) == []  # nothing ran
+    assert await store.steps.list(run.id) == []  # nothing ran

@@ -27,61 +27,61 @@ def record(organization_id, data: bytes = b"abc", name: str = "a.txt") -> FileRe
 
 
 async def test_a_saved_file_is_found_in_its_organization_only(store: Store) -> None:
-    org = await store.ensure_organization("acme")
-    other = await store.ensure_organization("globex")
-    saved = await store.save_file(record(org))
-    assert await store.get_file(org, saved.id) == saved
-    assert await store.get_file(other, saved.id) is None
-    assert await store.get_file(org, new_id()) is None
+    org = await store.organizations.ensure("acme")
+    other = await store.organizations.ensure("globex")
+    saved = await store.files.save(record(org))
+    assert await store.files.get(org, saved.id) == saved
+    assert await store.files.get(other, saved.id) is None
+    assert await store.files.get(org, new_id()) is None
     with pytest.raises(StoredFileNotFoundError):
-        await store.delete_file(other, saved.id)
-    assert await store.get_file(org, saved.id) == saved
+        await store.files.delete(other, saved.id)
+    assert await store.files.get(org, saved.id) == saved
 
 
 async def test_a_file_of_an_unknown_organization_is_refused(store: Store) -> None:
     with pytest.raises(NotFoundError, match="organization"):
-        await store.save_file(record(new_id()))
+        await store.files.save(record(new_id()))
 
 
 async def test_files_list_newest_first_by_cursor(store: Store) -> None:
-    org = await store.ensure_organization("acme")
-    other = await store.ensure_organization("globex")
-    saved = [await store.save_file(record(org, bytes([i]), f"{i}.txt")) for i in range(5)]
-    await store.save_file(record(other))
-    first = await store.list_files(org, limit=2)
+    org = await store.organizations.ensure("acme")
+    other = await store.organizations.ensure("globex")
+    saved = [await store.files.save(record(org, bytes([i]), f"{i}.txt")) for i in range(5)]
+    await store.files.save(record(other))
+    first = await store.files.page(org, limit=2)
     assert [f.id for f in first.items] == [saved[4].id, saved[3].id]
     assert first.prev_cursor is None and first.next_cursor is not None
-    second = await store.list_files(org, limit=2, after=first.next_cursor)
-    third = await store.list_files(org, limit=2, after=second.next_cursor)
+    second = await store.files.page(org, limit=2, after=first.next_cursor)
+    third = await store.files.page(org, limit=2, after=second.next_cursor)
     assert [f.id for f in second.items + third.items] == [s.id for s in reversed(saved[:3])]
     assert third.next_cursor is None
-    back = await store.list_files(org, limit=2, before=second.prev_cursor)
+    back = await store.files.page(org, limit=2, before=second.prev_cursor)
     assert back.items == first.items
 
 
 async def test_a_deleted_file_is_gone_and_says_whether_its_content_is_still_used(
     store: Store,
 ) -> None:
-    org = await store.ensure_organization("acme")
-    other = await store.ensure_organization("globex")
-    mine = await store.save_file(record(org, b"shared"))
-    theirs = await store.save_file(record(other, b"shared"))
-    deleted, in_use = await store.delete_file(org, mine.id)
+    org = await store.organizations.ensure("acme")
+    other = await store.organizations.ensure("globex")
+    mine = await store.files.save(record(org, b"shared"))
+    theirs = await store.files.save(record(other, b"shared"))
+    deleted, in_use = await store.files.delete(org, mine.id)
     assert deleted.id == mine.id and in_use is True
-    assert await store.get_file(org, mine.id) is None
-    assert (await store.list_files(org)).items == []
+    assert await store.files.get(org, mine.id) is None
+    assert (await store.files.page(org)).items == []
     with pytest.raises(StoredFileNotFoundError):
-        await store.delete_file(org, mine.id)
-    _, in_use = await store.delete_file(other, theirs.id)
+        await store.files.delete(org, mine.id)
+    _, in_use = await store.files.delete(other, theirs.id)
     assert in_use is False
-    assert not await store.file_content_in_use(mine.sha256)
+    assert not await store.files.content_in_use(mine.sha256)
 
 
 async def test_the_library_saves_sniffs_reads_and_deletes(store: Store, tmp_path: Path) -> None:
     storage = LocalFileStorage(tmp_path / "files")
     library = FileLibrary(store, storage, max_bytes=64)
-    org = await store.ensure_organization("acme")
-    other = await store.ensure_organization("globex")
+    org = await store.organizations.ensure("acme")
+    other = await store.organizations.ensure("globex")
     saved = await library.save(org, b"not a pdf at all", "invoice.pdf")
     assert (saved.filename, saved.mime_type, saved.size) == ("invoice.pdf", "text/plain", 16)
     assert await library.read(org, saved.id) == (saved, b"not a pdf at all")
@@ -101,15 +101,15 @@ async def test_the_library_refuses_a_file_past_the_limit_naming_it(
     store: Store, tmp_path: Path
 ) -> None:
     library = FileLibrary(store, LocalFileStorage(tmp_path / "files"), max_bytes=64)
-    org = await store.ensure_organization("acme")
+    org = await store.organizations.ensure("acme")
     with pytest.raises(TooLarge, match="64 bytes"):
         await library.save(org, b"x" * 65, "big.bin")
-    assert (await store.list_files(org)).items == []
+    assert (await store.files.page(org)).items == []
 
 
 @pytest.mark.parametrize("name", ["", "../etc/passwd", "a\nb", "x" * 256])
 async def test_the_library_refuses_a_bad_file_name(store: Store, tmp_path: Path, name: str) -> None:
     library = FileLibrary(store, LocalFileStorage(tmp_path / "files"))
-    org = await store.ensure_organization("acme")
+    org = await store.organizations.ensure("acme")
     with pytest.raises(InvalidRequest):
         await library.save(org, b"x", name)

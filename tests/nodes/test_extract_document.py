@@ -135,7 +135,7 @@ async def test_the_text_is_cut_at_max_document_chars_and_the_model_is_told(
 async def test_a_file_of_another_organization_is_not_found(
     bench: DocumentBench, store: Store, server: StandIn
 ) -> None:
-    other = await store.ensure_organization("someone-else")
+    other = await store.organizations.ensure("someone-else")
     theirs = await bench.library.save(other, build_pdf(INVOICE_PAGES), "theirs.pdf")
     # A bare id, as an earlier step could hand it on: starting the run cannot see it as a
     # file reference (a `{"file_id"}` input of another organization is refused there), so

@@ -64,7 +64,7 @@ async def test_the_best_chunks_feed_the_next_step_and_are_recorded(bench: Docume
     step = out.steps["search"]
     assert step.status is StepStatus.completed
     output = step.outputs
-    collection = await bench.store.find_collection(bench.organization_id, "encyclopedia")
+    collection = await bench.store.collections.find(bench.organization_id, "encyclopedia")
     assert collection is not None
     assert output["collection_id"] == str(collection.id)
     assert output["collection"] == "encyclopedia"
@@ -95,7 +95,7 @@ async def test_the_best_chunks_feed_the_next_step_and_are_recorded(bench: Docume
 async def test_a_collection_is_named_by_id_too_and_min_score_filters(
     bench: DocumentBench,
 ) -> None:
-    collection = await bench.store.find_collection(bench.organization_id, "encyclopedia")
+    collection = await bench.store.collections.find(bench.organization_id, "encyclopedia")
     assert collection is not None
     out = await bench.run(
         [search(collection=str(collection.id), top_k=10, min_score=1e9)],
@@ -115,9 +115,11 @@ async def test_a_hostile_query_runs_to_no_results(bench: DocumentBench) -> None:
 async def test_another_organizations_collection_is_a_step_error(
     store: Store, bench: DocumentBench
 ) -> None:
-    other = await store.ensure_organization("other")
-    theirs = await store.create_collection(other, "theirs")
-    await store.add_chunks(other, theirs.id, chunk_text("their secret plans"), source="x")
+    other = await store.organizations.ensure("other")
+    theirs = await store.collections.create(other, "theirs")
+    await store.collections.add_chunks(
+        other, theirs.id, chunk_text("their secret plans"), source="x"
+    )
     for key in ("theirs", str(theirs.id)):
         out = await bench.run([search(collection=key)], {"question": "secret plans"})
         assert out.run.status is RunStatus.failed
@@ -164,7 +166,7 @@ async def test_with_embeddings_the_query_is_ranked_hybrid(store: Store) -> None:
     with openai_stand_in(api_key=KEY) as server:
         server.synonyms.update({"car": "automobile", "fix": "repair"})
         endpoint = Endpoint(base_url=server.base_url, api_key=KEY)
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         library = KnowledgeLibrary(store, embedder=OpenAIEmbedder(endpoint, "embed-1"))
         collection = await library.create(org, "garage", embedding_model="embed-1")
         for text in ("Automobile repair for brakes.", "Bread and yeast.", "Glacier valleys."):

@@ -128,7 +128,7 @@ async def test_a_corrupt_pdf_fails_the_step_naming_the_file(bench: DocumentBench
 async def test_a_file_of_another_organization_is_not_found(
     bench: DocumentBench, store: Store
 ) -> None:
-    other = await store.ensure_organization("someone-else")
+    other = await store.organizations.ensure("someone-else")
     theirs = await bench.library.save(other, build_pdf(["theirs"]), "theirs.pdf")
     # A bare id, as an earlier step could hand it on: starting the run cannot see it as a
     # file reference (a `{"file_id"}` input of another organization is refused there), so

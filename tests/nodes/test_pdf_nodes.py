@@ -96,7 +96,7 @@ async def test_a_page_range_past_the_last_page_fails_naming_it(bench: DocumentBe
     assert step.input_document == document(saved)
     assert step.handle_inputs == {"input-file-0": handle(saved)}
     assert step.split_documents is None and step.handle_outputs is None
-    assert (await bench.store.list_files(bench.organization_id)).items[0].id == saved.id
+    assert (await bench.store.files.page(bench.organization_id)).items[0].id == saved.id
 
 
 async def test_a_malformed_page_range_is_a_validation_error_naming_it(

@@ -28,18 +28,22 @@ async def test_0010_downgrades_and_upgrades_again(empty_database_url: str) -> No
             assert "chunks_fts" in tables
         else:
             assert "search_vector" in columns
-        org = await store.ensure_organization()
-        collection = await store.create_collection(org, "docs")
-        await store.add_chunks(org, collection.id, chunk_text("lighthouse keepers"), source="a")
+        org = await store.organizations.ensure()
+        collection = await store.collections.create(org, "docs")
+        await store.collections.add_chunks(
+            org, collection.id, chunk_text("lighthouse keepers"), source="a"
+        )
 
         await store.database.migrate(lambda conn: command.downgrade(alembic_config(conn), "0009"))
         tables, _ = await store.database.read(_names)
         assert not {name for name in tables if "chunk" in name or "collection" in name}
 
         await store.upgrade()
-        collection = await store.create_collection(org, "docs")
-        await store.add_chunks(org, collection.id, chunk_text("lighthouse keepers"), source="a")
-        [hit] = await store.search_chunks(org, collection.id, "lighthouse")
+        collection = await store.collections.create(org, "docs")
+        await store.collections.add_chunks(
+            org, collection.id, chunk_text("lighthouse keepers"), source="a"
+        )
+        [hit] = await store.collections.search(org, collection.id, "lighthouse")
         assert hit.text == "lighthouse keepers"
     finally:
         await store.close()

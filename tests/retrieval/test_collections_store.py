@@ -20,57 +20,59 @@ from support.knowledge import CORPUS, CORPUS_CHUNKING, QUERIES
 
 
 async def _corpus(store: Store, org: UUID) -> UUID:
-    collection = await store.create_collection(org, "encyclopedia", "ten topics")
+    collection = await store.collections.create(org, "encyclopedia", "ten topics")
     for name, text in CORPUS.items():
-        await store.add_chunks(org, collection.id, chunk_text(text, CORPUS_CHUNKING), source=name)
+        await store.collections.add_chunks(
+            org, collection.id, chunk_text(text, CORPUS_CHUNKING), source=name
+        )
     return collection.id
 
 
 async def test_collections_are_created_found_listed_and_deleted(store: Store) -> None:
-    org = await store.ensure_organization()
-    first = await store.create_collection(org, "manuals", "product manuals")
-    second = await store.create_collection(org, "  policies ")
+    org = await store.organizations.ensure()
+    first = await store.collections.create(org, "manuals", "product manuals")
+    second = await store.collections.create(org, "  policies ")
     assert second.name == "policies"
-    assert await store.get_collection(org, first.id) == first
-    assert await store.find_collection(org, "manuals") == first
-    assert await store.find_collection(org, str(second.id)) == second
-    assert await store.find_collection(org, "nothing") is None
-    page = await store.list_collections(org, limit=1)
+    assert await store.collections.get(org, first.id) == first
+    assert await store.collections.find(org, "manuals") == first
+    assert await store.collections.find(org, str(second.id)) == second
+    assert await store.collections.find(org, "nothing") is None
+    page = await store.collections.page(org, limit=1)
     assert [c.id for c in page.items] == [second.id]
     assert page.next_cursor is not None
-    rest = await store.list_collections(org, limit=1, after=page.next_cursor)
+    rest = await store.collections.page(org, limit=1, after=page.next_cursor)
     assert [c.id for c in rest.items] == [first.id]
 
-    await store.delete_collection(org, first.id)
-    assert await store.get_collection(org, first.id) is None
+    await store.collections.delete(org, first.id)
+    assert await store.collections.get(org, first.id) is None
     with pytest.raises(CollectionNotFoundError):
-        await store.delete_collection(org, first.id)
-    again = await store.create_collection(org, "manuals")
+        await store.collections.delete(org, first.id)
+    again = await store.collections.create(org, "manuals")
     assert again.id != first.id
 
 
 async def test_a_live_collection_name_is_taken_once_per_organization(store: Store) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
-    await store.create_collection(org, "docs")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
+    await store.collections.create(org, "docs")
     with pytest.raises(CollectionNameTakenError):
-        await store.create_collection(org, "docs")
-    await store.create_collection(other, "docs")
+        await store.collections.create(org, "docs")
+    await store.collections.create(other, "docs")
     with pytest.raises(ValueError):
-        await store.create_collection(org, "   ")
+        await store.collections.create(org, "   ")
 
 
 async def test_a_collection_in_an_unknown_organization_is_refused(store: Store) -> None:
     with pytest.raises(NotFoundError):
-        await store.create_collection(uuid4(), "docs")
+        await store.collections.create(uuid4(), "docs")
 
 
 async def test_every_query_ranks_its_expected_chunk_first(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
     misses = []
     for query, phrase in QUERIES:
-        hits = await store.search_chunks(org, collection, query, limit=3)
+        hits = await store.collections.search(org, collection, query, limit=3)
         if not hits or phrase not in hits[0].text:
             misses.append((query, phrase, [h.text[:50] for h in hits]))
         else:
@@ -79,9 +81,9 @@ async def test_every_query_ranks_its_expected_chunk_first(store: Store) -> None:
 
 
 async def test_hits_say_where_their_chunk_came_from(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
-    [hit] = await store.search_chunks(org, collection, "Pont du Gard limestone", limit=1)
+    [hit] = await store.collections.search(org, collection, "Pont du Gard limestone", limit=1)
     text = CORPUS["aqueducts.md"]
     assert hit.source == "aqueducts.md"
     assert hit.collection_id == collection
@@ -121,9 +123,9 @@ async def test_hits_say_where_their_chunk_came_from(store: Store) -> None:
     ],
 )
 async def test_hostile_queries_never_fail(store: Store, query: str) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
-    hits = await store.search_chunks(org, collection, query, limit=5)
+    hits = await store.collections.search(org, collection, query, limit=5)
     assert len(hits) <= 5
     if "volcano" in query:
         assert hits and "volcan" in hits[0].text.lower()
@@ -139,68 +141,68 @@ def test_query_terms_are_plain_words_bounded_in_number() -> None:
 
 
 async def test_another_organizations_collection_is_not_found(store: Store) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
     collection = await _corpus(store, org)
-    theirs = await store.create_collection(other, "theirs")
-    await store.add_chunks(other, theirs.id, chunk_text("volcano secrets"), source="x")
+    theirs = await store.collections.create(other, "theirs")
+    await store.collections.add_chunks(other, theirs.id, chunk_text("volcano secrets"), source="x")
 
-    assert await store.get_collection(other, collection) is None
-    assert await store.find_collection(other, "encyclopedia") is None
-    assert await store.find_collection(other, str(collection)) is None
+    assert await store.collections.get(other, collection) is None
+    assert await store.collections.find(other, "encyclopedia") is None
+    assert await store.collections.find(other, str(collection)) is None
     for call in (
-        store.search_chunks(other, collection, "volcano"),
-        store.list_sources(other, collection),
-        store.add_chunks(other, collection, chunk_text("intruder"), source="x"),
-        store.delete_collection(other, collection),
+        store.collections.search(other, collection, "volcano"),
+        store.collections.sources(other, collection),
+        store.collections.add_chunks(other, collection, chunk_text("intruder"), source="x"),
+        store.collections.delete(other, collection),
     ):
         with pytest.raises(CollectionNotFoundError):
             await call
-    sources = await store.list_sources(org, collection)
+    sources = await store.collections.sources(org, collection)
     with pytest.raises(CollectionNotFoundError):
-        await store.remove_source(other, collection, sources[0].source_id)
+        await store.collections.remove_source(other, collection, sources[0].source_id)
     # Neither sees the other's chunks in a search of its own collection.
-    hits = await store.search_chunks(other, theirs.id, "volcano magma crust", limit=10)
+    hits = await store.collections.search(other, theirs.id, "volcano magma crust", limit=10)
     assert [h.text for h in hits] == ["volcano secrets"]
-    hits = await store.search_chunks(org, collection, "volcano secrets", limit=10)
+    hits = await store.collections.search(org, collection, "volcano secrets", limit=10)
     assert all(h.collection_id == collection for h in hits)
     assert all(h.text != "volcano secrets" for h in hits)
 
 
 async def test_removing_a_source_removes_its_chunks_from_results(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
-    sources = {s.source: s for s in await store.list_sources(org, collection)}
+    sources = {s.source: s for s in await store.collections.sources(org, collection)}
     assert set(sources) == set(CORPUS)
     expected = len(chunk_text(CORPUS["volcanoes.md"], CORPUS_CHUNKING))
     assert sources["volcanoes.md"].chunk_count == expected == 3
-    [hit] = await store.search_chunks(org, collection, "pyroclastic", limit=1)
+    [hit] = await store.collections.search(org, collection, "pyroclastic", limit=1)
     assert hit.source_id == sources["volcanoes.md"].source_id
 
-    await store.remove_source(org, collection, sources["volcanoes.md"].source_id)
-    assert await store.search_chunks(org, collection, "pyroclastic") == []
-    hits = await store.search_chunks(org, collection, "volcano magma lava ash", limit=50)
+    await store.collections.remove_source(org, collection, sources["volcanoes.md"].source_id)
+    assert await store.collections.search(org, collection, "pyroclastic") == []
+    hits = await store.collections.search(org, collection, "volcano magma lava ash", limit=50)
     assert all(h.source != "volcanoes.md" for h in hits)
-    assert {s.source for s in await store.list_sources(org, collection)} == set(CORPUS) - {
+    assert {s.source for s in await store.collections.sources(org, collection)} == set(CORPUS) - {
         "volcanoes.md"
     }
     with pytest.raises(SourceNotFoundError):
-        await store.remove_source(org, collection, sources["volcanoes.md"].source_id)
+        await store.collections.remove_source(org, collection, sources["volcanoes.md"].source_id)
     # Adding it again makes it found again.
-    await store.add_chunks(
+    await store.collections.add_chunks(
         org, collection, chunk_text(CORPUS["volcanoes.md"], CORPUS_CHUNKING), source="v2"
     )
-    [hit] = await store.search_chunks(org, collection, "pyroclastic", limit=1)
+    [hit] = await store.collections.search(org, collection, "pyroclastic", limit=1)
     assert hit.source == "v2"
 
 
 async def test_deleting_a_collection_leaves_others_searchable(store: Store) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     collection = await _corpus(store, org)
-    other = await store.create_collection(org, "other")
-    await store.add_chunks(org, other.id, chunk_text("pyroclastic notes"), source="n")
-    await store.delete_collection(org, collection)
+    other = await store.collections.create(org, "other")
+    await store.collections.add_chunks(org, other.id, chunk_text("pyroclastic notes"), source="n")
+    await store.collections.delete(org, collection)
     with pytest.raises(CollectionNotFoundError):
-        await store.search_chunks(org, collection, "pyroclastic")
-    [hit] = await store.search_chunks(org, other.id, "pyroclastic")
+        await store.collections.search(org, collection, "pyroclastic")
+    [hit] = await store.collections.search(org, other.id, "pyroclastic")
     assert hit.text == "pyroclastic notes"

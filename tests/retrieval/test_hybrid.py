@@ -81,7 +81,7 @@ async def test_a_failing_provider_is_a_provider_error(stand_in: StandIn) -> None
 
 
 async def test_hybrid_search_finds_what_bm25_alone_misses(store: Store, stand_in: StandIn) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
     collection = await hybrid.create(org, "garage", embedding_model=MODEL)
     for n, text in enumerate(GARAGE):
@@ -102,8 +102,8 @@ async def test_hybrid_search_finds_what_bm25_alone_misses(store: Store, stand_in
 
 
 async def test_hybrid_search_stays_within_the_organization(store: Store, stand_in: StandIn) -> None:
-    org = await store.ensure_organization()
-    other = await store.ensure_organization("other")
+    org = await store.organizations.ensure()
+    other = await store.organizations.ensure("other")
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
     ours = await hybrid.create(org, "garage", embedding_model=MODEL)
     theirs = await hybrid.create(other, "garage", embedding_model=MODEL)
@@ -116,7 +116,7 @@ async def test_hybrid_search_stays_within_the_organization(store: Store, stand_i
 async def test_a_failing_embeddings_provider_is_unavailable(
     store: Store, stand_in: StandIn
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
     collection = await hybrid.create(org, "garage", embedding_model=MODEL)
     stand_in.script(server_error())
@@ -126,7 +126,7 @@ async def test_a_failing_embeddings_provider_is_unavailable(
 
 
 async def test_vectors_of_another_model_are_never_compared(store: Store, stand_in: StandIn) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
     collection = await hybrid.create(org, "garage", embedding_model=MODEL)
     await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
@@ -143,7 +143,7 @@ async def test_vectors_of_another_model_are_never_compared(store: Store, stand_i
 async def test_a_collection_without_an_embedding_model_stays_bm25(
     store: Store, stand_in: StandIn
 ) -> None:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
     collection = await hybrid.create(org, "plain")
     await hybrid.add_text(org, collection.id, GARAGE[0], source="x")

@@ -86,7 +86,7 @@ async def test_another_organizations_file_or_collection_is_not_found(
     bench: DocumentBench, library: KnowledgeLibrary
 ) -> None:
     org = bench.organization_id
-    other = await bench.store.ensure_organization("other")
+    other = await bench.store.organizations.ensure("other")
     ours = await library.create(org, "ours")
     theirs = await library.create(other, "theirs")
     their_file = await bench.library.save(other, b"their secret zeppelins", "secret.txt")

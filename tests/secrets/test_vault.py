@@ -17,11 +17,11 @@ from stepline.store.tables import secrets_table
 
 
 def vault(store: Store, home: Path) -> Vault:
-    return Vault(store, lambda create: load_cipher(Settings(home=home), create=create))
+    return Vault(store.secrets, lambda create: load_cipher(Settings(home=home), create=create))
 
 
 async def test_set_then_read_for_a_run(store: Store, tmp_path: Path) -> None:
-    org = await store.ensure_organization("acme")
+    org = await store.organizations.ensure("acme")
     workspace = new_id()
     secrets = vault(store, tmp_path)
     await secrets.set(org, None, "TOKEN", "org-value")
@@ -44,18 +44,18 @@ async def test_set_then_read_for_a_run(store: Store, tmp_path: Path) -> None:
 
 
 async def test_bad_names_and_values_are_refused(store: Store, tmp_path: Path) -> None:
-    org = await store.ensure_organization("acme")
+    org = await store.organizations.ensure("acme")
     secrets = vault(store, tmp_path)
     for name, value in (("1X", "v"), ("A-B", "v"), ("OK", ""), ("OK", "x" * (64 * 1024 + 1))):
         with pytest.raises(ValueError):
             await secrets.set(org, None, name, value)
-    assert await store.list_secrets(org) == []
+    assert await store.secrets.list(org) == []
 
 
 async def test_a_row_moved_to_another_organization_does_not_open(
     store: Store, tmp_path: Path
 ) -> None:
-    acme, mallory = await store.ensure_organization("acme"), await store.ensure_organization("m")
+    acme, mallory = await store.organizations.ensure("acme"), await store.organizations.ensure("m")
     secrets = vault(store, tmp_path)
     await secrets.set(acme, None, "TOKEN", "acme-only")
 
@@ -70,7 +70,7 @@ async def test_a_row_moved_to_another_organization_does_not_open(
 async def test_reading_without_the_key_is_an_error_and_makes_no_key(
     store: Store, tmp_path: Path
 ) -> None:
-    org = await store.ensure_organization("acme")
+    org = await store.organizations.ensure("acme")
     await vault(store, tmp_path / "setter").set(org, None, "TOKEN", "v")
 
     reader = tmp_path / "worker"

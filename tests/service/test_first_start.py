@@ -30,7 +30,7 @@ async def test_a_database_with_workflows_but_no_key_is_not_called_empty(
     ctx: ServiceContext, store: Store, tmp_path: Path
 ) -> None:
     # As after `stepline run` and before any `stepline serve`.
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     await service.create_workflow(ctx, caller, two_inputs())
 
     made = await bootstrap(store, Settings(home=tmp_path), SERVER)
@@ -43,7 +43,7 @@ async def test_a_database_with_workflows_but_no_key_is_not_called_empty(
 
 
 async def test_an_organization_alone_is_not_an_empty_database(store: Store, tmp_path: Path) -> None:
-    await store.ensure_organization("acme")
+    await store.organizations.ensure("acme")
 
     made = await bootstrap(store, Settings(home=tmp_path), SERVER)
 

@@ -40,8 +40,8 @@ def knowledge_ctx(ctx: ServiceContext, tmp_path: Path) -> ServiceContext:
 
 
 async def callers(ctx: ServiceContext) -> tuple[Caller, Caller]:
-    one = await ctx.store.ensure_organization(f"one-{uuid4().hex[:6]}")
-    two = await ctx.store.ensure_organization(f"two-{uuid4().hex[:6]}")
+    one = await ctx.store.organizations.ensure(f"one-{uuid4().hex[:6]}")
+    two = await ctx.store.organizations.ensure(f"two-{uuid4().hex[:6]}")
     return Caller(one), Caller(two)
 
 

@@ -26,8 +26,8 @@ def files_ctx(ctx: ServiceContext, store: Store, tmp_path: Path) -> ServiceConte
 
 
 async def test_upload_get_list_open_delete(files_ctx: ServiceContext, store: Store) -> None:
-    caller = Caller(await store.ensure_organization(f"f-{uuid.uuid4().hex[:6]}"))
-    other = Caller(await store.ensure_organization(f"g-{uuid.uuid4().hex[:6]}"))
+    caller = Caller(await store.organizations.ensure(f"f-{uuid.uuid4().hex[:6]}"))
+    other = Caller(await store.organizations.ensure(f"g-{uuid.uuid4().hex[:6]}"))
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"hello "
@@ -53,7 +53,7 @@ async def test_upload_get_list_open_delete(files_ctx: ServiceContext, store: Sto
 async def test_the_limit_is_named_and_bad_names_are_refused(
     files_ctx: ServiceContext, store: Store
 ) -> None:
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     with pytest.raises(TooLarge, match="STEPLINE_MAX_FILE_BYTES"):
         await verbs.upload_file(files_ctx, caller, [b"x" * 60, b"x" * 60], "big.bin")
     with pytest.raises(TooLarge, match="STEPLINE_MAX_FILE_BYTES"):
@@ -66,8 +66,8 @@ async def test_the_limit_is_named_and_bad_names_are_refused(
 async def test_run_inputs_refer_to_the_callers_live_files(
     files_ctx: ServiceContext, store: Store
 ) -> None:
-    caller = Caller(await store.ensure_organization(f"r-{uuid.uuid4().hex[:6]}"))
-    other = Caller(await store.ensure_organization(f"s-{uuid.uuid4().hex[:6]}"))
+    caller = Caller(await store.organizations.ensure(f"r-{uuid.uuid4().hex[:6]}"))
+    other = Caller(await store.organizations.ensure(f"s-{uuid.uuid4().hex[:6]}"))
     saved = await service.create_workflow(
         files_ctx,
         caller,

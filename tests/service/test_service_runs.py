@@ -19,7 +19,7 @@ INPUTS = {"name": "Ada", "greeting": "Hello"}
 
 
 async def caller_of(store: Store, name: str = "default") -> Caller:
-    return Caller(await store.ensure_organization(name))
+    return Caller(await store.organizations.ensure(name))
 
 
 async def test_start_run_pins_the_latest_version_and_wakes_the_worker(

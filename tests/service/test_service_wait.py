@@ -17,13 +17,13 @@ INPUTS = {"name": "Ada", "greeting": "Hello"}
 
 
 async def test_the_bell_rings_when_a_run_event_commits(ctx: ServiceContext, store: Store) -> None:
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
 
     with store.run_bell.listen(run.id) as rung:
         assert not rung.is_set()
-        await store.request_cancel(caller.organization_id, run.id)
+        await store.runs.request_cancel(caller.organization_id, run.id)
         await asyncio.sleep(0)  # the writer's announcement is scheduled on the loop
         assert rung.is_set()
 
@@ -34,7 +34,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
     # Without the bell, the waiter would read the events only every minute: it must not.
     monkeypatch.setattr(waiting, "UNHEARD_S", 60.0)
     reads = {"events": 0, "runs": 0}
-    list_events, get_run = store.list_events, store.get_run
+    list_events, get_run = store.events.list, store.runs.get
 
     async def counted_events(*args: object, **kwargs: object) -> object:
         reads["events"] += 1
@@ -44,11 +44,11 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
         reads["runs"] += 1
         return await get_run(*args, **kwargs)  # type: ignore[arg-type]
 
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
-    monkeypatch.setattr(store, "list_events", counted_events)
-    monkeypatch.setattr(store, "get_run", counted_runs)
+    monkeypatch.setattr(store.events, "list", counted_events)
+    monkeypatch.setattr(store.runs, "get", counted_runs)
 
     waiter = asyncio.create_task(service.wait_for_run(ctx, caller, run.id, 30.0))
     await asyncio.sleep(0.2)
@@ -69,7 +69,7 @@ async def test_wait_returns_when_the_run_finishes_woken_by_its_events(
 async def test_wait_gives_the_run_as_it_is_after_the_timeout(
     ctx: ServiceContext, store: Store
 ) -> None:
-    caller = Caller(await store.ensure_organization())
+    caller = Caller(await store.organizations.ensure())
     saved = await service.create_workflow(ctx, caller, two_inputs())
     run = (await service.start_run(ctx, caller, saved.workflow.id, INPUTS)).run
 

@@ -10,6 +10,6 @@ from stepline.store import Store
 
 @pytest.fixture
 async def workflow(store: Store) -> Workflow:
-    org = await store.ensure_organization()
-    saved = await store.save_workflow(org, DEFINITION)
+    org = await store.organizations.ensure()
+    saved = await store.workflows.save(org, DEFINITION)
     return Workflow(org, saved.workflow.id, saved.version.version)

@@ -24,11 +24,11 @@ async def test_first_start_on_an_empty_database_mints_and_saves_an_admin_key(
     secret = await first_start(store, settings_at(tmp_path), SERVER)
 
     assert secret is not None
-    key = await store.authenticate_key(secret)
+    key = await store.keys.authenticate(secret)
     assert key is not None
     assert key.scopes == ["admin"]
     assert key.name == "bootstrap"
-    organization = await store.get_organization(key.organization_id)
+    organization = await store.organizations.get(key.organization_id)
     assert organization is not None and organization.name == "default"
 
     saved = load_credentials(tmp_path)
@@ -51,32 +51,32 @@ async def test_a_second_start_mints_nothing_and_keeps_the_saved_key(
     assert await first_start(store, settings_at(tmp_path), "http://elsewhere:1") is None
 
     assert credentials_path(tmp_path).read_bytes() == before
-    organization = await store.get_organization_by_name("default")
+    organization = await store.organizations.find("default")
     assert organization is not None
-    assert len(await store.list_api_keys(organization.id)) == 1
+    assert len(await store.keys.list(organization.id)) == 1
 
 
 async def test_a_database_with_a_key_is_left_alone(store: Store, tmp_path: Path) -> None:
-    acme = await store.ensure_organization("acme")
-    created = await store.create_api_key(acme, name="ops", scopes=["read"])
-    await store.revoke_api_key(acme, created.record.id)  # even a revoked key counts
+    acme = await store.organizations.ensure("acme")
+    created = await store.keys.create(acme, name="ops", scopes=["read"])
+    await store.keys.revoke(acme, created.record.id)  # even a revoked key counts
 
     assert await first_start(store, settings_at(tmp_path), SERVER) is None
 
     assert not credentials_path(tmp_path).exists()
-    assert await store.get_organization_by_name("default") is None
+    assert await store.organizations.find("default") is None
 
 
 async def test_an_organization_without_keys_gets_its_admin_key(
     store: Store, tmp_path: Path
 ) -> None:
     # `stepline run` creates "default" before anyone serves: that must not block the bootstrap.
-    default = await store.ensure_organization()
+    default = await store.organizations.ensure()
 
     secret = await first_start(store, settings_at(tmp_path), SERVER)
 
     assert secret is not None
-    key = await store.authenticate_key(secret)
+    key = await store.keys.authenticate(secret)
     assert key is not None and key.organization_id == default
 
 
@@ -91,9 +91,9 @@ async def test_servers_starting_together_mint_exactly_one_key(
         )
         minted = [secret for secret in results if secret is not None]
         assert len(minted) == 1, results
-        organization = await stores[0].get_organization_by_name("default")
+        organization = await stores[0].organizations.find("default")
         assert organization is not None
-        assert len(await stores[0].list_api_keys(organization.id)) == 1
+        assert len(await stores[0].keys.list(organization.id)) == 1
         saved = load_credentials(tmp_path)
         assert saved is not None and saved.api_key == minted[0]
     finally:
@@ -109,4 +109,4 @@ async def test_an_unwritable_home_still_returns_the_key(store: Store, tmp_path: 
     secret = await first_start(store, settings_at(home), SERVER)
 
     assert secret is not None
-    assert await store.authenticate_key(secret) is not None
+    assert await store.keys.authenticate(secret) is not None

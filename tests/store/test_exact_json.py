@@ -48,19 +48,19 @@ def same(found: Any, expected: Any) -> bool:
 async def test_a_bare_number_round_trips_through_steps_and_runs(
     store: Store, workflow: Workflow, value: Any
 ) -> None:
-    run = await store.create_run(workflow.run(inputs={"n": value}))
-    await store.insert_steps([new_step(run, 0, inputs=value, outputs=value)])
-    claimed = await store.claim_run("w", 30, run_id=run.id)
+    run = await store.runs.create(workflow.run(inputs={"n": value}))
+    await store.steps.insert([new_step(run, 0, inputs=value, outputs=value)])
+    claimed = await store.runs.claim("w", 30, run_id=run.id)
     assert claimed is not None
-    await store.finish_run(run.id, "w", status=RunStatus.completed, output=value)
+    await store.runs.finish(run.id, "w", status=RunStatus.completed, output=value)
 
-    (step,) = await store.list_steps(run.id)
+    (step,) = await store.steps.list(run.id)
     assert same(step.outputs, value) and same(step.inputs, value)
-    stored = await store.get_run(run.id)
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert same(stored.output, value) and same(stored.inputs["n"], value)
     # The API's fast path splices the stored text: parse it as a client would.
-    page = await store.page_step_documents(run.id, organization_id=run.organization_id)
+    page = await store.steps.page_documents(run.id, organization_id=run.organization_id)
     assert page is not None
     document = json.loads(page.items[0])
     assert same(document["outputs"], value) and same(document["inputs"], value)
@@ -70,9 +70,9 @@ async def test_numbers_nested_at_any_depth_round_trip(store: Store, workflow: Wo
     value: Any = EXACT
     for _ in range(60):
         value = {"deeper": [value]}
-    run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 0, outputs=value)])
-    (step,) = await store.list_steps(run.id)
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert([new_step(run, 0, outputs=value)])
+    (step,) = await store.steps.list(run.id)
     found = step.outputs
     for _ in range(60):
         found = found["deeper"][0]
@@ -103,10 +103,10 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
     store = await Store.connect(url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
-        org = await store.ensure_organization("acme")
-        saved = await store.save_workflow(org, {"name": "w", "nodes": []})
+        org = await store.organizations.ensure("acme")
+        saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
@@ -115,12 +115,12 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
 
         await store.upgrade()
         assert _cells(path) == [("text", "1.2345678901234567e+19", "text", "1.5e+300")]
-        (step,) = await store.list_steps(run.id)
+        (step,) = await store.steps.list(run.id)
         assert step.outputs == 1.5e300
 
         # From now on a bare number is stored as its text.
-        await store.insert_steps([new_step(run, 1, outputs=18446744073709551617)])
-        steps_now = {step.step_id: step for step in await store.list_steps(run.id)}
+        await store.steps.insert([new_step(run, 1, outputs=18446744073709551617)])
+        steps_now = {step.step_id: step for step in await store.steps.list(run.id)}
         assert steps_now["node1"].outputs == 18446744073709551617
     finally:
         await store.close()
@@ -144,10 +144,10 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
     store = await Store.connect(f"sqlite+aiosqlite:///{path}")
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0007"))
-        org = await store.ensure_organization("acme")
-        saved = await store.save_workflow(org, {"name": "w", "nodes": []})
+        org = await store.organizations.ensure("acme")
+        saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await store.writer.submit(
             lambda conn: insert_legacy_steps(conn, [new_step(run, 0)], missing=DOCUMENT_COLUMNS)
         )
@@ -168,7 +168,7 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
             0.1,
         ]
         assert json.loads(inputs) == "Infinity and beyond"
-        (step,) = await store.list_steps(run.id)
+        (step,) = await store.steps.list(run.id)
         assert step.outputs == [None, None, 18446744073709551617, 0.1]
     finally:
         await store.close()

@@ -29,53 +29,53 @@ async def other(store_url: str) -> AsyncIterator[Store]:
 
 def _count_reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reads = [0]
-    real = store._read
+    real = store.keys._read
 
     async def counted(fn: Any) -> Any:
         reads[0] += 1
         return await real(fn)
 
-    monkeypatch.setattr(store, "_read", counted)
+    monkeypatch.setattr(store.keys, "_read", counted)
     return reads
 
 
 async def test_a_live_key_is_looked_up_once_on_sqlite(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    org = await store.ensure_organization()
-    created = await store.create_api_key(org, name="k", scopes=["read"])
+    org = await store.organizations.ensure()
+    created = await store.keys.create(org, name="k", scopes=["read"])
     reads = _count_reads(store, monkeypatch)
     for _ in range(3):
-        key = await store.authenticate_key(created.secret)
+        key = await store.keys.authenticate(created.secret)
         assert key is not None and key.id == created.record.id
     assert reads[0] == (1 if store.dialect == "sqlite" else 3)
 
 
 async def test_a_revoke_through_this_store_takes_effect_at_once(store: Store) -> None:
-    org = await store.ensure_organization()
-    created = await store.create_api_key(org, name="k", scopes=["read"])
-    assert await store.authenticate_key(created.secret) is not None
-    await store.revoke_api_key(org, created.record.id)
-    assert await store.authenticate_key(created.secret) is None
+    org = await store.organizations.ensure()
+    created = await store.keys.create(org, name="k", scopes=["read"])
+    assert await store.keys.authenticate(created.secret) is not None
+    await store.keys.revoke(org, created.record.id)
+    assert await store.keys.authenticate(created.secret) is None
 
 
 async def test_a_revoke_through_another_connection_takes_effect_at_once(
     store: Store, other: Store
 ) -> None:
-    org = await store.ensure_organization()
-    created = await store.create_api_key(org, name="k", scopes=["read"])
-    kept = await store.create_api_key(org, name="kept", scopes=["read"])
+    org = await store.organizations.ensure()
+    created = await store.keys.create(org, name="k", scopes=["read"])
+    kept = await store.keys.create(org, name="kept", scopes=["read"])
     for secret in (created.secret, kept.secret):
-        assert await store.authenticate_key(secret) is not None
-    await other.revoke_api_key(org, created.record.id)
-    assert await store.authenticate_key(created.secret) is None
-    assert await store.authenticate_key(kept.secret) is not None
+        assert await store.keys.authenticate(secret) is not None
+    await other.keys.revoke(org, created.record.id)
+    assert await store.keys.authenticate(created.secret) is None
+    assert await store.keys.authenticate(kept.secret) is not None
 
 
 async def test_any_change_to_a_key_elsewhere_is_seen_at_once(store: Store, other: Store) -> None:
-    org = await store.ensure_organization()
-    created = await store.create_api_key(org, name="k", scopes=["read"])
-    assert await store.authenticate_key(created.secret) is not None
+    org = await store.organizations.ensure()
+    created = await store.keys.create(org, name="k", scopes=["read"])
+    assert await store.keys.authenticate(created.secret) is not None
 
     def expire(conn: sa.Connection) -> None:
         conn.execute(
@@ -85,12 +85,12 @@ async def test_any_change_to_a_key_elsewhere_is_seen_at_once(store: Store, other
         )
 
     await other.writer.submit(expire)
-    assert await store.authenticate_key(created.secret) is None
+    assert await store.keys.authenticate(created.secret) is None
 
 
 async def test_unknown_and_malformed_keys_are_none(store: Store) -> None:
-    org = await store.ensure_organization()
-    created = await store.create_api_key(org, name="k", scopes=["read"])
-    assert await store.authenticate_key(created.secret + "x") is None
-    assert await store.authenticate_key("not-a-key") is None
-    assert await store.authenticate_key(created.secret) is not None
+    org = await store.organizations.ensure()
+    created = await store.keys.create(org, name="k", scopes=["read"])
+    assert await store.keys.authenticate(created.secret + "x") is None
+    assert await store.keys.authenticate("not-a-key") is None
+    assert await store.keys.authenticate(created.secret) is not None

@@ -21,14 +21,14 @@ def nested(levels: int) -> Any:
 
 
 async def test_a_definition_nested_past_the_readers_limit_still_lists(store: Store) -> None:
-    org = await store.ensure_organization("legacy")
+    org = await store.organizations.ensure("legacy")
     config = {"output": nested(200)}
     definition = {"name": "deep", "nodes": [{"id": "a", "type": "reshape", "config": config}]}
-    saved = await store.save_workflow(org, definition)  # the store does not judge: the API does
+    saved = await store.workflows.save(org, definition)  # the store does not judge: the API does
 
-    page = await store.page_workflows(org)
+    page = await store.workflows.page(org)
     assert [w.name for w in page.items] == ["deep"]
-    definitions = await store.latest_definitions(org, page.items)
+    definitions = await store.workflows.latest_definitions(org, page.items)
     assert definitions[saved.workflow.id] == definition
-    version = await store.get_version(saved.workflow.id, 1)
+    version = await store.workflows.version(saved.workflow.id, 1)
     assert version is not None and version.definition == definition

@@ -35,25 +35,25 @@ def _ids(page: Page[Any]) -> list[Any]:
 async def test_run_pages_go_newest_first_without_gaps_both_ways(
     store: Store, workflow: Workflow
 ) -> None:
-    created = [await store.create_run(workflow.run()) for _ in range(23)]
+    created = [await store.runs.create(workflow.run()) for _ in range(23)]
     newest_first = [r.id for r in reversed(created)]
     org, wf = workflow.organization_id, workflow.workflow_id
 
     seen: list[UUID] = []
     cursors: list[str | None] = []
-    page = await store.page_runs(org, workflow_id=wf, limit=5)
+    page = await store.runs.page(org, workflow_id=wf, limit=5)
     assert page.prev_cursor is None
     while True:
         seen += _ids(page)
         cursors.append(page.prev_cursor)
         if page.next_cursor is None:
             break
-        page = await store.page_runs(org, workflow_id=wf, limit=5, after=page.next_cursor)
+        page = await store.runs.page(org, workflow_id=wf, limit=5, after=page.next_cursor)
     assert seen == newest_first
 
     back: list[UUID] = _ids(page)
     while page.prev_cursor is not None:
-        page = await store.page_runs(org, workflow_id=wf, limit=5, before=page.prev_cursor)
+        page = await store.runs.page(org, workflow_id=wf, limit=5, before=page.prev_cursor)
         back = _ids(page) + back
     assert back == newest_first
 
@@ -61,45 +61,45 @@ async def test_run_pages_go_newest_first_without_gaps_both_ways(
 async def test_run_pages_filter_and_count_steps(store: Store, workflow: Workflow) -> None:
     org, wf = workflow.organization_id, workflow.workflow_id
     workspace = uuid4()
-    old = await store.create_run(workflow.run())
+    old = await store.runs.create(workflow.run())
     await _set_run(store, old.id, created_at=utcnow() - timedelta(days=3))
-    in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
-    done = await store.create_run(workflow.run())
+    in_workspace = await store.runs.create(workflow.run(workspace_id=workspace))
+    done = await store.runs.create(workflow.run())
     await _set_run(store, done.id, status=RunStatus.completed.value)
-    await store.insert_steps(
+    await store.steps.insert(
         [new_step(done, 0), new_step(done, 1, status=StepStatus.completed), new_step(done, 2)]
     )
 
-    everything = await store.page_runs(org, workflow_id=wf)
+    everything = await store.runs.page(org, workflow_id=wf)
     assert _ids(everything) == [done.id, in_workspace.id, old.id]
     assert everything.items[0].step_counts == {"pending": 2, "completed": 1}
     assert everything.items[1].step_counts == {}
 
-    completed = await store.page_runs(org, workflow_id=wf, status=RunStatus.completed)
+    completed = await store.runs.page(org, workflow_id=wf, status=RunStatus.completed)
     assert _ids(completed) == [done.id]
-    recent = await store.page_runs(org, workflow_id=wf, created_from=utcnow() - timedelta(days=1))
+    recent = await store.runs.page(org, workflow_id=wf, created_from=utcnow() - timedelta(days=1))
     assert _ids(recent) == [done.id, in_workspace.id]
-    older = await store.page_runs(org, workflow_id=wf, created_to=utcnow() - timedelta(days=1))
+    older = await store.runs.page(org, workflow_id=wf, created_to=utcnow() - timedelta(days=1))
     assert _ids(older) == [old.id]
-    scoped = await store.page_runs(org, workflow_id=wf, workspace_id=workspace)
+    scoped = await store.runs.page(org, workflow_id=wf, workspace_id=workspace)
     assert _ids(scoped) == [in_workspace.id]
 
-    other_org = await store.ensure_organization("other")
-    assert (await store.page_runs(other_org, workflow_id=wf)).items == []
-    other_wf = await store.save_workflow(org, {"name": "other"})
-    assert (await store.page_runs(org, workflow_id=other_wf.workflow.id)).items == []
+    other_org = await store.organizations.ensure("other")
+    assert (await store.runs.page(other_org, workflow_id=wf)).items == []
+    other_wf = await store.workflows.save(org, {"name": "other"})
+    assert (await store.runs.page(org, workflow_id=other_wf.workflow.id)).items == []
 
 
 async def test_a_cursor_of_another_listing_is_refused(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 0), new_step(run, 1)])
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert([new_step(run, 0), new_step(run, 1)])
     org = workflow.organization_id
-    step_page = await store.page_steps(run.id, organization_id=org, limit=1)
+    step_page = await store.steps.page(run.id, organization_id=org, limit=1)
     assert step_page.next_cursor is not None
     with pytest.raises(InvalidCursor):
-        await store.page_runs(org, workflow_id=workflow.workflow_id, after=step_page.next_cursor)
+        await store.runs.page(org, workflow_id=workflow.workflow_id, after=step_page.next_cursor)
     with pytest.raises(InvalidCursor):
-        await store.page_steps(run.id, organization_id=org, before="not-a-cursor")
+        await store.steps.page(run.id, organization_id=org, before="not-a-cursor")
 
 
 async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow: Workflow) -> None:
@@ -107,7 +107,7 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     # 20 finished runs lasting 10, 20, ... 200 ms: 14 completed, 4 failed, 2 cancelled.
     statuses = [RunStatus.completed] * 14 + [RunStatus.failed] * 4 + [RunStatus.cancelled] * 2
     for i, status in enumerate(statuses):
-        run = await store.create_run(workflow.run())
+        run = await store.runs.create(workflow.run())
         await _set_run(
             store,
             run.id,
@@ -116,8 +116,8 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
             total_tokens=100,
             total_cost=0.25,
         )
-    await store.create_run(workflow.run())  # queued: counted, not timed
-    outside = await store.create_run(workflow.run())
+    await store.runs.create(workflow.run())  # queued: counted, not timed
+    outside = await store.runs.create(workflow.run())
     await _set_run(
         store,
         outside.id,
@@ -128,7 +128,7 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     )
 
     now = utcnow()
-    summary = await store.run_summary(org, wf, since=now - timedelta(days=1), until=now)
+    summary = await store.runs.summary(org, wf, since=now - timedelta(days=1), until=now)
     assert summary.total == 21
     assert summary.counts == {
         "queued": 1,
@@ -144,54 +144,54 @@ async def test_summary_counts_rates_percentiles_and_usage(store: Store, workflow
     assert summary.total_tokens == 2000
     assert summary.total_cost == pytest.approx(5.0)
 
-    empty = await store.run_summary(org, wf, since=now, until=now + timedelta(hours=1))
+    empty = await store.runs.summary(org, wf, since=now, until=now + timedelta(hours=1))
     assert empty.total == 0 and empty.success_rate is None
     assert empty.p50_duration_ms is None and empty.p95_duration_ms is None
     assert empty.total_tokens == 0 and empty.total_cost == 0
-    other_org = await store.ensure_organization("other")
-    foreign = await store.run_summary(other_org, wf, since=now - timedelta(days=9), until=now)
+    other_org = await store.organizations.ensure("other")
+    foreign = await store.runs.summary(other_org, wf, since=now - timedelta(days=9), until=now)
     assert foreign.total == 0
 
 
 async def test_find_run_by_idempotency_key(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run(idempotency_key="order-42"))
-    found = await store.find_run_by_idempotency_key(workflow.organization_id, "order-42")
+    run = await store.runs.create(workflow.run(idempotency_key="order-42"))
+    found = await store.runs.find_by_idempotency_key(workflow.organization_id, "order-42")
     assert found is not None and found.id == run.id and found.step_counts == {}
-    assert await store.find_run_by_idempotency_key(workflow.organization_id, "order-43") is None
-    other_org = await store.ensure_organization("other")
-    assert await store.find_run_by_idempotency_key(other_org, "order-42") is None
+    assert await store.runs.find_by_idempotency_key(workflow.organization_id, "order-43") is None
+    other_org = await store.organizations.ensure("other")
+    assert await store.runs.find_by_idempotency_key(other_org, "order-42") is None
     # The driver's IntegrityError stops at the store: a Conflict of stepline's own.
     with pytest.raises(DuplicateError):
-        await store.create_run(workflow.run(idempotency_key="order-42"))
+        await store.runs.create(workflow.run(idempotency_key="order-42"))
 
 
 # --- cancel --------------------------------------------------------------------------------
 
 
 async def _events(store: Store, run: RunRecord) -> list[str]:
-    return [e.type for e in await store.list_events(run.id, organization_id=run.organization_id)]
+    return [e.type for e in await store.events.list(run.id, organization_id=run.organization_id)]
 
 
 async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 0), new_step(run, 1, status=StepStatus.completed)])
-    cancelled = await store.request_cancel(workflow.organization_id, run.id)
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert([new_step(run, 0), new_step(run, 1, status=StepStatus.completed)])
+    cancelled = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.cancel_requested_at is not None
     assert cancelled.completed_at is not None
     assert cancelled.step_counts == {"cancelled": 1, "completed": 1}
-    steps = {s.step_id: s for s in await store.list_steps(run.id)}
+    steps = {s.step_id: s for s in await store.steps.list(run.id)}
     assert steps["node0"].status is StepStatus.cancelled
     assert steps["node0"].status_reason == "run cancelled"
     assert steps["node0"].completed_at is None  # it never started
     assert steps["node1"].status is StepStatus.completed
     assert await _events(store, run) == ["run.queued", "step.cancelled", "run.cancelled"]
     # A cancelled run is never claimed.
-    assert await store.claim_run("worker-a", 30) is None
+    assert await store.runs.claim("worker-a", 30) is None
 
-    again = await store.request_cancel(workflow.organization_id, run.id)
+    again = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert again == cancelled
     assert await _events(store, run) == ["run.queued", "step.cancelled", "run.cancelled"]
 
@@ -199,43 +199,43 @@ async def test_cancelling_a_queued_run_cancels_it_and_its_steps_at_once(
 async def test_cancelling_a_held_run_only_records_the_request(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    assert await store.cancel_requested_at(run.id) is None
-    requested = await store.request_cancel(workflow.organization_id, run.id)
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    assert await store.runs.cancel_requested_at(run.id) is None
+    requested = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert requested.status is RunStatus.running
     assert requested.lease_owner == "worker-a"
-    assert await store.cancel_requested_at(run.id) == requested.cancel_requested_at
-    again = await store.request_cancel(workflow.organization_id, run.id)
+    assert await store.runs.cancel_requested_at(run.id) == requested.cancel_requested_at
+    again = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert again.cancel_requested_at == requested.cancel_requested_at  # the first request stands
     assert await _events(store, run) == ["run.queued", "run.running"]
     # The worker then stops it as usual.
-    finished = await store.finish_run(run.id, "worker-a", status=RunStatus.cancelled)
+    finished = await store.runs.finish(run.id, "worker-a", status=RunStatus.cancelled)
     assert finished.status is RunStatus.cancelled
 
 
 async def test_cancelling_an_orphaned_run_cancels_it_at_once(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
     step = new_step(run, 0, status=StepStatus.running, started_at=utcnow())
-    await store.insert_steps([step])
+    await store.steps.insert([step])
     await _set_run(store, run.id, lease_expires_at=utcnow() - timedelta(seconds=1))
-    cancelled = await store.request_cancel(workflow.organization_id, run.id)
+    cancelled = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert cancelled.status is RunStatus.cancelled
     assert cancelled.lease_owner is None
     assert cancelled.duration_ms is not None
-    stored = await store.get_step(step.id)
+    stored = await store.steps.get(step.id)
     assert stored is not None and stored.status is StepStatus.cancelled
     assert stored.completed_at is not None
 
 
 async def test_cancelling_a_finished_run_changes_nothing(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    done = await store.finish_run(run.id, "worker-a", status=RunStatus.completed, output=1)
-    after = await store.request_cancel(workflow.organization_id, run.id)
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    done = await store.runs.finish(run.id, "worker-a", status=RunStatus.completed, output=1)
+    after = await store.runs.request_cancel(workflow.organization_id, run.id)
     assert after == done.model_copy(update={"step_counts": {}})
     assert after.cancel_requested_at is None
 
@@ -243,13 +243,13 @@ async def test_cancelling_a_finished_run_changes_nothing(store: Store, workflow:
 async def test_cancelling_a_run_of_another_organization_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    other_org = await store.ensure_organization("other")
+    run = await store.runs.create(workflow.run())
+    other_org = await store.organizations.ensure("other")
     with pytest.raises(RunNotFoundError):
-        await store.request_cancel(other_org, run.id)
+        await store.runs.request_cancel(other_org, run.id)
     with pytest.raises(RunNotFoundError):
-        await store.request_cancel(workflow.organization_id, uuid4())
-    stored = await store.get_run(run.id)
+        await store.runs.request_cancel(workflow.organization_id, uuid4())
+    stored = await store.runs.get(run.id)
     assert stored is not None and stored.status is RunStatus.queued
 
 
@@ -257,8 +257,8 @@ async def test_cancelling_a_run_of_another_organization_is_not_found(
 
 
 async def _run_with_steps(store: Store, workflow: Workflow, n: int) -> RunRecord:
-    run = await store.create_run(workflow.run())
-    await store.insert_steps(
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert(
         [
             new_step(
                 run,
@@ -287,17 +287,17 @@ async def test_step_pages_follow_execution_order_both_ways(
     org = workflow.organization_id
 
     seen: list[str] = []
-    page = await store.page_steps(run.id, organization_id=org, limit=40)
+    page = await store.steps.page(run.id, organization_id=org, limit=40)
     while True:
         seen += [s.step_id for s in page.items]
         if page.next_cursor is None:
             break
-        page = await store.page_steps(run.id, organization_id=org, limit=40, after=page.next_cursor)
+        page = await store.steps.page(run.id, organization_id=org, limit=40, after=page.next_cursor)
     assert seen == expected
 
     back = [s.step_id for s in page.items]
     while page.prev_cursor is not None:
-        page = await store.page_steps(
+        page = await store.steps.page(
             run.id, organization_id=org, limit=40, before=page.prev_cursor
         )
         back = [s.step_id for s in page.items] + back
@@ -309,7 +309,7 @@ async def test_step_filters_combine(store: Store, workflow: Workflow) -> None:
     org = workflow.organization_id
 
     async def step_ids(**filters: Any) -> list[str]:
-        page = await store.page_steps(run.id, organization_id=org, limit=1000, **filters)
+        page = await store.steps.page(run.id, organization_id=org, limit=1000, **filters)
         return [s.step_id for s in page.items]
 
     def where(test: Any) -> list[str]:
@@ -324,15 +324,15 @@ async def test_step_filters_combine(store: Store, workflow: Workflow) -> None:
         lambda i: i % 4 == 0 and i % 3 == 1
     )
     assert await step_ids(node_id="missing") == []
-    other_org = await store.ensure_organization("other")
-    assert (await store.page_steps(run.id, organization_id=other_org)).items == []
+    other_org = await store.organizations.ensure("other")
+    assert (await store.steps.page(run.id, organization_id=other_org)).items == []
 
 
 async def test_steps_without_io_leave_the_payloads_out(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 3)
     org = workflow.organization_id
-    full = (await store.page_steps(run.id, organization_id=org)).items
-    bare = (await store.page_steps(run.id, organization_id=org, include_io=False)).items
+    full = (await store.steps.page(run.id, organization_id=org)).items
+    bare = (await store.steps.page(run.id, organization_id=org, include_io=False)).items
     assert full[1].inputs == {"i": 1} and full[1].outputs == {"double": 2}
     assert full[1].handle_outputs == {"out": 1}
     for step in bare:
@@ -345,28 +345,28 @@ async def test_steps_without_io_leave_the_payloads_out(store: Store, workflow: W
 async def test_one_step_by_uuid_or_by_step_id(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 3)
     org = workflow.organization_id
-    by_name = await store.get_run_step(org, run.id, "s0001")
+    by_name = await store.steps.find(org, run.id, "s0001")
     assert by_name is not None and by_name.outputs == {"double": 2}
-    assert await store.get_run_step(org, run.id, by_name.id) == by_name
-    assert await store.get_run_step(org, run.id, uuid4()) is None
-    assert await store.get_run_step(org, uuid4(), by_name.id) is None
-    other_org = await store.ensure_organization("other")
-    assert await store.get_run_step(other_org, run.id, by_name.id) is None
+    assert await store.steps.find(org, run.id, by_name.id) == by_name
+    assert await store.steps.find(org, run.id, uuid4()) is None
+    assert await store.steps.find(org, uuid4(), by_name.id) is None
+    other_org = await store.organizations.ensure("other")
+    assert await store.steps.find(other_org, run.id, by_name.id) is None
 
 
 async def test_iter_steps_reads_every_step_in_chunks(store: Store, workflow: Workflow) -> None:
     run = await _run_with_steps(store, workflow, 101)
     org = workflow.organization_id
-    chunks = [chunk async for chunk in store.iter_steps(run.id, organization_id=org, chunk=25)]
+    chunks = [chunk async for chunk in store.steps.iter(run.id, organization_id=org, chunk=25)]
     assert [len(c) for c in chunks] == [25, 25, 25, 25, 1]
     assert [s.step_id for c in chunks for s in c] == [f"s{i:04d}" for i in range(101)]
     assert chunks[0][3].outputs == {"double": 6}
 
     one_node = [
         s.step_id
-        async for chunk in store.iter_steps(run.id, organization_id=org, node_id="n2", chunk=7)
+        async for chunk in store.steps.iter(run.id, organization_id=org, node_id="n2", chunk=7)
         for s in chunk
     ]
     assert one_node == [f"s{i:04d}" for i in range(101) if i % 4 == 2]
-    other_org = await store.ensure_organization("other")
-    assert [c async for c in store.iter_steps(run.id, organization_id=other_org)] == []
+    other_org = await store.organizations.ensure("other")
+    assert [c async for c in store.steps.iter(run.id, organization_id=other_org)] == []

@@ -91,9 +91,9 @@ async def test_upgrade_twice_changes_nothing_and_keeps_rows(empty_database_url: 
     store = await Store.connect(empty_database_url)
     try:
         await store.upgrade()
-        org = await store.ensure_organization("acme")
+        org = await store.organizations.ensure("acme")
         await store.upgrade()
-        assert await store.ensure_organization("acme") == org
+        assert await store.organizations.ensure("acme") == org
         _, version = await store.database.read(_schema)
     finally:
         await store.close()
@@ -162,7 +162,7 @@ async def test_upgrade_renames_live_duplicate_names_keeping_the_oldest(
     store = await Store.connect(empty_database_url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0003"))
-        org, other_org = await store.ensure_organization(), await store.ensure_organization("b")
+        org, other_org = await store.organizations.ensure(), await store.organizations.ensure("b")
         workspace = uuid4()
         start = utcnow() - timedelta(days=1)
         rows: dict[str, dict[str, Any]] = {}
@@ -239,9 +239,9 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
     store = await Store.connect(empty_database_url)
     try:
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0005"))
-        org = await store.ensure_organization()
-        saved = await store.save_workflow(org, NESTED_LOOPS)
-        run = await store.create_run(
+        org = await store.organizations.ensure()
+        saved = await store.workflows.save(org, NESTED_LOOPS)
+        run = await store.runs.create(
             RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
         )
         frames = {step_id: loops for step_id, _, loops in EXPECTED_STEPS}
@@ -269,7 +269,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, legacy))
 
         await store.upgrade()
-        migrated = await store.list_steps(run.id)
+        migrated = await store.steps.list(run.id)
         assert [s.step_id for s in migrated] == [*EXPECTED_ORDER, "gone"]
         # The keys are those the engine gives a new run of the same workflow.
         fresh = await run_workflow(store, NESTED_LOOPS)
@@ -278,7 +278,7 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
             s.step_id: s.order_key for s in fresh.steps.values()
         }
         # And the pages read them in that order, by the new index.
-        page = await store.page_steps(run.id, organization_id=org, limit=5, include_io=False)
+        page = await store.steps.page(run.id, organization_id=org, limit=5, include_io=False)
         assert [s.step_id for s in page.items] == EXPECTED_ORDER[:5]
     finally:
         await store.close()

@@ -21,9 +21,9 @@ from stepline.records import (
     TokenUsage,
     new_id,
 )
-from stepline.store import mapping, queries
+from stepline.store import events_sql, mapping, steps_sql
 from stepline.store.database import ENGINE_OPTIONS, json_dumps
-from stepline.store.events import INSERT_EVENT, step_event_params
+from stepline.store.events import step_event_params
 from stepline.store.prepared import Prepared, _bind
 from stepline.store.tables import organizations
 from stepline.store.types import JSONText, UTCDateTime
@@ -103,9 +103,9 @@ def test_binding_matches_sqlalchemy(make_dialect: Any, which: str) -> None:
     dialect = make_dialect()
     step = _step()
     prepared, params = {
-        "update": (queries.UPDATE_STEP, mapping.step_update_params(step)),
-        "insert": (queries.INSERT_STEP, mapping.step_to_row(step)),
-        "event": (INSERT_EVENT, step_event_params(step)),
+        "update": (steps_sql.UPDATE, mapping.step_update_params(step)),
+        "insert": (steps_sql.INSERT, mapping.step_to_row(step)),
+        "event": (events_sql.INSERT, step_event_params(step)),
     }[which]
     assert _bind(prepared._compile(dialect), params) == _reference(
         prepared, dialect, _dumped(params, step)

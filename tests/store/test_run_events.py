@@ -13,20 +13,20 @@ from stepline.store import LeaseLostError, StepNotFoundError, Store
 
 
 async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    claimed = await store.claim_run("worker-a", 30)
+    run = await store.runs.create(workflow.run())
+    claimed = await store.runs.claim("worker-a", 30)
     assert claimed is not None
     step = new_step(run, 0, "fetch", loop_id="loop", iteration=2)
-    await store.insert_steps([step])
+    await store.steps.insert([step])
     step.status = StepStatus.running
     step.started_at = step.updated_at = utcnow()
-    await store.update_step(step)
+    await store.steps.update(step)
     step.status = StepStatus.completed
     step.completed_at = step.updated_at = step.started_at + timedelta(milliseconds=5)
-    await store.update_step(step)
-    await store.finish_run(run.id, "worker-a", status=RunStatus.completed, output={"ok": 1})
+    await store.steps.update(step)
+    await store.runs.finish(run.id, "worker-a", status=RunStatus.completed, output={"ok": 1})
 
-    events = await store.list_events(run.id, organization_id=workflow.organization_id)
+    events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.type for e in events] == [
         "run.queued",
         "run.running",
@@ -63,58 +63,58 @@ async def test_a_run_life_is_told_by_its_events_in_order(store: Store, workflow:
 async def test_events_resume_after_an_id_and_respect_the_limit(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(5)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
     for step in steps:
         step.status = StepStatus.skipped
-        await store.update_step(step)
+        await store.steps.update(step)
     org = workflow.organization_id
-    every = await store.list_events(run.id, organization_id=org)
+    every = await store.events.list(run.id, organization_id=org)
     assert len(every) == 6
     assert [e.data["step_id"] for e in every[1:]] == [f"node{i}" for i in range(5)]
-    after = await store.list_events(run.id, organization_id=org, after_id=every[2].id)
+    after = await store.events.list(run.id, organization_id=org, after_id=every[2].id)
     assert after == every[3:]
-    first_two = await store.list_events(run.id, organization_id=org, limit=2)
+    first_two = await store.events.list(run.id, organization_id=org, limit=2)
     assert first_two == every[:2]
-    assert await store.list_events(run.id, organization_id=org, after_id=every[-1].id) == []
+    assert await store.events.list(run.id, organization_id=org, after_id=every[-1].id) == []
     with pytest.raises(ValueError, match="limit"):
-        await store.list_events(run.id, organization_id=org, limit=0)
+        await store.events.list(run.id, organization_id=org, limit=0)
 
 
 async def test_events_of_another_organization_or_run_are_not_listed(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    other_run = await store.create_run(workflow.run())
-    other_org = await store.ensure_organization("other")
-    assert await store.list_events(run.id, organization_id=other_org) == []
-    mine = await store.list_events(run.id, organization_id=workflow.organization_id)
+    run = await store.runs.create(workflow.run())
+    other_run = await store.runs.create(workflow.run())
+    other_org = await store.organizations.ensure("other")
+    assert await store.events.list(run.id, organization_id=other_org) == []
+    mine = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.run_id for e in mine] == [run.id]
-    theirs = await store.list_events(other_run.id, organization_id=workflow.organization_id)
+    theirs = await store.events.list(other_run.id, organization_id=workflow.organization_id)
     assert [e.run_id for e in theirs] == [other_run.id]
 
 
 async def test_a_refused_transition_writes_no_event(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
     with pytest.raises(LeaseLostError):
-        await store.finish_run(run.id, "worker-b", status=RunStatus.completed)
+        await store.runs.finish(run.id, "worker-b", status=RunStatus.completed)
     with pytest.raises(StepNotFoundError):
-        await store.update_step(new_step(run, 0, status=StepStatus.running))
-    assert await store.claim_run("worker-b", 30) is None  # nothing claimable: no event
-    events = await store.list_events(run.id, organization_id=workflow.organization_id)
+        await store.steps.update(new_step(run, 0, status=StepStatus.running))
+    assert await store.runs.claim("worker-b", 30) is None  # nothing claimable: no event
+    events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [e.type for e in events] == ["run.queued", "run.running"]
 
 
 async def test_released_and_reclaimed_runs_record_each_claim(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.claim_run("worker-a", 30) is not None
-    await store.finish_run(run.id, "worker-a", status=RunStatus.queued)
-    assert await store.claim_run("worker-b", 30) is not None
-    events = await store.list_events(run.id, organization_id=workflow.organization_id)
+    run = await store.runs.create(workflow.run())
+    assert await store.runs.claim("worker-a", 30) is not None
+    await store.runs.finish(run.id, "worker-a", status=RunStatus.queued)
+    assert await store.runs.claim("worker-b", 30) is not None
+    events = await store.events.list(run.id, organization_id=workflow.organization_id)
     assert [(e.type, e.data.get("attempt")) for e in events] == [
         ("run.queued", None),
         ("run.running", 1),
@@ -124,19 +124,19 @@ async def test_released_and_reclaimed_runs_record_each_claim(
 
 
 async def test_concurrent_step_updates_each_get_one_event(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(50)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
 
     async def advance(i: int) -> None:
         step = steps[i]
         for status in (StepStatus.running, StepStatus.completed):
             step.status = status
             step.updated_at = utcnow()
-            await store.update_step(step)
+            await store.steps.update(step)
 
     await asyncio.gather(*(advance(i) for i in range(50)))
-    events = await store.list_events(run.id, organization_id=workflow.organization_id)
+    events = await store.events.list(run.id, organization_id=workflow.organization_id)
     step_events = [e for e in events if e.type.startswith("step.")]
     assert len(step_events) == 100
     for step in steps:

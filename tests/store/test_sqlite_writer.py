@@ -47,11 +47,11 @@ def _names(conn: sa.Connection) -> list[str]:
 
 
 async def test_small_writes_after_the_first_commit_on_the_event_loop(sqlite_store: Store) -> None:
-    await sqlite_store.ensure_organization("first")  # the thread opens the connection
+    await sqlite_store.organizations.ensure("first")  # the thread opens the connection
     writer = _writer(sqlite_store)
     handed = writer._handed
     for i in range(10):
-        await sqlite_store.ensure_organization(f"org{i}")
+        await sqlite_store.organizations.ensure(f"org{i}")
     assert writer._handed == handed, "serial small writes went through the writer thread"
     assert len(await sqlite_store.database.read(_names)) == 11
 
@@ -59,7 +59,7 @@ async def test_small_writes_after_the_first_commit_on_the_event_loop(sqlite_stor
 async def test_a_write_waits_for_another_process_lock_on_the_writer_thread(
     sqlite_store: Store, sqlite_path: Path
 ) -> None:
-    await sqlite_store.ensure_organization("first")
+    await sqlite_store.organizations.ensure("first")
     writer = _writer(sqlite_store)
     handed = writer._handed
     other = sqlite3.connect(sqlite_path, isolation_level=None)
@@ -70,7 +70,7 @@ async def test_a_write_waits_for_another_process_lock_on_the_writer_thread(
             ("0" * 32, "2026-01-01 00:00:00.000000"),
         )
         # The loop's BEGIN finds the lock taken and does not wait: the thread does.
-        write = asyncio.ensure_future(sqlite_store.ensure_organization("mine"))
+        write = asyncio.ensure_future(sqlite_store.organizations.ensure("mine"))
         for _ in range(5):
             await asyncio.sleep(0.01)
         assert not write.done()
@@ -80,14 +80,14 @@ async def test_a_write_waits_for_another_process_lock_on_the_writer_thread(
     finally:
         other.close()
     assert await sqlite_store.database.read(_names) == ["first", "mine", "other"]
-    await sqlite_store.ensure_organization("then")  # back on the loop
+    await sqlite_store.organizations.ensure("then")  # back on the loop
     assert writer._handed == handed + 1
 
 
 async def test_writes_commit_in_submission_order_across_the_loop_and_the_thread(
     sqlite_store: Store,
 ) -> None:
-    await sqlite_store.ensure_organization()
+    await sqlite_store.organizations.ensure()
     order: list[int] = []
 
     def op(i: int) -> Callable[[sa.Connection], None]:
@@ -107,10 +107,10 @@ async def test_writes_commit_in_submission_order_across_the_loop_and_the_thread(
 
 
 async def test_wal_checkpoints_run_on_their_own_thread(sqlite_store: Store) -> None:
-    await sqlite_store.ensure_organization()
+    await sqlite_store.organizations.ensure()
     writer = _writer(sqlite_store)
     for i in range(writer_module.CHECKPOINT_EVERY + 1):
-        await sqlite_store.ensure_organization(f"org{i}")
+        await sqlite_store.organizations.ensure(f"org{i}")
     checkpointer = writer._checkpointer
     await sqlite_store.close()  # joins the checkpointer once its request is served
     assert checkpointer.checkpoints >= 1
@@ -119,7 +119,7 @@ async def test_wal_checkpoints_run_on_their_own_thread(sqlite_store: Store) -> N
 async def test_the_write_connection_leaves_checkpoints_to_the_checkpointer(
     sqlite_store: Store,
 ) -> None:
-    await sqlite_store.ensure_organization()
+    await sqlite_store.organizations.ensure()
 
     def autocheckpoint(conn: sa.Connection) -> int:
         return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
@@ -131,15 +131,15 @@ async def test_the_write_connection_leaves_checkpoints_to_the_checkpointer(
 async def test_the_loop_begins_only_on_the_connection_it_set_not_to_wait(
     sqlite_store: Store,
 ) -> None:
-    await sqlite_store.ensure_organization("first")
+    await sqlite_store.organizations.ensure("first")
     writer = _writer(sqlite_store)
     handed = writer._handed
     # As if the driver connection had been replaced behind SQLAlchemy's Connection: its
     # busy_timeout is not known to be 0, so the thread takes the write and sets it.
     writer._loop_driver = object()
-    await sqlite_store.ensure_organization("second")
+    await sqlite_store.organizations.ensure("second")
     assert writer._handed == handed + 1
-    await sqlite_store.ensure_organization("third")
+    await sqlite_store.organizations.ensure("third")
     assert writer._handed == handed + 1
 
     def busy_timeout(conn: sa.Connection) -> int:

@@ -1,6 +1,6 @@
-"""The fast read path (`page_step_documents`, `iter_step_documents`): the database writes
-each step's JSON itself; these tests hold it to the model path (`page_steps` /
-`iter_steps`, then `to_json`) on SQLite and PostgreSQL, over every kind of column value.
+"""The fast read path (`store.steps.page_documents`, `iter_documents`): the database writes
+each step's JSON itself; these tests hold it to the model path (`store.steps.page` /
+`iter`, then `to_json`) on SQLite and PostgreSQL, over every kind of column value.
 
 On SQLite the documents are the same bytes; PostgreSQL renders its jsonb columns in its
 own key order and spacing, so there they are compared as parsed JSON.
@@ -31,8 +31,8 @@ from stepline.records import (
     TokenUsage,
 )
 from stepline.store import Store
-from stepline.store.listings import IO_COLUMNS
 from stepline.store.paging import InvalidCursor, Page
+from stepline.store.step_json import IO_COLUMNS
 
 AWKWARD = 'quote " backslash \\ newline \n tab \t ctrl \x01\x1f\x1e del \x7f é 中 😀 \u2028'
 WHOLE_SECOND = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -127,16 +127,16 @@ def _same(store: Store, fast: list[str], model: list[str]) -> None:
 async def _both_pages(
     store: Store, run: RunRecord, **options: Any
 ) -> tuple[Page[str], Page[StepRecord]]:
-    fast = await store.page_step_documents(run.id, organization_id=run.organization_id, **options)
+    fast = await store.steps.page_documents(run.id, organization_id=run.organization_id, **options)
     assert fast is not None
     options.pop("workflow_id", None)  # the fast path's check of the run; not a filter
-    model = await store.page_steps(run.id, organization_id=run.organization_id, **options)
+    model = await store.steps.page(run.id, organization_id=run.organization_id, **options)
     return fast, model
 
 
 @pytest.fixture
 async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     n = len(PAYLOADS)
     bare = [new_step(run, n + i) for i in range(3)]  # every nullable column null
     partial = [  # one column set in a run of columns that are mostly all null
@@ -148,7 +148,7 @@ async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
         new_step(run, n + 8, workflow_id=uuid4()),  # not the run's workflow
     ]
     rich = [_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)]
-    await store.insert_steps(rich + bare + partial)
+    await store.steps.insert(rich + bare + partial)
     return run
 
 
@@ -220,17 +220,17 @@ async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> 
     org = rich_run.organization_id
     fast = [
         doc
-        async for chunk in store.iter_step_documents(rich_run.id, organization_id=org, chunk=3)
+        async for chunk in store.steps.iter_documents(rich_run.id, organization_id=org, chunk=3)
         for doc in chunk
     ]
     model = [
-        step async for chunk in store.iter_steps(rich_run.id, organization_id=org) for step in chunk
+        step async for chunk in store.steps.iter(rich_run.id, organization_id=org) for step in chunk
     ]
     assert len(fast) == STEPS
     _same(store, fast, _model_docs(model, include_io=True))
     told = [
         doc
-        async for chunk in store.iter_step_documents(
+        async for chunk in store.steps.iter_documents(
             rich_run.id, organization_id=org, chunk=4, workflow_id=rich_run.workflow_id
         )
         for doc in chunk
@@ -238,7 +238,7 @@ async def test_chunks_are_the_models_json(store: Store, rich_run: RunRecord) -> 
     _same(store, told, _model_docs(model, include_io=True))
     one_node = [
         doc
-        async for chunk in store.iter_step_documents(
+        async for chunk in store.steps.iter_documents(
             rich_run.id, organization_id=org, node_id="node4", chunk=1
         )
         for doc in chunk
@@ -251,11 +251,11 @@ async def test_a_run_not_seen_is_none(
 ) -> None:
     org = rich_run.organization_id
     workspace = uuid4()
-    in_workspace = await store.create_run(workflow.run(workspace_id=workspace))
+    in_workspace = await store.runs.create(workflow.run(workspace_id=workspace))
 
     async def page(run: RunRecord, **options: Any) -> Page[str] | None:
         options.setdefault("organization_id", org)
-        return await store.page_step_documents(run.id, **options)
+        return await store.steps.page_documents(run.id, **options)
 
     assert await page(rich_run, workflow_id=workflow.workflow_id) is not None
     assert await page(rich_run, workflow_id=uuid4()) is None
@@ -266,7 +266,7 @@ async def test_a_run_not_seen_is_none(
     seen = await page(in_workspace, workspace_id=workspace)
     assert seen is not None and seen.items == []
 
-    head = await store.run_head(org, in_workspace.id)
+    head = await store.runs.head(org, in_workspace.id)
     assert head is not None
     assert (head.workflow_id, head.workspace_id, head.status) == (
         workflow.workflow_id,
@@ -274,20 +274,20 @@ async def test_a_run_not_seen_is_none(
         in_workspace.status,
     )
     assert head.workflow_version == in_workspace.workflow_version
-    assert await store.run_head(uuid4(), in_workspace.id) is None
+    assert await store.runs.head(uuid4(), in_workspace.id) is None
 
 
 async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: RunRecord) -> None:
     org = rich_run.organization_id
     with pytest.raises(InvalidCursor):
-        await store.page_step_documents(rich_run.id, organization_id=org, after="bm9wZQ")
+        await store.steps.page_documents(rich_run.id, organization_id=org, after="bm9wZQ")
     runs_cursor = (
-        await store.page_runs(org, workflow_id=rich_run.workflow_id, limit=1)
+        await store.runs.page(org, workflow_id=rich_run.workflow_id, limit=1)
     ).next_cursor
     if runs_cursor is not None:
         with pytest.raises(InvalidCursor):
-            await store.page_step_documents(rich_run.id, organization_id=org, after=runs_cursor)
+            await store.steps.page_documents(rich_run.id, organization_id=org, after=runs_cursor)
     with pytest.raises(ValueError):
-        await store.page_step_documents(rich_run.id, organization_id=org, limit=0)
+        await store.steps.page_documents(rich_run.id, organization_id=org, limit=0)
     with pytest.raises(ValueError):
-        await store.page_step_documents(rich_run.id, organization_id=org, after="a", before="b")
+        await store.steps.page_documents(rich_run.id, organization_id=org, after="a", before="b")

@@ -54,7 +54,7 @@ async def test_every_listing_follows_the_order_the_workflow_runs(store: Store) -
     assert out.run.status == "completed", out.run.error
     run = out.run
     org = run.organization_id
-    assert [s.step_id for s in await store.list_steps(run.id)] == EXPECTED_ORDER
+    assert [s.step_id for s in await store.steps.list(run.id)] == EXPECTED_ORDER
     # seq stays the creation order: without the key, the loops' steps came last.
     by_seq = sorted(out.steps.values(), key=lambda s: s.seq)
     assert [s.step_id for s in by_seq] == CREATION_ORDER != EXPECTED_ORDER
@@ -72,18 +72,18 @@ async def test_every_listing_follows_the_order_the_workflow_runs(store: Store) -
         assert await _page_backwards(store, run, limit, documents=True) == EXPECTED_ORDER
     # Chunked reads (downloads, the run's data).
     for chunk in (1, 5, 1000):
-        chunks = store.iter_steps(run.id, organization_id=org, chunk=chunk)
+        chunks = store.steps.iter(run.id, organization_id=org, chunk=chunk)
         assert [s.step_id async for c in chunks for s in c] == EXPECTED_ORDER
         docs = [
             json.loads(doc)["step_id"]
-            async for c in store.iter_step_documents(run.id, organization_id=org, chunk=chunk)
+            async for c in store.steps.iter_documents(run.id, organization_id=org, chunk=chunk)
             for doc in c
         ]
         assert docs == EXPECTED_ORDER
     # Filtered: one node's steps keep the same relative order.
-    leaves = await store.page_steps(run.id, organization_id=org, node_id="leaf")
+    leaves = await store.steps.page(run.id, organization_id=org, node_id="leaf")
     assert [s.step_id for s in leaves.items] == [s for s in EXPECTED_ORDER if s.endswith("leaf")]
-    inner = await store.page_steps(run.id, organization_id=org, loop_id="inner", limit=2)
+    inner = await store.steps.page(run.id, organization_id=org, loop_id="inner", limit=2)
     first_two = ["outer_iter_0_inner_iter_0_leaf", "outer_iter_0_inner_iter_1_leaf"]
     assert [s.step_id for s in inner.items] == first_two
 
@@ -122,13 +122,13 @@ async def _page(
     """A page's step_ids, next cursor, prev cursor."""
     org = run.organization_id
     if documents:
-        page = await store.page_step_documents(
+        page = await store.steps.page_documents(
             run.id, organization_id=org, limit=limit, after=after, before=before, include_io=False
         )
         assert page is not None
         ids = [json.loads(doc)["step_id"] for doc in page.items]
         return ids, page.next_cursor, page.prev_cursor
-    steps = await store.page_steps(
+    steps = await store.steps.page(
         run.id, organization_id=org, limit=limit, after=after, before=before, include_io=False
     )
     return [s.step_id for s in steps.items], steps.next_cursor, steps.prev_cursor
@@ -140,7 +140,7 @@ async def test_pages_stay_stable_while_steps_are_added(
 ) -> None:
     """A run still going gains steps between two page reads: the keyset never skips nor
     repeats a step that was there, and lists the new ones that sort after its cursor."""
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     keys: dict[str, str] = {}
 
     def step(step_id: str, *path: int) -> StepRecord:
@@ -148,7 +148,7 @@ async def test_pages_stay_stable_while_steps_are_added(
         return new_step(run, len(keys), step_id, order_key=keys[step_id])
 
     # The top-level steps, created when the run starts; top0 and top3 are loops.
-    await store.insert_steps([step(f"top{p}", p) for p in range(6)])
+    await store.steps.insert([step(f"top{p}", p) for p in range(6)])
     initial = set(keys)
     seen: list[str] = []
     behind: set[str] = set()
@@ -167,7 +167,7 @@ async def test_pages_stay_stable_while_steps_are_added(
         n = len(keys)
         new = [step(f"a{n}", 0, n, 0), step(f"b{n}", 0, n, 1), step(f"c{n}", 3, n, 0)]
         new.append(step(f"late{n}", 50 + n))
-        await store.insert_steps(new)
+        await store.steps.insert(new)
         for added in new:
             (behind if keys[added.step_id] < keys[seen[-1]] else ahead).add(added.step_id)
     assert len(seen) == len(set(seen)), "a step was listed twice"
@@ -175,7 +175,7 @@ async def test_pages_stay_stable_while_steps_are_added(
     assert ahead <= set(seen), "a step added ahead of the cursor was not listed"
     assert behind and not behind & set(seen)  # those show on the next read
     assert [keys[s] for s in seen] == sorted(keys[s] for s in seen)
-    everything = [s.step_id for s in await store.list_steps(run.id)]
+    everything = [s.step_id for s in await store.steps.list(run.id)]
     assert everything == sorted(keys, key=keys.__getitem__)
     assert await _page_forwards(store, run, 3, documents) == everything
 
@@ -187,14 +187,14 @@ async def test_a_replay_on_another_version_places_its_copies_in_that_version(
     # steps (start, and outer with its iterations) take their place in v2.
     original = await run_workflow(store, NESTED_LOOPS)
     v2 = {**NESTED_LOOPS, "nodes": [_reshape_node("zero"), *NESTED_LOOPS["nodes"]]}
-    saved = await store.save_workflow(original.run.organization_id, v2)
+    saved = await store.workflows.save(original.run.organization_id, v2)
     assert saved.version.version == 2
-    replay = await store.create_replay(
+    replay = await store.runs.replay(
         original.run, reuse={"start", "outer"}, inputs={}, workflow_version=2, from_node="last"
     )
     done = await execute(store, replay)
     assert done.run.status == "completed", done.run.error
-    assert [s.step_id for s in await store.list_steps(replay.id)] == ["zero", *EXPECTED_ORDER]
+    assert [s.step_id for s in await store.steps.list(replay.id)] == ["zero", *EXPECTED_ORDER]
     copied = done.steps["outer_iter_1_inner_iter_0_leaf"]
     assert copied.step_metadata is not None and "replayed_from" in copied.step_metadata
     fresh = await run_workflow(store, v2)
@@ -216,8 +216,8 @@ def _reshape_node(node_id: str) -> dict[str, Any]:
 async def test_a_page_of_steps_is_a_range_scan_of_the_order_index(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, i) for i in range(50)])
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert([new_step(run, i) for i in range(50)])
     query = (
         sa.select(steps.c.step_id)
         .where(

@@ -24,7 +24,7 @@ from stepline.records import (
     StepStatus,
     TokenUsage,
 )
-from stepline.store import StepNotFoundError, Store
+from stepline.store import DuplicateError, StateConflictError, StepNotFoundError, Store
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -110,17 +110,17 @@ def test_full_step_sets_every_field_away_from_its_default() -> None:
 
 
 async def test_every_step_field_round_trips(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = full_step(run)
-    await store.insert_steps([step])
-    assert await store.get_step(step.id) == step
-    assert await store.list_steps(run.id) == [step]
+    await store.steps.insert([step])
+    assert await store.steps.get(step.id) == step
+    assert await store.steps.list(run.id) == [step]
 
 
 async def test_update_writes_every_mutable_field(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     pending = new_step(run, 7, step_id="loop1_iter_2_extract", node_type="llm")
-    await store.insert_steps([pending])
+    await store.steps.insert([pending])
     full = full_step(run)
     # Same identity as the inserted step; everything else as in full_step.
     identity = {
@@ -130,19 +130,19 @@ async def test_update_writes_every_mutable_field(store: Store, workflow: Workflo
     identity["iteration_context"] = None
     identity["created_at"] = pending.created_at
     updated = full.model_copy(update=identity)
-    await store.update_step(updated)
-    assert await store.get_step(pending.id) == updated
+    await store.steps.update(updated)
+    assert await store.steps.get(pending.id) == updated
 
 
 async def test_update_can_clear_fields_back_to_null(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = full_step(run)
-    await store.insert_steps([step])
+    await store.steps.insert([step])
     cleared = step.model_copy(
         update={"outputs": None, "error": None, "error_details": None, "tokens": None}
     )
-    await store.update_step(cleared)
-    stored = await store.get_step(step.id)
+    await store.steps.update(cleared)
+    stored = await store.steps.get(step.id)
     assert stored == cleared
     assert stored is not None and stored.outputs is None
 
@@ -150,56 +150,66 @@ async def test_update_can_clear_fields_back_to_null(store: Store, workflow: Work
 async def test_update_of_a_step_never_inserted_is_not_found(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     with pytest.raises(StepNotFoundError, match="never inserted"):
-        await store.update_step(new_step(run, 1))
+        await store.steps.update(new_step(run, 1))
 
 
 async def test_steps_list_in_seq_then_step_id_order(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    other_run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
+    other_run = await store.runs.create(workflow.run())
     steps = [
         new_step(run, 2, "b"),
         new_step(run, 1, "z"),
         new_step(run, 2, "a"),
         new_step(run, 0, "start"),
     ]
-    await store.insert_steps(steps)
-    await store.insert_steps([new_step(other_run, 0, "elsewhere")])
-    listed = await store.list_steps(run.id)
+    await store.steps.insert(steps)
+    await store.steps.insert([new_step(other_run, 0, "elsewhere")])
+    listed = await store.steps.list(run.id)
     assert [s.step_id for s in listed] == ["start", "z", "a", "b"]
 
 
 async def test_step_id_is_unique_within_a_run(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    await store.insert_steps([new_step(run, 1, "fetch")])
-    with pytest.raises(sa.exc.IntegrityError):
-        await store.insert_steps([new_step(run, 2, "fetch")])
-    assert [s.seq for s in await store.list_steps(run.id)] == [1]
+    run = await store.runs.create(workflow.run())
+    await store.steps.insert([new_step(run, 1, "fetch")])
+    # The driver's IntegrityError stops at the store's boundary: a DuplicateError.
+    with pytest.raises(DuplicateError, match="unique"):
+        await store.steps.insert([new_step(run, 2, "fetch")])
+    assert [s.seq for s in await store.steps.list(run.id)] == [1]
+
+
+async def test_a_step_of_no_stored_run_is_a_state_conflict(
+    store: Store, workflow: Workflow
+) -> None:
+    # Another constraint than a unique index (the run's foreign key) is translated too.
+    with pytest.raises(StateConflictError, match="refused the write") as refused:
+        await store.steps.insert([new_step(workflow.run(), 1, "fetch")])
+    assert not isinstance(refused.value, DuplicateError)
 
 
 async def test_get_unknown_step_is_none(store: Store) -> None:
-    assert await store.get_step(uuid4()) is None
+    assert await store.steps.get(uuid4()) is None
 
 
 async def test_step_counts_per_status(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
-    assert await store.step_counts(run.id) == {}
+    run = await store.runs.create(workflow.run())
+    assert await store.steps.counts(run.id) == {}
     statuses = [StepStatus.completed] * 3 + [StepStatus.error, StepStatus.running]
-    await store.insert_steps([new_step(run, i, status=s) for i, s in enumerate(statuses)])
-    assert await store.step_counts(run.id) == {"completed": 3, "error": 1, "running": 1}
-    stored = await store.get_run(run.id)
+    await store.steps.insert([new_step(run, i, status=s) for i, s in enumerate(statuses)])
+    assert await store.steps.counts(run.id) == {"completed": 3, "error": 1, "running": 1}
+    stored = await store.runs.get(run.id)
     assert stored is not None
     assert stored.step_counts == {"completed": 3, "error": 1, "running": 1}
 
 
 async def test_timestamps_come_back_timezone_aware_utc(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     # Written in UTC+02:00: stored as the same instant, read back in UTC.
     local = timezone(timedelta(hours=2))
     started = datetime(2026, 3, 1, 14, 0, 0, 500, tzinfo=local)
-    await store.insert_steps([new_step(run, 1, started_at=started)])
-    (stored,) = await store.list_steps(run.id)
+    await store.steps.insert([new_step(run, 1, started_at=started)])
+    (stored,) = await store.steps.list(run.id)
     assert stored.started_at == started
     for value in (stored.started_at, stored.created_at, stored.updated_at):
         assert value is not None and value.tzinfo == UTC
@@ -207,7 +217,7 @@ async def test_timestamps_come_back_timezone_aware_utc(store: Store, workflow: W
 
 
 async def test_naive_timestamp_is_refused(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     step = new_step(run, 1, started_at=datetime(2026, 3, 1, 12, 0))
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        await store.insert_steps([step])
+        await store.steps.insert([step])

@@ -17,8 +17,7 @@ from uuid import UUID, uuid4
 import pytest
 from store_helpers import DEFINITION
 
-from stepline.store import SavedWorkflow, Store
-from stepline.store.catalog import WorkflowNameTakenError
+from stepline.store import SavedWorkflow, Store, WorkflowNameTakenError
 
 ROUNDS = 8
 """Races per test: each round is a fresh pair of writers released together."""
@@ -62,36 +61,36 @@ def one_winner(outcomes: list[Any], name: str) -> UUID:
 
 
 async def live_named(store: Store, org: UUID, name: str) -> list[UUID]:
-    page = await store.page_workflows(org, name=name, limit=10)
+    page = await store.workflows.page(org, name=name, limit=10)
     return [w.id for w in page.items]
 
 
 async def test_two_renames_to_one_name_leave_one_winner(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
-        a = (await first.create_workflow(org, named(f"a-{round_}"))).workflow
-        b = (await first.create_workflow(org, named(f"b-{round_}"))).workflow
+        a = (await first.workflows.create(org, named(f"a-{round_}"))).workflow
+        b = (await first.workflows.create(org, named(f"b-{round_}"))).workflow
         name = f"taken-{round_}"
         outcomes = await together(
-            partial(first.patch_workflow, org, a.id, name=name),
-            partial(second.patch_workflow, org, b.id, name=name),
+            partial(first.workflows.patch, org, a.id, name=name),
+            partial(second.workflows.patch, org, b.id, name=name),
         )
         winner = one_winner(outcomes, name)
         assert await live_named(first, org, name) == [winner]
         loser = b.id if winner == a.id else a.id
-        kept = await first.get_workflow(org, loser)
+        kept = await first.workflows.get(org, loser)
         assert kept is not None and kept.name in (f"a-{round_}", f"b-{round_}")
 
 
 async def test_two_creates_of_one_name_leave_one_winner(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         name = f"new-{round_}"
         outcomes = await together(
-            partial(first.create_workflow, org, named(name)),
-            partial(second.create_workflow, org, named(name)),
+            partial(first.workflows.create, org, named(name)),
+            partial(second.workflows.create, org, named(name)),
         )
         winner = one_winner(outcomes, name)
         assert await live_named(first, org, name) == [winner]
@@ -102,14 +101,14 @@ async def test_a_duplicate_and_a_definition_rename_race_for_one_name(
 ) -> None:
     # Two other paths that set a name: a copy's chosen name, and PUT's definition name.
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
-        original = (await first.create_workflow(org, named(f"orig-{round_}"))).workflow
-        other = (await first.create_workflow(org, named(f"other-{round_}"))).workflow
+        original = (await first.workflows.create(org, named(f"orig-{round_}"))).workflow
+        other = (await first.workflows.create(org, named(f"other-{round_}"))).workflow
         name = f"wanted-{round_}"
         outcomes = await together(
-            partial(first.duplicate_workflow, org, original.id, name=name),
-            partial(second.save_workflow, org, named(name), workflow_id=other.id),
+            partial(first.workflows.duplicate, org, original.id, name=name),
+            partial(second.workflows.save, org, named(name), workflow_id=other.id),
         )
         winner = one_winner(outcomes, name)
         assert await live_named(first, org, name) == [winner]
@@ -120,12 +119,12 @@ async def test_two_saves_by_one_new_name_make_one_workflow_of_two_versions(
 ) -> None:
     # save_workflow by name is "create or update": the loser of the create updates instead.
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     for round_ in range(ROUNDS):
         name = f"pushed-{round_}"
         one, two = {**named(name), "description": "one"}, {**named(name), "description": "two"}
         outcomes = await together(
-            partial(first.save_workflow, org, one), partial(second.save_workflow, org, two)
+            partial(first.workflows.save, org, one), partial(second.workflows.save, org, two)
         )
         assert all(isinstance(o, SavedWorkflow) for o in outcomes), outcomes
         ids = {o.workflow.id for o in outcomes}
@@ -135,16 +134,16 @@ async def test_two_saves_by_one_new_name_make_one_workflow_of_two_versions(
 
 async def test_names_race_within_a_workspace_not_across(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    org = await first.ensure_organization()
+    org = await first.organizations.ensure()
     workspace, elsewhere = uuid4(), uuid4()
     outcomes = await together(
-        lambda: first.create_workflow(org, named("shared"), workspace_id=workspace),
-        lambda: second.create_workflow(org, named("shared"), workspace_id=workspace),
+        lambda: first.workflows.create(org, named("shared"), workspace_id=workspace),
+        lambda: second.workflows.create(org, named("shared"), workspace_id=workspace),
     )
     one_winner(outcomes, "shared")
     # The same name in another workspace, or with no workspace, is another scope.
     outcomes = await together(
-        lambda: first.create_workflow(org, named("shared"), workspace_id=elsewhere),
-        lambda: second.create_workflow(org, named("shared")),
+        lambda: first.workflows.create(org, named("shared"), workspace_id=elsewhere),
+        lambda: second.workflows.create(org, named("shared")),
     )
     assert all(isinstance(o, SavedWorkflow) for o in outcomes), outcomes

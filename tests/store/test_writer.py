@@ -15,18 +15,18 @@ from stepline.store.tables import organizations
 
 
 async def test_concurrent_updates_share_transactions(store: Store, workflow: Workflow) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(200)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
     before = store.writer.transactions
     done = [
         s.model_copy(update={"status": StepStatus.completed, "outputs": i})
         for i, s in enumerate(steps)
     ]
-    await asyncio.gather(*(store.update_step(s) for s in done))
+    await asyncio.gather(*(store.steps.update(s) for s in done))
     used = store.writer.transactions - before
     assert used < 200, f"{used} transactions for 200 concurrent updates: no batching"
-    listed = await store.list_steps(run.id)
+    listed = await store.steps.list(run.id)
     assert [(s.status, s.outputs) for s in listed] == [
         (StepStatus.completed, i) for i in range(200)
     ]
@@ -35,16 +35,18 @@ async def test_concurrent_updates_share_transactions(store: Store, workflow: Wor
 async def test_a_failing_write_does_not_fail_its_batch_neighbours(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(10)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
     never_inserted = new_step(run, 99)
     updates = [s.model_copy(update={"status": StepStatus.running}) for s in steps]
     updates.insert(5, never_inserted)
-    results = await asyncio.gather(*(store.update_step(s) for s in updates), return_exceptions=True)
+    results = await asyncio.gather(
+        *(store.steps.update(s) for s in updates), return_exceptions=True
+    )
     assert isinstance(results[5], StepNotFoundError)
     assert [r for i, r in enumerate(results) if i != 5] == [None] * 10
-    assert await store.step_counts(run.id) == {"running": 10}
+    assert await store.steps.counts(run.id) == {"running": 10}
 
 
 async def test_a_failed_batch_is_rolled_back_before_its_writes_are_retried(
@@ -85,10 +87,10 @@ async def test_a_failing_write_alone_leaves_nothing_behind(store: Store) -> None
         )
         raise RuntimeError("this write is broken")
 
-    await store.ensure_organization("before")
+    await store.organizations.ensure("before")
     with pytest.raises(RuntimeError, match="broken"):
         await store.writer.submit(half_done)
-    await store.ensure_organization("after")
+    await store.organizations.ensure("after")
 
     def names(conn: sa.Connection) -> list[str]:
         return list(conn.execute(sa.select(organizations.c.name).order_by("name")).scalars())
@@ -99,22 +101,22 @@ async def test_a_failing_write_alone_leaves_nothing_behind(store: Store) -> None
 async def test_a_cancelled_caller_does_not_stop_the_writes_after_it(
     store: Store, workflow: Workflow
 ) -> None:
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(3)]
-    await store.insert_steps(steps)
+    await store.steps.insert(steps)
     gone = asyncio.ensure_future(
-        store.update_step(steps[0].model_copy(update={"status": StepStatus.running}))
+        store.steps.update(steps[0].model_copy(update={"status": StepStatus.running}))
     )
     gone.cancel()
-    await store.update_step(steps[1].model_copy(update={"status": StepStatus.completed}))
+    await store.steps.update(steps[1].model_copy(update={"status": StepStatus.completed}))
     assert gone.cancelled()
-    counts = await store.step_counts(run.id)
+    counts = await store.steps.counts(run.id)
     assert counts.get("completed") == 1
     assert counts.get("pending", 0) + counts.get("running", 0) == 2
 
 
 async def test_writes_queued_without_waiting_commit_in_order_and_together(store: Store) -> None:
-    await store.ensure_organization("first")
+    await store.organizations.ensure("first")
 
     def insert(name: str) -> Callable[[sa.Connection], None]:
         def op(conn: sa.Connection) -> None:
@@ -137,15 +139,15 @@ async def test_writes_queued_without_waiting_commit_in_order_and_together(store:
 
 async def test_close_commits_writes_already_submitted(store_url: str, workflow: Workflow) -> None:
     store = await Store.connect(store_url)
-    run = await store.create_run(workflow.run())
+    run = await store.runs.create(workflow.run())
     steps = [new_step(run, i) for i in range(20)]
-    pending = [asyncio.ensure_future(store.insert_steps([s])) for s in steps]
+    pending = [asyncio.ensure_future(store.steps.insert([s])) for s in steps]
     await asyncio.sleep(0)  # let every insert reach the writer's queue
     await store.close()
     assert all(task.done() and task.exception() is None for task in pending)
     reopened = await Store.connect(store_url)
     try:
-        assert len(await reopened.list_steps(run.id)) == 20
+        assert len(await reopened.steps.list(run.id)) == 20
     finally:
         await reopened.close()
 
@@ -154,4 +156,4 @@ async def test_write_after_close_is_refused(store_url: str) -> None:
     store = await Store.connect(store_url)
     await store.close()
     with pytest.raises(StoreClosedError):
-        await store.ensure_organization()
+        await store.organizations.ensure()

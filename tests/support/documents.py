@@ -38,7 +38,7 @@ class DocumentBench:
 
     @classmethod
     async def open(cls, store: Store, root: Path, **options: Any) -> DocumentBench:
-        org = await store.ensure_organization()
+        org = await store.organizations.ensure()
         return cls(store, LocalFileStorage(root / "files"), org, **options)
 
     @property
@@ -64,9 +64,9 @@ class DocumentBench:
         engine = Engine(self.store, default_registry(), services=services, limits=self.limits)
         finished = await Worker(engine, lease_s=30).claim_and_execute(submission.run.id)
         assert finished is not None
-        stored = await self.store.get_run(finished.id)
+        stored = await self.store.runs.get(finished.id)
         assert stored is not None
-        steps = {s.step_id: s for s in await self.store.list_steps(finished.id)}
+        steps = {s.step_id: s for s in await self.store.steps.list(finished.id)}
         return Finished(stored, steps)
 
 

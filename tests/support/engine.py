@@ -81,7 +81,7 @@ class Outcome:
 
 
 async def queue_run(store: Store, definition: dict[str, Any], inputs: dict[str, Any]) -> RunRecord:
-    org = await store.ensure_organization()
+    org = await store.organizations.ensure()
     submission = await submit_run(store, org, definition, inputs, default_registry())
     return submission.run
 
@@ -92,9 +92,9 @@ async def execute(store: Store, run: RunRecord, *, lease_s: float = 30.0) -> Out
         engine = Engine(store, default_registry(), services=services, observer=transitions)
         finished = await Worker(engine, lease_s=lease_s).claim_and_execute(run.id)
     assert finished is not None
-    stored = await store.get_run(finished.id)
+    stored = await store.runs.get(finished.id)
     assert stored is not None
-    steps = {s.step_id: s for s in await store.list_steps(finished.id)}
+    steps = {s.step_id: s for s in await store.steps.list(finished.id)}
     return Outcome(stored, steps, transitions)
 
 

@@ -128,8 +128,8 @@ def make_key(
     async def create() -> str:
         store = await Store.connect(database_url)
         try:
-            org_id = await store.ensure_organization(organization)
-            created = await store.create_api_key(
+            org_id = await store.organizations.ensure(organization)
+            created = await store.keys.create(
                 org_id,
                 name=f"test-{organization}",
                 scopes=list(scopes),

@@ -66,9 +66,9 @@ async def queue(
     store: Store, organization: str, definition: dict[str, Any], inputs: dict[str, Any]
 ) -> RunRecord:
     """A queued run, straight in the store: as any run was stored before the API's limits."""
-    org = await store.ensure_organization(organization)
-    saved = await store.save_workflow(org, definition)
-    return await store.create_run(
+    org = await store.organizations.ensure(organization)
+    saved = await store.workflows.save(org, definition)
+    return await store.runs.create(
         RunRecord(
             workflow_id=saved.workflow.id,
             workflow_version=saved.version.version,
@@ -97,13 +97,13 @@ async def engine(
 
 
 async def finished(store: Store, run: RunRecord) -> RunRecord:
-    found = await store.get_run(run.id)
+    found = await store.runs.get(run.id)
     assert found is not None
     return found
 
 
 async def only_step(store: Store, run: RunRecord) -> StepRecord:
-    (step,) = await store.list_steps(run.id)
+    (step,) = await store.steps.list(run.id)
     return step
 
 
@@ -133,8 +133,8 @@ async def test_a_poisoned_run_fails_alone_and_the_next_organizations_run_complet
     assert (await finished(store, other)).output == "fine"
     # Its record reads, lists and cancels like any other (a 500 before).
     assert failed.inputs == {"x": nested(240)}
-    assert poisoned.id in {r.id for r in await store.list_runs(poisoned.organization_id)}
-    cancelled = await store.request_cancel(poisoned.organization_id, poisoned.id)
+    assert poisoned.id in {r.id for r in await store.runs.list(poisoned.organization_id)}
+    cancelled = await store.runs.request_cancel(poisoned.organization_id, poisoned.id)
     assert cancelled.status is RunStatus.failed
 
 
@@ -149,7 +149,7 @@ async def test_a_run_whose_record_cannot_be_loaded_is_failed_by_the_claim(store:
         conn.execute(runs.update().where(runs.c.id == broken.id).values(inputs=[1, 2]))
 
     await store.writer.submit(break_inputs)
-    claimed = await store.claim_run("worker", 30)
+    claimed = await store.runs.claim("worker", 30)
     assert claimed is not None and claimed.id == other.id
     row = await store.database.read(
         lambda conn: conn.exec_driver_sql(

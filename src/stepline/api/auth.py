@@ -105,7 +105,7 @@ async def _principal(request: Request, state: AppState, secret: str | None) -> P
             "no API key: send Authorization: Bearer <key>, x-api-key, Api-Key or ?access_token=",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = await state.store.authenticate_key(secret.strip())
+    key = await state.store.keys.authenticate(secret.strip())
     if key is None:
         raise ApiError(
             401,

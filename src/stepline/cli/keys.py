@@ -73,7 +73,7 @@ def create(
     async def main() -> CreatedKey:
         async with local.open_store() as store:
             org_id = await local.organization_id(store, org, create=create_org)
-            return await store.create_api_key(
+            return await store.keys.create(
                 org_id, name=name, scopes=granted, workspace_id=workspace_id
             )
 
@@ -96,7 +96,7 @@ def list_keys(org: str, as_json: bool) -> None:
 
     async def main() -> list[ApiKeyRecord]:
         async with local.open_store() as store:
-            return await store.list_api_keys(await local.organization_id(store, org))
+            return await store.keys.list(await local.organization_id(store, org))
 
     found = local.run_async(main)
     if as_json:
@@ -117,7 +117,7 @@ def revoke(key_id: str, org: str) -> None:
 
     async def main() -> ApiKeyRecord:
         async with local.open_store() as store:
-            return await store.revoke_api_key(await local.organization_id(store, org), kid)
+            return await store.keys.revoke(await local.organization_id(store, org), kid)
 
     record = local.run_async(main)
     assert record.revoked_at is not None

@@ -108,7 +108,7 @@ async def run_here(
         environment_secrets=os.environ,
         warm_sandbox=has_code_nodes(definition),
     ) as rt:
-        org = await rt.store.ensure_organization()
+        org = await rt.store.organizations.ensure()
         caller = Caller(org, actor="cli")
         inputs = dict(inputs)
         for name, path in (uploads or {}).items():
@@ -120,8 +120,8 @@ async def run_here(
         with shown:
             finished = await rt.worker.claim_and_execute(submission.run.id)
         assert finished is not None, "a run this process just queued could not be claimed"
-        full = await rt.store.get_run(finished.id) or finished
-        return Finished(full, await rt.store.list_steps(finished.id))
+        full = await rt.store.runs.get(finished.id) or finished
+        return Finished(full, await rt.store.steps.list(finished.id))
 
 
 def has_code_nodes(definition: Any) -> bool:
@@ -142,12 +142,12 @@ async def resolve_run(store: Store, value: str) -> UUID:
     """The run a whole id or a unique id prefix names (else exit 2, listing candidates)."""
     whole = ids.as_uuid(value)
     if whole is not None:
-        if await store.get_run(whole) is None:
+        if await store.runs.get(whole) is None:
             fail(f"no run with id {value}")
         return whole
     prefix = ids.id_prefix(value, "run id")
     low, high = ids.uuid_bounds(prefix)
-    found = await store.run_ids_between(low, high, limit=ids.SHOWN_CANDIDATES + 1)
+    found = await store.runs.ids_between(low, high, limit=ids.SHOWN_CANDIDATES + 1)
     return ids.choose(value, found, "run")
 
 
@@ -155,20 +155,20 @@ async def run_with_steps(value: str) -> Finished:
     """The run `value` names, with its steps."""
     async with open_store() as store:
         run_id = await resolve_run(store, value)
-        found = await store.get_run(run_id)
+        found = await store.runs.get(run_id)
         if found is None:
             fail(f"no run with id {value}")
-        return Finished(found, await store.list_steps(run_id))
+        return Finished(found, await store.steps.list(run_id))
 
 
 async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
     """The newest runs, and the names of their workflows."""
     async with open_store() as store:
-        runs = await store.list_runs(limit=limit)
+        runs = await store.runs.list(limit=limit)
         names: dict[UUID, str] = {}
         for run in runs:
             if run.workflow_id not in names:
-                workflow = await store.get_workflow(run.organization_id, run.workflow_id)
+                workflow = await store.workflows.get(run.organization_id, run.workflow_id)
                 if workflow is not None:
                     names[run.workflow_id] = workflow.name
         return runs, names
@@ -176,11 +176,11 @@ async def newest_runs(limit: int) -> tuple[list[RunRecord], dict[UUID, str]]:
 
 async def organization_id(store: Store, name: str, *, create: bool = False) -> UUID:
     """The organization called `name`; one that does not exist is exit 2, unless `create`."""
-    found = await store.get_organization_by_name(name)
+    found = await store.organizations.find(name)
     if found is not None:
         return found.id
     if create:
-        return await store.ensure_organization(name)
+        return await store.organizations.ensure(name)
     fail(
         f"no organization named {name!r}: check the name, or add --create-org "
         "(to `keys create` or `secrets set`) to create it"

@@ -148,7 +148,7 @@ async def _key(settings: ProviderSettings, org: str) -> str | None:
     if secret in found:
         return found[secret]
     async with local.open_local() as runtime:
-        organization = await runtime.store.get_organization_by_name(org)
+        organization = await runtime.store.organizations.find(org)
         if organization is not None:
             found = await runtime.vault.values(organization.id, None, [secret])
     if secret not in found:

@@ -44,11 +44,11 @@ class StepChildRuns:
 
     async def run(self, workflow: str, version: int | None, inputs: dict[str, Any]) -> ChildOutcome:
         store = self.execution.engine.store
-        child = await store.find_child_run(self.step.id)
+        child = await store.runs.find_child(self.step.id)
         if child is None:
             child = await self._start(workflow, version, inputs)
         elif child.status in (RunStatus.failed, RunStatus.cancelled):
-            child = await store.retry_run(child.organization_id, child.id)
+            child = await store.runs.retry(child.organization_id, child.id)
         await self._link(child.id)
         if child.status not in SETTLED_RUN_STATUSES:
             child = await self._drive(child)
@@ -64,7 +64,7 @@ class StepChildRuns:
                 stage=ErrorStage.input_collection,
             )
         pinned = version or found.latest_version
-        stored = await store.get_version(found.id, pinned)
+        stored = await store.workflows.version(found.id, pinned)
         if stored is None:
             raise NodeError(
                 f"sub_workflow: workflow {found.name!r} has no version {pinned}",
@@ -81,7 +81,7 @@ class StepChildRuns:
                 f"sub_workflow: the inputs do not fit {found.name!r}: {problems}",
                 stage=ErrorStage.input_collection,
             )
-        return await store.create_run(
+        return await store.runs.create(
             RunRecord(
                 workflow_id=found.id,
                 workflow_version=pinned,
@@ -107,10 +107,10 @@ class StepChildRuns:
         engine = self.execution.engine
         worker_id = self.execution.worker_id or f"child-of:{self.execution.run.id}"
         while True:
-            claimed = await engine.store.claim_run(worker_id, engine.lease_s, run_id=child.id)
+            claimed = await engine.store.runs.claim(worker_id, engine.lease_s, run_id=child.id)
             if claimed is not None:
                 return await self._execute(claimed, worker_id)
-            current = await engine.store.get_run(child.id)
+            current = await engine.store.runs.get(child.id)
             if current is None:
                 raise NodeError(f"sub_workflow: child run {child.id} disappeared")
             if current.status in SETTLED_RUN_STATUSES:
@@ -153,11 +153,11 @@ class StepChildRuns:
         renew_at = loop.time() + lease_s / 3
         while not task.done():
             await asyncio.sleep(max(min(CANCEL_POLL_S, renew_at - loop.time()), 0))
-            if not cancel.is_set() and await store.cancel_requested_at(run_id):
+            if not cancel.is_set() and await store.runs.cancel_requested_at(run_id):
                 cancel.set()
             if loop.time() >= renew_at:
                 renew_at = loop.time() + lease_s / 3
-                await store.renew_lease(run_id, worker_id, lease_s)
+                await store.runs.renew_lease(run_id, worker_id, lease_s)
 
 
 async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRecord | None:
@@ -168,5 +168,5 @@ async def _find_workflow(execution: RunExecution, reference: str) -> WorkflowRec
     except ValueError:
         # Names are unique per workspace: the run's own workspace's workflow comes first.
         workspace_id = execution.run.workspace_id
-        return await store.find_workflow(organization_id, reference, workspace_id=workspace_id)
-    return await store.get_workflow(organization_id, as_id)
+        return await store.workflows.find(organization_id, reference, workspace_id=workspace_id)
+    return await store.workflows.get(organization_id, as_id)

@@ -69,7 +69,7 @@ from stepline.store import Store
 from stepline.store.errors import LeaseLostError, is_outage
 
 RUN_CANCELLED = "run cancelled"
-"""The status_reason of the steps a cancel stopped (as `Store.request_cancel` writes it)."""
+"""The status_reason of the steps a cancel stopped (as `store.runs.request_cancel` writes it)."""
 RUN_FAILED = "the run failed before this step finished"
 CONTAINER_STOPPED = "its loop stopped before this step finished"
 SPEC_CACHE_SIZE = 256
@@ -118,7 +118,7 @@ class Engine:
         if run.cancel_requested_at is not None:
             cancel.set()
         try:
-            version = await self.store.get_version(run.workflow_id, run.workflow_version)
+            version = await self.store.workflows.version(run.workflow_id, run.workflow_version)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -161,7 +161,7 @@ class Engine:
                 raise
             return await self._fail_execution(execution, exc)
         if status is RunStatus.waiting_for_human:
-            paused = await self.store.pause_run(run.id, worker_id)
+            paused = await self.store.runs.pause(run.id, worker_id)
             self.observer.run_changed(paused)
             return paused
         return await self._finish(
@@ -237,7 +237,7 @@ class Engine:
     ) -> RunRecord:
         tokens = [s.tokens.total for s in steps if s.tokens is not None]
         costs = [s.cost.total for s in steps if s.cost is not None]
-        finished = await self.store.finish_run(
+        finished = await self.store.runs.finish(
             run.id,
             worker_id,
             status=status,
@@ -343,7 +343,7 @@ class RunExecution:
 
     async def _load_steps(self) -> None:
         """Load the steps on record (a resume) and create the missing top-level ones."""
-        for step in await self.engine.store.list_steps(self.run.id):
+        for step in await self.engine.store.steps.list(self.run.id):
             self.steps[step.step_id] = step
         self._next_seq = max((s.seq for s in self.steps.values()), default=-1) + 1
         await self.ensure_steps(self.graph, "", [])
@@ -391,7 +391,7 @@ class RunExecution:
             self.steps[step_id] = step
             created.append(step)
         if created:
-            await self.engine.store.insert_steps(created)
+            await self.engine.store.steps.insert(created)
             for step in created:
                 self.engine.observer.step_changed(step)
 
@@ -452,13 +452,13 @@ class RunExecution:
         step.updated_at = utcnow()
         recorded = self.redactor.step(step)
         try:
-            await self.engine.store.update_step(recorded)
+            await self.engine.store.steps.update(recorded)
         except Exception as exc:
             if is_outage(exc):
                 raise
             error = mark_unstorable(step, exc)
             recorded = self.redactor.step(step)
-            await self.engine.store.update_step(recorded)
+            await self.engine.store.steps.update(recorded)
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)

@@ -71,13 +71,13 @@ class FileLibrary:
             size=blob.size,
             sha256=blob.sha256,
         )
-        saved = await self.store.save_file(record)
+        saved = await self.store.files.save(record)
         if not await self.storage.exists(blob.sha256):
             await self.storage.put(data, max_bytes=self.max_bytes)
         return saved
 
     async def get(self, organization_id: UUID, file_id: UUID) -> FileRecord:
-        record = await self.store.get_file(organization_id, file_id)
+        record = await self.store.files.get(organization_id, file_id)
         if record is None:
             raise FileNotFound(f"file {file_id} not found")
         return record
@@ -93,7 +93,7 @@ class FileLibrary:
 
     async def delete(self, organization_id: UUID, file_id: UUID) -> FileRecord:
         try:
-            record, in_use = await self.store.delete_file(organization_id, file_id)
+            record, in_use = await self.store.files.delete(organization_id, file_id)
         except StoredFileNotFoundError:
             raise FileNotFound(f"file {file_id} not found") from None
         if not in_use:

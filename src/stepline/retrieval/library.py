@@ -83,7 +83,7 @@ class KnowledgeLibrary:
         if embedding_model is not None:
             self._embedder_of(embedding_model, name)
         try:
-            return await self.store.create_collection(
+            return await self.store.collections.create(
                 organization_id, name, description, embedding_model=embedding_model
             )
         except ValueError as exc:
@@ -95,7 +95,7 @@ class KnowledgeLibrary:
 
     async def get(self, organization_id: UUID, collection: str | UUID) -> CollectionRecord:
         """The collection of that id (or, for a string that is none, that name)."""
-        found = await self.store.find_collection(organization_id, str(collection))
+        found = await self.store.collections.find(organization_id, str(collection))
         if found is None:
             raise CollectionNotFound(f"collection {str(collection)!r} not found")
         return found
@@ -108,13 +108,13 @@ class KnowledgeLibrary:
         after: str | None = None,
         before: str | None = None,
     ) -> Page[CollectionRecord]:
-        return await self.store.list_collections(
+        return await self.store.collections.page(
             organization_id, limit=limit, after=after, before=before
         )
 
     async def delete(self, organization_id: UUID, collection_id: UUID) -> None:
         try:
-            await self.store.delete_collection(organization_id, collection_id)
+            await self.store.collections.delete(organization_id, collection_id)
         except CollectionNotFoundError as exc:
             raise CollectionNotFound(str(exc)) from None
 
@@ -153,7 +153,7 @@ class KnowledgeLibrary:
 
     async def list_sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
         try:
-            return await self.store.list_sources(organization_id, collection_id)
+            return await self.store.collections.sources(organization_id, collection_id)
         except CollectionNotFoundError as exc:
             raise CollectionNotFound(str(exc)) from None
 
@@ -161,7 +161,7 @@ class KnowledgeLibrary:
         self, organization_id: UUID, collection_id: UUID, source_id: UUID
     ) -> None:
         try:
-            await self.store.remove_source(organization_id, collection_id, source_id)
+            await self.store.collections.remove_source(organization_id, collection_id, source_id)
         except CollectionNotFoundError as exc:
             raise CollectionNotFound(str(exc)) from None
         except SourceNotFoundError as exc:
@@ -185,13 +185,13 @@ class KnowledgeLibrary:
             embedder = None
         candidates = top_k if embedder is None else max(top_k, HYBRID_CANDIDATES)
         try:
-            hits = await self.store.search_chunks(
+            hits = await self.store.collections.search(
                 organization_id, found.id, query, limit=min(candidates, MAX_RESULTS)
             )
         except CollectionNotFoundError as exc:  # deleted meanwhile
             raise CollectionNotFound(str(exc)) from None
         if embedder is not None and query.strip():
-            vectors = await self.store.chunk_vectors(organization_id, found.id)
+            vectors = await self.store.collections.chunk_vectors(organization_id, found.id)
             if vectors:
                 [query_vector] = await _embed(embedder, [query])
                 fused = await self._fuse(
@@ -213,7 +213,9 @@ class KnowledgeLibrary:
         fused = reciprocal_rank_fusion([[hit.chunk_id for hit in hits], similar])[:top_k]
         by_id = {hit.chunk_id: hit for hit in hits}
         missing = [chunk_id for chunk_id, _ in fused if chunk_id not in by_id]
-        for hit in await self.store.chunks_by_id(organization_id, collection_id, missing):
+        for hit in await self.store.collections.chunks_by_id(
+            organization_id, collection_id, missing
+        ):
             by_id[hit.chunk_id] = hit
         return [
             _hit(by_id[chunk_id].model_copy(update={"score": score}))
@@ -247,7 +249,7 @@ class KnowledgeLibrary:
             vectors = await _embed(embedder, [chunk.text for chunk in chunks])
             embeddings = [encode_vector(vector) for vector in vectors]
         try:
-            return await self.store.add_chunks(
+            return await self.store.collections.add_chunks(
                 organization_id,
                 collection_id,
                 chunks,

@@ -12,15 +12,15 @@ from uuid import UUID
 
 from stepline.secrets.cipher import SecretCipher
 from stepline.secrets.names import check_name, check_value
-from stepline.store.secrets import SecretRecord, SecretVerbs
+from stepline.store.secrets import SecretRecord, SecretRepository
 
 
 class Vault:
-    """Secrets over a store (any with `SecretVerbs`) and the operator's key."""
+    """Secrets over the store's secrets repository and the operator's key."""
 
-    def __init__(self, store: SecretVerbs, cipher: Callable[[bool], SecretCipher]) -> None:
+    def __init__(self, secrets: SecretRepository, cipher: Callable[[bool], SecretCipher]) -> None:
         """`cipher(create)` opens the key's cipher, making a new key only if `create`."""
-        self.store = store
+        self.secrets = secrets
         self._open_cipher = cipher
         self._cipher: SecretCipher | None = None
 
@@ -39,22 +39,22 @@ class Vault:
         ciphertext = self._key(create=True).encrypt(
             value, organization_id=organization_id, workspace_id=workspace_id, name=name
         )
-        return await self.store.put_secret(organization_id, workspace_id, name, ciphertext)
+        return await self.secrets.put(organization_id, workspace_id, name, ciphertext)
 
     async def list(
         self, organization_id: UUID, workspace_id: UUID | None = None
     ) -> list[SecretRecord]:
-        return await self.store.list_secrets(organization_id, workspace_id)
+        return await self.secrets.list(organization_id, workspace_id)
 
     async def delete(self, organization_id: UUID, workspace_id: UUID | None, name: str) -> None:
-        await self.store.delete_secret(organization_id, workspace_id, name)
+        await self.secrets.delete(organization_id, workspace_id, name)
 
     async def values(
         self, organization_id: UUID, workspace_id: UUID | None, names: Collection[str]
     ) -> dict[str, str]:
         """The decrypted values of the named secrets a run of the workspace reads (the
         workspace's before the organization's); names not set are left out."""
-        stored = await self.store.secret_ciphertexts(organization_id, workspace_id, names)
+        stored = await self.secrets.ciphertexts(organization_id, workspace_id, names)
         return {
             name: self._key(create=False).decrypt(
                 secret.ciphertext,

@@ -35,13 +35,15 @@ async def all_workflows(ctx: ServiceContext, caller: Caller) -> list[WorkflowWit
     found: list[WorkflowWithDefinition] = []
     after: str | None = None
     while True:
-        page = await ctx.store.page_workflows(
+        page = await ctx.store.workflows.page(
             caller.organization_id,
             workspace_id=caller.workspace_id,
             limit=MAX_PAGE_SIZE,
             after=after,
         )
-        definitions = await ctx.store.latest_definitions(caller.organization_id, page.items)
+        definitions = await ctx.store.workflows.latest_definitions(
+            caller.organization_id, page.items
+        )
         found += [WorkflowWithDefinition(w, definitions.get(w.id, {})) for w in page.items]
         if page.next_cursor is None:
             return found
@@ -53,7 +55,7 @@ async def latest_definition(
 ) -> dict[str, Any]:
     """The caller's live workflow's latest definition (NotFound unless it is the caller's)."""
     workflow = await live_workflow(ctx, caller, workflow_id)
-    version = await ctx.store.get_version(workflow.id, workflow.latest_version)
+    version = await ctx.store.workflows.version(workflow.id, workflow.latest_version)
     return version.definition if version is not None else {}
 
 

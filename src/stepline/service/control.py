@@ -60,7 +60,7 @@ async def review_step(
         edit["output"] = output
     await run_of(ctx, caller, run_id, workflow_id)
     step = await step_of(ctx, caller, run_id, step_key)
-    decision = await ctx.store.decide_review(
+    decision = await ctx.store.runs.decide_review(
         caller.organization_id,
         run_id,
         step.id,
@@ -71,7 +71,7 @@ async def review_step(
     )
     if decision.changed:
         ctx.wake_workers()
-    run = await ctx.store.get_run(run_id, caller.organization_id) or decision.run
+    run = await ctx.store.runs.get(run_id, caller.organization_id) or decision.run
     return Review(changed=decision.changed, step=decision.step, run=run)
 
 
@@ -81,9 +81,9 @@ async def retry_run(
     """Queue a failed or cancelled run again, to go on from its failed steps (its completed
     steps are not run again); a Conflict for a run in any other state."""
     await run_of(ctx, caller, run_id, workflow_id)
-    run = await ctx.store.retry_run(caller.organization_id, run_id)
+    run = await ctx.store.runs.retry(caller.organization_id, run_id)
     ctx.wake_workers()
-    return await ctx.store.get_run(run_id, caller.organization_id) or run
+    return await ctx.store.runs.get(run_id, caller.organization_id) or run
 
 
 async def replay_run(
@@ -104,7 +104,7 @@ async def replay_run(
     """
     original = await run_of(ctx, caller, run_id, workflow_id)
     number = workflow_version or original.workflow_version
-    version = await ctx.store.get_version(original.workflow_id, number)
+    version = await ctx.store.workflows.version(original.workflow_id, number)
     if version is None:
         _invalid("body.workflow_version", f"the workflow has no version {number}")
     try:
@@ -128,7 +128,7 @@ async def replay_run(
     redactor = await run_redactor(
         ctx.secrets, secret_references(spec), original.organization_id, original.workspace_id
     )
-    replay = await ctx.store.create_replay(
+    replay = await ctx.store.runs.replay(
         original,
         reuse=WorkflowGraph(spec).upstream(from_node),
         inputs=redactor.data(merged),
@@ -136,7 +136,7 @@ async def replay_run(
         from_node=from_node,
     )
     ctx.wake_workers()
-    return await ctx.store.get_run(replay.id, caller.organization_id) or replay
+    return await ctx.store.runs.get(replay.id, caller.organization_id) or replay
 
 
 def _invalid(field: str, message: str) -> NoReturn:

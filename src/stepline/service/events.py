@@ -34,11 +34,11 @@ async def follow_events(
             rung.clear()
             # Read the status first: if the run had finished by then, its terminal event
             # was committed with it, so the read that follows returns every event left.
-            head = await ctx.store.run_head(org, run_id)
+            head = await ctx.store.runs.head(org, run_id)
             finished = head is None or head.status in FINISHED_RUN_STATUSES
             sent = False
             while True:
-                events = await ctx.store.list_events(
+                events = await ctx.store.events.list(
                     run_id, organization_id=org, after_id=after, limit=MAX_EVENTS
                 )
                 if not events:

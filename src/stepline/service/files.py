@@ -118,7 +118,7 @@ async def list_files(
     before: str | None = None,
 ) -> Page[FileRecord]:
     """The caller's live files, newest first, one page at a time."""
-    return await ctx.store.list_files(
+    return await ctx.store.files.page(
         caller.organization_id, limit=limit, after=after, before=before
     )
 
@@ -168,7 +168,7 @@ async def check_file_references(
         if file_id is None:
             details.append(Detail(at, f"not a file id: {value!r}"))
             continue
-        if await ctx.store.get_file(caller.organization_id, file_id) is None:
+        if await ctx.store.files.get(caller.organization_id, file_id) is None:
             details.append(Detail(at, f"file {file_id} not found"))
     if details:
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])

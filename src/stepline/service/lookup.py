@@ -8,12 +8,12 @@ from uuid import UUID
 from stepline.errors import NotFound
 from stepline.records import RunRecord, StepRecord, WorkflowRecord
 from stepline.service.context import Caller, ServiceContext
-from stepline.store.listings import RunHead
+from stepline.store.run_head import RunHead
 
 
 async def live_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> WorkflowRecord:
     """The caller's live workflow (in its workspace, when it has one)."""
-    workflow = await ctx.store.get_workflow(caller.organization_id, workflow_id)
+    workflow = await ctx.store.workflows.get(caller.organization_id, workflow_id)
     if workflow is None or not caller.sees(workflow.workspace_id):
         raise NotFound(f"workflow {workflow_id} not found")
     return workflow
@@ -23,7 +23,7 @@ async def run_of(
     ctx: ServiceContext, caller: Caller, run_id: UUID, workflow_id: UUID | None = None
 ) -> RunRecord:
     """The caller's run (of `workflow_id`, when given), with its step counts."""
-    run = await ctx.store.get_run(run_id, caller.organization_id)
+    run = await ctx.store.runs.get(run_id, caller.organization_id)
     if (
         run is None
         or (workflow_id is not None and run.workflow_id != workflow_id)
@@ -35,7 +35,7 @@ async def run_of(
 
 async def run_head(ctx: ServiceContext, caller: Caller, workflow_id: UUID, run_id: UUID) -> RunHead:
     """The caller's run of this workflow, without step counts (cheaper)."""
-    head = await ctx.store.run_head(caller.organization_id, run_id)
+    head = await ctx.store.runs.head(caller.organization_id, run_id)
     if head is None or not head.visible(workflow_id, caller.workspace_id):
         raise NotFound(f"run {run_id} not found")
     return head
@@ -53,9 +53,9 @@ async def step_of(ctx: ServiceContext, caller: Caller, run_id: UUID, key: str) -
     except ValueError:
         as_uuid = None
     if as_uuid is not None:
-        step = await ctx.store.get_run_step(org, run_id, as_uuid)
+        step = await ctx.store.steps.find(org, run_id, as_uuid)
     if step is None:
-        step = await ctx.store.get_run_step(org, run_id, key)
+        step = await ctx.store.steps.find(org, run_id, key)
     if step is None:
         raise NotFound(f"step {key!r} of run {run_id} not found")
     return step

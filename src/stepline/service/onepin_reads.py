@@ -64,7 +64,7 @@ class WorkflowStats:
 async def _all_workflows(ctx: ServiceContext, caller: Caller) -> AsyncIterator[WorkflowRecord]:
     after: str | None = None
     while True:
-        page = await ctx.store.page_workflows(
+        page = await ctx.store.workflows.page(
             caller.organization_id,
             workspace_id=caller.workspace_id,
             limit=MAX_PAGE_SIZE,
@@ -99,30 +99,30 @@ async def latest_definitions(
     ctx: ServiceContext, caller: Caller, workflows: Sequence[WorkflowRecord]
 ) -> dict[UUID, dict[str, Any]]:
     """Each workflow's latest definition by id, in one read."""
-    return await ctx.store.latest_definitions(caller.organization_id, workflows)
+    return await ctx.store.workflows.latest_definitions(caller.organization_id, workflows)
 
 
 async def latest_definition(ctx: ServiceContext, workflow: WorkflowRecord) -> dict[str, Any]:
-    version = await ctx.store.get_version(workflow.id, workflow.latest_version)
+    version = await ctx.store.workflows.version(workflow.id, workflow.latest_version)
     return version.definition if version is not None else {}
 
 
 async def pinned_definition(ctx: ServiceContext, run: RunRecord) -> dict[str, Any]:
     """The definition of the version the run is pinned to."""
-    version = await ctx.store.get_version(run.workflow_id, run.workflow_version)
+    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
     return version.definition if version is not None else {}
 
 
 async def workflow_stats(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> WorkflowStats:
     """The workflow's run counts per status (all time) and its newest run."""
-    summary = await ctx.store.run_summary(
+    summary = await ctx.store.runs.summary(
         caller.organization_id,
         workflow_id,
         since=EVER,
         until=NEVER,
         workspace_id=caller.workspace_id,
     )
-    newest, _ = await ctx.store.window_runs(
+    newest, _ = await ctx.store.runs.window(
         caller.organization_id,
         workflow_id=workflow_id,
         workspace_id=caller.workspace_id,
@@ -141,7 +141,7 @@ async def create_named_workflow(
     """A new workflow of the definition (validated); Conflict if its name is taken."""
     await check_definition_valid(ctx, definition, field=field)
     try:
-        return await ctx.store.create_workflow(
+        return await ctx.store.workflows.create(
             caller.organization_id, definition, workspace_id=caller.workspace_id
         )
     except WorkflowNameTakenError as exc:
@@ -160,7 +160,7 @@ async def replace_definition(
     await live_workflow(ctx, caller, workflow_id)
     await check_definition_valid(ctx, definition, field=field)
     try:
-        return await ctx.store.save_workflow(
+        return await ctx.store.workflows.save(
             caller.organization_id, definition, workflow_id=workflow_id
         )
     except WorkflowNotFoundError:
@@ -172,7 +172,7 @@ async def replace_definition(
 async def delete_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> None:
     """Soft-delete the workflow (its runs are kept)."""
     await live_workflow(ctx, caller, workflow_id)
-    if not await ctx.store.delete_workflow(caller.organization_id, workflow_id):
+    if not await ctx.store.workflows.delete(caller.organization_id, workflow_id):
         raise NotFound(f"workflow {workflow_id} not found")
 
 
@@ -182,7 +182,7 @@ async def duplicate_workflow(
     """A new workflow named `name` holding a copy of the latest definition."""
     await live_workflow(ctx, caller, workflow_id)
     try:
-        return await ctx.store.duplicate_workflow(caller.organization_id, workflow_id, name=name)
+        return await ctx.store.workflows.duplicate(caller.organization_id, workflow_id, name=name)
     except WorkflowNotFoundError:
         raise NotFound(f"workflow {workflow_id} not found") from None
     except WorkflowNameTakenError as exc:
@@ -222,9 +222,9 @@ async def node_tallies(
     for run in runs:
         key = (run.workflow_id, run.workflow_version)
         if key not in sizes:
-            version = await ctx.store.get_version(*key)
+            version = await ctx.store.workflows.version(*key)
             sizes[key] = count_nodes(version.definition) if version is not None else 0
-        statuses = await ctx.store.node_statuses(caller.organization_id, run.id)
+        statuses = await ctx.store.steps.node_statuses(caller.organization_id, run.id)
         done = sum(1 for status in statuses.values() if status in finished)
         tallies[run.id] = NodeTally(sizes[key], done)
     return tallies
@@ -249,7 +249,7 @@ async def summarize_runs(
     """The window's counts (the store's summary) and the finished runs' mean duration (read
     from every run of the window, a page at a time)."""
     await live_workflow(ctx, caller, workflow_id)
-    summary = await ctx.store.run_summary(
+    summary = await ctx.store.runs.summary(
         caller.organization_id,
         workflow_id,
         since=since,
@@ -260,7 +260,7 @@ async def summarize_runs(
     timed = 0
     after: str | None = None
     while True:
-        page = await ctx.store.page_runs(
+        page = await ctx.store.runs.page(
             caller.organization_id,
             workflow_id=workflow_id,
             workspace_id=caller.workspace_id,
@@ -290,7 +290,7 @@ async def workflow_uploads(
     found: list[FileRecord] = []
     offset = 0
     while offset < MAX_UPLOAD_SCAN_RUNS:
-        batch, total = await ctx.store.window_runs(
+        batch, total = await ctx.store.runs.window(
             caller.organization_id,
             workflow_id=workflow_id,
             workspace_id=caller.workspace_id,
@@ -307,7 +307,7 @@ async def workflow_uploads(
                 if file_id in seen:
                     continue
                 seen.add(file_id)
-                record = await ctx.store.get_file(caller.organization_id, file_id)
+                record = await ctx.store.files.get(caller.organization_id, file_id)
                 if record is not None:
                     found.append(record)
         offset += MAX_PAGE_SIZE
@@ -359,7 +359,7 @@ async def preview_run(
     """Validate the latest version and the inputs, and order the nodes: nothing is stored
     or executed."""
     workflow = await live_workflow(ctx, caller, workflow_id)
-    version = await ctx.store.get_version(workflow.id, workflow.latest_version)
+    version = await ctx.store.workflows.version(workflow.id, workflow.latest_version)
     if version is None:
         raise NotFound(f"version {workflow.latest_version} of workflow {workflow_id} not found")
     spec, problems = await asyncio.to_thread(validate_workflow, version.definition, ctx.kinds)

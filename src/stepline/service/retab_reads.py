@@ -18,7 +18,7 @@ from stepline.store.types import MAX_INT
 
 async def step_by_record_id(ctx: ServiceContext, caller: Caller, step_uuid: UUID) -> StepRecord:
     """The step whose record has this id, if its run is the caller's (else NotFound)."""
-    step = await ctx.store.get_step(step_uuid)
+    step = await ctx.store.steps.get(step_uuid)
     if step is None or step.organization_id != caller.organization_id:
         raise NotFound(f"step {step_uuid} not found")
     try:
@@ -37,8 +37,8 @@ class RunNames:
 
 async def run_names(ctx: ServiceContext, caller: Caller, run: RunRecord) -> RunNames:
     """The name of the run's workflow and the id of the version it is pinned to."""
-    workflow = await ctx.store.get_workflow(caller.organization_id, run.workflow_id)
-    version = await ctx.store.get_version(run.workflow_id, run.workflow_version)
+    workflow = await ctx.store.workflows.get(caller.organization_id, run.workflow_id)
+    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
     return RunNames(
         workflow_name=workflow.name if workflow is not None else "",
         workflow_version_id=str(version.id) if version is not None else "",
@@ -59,7 +59,7 @@ async def input_files(
             file_id = UUID(str(raw))
         except ValueError:
             continue
-        record = await ctx.store.get_file(caller.organization_id, file_id)
+        record = await ctx.store.files.get(caller.organization_id, file_id)
         found[name] = {
             "file_id": str(file_id),
             "filename": record.filename if record else None,
@@ -84,7 +84,7 @@ async def version_number(
         if 1 <= number <= MAX_INT:
             return number
     else:
-        for known in await ctx.store.list_versions(workflow_id):
+        for known in await ctx.store.workflows.versions(workflow_id):
             if str(known.id) == version:
                 return known.version
     message = (

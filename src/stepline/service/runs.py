@@ -77,7 +77,7 @@ async def start_run(
     if earlier is not None:
         return await _replayed(ctx, caller, earlier)
     number = version or workflow.latest_version
-    pinned = await ctx.store.get_version(workflow.id, number)
+    pinned = await ctx.store.workflows.version(workflow.id, number)
     if pinned is None:
         raise NotFound(f"version {number} of workflow {workflow_id} not found")
     check_run_inputs(pinned.definition.get("inputs") or {"type": "object"}, inputs)
@@ -97,7 +97,7 @@ async def start_run(
         idempotency_key=key,
     )
     try:
-        run = await ctx.store.create_run(record)
+        run = await ctx.store.runs.create(record)
     except DuplicateError:
         # A concurrent request with the same key won the race: answer with its run.
         earlier = await _started_with(ctx, caller, workflow_id, key)
@@ -141,7 +141,7 @@ async def _started_with(
     """The run an earlier request with this Idempotency-Key started, if any."""
     if key is None:
         return None
-    run = await ctx.store.find_run_by_idempotency_key(caller.organization_id, key)
+    run = await ctx.store.runs.find_by_idempotency_key(caller.organization_id, key)
     if run is None:
         return None
     if run.workflow_id != workflow_id or not caller.sees(run.workspace_id):
@@ -159,7 +159,7 @@ async def cancel_run(
     at its next poll (within half a second).
     """
     await run_of(ctx, caller, run_id, workflow_id)
-    run = await ctx.store.request_cancel(caller.organization_id, run_id)
+    run = await ctx.store.runs.request_cancel(caller.organization_id, run_id)
     if run.status not in FINISHED_RUN_STATUSES:
         ctx.cancel_local(run_id)
     return run
@@ -185,7 +185,7 @@ async def window_runs(
     """The caller's workflow's runs, newest first, `limit` from `offset` (offset paging,
     as Arcee, Onepin and Trigify page), with the total that match."""
     await live_workflow(ctx, caller, workflow_id)
-    items, total = await ctx.store.window_runs(
+    items, total = await ctx.store.runs.window(
         caller.organization_id,
         workflow_id=workflow_id,
         workspace_id=caller.workspace_id,

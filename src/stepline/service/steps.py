@@ -39,7 +39,7 @@ async def step_documents(
     """A page of the run's steps in execution order, each the JSON text of its record
     (without inputs and outputs unless `include_io`), checked in the same read to be of the
     caller's run of this workflow."""
-    page = await ctx.store.page_step_documents(
+    page = await ctx.store.steps.page_documents(
         run_id,
         organization_id=caller.organization_id,
         workflow_id=workflow_id,
@@ -74,7 +74,7 @@ async def run_steps(
     with inputs and outputs."""
     await run_of(ctx, caller, run_id, workflow_id)
     found: list[StepRecord] = []
-    async for chunk in ctx.store.iter_steps(run_id, organization_id=caller.organization_id):
+    async for chunk in ctx.store.steps.iter(run_id, organization_id=caller.organization_id):
         found.extend(chunk)
     return found
 
@@ -92,11 +92,11 @@ async def run_values(
     """The run and the outputs of its end nodes (`end` nodes, else the nodes without
     successors, as the engine's output)."""
     run = await run_of(ctx, caller, run_id, workflow_id)
-    version = await ctx.store.get_version(run.workflow_id, run.workflow_version)
+    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
     ends = end_nodes(version.definition if version is not None else {})
     values: dict[str, Any] = dict.fromkeys(ends)
     wanted = set(ends)
-    async for chunk in ctx.store.iter_steps(run.id, organization_id=caller.organization_id):
+    async for chunk in ctx.store.steps.iter(run.id, organization_id=caller.organization_id):
         for step in chunk:
             if step.step_id in wanted and step.status is StepStatus.completed:
                 values[step.step_id] = step.outputs

@@ -29,7 +29,7 @@ async def run_trace(
     """The caller's run of this workflow, its steps and its version's columns."""
     run = await run_of(ctx, caller, run_id, workflow_id)
     steps = await run_steps(ctx, caller, run_id, workflow_id)
-    version = await ctx.store.get_version(run.workflow_id, run.workflow_version)
+    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
     return RunTrace(run, steps, columns_of(version.definition if version is not None else {}))
 
 

@@ -38,7 +38,7 @@ async def wait_for_run(
         while True:
             rung.clear()
             while True:
-                events = await ctx.store.list_events(
+                events = await ctx.store.events.list(
                     run_id, organization_id=caller.organization_id, after_id=after
                 )
                 if events:

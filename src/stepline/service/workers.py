@@ -10,4 +10,4 @@ from stepline.store.workers import LiveWorker
 async def list_workers(ctx: ServiceContext, caller: Caller, *, lease_s: float) -> list[LiveWorker]:
     """Workers that beat within `lease_s` (a worker silent longer has lost its leases, so
     it is not counted as live), oldest first."""
-    return await ctx.store.live_workers(caller.organization_id, stale_after_s=lease_s)
+    return await ctx.store.workers.live(caller.organization_id, stale_after_s=lease_s)

@@ -60,7 +60,7 @@ async def create_workflow(
     WorkflowNameTakenError (a Conflict) if a live workflow of the scope has its name.
     """
     await check_definition_valid(ctx, definition, field=field)
-    return await ctx.store.create_workflow(
+    return await ctx.store.workflows.create(
         caller.organization_id, definition, workspace_id=caller.workspace_id
     )
 
@@ -79,6 +79,6 @@ async def save_workflow(
     if workflow_id is not None:
         await live_workflow(ctx, caller, workflow_id)
     await check_definition_valid(ctx, definition, field=field)
-    return await ctx.store.save_workflow(
+    return await ctx.store.workflows.save(
         caller.organization_id, definition, workflow_id=workflow_id
     )

@@ -1,6 +1,6 @@
 """The run bell: wakes whoever waits in this process for news of a run, without polling.
 
-The writes of a run's events (`events.insert_run_event`, `events.step_write`) mark the
+The writes of a run's events (`events.insert_run_event`, `steps.step_write`) mark the
 write with the run's id; once the write commits, the store's writer hands the marks to
 `RunBell.ring` on the event loop. A waiter listens before it reads the run's events, so no
 event committed after its read can be missed. The run events stay the truth: the bell only

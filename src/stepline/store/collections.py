@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import new_id, utcnow
 from stepline.retrieval.chunking import Chunk
-from stepline.store.base import StoreBase
-from stepline.store.errors import NotFoundError, StoreError
-from stepline.store.paging import Ordering, Page, read_page
-from stepline.store.tables import chunks, collections, organizations
+from stepline.store import collections_sql as sql
+from stepline.store import organizations_sql
+from stepline.store.errors import DuplicateError, NotFoundError, StoreError
+from stepline.store.paging import Page, read_page
+from stepline.store.repository import Repository
 
 MAX_NAME_CHARS = 200
 MAX_QUERY_TERMS = 32
@@ -41,115 +42,6 @@ SEARCH_OBJECTS = frozenset({"chunks_fts", "search_vector", "ix_chunks_search_vec
 """The full-text structures migration 0010 makes per database, which `tables` does not
 describe (an FTS5 table and its shadow tables `chunks_fts_*`; a tsvector column, its index)."""
 
-# --- SQL -------------------------------------------------------------------------------------
-
-_LIVE_COLLECTION = sa.and_(
-    collections.c.organization_id == sa.bindparam("organization_id"),
-    collections.c.deleted_at.is_(None),
-)
-GET_COLLECTION = sa.select(collections).where(
-    _LIVE_COLLECTION, collections.c.id == sa.bindparam("collection_id")
-)
-COLLECTION_BY_NAME = sa.select(collections).where(
-    _LIVE_COLLECTION, collections.c.name == sa.bindparam("name")
-)
-LIST_COLLECTIONS = sa.select(collections).where(_LIVE_COLLECTION)
-INSERT_COLLECTION = collections.insert()
-SOFT_DELETE_COLLECTION = (
-    collections.update()
-    .where(collections.c.id == sa.bindparam("collection_id"), collections.c.deleted_at.is_(None))
-    .values(deleted_at=sa.bindparam("now"))
-)
-ORGANIZATION_EXISTS = sa.select(organizations.c.id).where(
-    organizations.c.id == sa.bindparam("organization_id")
-)
-INSERT_CHUNK = chunks.insert()
-SOURCES = (
-    sa.select(
-        chunks.c.source_id,
-        chunks.c.file_id,
-        chunks.c.source,
-        sa.func.count().label("chunk_count"),
-        sa.func.min(chunks.c.created_at).label("created_at"),
-    )
-    .where(chunks.c.collection_id == sa.bindparam("collection_id"))
-    .group_by(chunks.c.source_id, chunks.c.file_id, chunks.c.source)
-    .order_by(sa.func.min(chunks.c.created_at), chunks.c.source_id)
-)
-SOURCE_ROWIDS = sa.select(chunks.c.fts_rowid).where(
-    chunks.c.collection_id == sa.bindparam("collection_id"),
-    chunks.c.source_id == sa.bindparam("source_id"),
-)
-COLLECTION_ROWIDS = sa.select(chunks.c.fts_rowid).where(
-    chunks.c.collection_id == sa.bindparam("collection_id")
-)
-DELETE_SOURCE = chunks.delete().where(
-    chunks.c.collection_id == sa.bindparam("collection_id"),
-    chunks.c.source_id == sa.bindparam("source_id"),
-)
-DELETE_COLLECTION_CHUNKS = chunks.delete().where(
-    chunks.c.collection_id == sa.bindparam("collection_id")
-)
-
-VECTORS = sa.select(chunks.c.id, chunks.c.embedding).where(
-    chunks.c.organization_id == sa.bindparam("organization_id"),
-    chunks.c.collection_id == sa.bindparam("collection_id"),
-    chunks.c.embedding.is_not(None),
-)
-CHUNKS_BY_ID = sa.select(chunks, sa.literal(0.0).label("score")).where(
-    chunks.c.organization_id == sa.bindparam("organization_id"),
-    chunks.c.collection_id == sa.bindparam("collection_id"),
-    chunks.c.id.in_(sa.bindparam("chunk_ids", expanding=True)),
-)
-
-# SQLite: the FTS5 table, its rowids kept in chunks.fts_rowid.
-_FTS = sa.table(
-    "chunks_fts",
-    sa.column("rowid", sa.BigInteger()),
-    sa.column("text"),
-    sa.column("collection_key"),
-)
-FTS_NEXT_ROWID = sa.select(sa.func.coalesce(sa.func.max(_FTS.c.rowid), 0) + 1)
-FTS_INSERT = _FTS.insert()
-FTS_DELETE = sa.text("DELETE FROM chunks_fts WHERE rowid = :rowid")
-_BM25 = sa.func.bm25(sa.literal_column("chunks_fts"), 1.0, 0.0)
-SQLITE_SEARCH = (
-    sa.select(chunks, (-_BM25).label("score"))
-    .select_from(_FTS.join(chunks, chunks.c.fts_rowid == _FTS.c.rowid))
-    .where(
-        sa.literal_column("chunks_fts").op("MATCH")(sa.bindparam("match")),
-        chunks.c.organization_id == sa.bindparam("organization_id"),
-        chunks.c.collection_id == sa.bindparam("collection_id"),
-    )
-    .order_by(_BM25, chunks.c.id)
-    .limit(sa.bindparam("limit"))
-)
-
-# PostgreSQL: the generated tsvector column and its GIN index.
-_VECTOR: sa.ColumnElement[Any] = sa.literal_column("chunks.search_vector")
-_TSQUERY = sa.func.websearch_to_tsquery(
-    sa.literal_column("'english'::regconfig"), sa.bindparam("match")
-)
-_RANK = sa.func.ts_rank_cd(_VECTOR, _TSQUERY, 1)
-POSTGRES_SEARCH = (
-    sa.select(chunks, _RANK.label("score"))
-    .where(
-        _VECTOR.op("@@")(_TSQUERY),
-        chunks.c.organization_id == sa.bindparam("organization_id"),
-        chunks.c.collection_id == sa.bindparam("collection_id"),
-    )
-    .order_by(_RANK.desc(), chunks.c.id)
-    .limit(sa.bindparam("limit"))
-)
-
-COLLECTIONS_ORDER = Ordering(
-    "collections",
-    (collections.c.created_at, collections.c.id),
-    ("datetime", "uuid"),
-    descending=True,
-)
-"""Newest first."""
-
 _WORD = re.compile(r"[^\W_]+")
 # Words too common to tell chunks apart (PostgreSQL's english configuration drops them
 # too); a query of nothing else still searches for them.
@@ -159,7 +51,7 @@ _STOPWORDS = frozenset(
     "this to was we were what when where which who why will with would you your".split()
 )
 
-# --- records ---------------------------------------------------------------------------------
+# records------------------------------------------------------------------------------
 
 
 class CollectionNotFoundError(NotFoundError):
@@ -286,11 +178,11 @@ def _hit(row: Any) -> SearchHit:
     )
 
 
-class CollectionVerbs(StoreBase):
+class CollectionRepository(Repository):
     """Creating, reading, listing and deleting collections; adding and removing their
     sources; searching their chunks."""
 
-    async def create_collection(
+    async def create(
         self,
         organization_id: UUID,
         name: str,
@@ -309,38 +201,36 @@ class CollectionVerbs(StoreBase):
         params = {"organization_id": organization_id, "name": record.name}
 
         def op(conn: sa.Connection) -> CollectionRecord:
-            if conn.execute(ORGANIZATION_EXISTS, params).first() is None:
+            if conn.execute(organizations_sql.EXISTS, params).first() is None:
                 raise NotFoundError(f"organization {organization_id} not found")
-            if conn.execute(COLLECTION_BY_NAME, params).first() is not None:
+            if conn.execute(sql.COLLECTION_BY_NAME, params).first() is not None:
                 raise CollectionNameTakenError(record.name)
-            conn.execute(INSERT_COLLECTION, record.model_dump())
+            conn.execute(sql.INSERT_COLLECTION, record.model_dump())
             return record
 
         try:
-            return await self.writer.submit(op)
-        except sa.exc.IntegrityError:
+            return await self._write(op)
+        except DuplicateError:
             # Another process took the name between our look and our insert.
             raise CollectionNameTakenError(record.name) from None
 
-    async def get_collection(
-        self, organization_id: UUID, collection_id: UUID
-    ) -> CollectionRecord | None:
+    async def get(self, organization_id: UUID, collection_id: UUID) -> CollectionRecord | None:
         """The organization's live collection of that id, else None."""
         params = {"organization_id": organization_id, "collection_id": collection_id}
-        return await self._read(lambda conn: _first(conn, GET_COLLECTION, params))
+        return await self._read(lambda conn: _first(conn, sql.GET_COLLECTION, params))
 
-    async def find_collection(self, organization_id: UUID, key: str) -> CollectionRecord | None:
+    async def find(self, organization_id: UUID, key: str) -> CollectionRecord | None:
         """The organization's live collection whose id, or else name, is `key`."""
         try:
-            by_id = await self.get_collection(organization_id, UUID(key))
+            by_id = await self.get(organization_id, UUID(key))
         except ValueError:
             by_id = None
         if by_id is not None:
             return by_id
         params = {"organization_id": organization_id, "name": key.strip()}
-        return await self._read(lambda conn: _first(conn, COLLECTION_BY_NAME, params))
+        return await self._read(lambda conn: _first(conn, sql.COLLECTION_BY_NAME, params))
 
-    async def list_collections(
+    async def page(
         self,
         organization_id: UUID,
         *,
@@ -352,8 +242,8 @@ class CollectionVerbs(StoreBase):
         return await self._read(
             lambda conn: read_page(
                 conn,
-                LIST_COLLECTIONS,
-                COLLECTIONS_ORDER,
+                sql.LIST_COLLECTIONS,
+                sql.COLLECTIONS_ORDER,
                 limit=limit,
                 after=after,
                 before=before,
@@ -363,7 +253,7 @@ class CollectionVerbs(StoreBase):
             )
         )
 
-    async def delete_collection(self, organization_id: UUID, collection_id: UUID) -> None:
+    async def delete(self, organization_id: UUID, collection_id: UUID) -> None:
         """Delete the collection (its record soft, its chunks and their index entries for
         good); CollectionNotFoundError if the organization has no such collection."""
         params = {"organization_id": organization_id, "collection_id": collection_id}
@@ -371,11 +261,11 @@ class CollectionVerbs(StoreBase):
         def op(conn: sa.Connection) -> None:
             _live_collection(conn, params)
             if self.dialect == "sqlite":
-                _delete_fts(conn, conn.execute(COLLECTION_ROWIDS, params).scalars())
-            conn.execute(DELETE_COLLECTION_CHUNKS, params)
-            conn.execute(SOFT_DELETE_COLLECTION, params | {"now": utcnow()})
+                _delete_fts(conn, conn.execute(sql.COLLECTION_ROWIDS, params).scalars())
+            conn.execute(sql.DELETE_COLLECTION_CHUNKS, params)
+            conn.execute(sql.SOFT_DELETE_COLLECTION, params | {"now": utcnow()})
 
-        await self.writer.submit(op)
+        await self._write(op)
 
     async def add_chunks(
         self,
@@ -418,19 +308,19 @@ class CollectionVerbs(StoreBase):
             _live_collection(conn, params)
             if rows and self.dialect == "sqlite":
                 # One writer at a time on SQLite: the next rowids are ours to take.
-                first = int(conn.execute(FTS_NEXT_ROWID).scalar_one())
+                first = int(conn.execute(sql.FTS_NEXT_ROWID).scalar_one())
                 key = _collection_key(collection_id)
                 for offset, row in enumerate(rows):
                     row["fts_rowid"] = first + offset
                 conn.execute(
-                    FTS_INSERT,
+                    sql.FTS_INSERT,
                     [
                         {"rowid": r["fts_rowid"], "text": r["text"], "collection_key": key}
                         for r in rows
                     ],
                 )
             if rows:
-                conn.execute(INSERT_CHUNK, rows)
+                conn.execute(sql.INSERT_CHUNK, rows)
             return SourceRecord(
                 source_id=source_id,
                 collection_id=collection_id,
@@ -440,9 +330,9 @@ class CollectionVerbs(StoreBase):
                 created_at=now,
             )
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
-    async def list_sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
+    async def sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
         """The collection's sources, oldest first; CollectionNotFoundError if none."""
         params = {"organization_id": organization_id, "collection_id": collection_id}
 
@@ -450,7 +340,7 @@ class CollectionVerbs(StoreBase):
             _live_collection(conn, params)
             return [
                 SourceRecord(collection_id=collection_id, **dict(row))
-                for row in conn.execute(SOURCES, params).mappings()
+                for row in conn.execute(sql.SOURCES, params).mappings()
             ]
 
         return await self._read(read)
@@ -469,13 +359,13 @@ class CollectionVerbs(StoreBase):
         def op(conn: sa.Connection) -> None:
             _live_collection(conn, params)
             if self.dialect == "sqlite":
-                _delete_fts(conn, conn.execute(SOURCE_ROWIDS, params).scalars())
-            if conn.execute(DELETE_SOURCE, params).rowcount == 0:
+                _delete_fts(conn, conn.execute(sql.SOURCE_ROWIDS, params).scalars())
+            if conn.execute(sql.DELETE_SOURCE, params).rowcount == 0:
                 raise SourceNotFoundError(f"source {source_id} not found")
 
-        await self.writer.submit(op)
+        await self._write(op)
 
-    async def search_chunks(
+    async def search(
         self, organization_id: UUID, collection_id: UUID, query: str, *, limit: int = 5
     ) -> list[SearchHit]:
         """The collection's chunks that best match `query`, best first (none for a query
@@ -487,10 +377,10 @@ class CollectionVerbs(StoreBase):
             "limit": max(1, min(limit, MAX_RESULTS)),
         }
         if self.dialect == "sqlite":
-            search = SQLITE_SEARCH
+            search = sql.SQLITE_SEARCH
             params["match"] = fts5_match(terms, collection_id)
         else:
-            search = POSTGRES_SEARCH
+            search = sql.POSTGRES_SEARCH
             params["match"] = websearch_match(terms)
 
         def read(conn: sa.Connection) -> list[SearchHit]:
@@ -507,7 +397,7 @@ class CollectionVerbs(StoreBase):
         """(chunk id, embedding) of each of the collection's embedded chunks."""
         params = {"organization_id": organization_id, "collection_id": collection_id}
         return await self._read(
-            lambda conn: [(row[0], bytes(row[1])) for row in conn.execute(VECTORS, params)]
+            lambda conn: [(row[0], bytes(row[1])) for row in conn.execute(sql.VECTORS, params)]
         )
 
     async def chunks_by_id(
@@ -522,7 +412,7 @@ class CollectionVerbs(StoreBase):
             "chunk_ids": list(chunk_ids),
         }
         return await self._read(
-            lambda conn: [_hit(row) for row in conn.execute(CHUNKS_BY_ID, params).mappings()]
+            lambda conn: [_hit(row) for row in conn.execute(sql.CHUNKS_BY_ID, params).mappings()]
         )
 
 
@@ -532,11 +422,11 @@ def _first(conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any]) -
 
 
 def _live_collection(conn: sa.Connection, params: dict[str, Any]) -> None:
-    if conn.execute(GET_COLLECTION, params).first() is None:
+    if conn.execute(sql.GET_COLLECTION, params).first() is None:
         raise CollectionNotFoundError(f"collection {params['collection_id']} not found")
 
 
 def _delete_fts(conn: sa.Connection, rowids: Any) -> None:
     batch = [{"rowid": rowid} for rowid in rowids if rowid is not None]
     if batch:
-        conn.execute(FTS_DELETE, batch)
+        conn.execute(sql.FTS_DELETE, batch)

@@ -13,8 +13,11 @@ StoreError
 │                                      IntegrityError, translated here at the boundary)
 └── WorkflowNameTakenError [Conflict]  another live workflow of the scope has the name
 
-`is_outage` tells the failures of the database itself (worth trying again later) from
-those of what was asked of it (the same request fails again).
+`translate` is where a driver error the store expects becomes one of these: every
+repository's reads and writes pass through it (`stepline.store.repository`), so no driver
+error type leaves the store but those of an outage. `is_outage` tells the failures of the
+database itself (worth trying again later) from those of what was asked of it (the same
+request fails again).
 """
 
 from __future__ import annotations
@@ -87,3 +90,25 @@ def is_outage(exc: BaseException) -> bool:
     # Operational: the server or file (gone, locked, out of space, shutting down);
     # Interface: the driver's connection; TimeoutError: no pooled connection in time.
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
+
+
+ConstraintRefused = sa.exc.IntegrityError
+"""The driver's error when a constraint refuses a write: the only one the store catches
+below its boundary (a savepoint's write, `workflow_names`), and translates at it."""
+
+
+def translate(exc: sa.exc.IntegrityError) -> StateConflictError:
+    """The store's error for a constraint refusing a write: DuplicateError for a unique
+    index, StateConflictError for any other (a foreign key, a check)."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if _is_unique_violation(exc):
+        return DuplicateError(f"a unique index refused the write: {reason}")
+    return StateConflictError(f"the database refused the write: {reason}")
+
+
+def _is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
+    orig = exc.orig
+    # asyncpg's UniqueViolationError (SQLSTATE 23505), or SQLite's constraint message.
+    if getattr(orig, "sqlstate", None) == "23505" or getattr(orig, "pgcode", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(orig) or "duplicate key" in str(orig)

@@ -1,8 +1,8 @@
 """Run events: every transition of a run and of its steps, in commit order.
 
 Each transition writes its event in the same transaction as the change itself (the hooks
-are in `Store.create_run`, `claim_run`, `finish_run`, `update_step` and
-`ListingVerbs.request_cancel`), so an event exists exactly when its change does and the
+are in the verbs of `runs` and `steps` that change one, through `insert_run_event` and
+`step_event_params`), so an event exists exactly when its change does and the
 SSE stream can replay a run from any event id. Event ids increase in commit order within
 a run: a run's transitions come from one writer at a time (the store's single writer of
 the process that holds the run, or a row lock).
@@ -10,7 +10,6 @@ the process that holds the run, or a row lock).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -19,11 +18,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import RunStatus, StepRecord, utcnow
-from stepline.store import mapping, queries
-from stepline.store.base import StoreBase
-from stepline.store.errors import StepNotFoundError
-from stepline.store.prepared import Prepared
-from stepline.store.tables import run_events
+from stepline.store import events_sql as sql
+from stepline.store.repository import Repository
 from stepline.store.writer import mark_written
 
 MAX_EVENTS = 1000
@@ -49,13 +45,8 @@ class RunEvent(BaseModel):
     created_at: datetime
 
 
-_EVENT_COLUMNS = ("run_id", "organization_id", "type", "step_uuid", "data", "created_at")
-# Inline: no RETURNING of the generated id, nobody reads it back on the write path.
-INSERT_EVENT = Prepared(run_events.insert().inline(), _EVENT_COLUMNS)
-
-
 def step_event_params(step: StepRecord) -> dict[str, Any]:
-    """The `INSERT_EVENT` parameters of a step's current state (`step.<status>`)."""
+    """The `events_sql.INSERT` parameters of a step's current state (`step.<status>`)."""
     return {
         "run_id": step.run_id,
         "organization_id": step.organization_id,
@@ -77,23 +68,6 @@ def step_event_params(step: StepRecord) -> dict[str, Any]:
     }
 
 
-def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
-    """The write of a step's mutable fields and its `step.<status>` event, in one
-    transaction; the parameters are taken now, so the caller may go on changing `step`."""
-    params = mapping.step_update_params(step)
-    event = step_event_params(step)
-
-    def op(conn: sa.Connection) -> None:
-        if queries.UPDATE_STEP.execute(conn, params) != 1:
-            raise StepNotFoundError(
-                f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
-            )
-        INSERT_EVENT.execute(conn, event)
-        mark_written(conn, step.run_id)
-
-    return op
-
-
 def insert_run_event(
     conn: sa.Connection,
     run_id: UUID,
@@ -103,7 +77,7 @@ def insert_run_event(
 ) -> None:
     """Write the `run.<status>` event; `data` always holds the status."""
     status = RunStatus(status)
-    INSERT_EVENT.execute(
+    sql.INSERT.execute(
         conn,
         {
             "run_id": run_id,
@@ -128,10 +102,10 @@ def _row_to_event(row: Any) -> RunEvent:
     )
 
 
-class EventVerbs(StoreBase):
-    """Reading a run's events back."""
+class EventRepository(Repository):
+    """Reading a run's events back (they are written with the changes they tell of)."""
 
-    async def list_events(
+    async def list(
         self,
         run_id: UUID,
         *,
@@ -142,18 +116,14 @@ class EventVerbs(StoreBase):
         """The run's events after `after_id` (from the first without it), oldest first."""
         if not 1 <= limit <= MAX_EVENTS:
             raise ValueError(f"limit must be between 1 and {MAX_EVENTS}, got {limit}")
-        query = (
-            sa.select(run_events)
-            .where(
-                run_events.c.run_id == run_id,
-                run_events.c.organization_id == organization_id,
-                run_events.c.id > (after_id if after_id is not None else -1),
-            )
-            .order_by(run_events.c.id)
-            .limit(limit)
-        )
+        params = {
+            "run_id": run_id,
+            "organization_id": organization_id,
+            "after_id": after_id if after_id is not None else -1,
+            "limit": limit,
+        }
 
         def read(conn: sa.Connection) -> list[RunEvent]:
-            return [_row_to_event(row) for row in conn.execute(query).mappings()]
+            return [_row_to_event(row) for row in conn.execute(sql.AFTER, params).mappings()]
 
         return await self._read(read)

@@ -16,43 +16,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import new_id, utcnow
-from stepline.store.base import StoreBase
+from stepline.store import files_sql as sql
+from stepline.store import organizations_sql
 from stepline.store.errors import NotFoundError
-from stepline.store.paging import Ordering, Page, read_page
-from stepline.store.tables import files as table
-from stepline.store.tables import organizations
-
-# --- SQL -------------------------------------------------------------------------------------
-
-_LIVE_IN_ORGANIZATION = sa.and_(
-    table.c.organization_id == sa.bindparam("organization_id"), table.c.deleted_at.is_(None)
-)
-GET = sa.select(table).where(_LIVE_IN_ORGANIZATION, table.c.id == sa.bindparam("file_id"))
-LIST = sa.select(table).where(_LIVE_IN_ORGANIZATION)
-INSERT = table.insert()
-# Parameters named apart from the columns: an UPDATE reserves the columns' own names.
-SOFT_DELETE = (
-    table.update()
-    .where(
-        table.c.organization_id == sa.bindparam("in_organization"),
-        table.c.id == sa.bindparam("file_id"),
-        table.c.deleted_at.is_(None),
-    )
-    .values(deleted_at=sa.bindparam("now"))
-)
-CONTENT_IN_USE = sa.select(table.c.id).where(
-    table.c.sha256 == sa.bindparam("sha256"), table.c.deleted_at.is_(None)
-)
-ORGANIZATION_EXISTS = sa.select(organizations.c.id).where(
-    organizations.c.id == sa.bindparam("organization_id")
-)
-
-FILES_ORDER = Ordering(
-    "files", (table.c.created_at, table.c.id), ("datetime", "uuid"), descending=True
-)
-"""Newest first."""
-
-# --- records ---------------------------------------------------------------------------------
+from stepline.store.paging import Page, read_page
+from stepline.store.repository import Repository
 
 
 class StoredFileNotFoundError(NotFoundError):
@@ -78,32 +46,32 @@ def _record(row: Any) -> FileRecord:
     return FileRecord.model_validate(dict(row))
 
 
-class FileVerbs(StoreBase):
+class FileRepository(Repository):
     """Saving, reading, listing and deleting an organization's files (their records)."""
 
-    async def save_file(self, record: FileRecord) -> FileRecord:
+    async def save(self, record: FileRecord) -> FileRecord:
         """Insert the file's record; NotFoundError if its organization does not exist."""
         params = {"organization_id": record.organization_id}
 
         def op(conn: sa.Connection) -> FileRecord:
-            if conn.execute(ORGANIZATION_EXISTS, params).first() is None:
+            if conn.execute(organizations_sql.EXISTS, params).first() is None:
                 raise NotFoundError(f"organization {record.organization_id} not found")
-            conn.execute(INSERT, record.model_dump())
+            conn.execute(sql.INSERT, record.model_dump())
             return record
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
-    async def get_file(self, organization_id: UUID, file_id: UUID) -> FileRecord | None:
+    async def get(self, organization_id: UUID, file_id: UUID) -> FileRecord | None:
         """The organization's live file of that id, else None (another's is None too)."""
         params = {"organization_id": organization_id, "file_id": file_id}
 
         def read(conn: sa.Connection) -> FileRecord | None:
-            row = conn.execute(GET, params).mappings().first()
+            row = conn.execute(sql.GET, params).mappings().first()
             return None if row is None else _record(row)
 
         return await self._read(read)
 
-    async def list_files(
+    async def page(
         self,
         organization_id: UUID,
         *,
@@ -115,8 +83,8 @@ class FileVerbs(StoreBase):
         return await self._read(
             lambda conn: read_page(
                 conn,
-                LIST,
-                FILES_ORDER,
+                sql.LIST,
+                sql.FILES_ORDER,
                 limit=limit,
                 after=after,
                 before=before,
@@ -126,23 +94,23 @@ class FileVerbs(StoreBase):
             )
         )
 
-    async def delete_file(self, organization_id: UUID, file_id: UUID) -> tuple[FileRecord, bool]:
+    async def delete(self, organization_id: UUID, file_id: UUID) -> tuple[FileRecord, bool]:
         """Delete the file (soft); the record and whether its content is still used by
         another live file. StoredFileNotFoundError if the organization has no such file."""
         params = {"organization_id": organization_id, "file_id": file_id}
 
         def op(conn: sa.Connection) -> tuple[FileRecord, bool]:
-            row = conn.execute(GET, params).mappings().first()
+            row = conn.execute(sql.GET, params).mappings().first()
             delete = {"in_organization": organization_id, "file_id": file_id, "now": utcnow()}
-            if row is None or conn.execute(SOFT_DELETE, delete).rowcount != 1:
+            if row is None or conn.execute(sql.SOFT_DELETE, delete).rowcount != 1:
                 raise StoredFileNotFoundError(f"file {file_id} not found")
-            in_use = conn.execute(CONTENT_IN_USE, {"sha256": row["sha256"]}).first() is not None
+            in_use = conn.execute(sql.CONTENT_IN_USE, {"sha256": row["sha256"]}).first() is not None
             return _record(row), in_use
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
-    async def file_content_in_use(self, sha256: str) -> bool:
+    async def content_in_use(self, sha256: str) -> bool:
         """Whether a live file (of any organization) refers to this content."""
         return await self._read(
-            lambda conn: conn.execute(CONTENT_IN_USE, {"sha256": sha256}).first() is not None
+            lambda conn: conn.execute(sql.CONTENT_IN_USE, {"sha256": sha256}).first() is not None
         )

@@ -1,4 +1,4 @@
-"""Organizations and API keys: minting, authenticating, listing and revoking keys.
+"""API keys: minting, authenticating, listing and revoking them.
 
 A key is shown once, when it is created; the database keeps only its sha256. Keys are
 256 bits from `secrets`, so a fast hash is as good as a slow one here: nobody can guess
@@ -28,10 +28,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.records import new_id, utcnow
-from stepline.store.base import StoreBase
+from stepline.store import keys_sql as sql
+from stepline.store import organizations_sql
 from stepline.store.errors import NotFoundError
-from stepline.store.paging import Ordering, Page, read_page
-from stepline.store.tables import api_keys, organizations
+from stepline.store.paging import Page, read_page
+from stepline.store.repository import Repository
+from stepline.store.tables import api_keys
 
 SCOPES = ("read", "run", "write", "admin")
 """admin grants everything; write and run each grant read."""
@@ -45,14 +47,6 @@ _KEY_CACHE_MAX = 1024
 
 class ApiKeyNotFoundError(NotFoundError):
     """No such key in the organization."""
-
-
-class OrganizationRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: UUID
-    name: str
-    created_at: datetime
 
 
 class ApiKeyRecord(BaseModel):
@@ -133,14 +127,6 @@ def key_row(created: CreatedKey) -> dict[str, Any]:
     return created.record.model_dump() | {"key_hash": hash_key(created.secret)}
 
 
-_KEYS_ORDER = Ordering(
-    "api_keys",
-    (api_keys.c.created_at, api_keys.c.id),
-    ("datetime", "uuid"),
-    descending=True,
-)
-
-
 def _row_to_key(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord.model_validate(
         {c.name: row[c.name] for c in api_keys.c if c.name != "key_hash"}
@@ -155,40 +141,12 @@ class _KeyCache:
     keys: dict[str, tuple[ApiKeyRecord, float]] = field(default_factory=dict)
 
 
-class KeyVerbs(StoreBase):
-    """Organizations and their API keys."""
+class KeyRepository(Repository):
+    """An organization's API keys."""
 
     _key_cache: _KeyCache | None = None
 
-    async def get_organization(self, organization_id: UUID) -> OrganizationRecord | None:
-        query = sa.select(organizations).where(organizations.c.id == organization_id)
-
-        def read(conn: sa.Connection) -> OrganizationRecord | None:
-            row = conn.execute(query).mappings().first()
-            return None if row is None else OrganizationRecord.model_validate(dict(row))
-
-        return await self._read(read)
-
-    async def get_organization_by_name(self, name: str) -> OrganizationRecord | None:
-        query = sa.select(organizations).where(organizations.c.name == name)
-
-        def read(conn: sa.Connection) -> OrganizationRecord | None:
-            row = conn.execute(query).mappings().first()
-            return None if row is None else OrganizationRecord.model_validate(dict(row))
-
-        return await self._read(read)
-
-    async def count_organizations_and_keys(self) -> tuple[int, int]:
-        """How many organizations and keys exist (the first start creates both when 0)."""
-
-        def read(conn: sa.Connection) -> tuple[int, int]:
-            orgs = conn.execute(sa.select(sa.func.count()).select_from(organizations)).scalar()
-            keys = conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar()
-            return int(orgs or 0), int(keys or 0)
-
-        return await self._read(read)
-
-    async def create_api_key(
+    async def create(
         self,
         organization_id: UUID,
         *,
@@ -210,17 +168,15 @@ class KeyVerbs(StoreBase):
         row = key_row(created)
 
         def op(conn: sa.Connection) -> None:
-            found = conn.execute(
-                sa.select(organizations.c.id).where(organizations.c.id == organization_id)
-            ).first()
-            if found is None:
+            params = {"organization_id": organization_id}
+            if conn.execute(organizations_sql.EXISTS, params).first() is None:
                 raise NotFoundError(f"organization {organization_id} not found")
-            conn.execute(api_keys.insert(), row)
+            conn.execute(sql.INSERT, row)
 
-        await self.writer.submit(op)
+        await self._write(op)
         return created
 
-    async def authenticate_key(self, secret: str) -> ApiKeyRecord | None:
+    async def authenticate(self, secret: str) -> ApiKeyRecord | None:
         """The live key whose secret this is: not revoked, not expired; else None."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
@@ -230,10 +186,9 @@ class KeyVerbs(StoreBase):
         if cached is not None and cached[1] > time.monotonic():
             key: ApiKeyRecord | None = cached[0]
         else:
-            query = sa.select(api_keys).where(api_keys.c.key_hash == key_hash)
 
             def read(conn: sa.Connection) -> ApiKeyRecord | None:
-                row = conn.execute(query).mappings().first()
+                row = conn.execute(sql.BY_HASH, {"key_hash": key_hash}).mappings().first()
                 return None if row is None else _row_to_key(row)
 
             key = await self._read(read)
@@ -270,20 +225,7 @@ class KeyVerbs(StoreBase):
         if self._key_cache is not None:
             self._key_cache.keys.clear()
 
-    async def list_api_keys(self, organization_id: UUID) -> list[ApiKeyRecord]:
-        """The organization's keys, newest first (an organization has few keys)."""
-        query = (
-            sa.select(api_keys)
-            .where(api_keys.c.organization_id == organization_id)
-            .order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
-        )
-
-        def read(conn: sa.Connection) -> list[ApiKeyRecord]:
-            return [_row_to_key(row) for row in conn.execute(query).mappings()]
-
-        return await self._read(read)
-
-    async def page_api_keys(
+    async def page(
         self,
         organization_id: UUID,
         *,
@@ -291,38 +233,45 @@ class KeyVerbs(StoreBase):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[ApiKeyRecord]:
-        query = sa.select(api_keys).where(api_keys.c.organization_id == organization_id)
+        params = {"organization_id": organization_id}
         return await self._read(
             lambda conn: read_page(
                 conn,
-                query,
-                _KEYS_ORDER,
+                sql.PAGE,
+                sql.ORDER,
                 limit=limit,
                 after=after,
                 before=before,
+                params=params,
                 key_of=lambda row: (row["created_at"], row["id"]),
                 item_of=_row_to_key,
             )
         )
 
-    async def revoke_api_key(self, organization_id: UUID, key_id: UUID) -> ApiKeyRecord:
+    async def revoke(self, organization_id: UUID, key_id: UUID) -> ApiKeyRecord:
         """Revoke the key (idempotent: a revoked key keeps its first revocation time)."""
-        where = sa.and_(api_keys.c.id == key_id, api_keys.c.organization_id == organization_id)
+        params = {"owner_id": organization_id, "key_id": key_id}
 
         self._forget_keys()
 
         def op(conn: sa.Connection) -> ApiKeyRecord:
-            conn.execute(
-                api_keys.update()
-                .where(where, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
-            row = conn.execute(sa.select(api_keys).where(where)).mappings().first()
+            conn.execute(sql.REVOKE, {**params, "now": utcnow()})
+            row = conn.execute(sql.ONE, params).mappings().first()
             if row is None:
                 raise ApiKeyNotFoundError(f"API key {key_id} not found")
             return _row_to_key(row)
 
         try:
-            return await self.writer.submit(op)
+            return await self._write(op)
         finally:
             self._forget_keys()
+
+    async def list(self, organization_id: UUID) -> list[ApiKeyRecord]:
+        """The organization's keys, newest first (an organization has few keys)."""
+        params = {"organization_id": organization_id}
+
+        def read(conn: sa.Connection) -> list[ApiKeyRecord]:
+            rows = conn.execute(sql.OF_ORGANIZATION, params).mappings()
+            return [_row_to_key(row) for row in rows]
+
+        return await self._read(read)

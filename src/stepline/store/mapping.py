@@ -105,7 +105,7 @@ _step_mutable_values = itemgetter(*STEP_MUTABLE_COLUMNS)
 
 
 def step_to_row(step: StepRecord) -> dict[str, Any]:
-    """The parameters of `queries.INSERT_STEP` (a `Prepared` statement)."""
+    """The parameters of `steps_sql.INSERT` (a `Prepared` statement)."""
     # A model's field values live in its __dict__ (pydantic v2).
     row = dict(zip(STEP_COLUMNS, _step_values(step.__dict__), strict=True))
     _serialize_nested(row, _STEP_NESTED)
@@ -113,7 +113,7 @@ def step_to_row(step: StepRecord) -> dict[str, Any]:
 
 
 def step_update_params(step: StepRecord) -> dict[str, Any]:
-    """The parameters of `queries.UPDATE_STEP`: the step's id and its mutable columns."""
+    """The parameters of `steps_sql.UPDATE`: the step's id and its mutable columns."""
     params = dict(zip(STEP_MUTABLE_COLUMNS, _step_mutable_values(step.__dict__), strict=True))
     _serialize_nested(params, _STEP_NESTED_MUTABLE)
     params["step_uuid"] = step.id

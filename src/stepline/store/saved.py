@@ -1,5 +1,5 @@
-"""A saved workflow, and writing a new one: shared by saving (`Store.save_workflow`) and
-the catalog's create and duplicate."""
+"""A saved workflow, and writing a new one: shared by the workflows' `save`,
+`create` and `duplicate`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import sqlalchemy as sa
 
 from stepline.records import WorkflowRecord, WorkflowVersion, utcnow
 from stepline.spec.loader import definition_digest
-from stepline.store import mapping, queries
+from stepline.store import mapping
+from stepline.store import workflows_sql as sql
 
 
 @dataclass(frozen=True, slots=True)
 class SavedWorkflow:
-    """What `Store.save_workflow` did: the workflow, its latest version, and whether it is new."""
+    """What `store.workflows.save` did: the workflow, its latest version, and whether it is new."""
 
     workflow: WorkflowRecord
     version: WorkflowVersion
@@ -50,6 +51,6 @@ def insert_workflow(
         digest=digest or definition_digest(definition),
         created_at=now,
     )
-    conn.execute(queries.INSERT_WORKFLOW, mapping.workflow_to_row(workflow))
-    conn.execute(queries.INSERT_VERSION, mapping.version_to_row(version, organization_id))
+    conn.execute(sql.INSERT, mapping.workflow_to_row(workflow))
+    conn.execute(sql.INSERT_VERSION, mapping.version_to_row(version, organization_id))
     return SavedWorkflow(workflow, version, True)

@@ -1,535 +1,72 @@
-"""The store's verbs: what the engine, the worker and the API ask of the database.
+"""The store: one database, its writer, and the repositories over them.
 
-Every write is an operation submitted to the store's single `Writer` (group commit);
-reads use a pooled connection of their own. Records go in and come out as the models of
+`Store` opens the database, upgrades its schema and closes it; everything asked of the
+database goes through one of its repositories (`store.runs.claim(...)`,
+`store.workflows.save(...)`), each a module (or, for runs, a package) with its SQL beside
+it. Every write is an operation submitted to the single `Writer` (group commit); reads
+use a pooled connection of their own. Records go in and come out as the models of
 `stepline.records`; no row object leaves this package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
-from functools import partial
-from typing import Any
-from uuid import UUID
+from pathlib import Path
+from typing import Self
 
-import sqlalchemy as sa
-
-from stepline.documents.text import describe_error
-from stepline.records import (
-    FINISHED_RUN_STATUSES,
-    ErrorDetails,
-    ErrorStage,
-    RunRecord,
-    RunStatus,
-    StepRecord,
-    WorkflowRecord,
-    WorkflowVersion,
-    new_id,
-    utcnow,
-)
-from stepline.spec.loader import definition_digest
-from stepline.store import mapping, queries
-from stepline.store.cancel import CancelVerbs
-from stepline.store.catalog import CatalogVerbs
-from stepline.store.collections import CollectionVerbs
-from stepline.store.control import ControlVerbs, wake_parent, wake_parent_of
-from stepline.store.errors import (
-    DuplicateError,
-    LeaseLostError,
-    RunNotFoundError,
-    WorkflowNameTakenError,
-    WorkflowNotFoundError,
-    is_outage,
-)
-from stepline.store.events import EventVerbs, insert_run_event, step_write
-from stepline.store.files import FileVerbs
-from stepline.store.keys import KeyVerbs
-from stepline.store.listings import ListingVerbs
-from stepline.store.saved import SavedWorkflow, insert_workflow
-from stepline.store.secrets import SecretVerbs
-from stepline.store.workers import WorkerVerbs
-from stepline.store.workflow_names import named_for_update, write_named
+from stepline.store import database
+from stepline.store.bell import RunBell
+from stepline.store.collections import CollectionRepository
+from stepline.store.database import Database
+from stepline.store.events import EventRepository
+from stepline.store.files import FileRepository
+from stepline.store.keys import KeyRepository
+from stepline.store.organizations import OrganizationRepository
+from stepline.store.runs import RunRepository
+from stepline.store.secrets import SecretRepository
+from stepline.store.steps import StepRepository
+from stepline.store.workers import WorkerRepository
+from stepline.store.workflows import WorkflowRepository
+from stepline.store.writer import Writer
 
 
-class Store(
-    KeyVerbs,
-    CatalogVerbs,
-    ListingVerbs,
-    CancelVerbs,
-    EventVerbs,
-    ControlVerbs,
-    SecretVerbs,
-    FileVerbs,
-    CollectionVerbs,
-    WorkerVerbs,
-):
-    """One database: workflows and their versions, runs and their leases, steps, secrets,
-    files, knowledge collections."""
+class Store:
+    """One database: its repositories, and the bell that rings when a run changes."""
 
-    # --- organizations -----------------------------------------------------------------
+    def __init__(self, db: Database) -> None:
+        self.database = db
+        """Where queries run; `database.read(fn)` runs any function of a Connection."""
+        self.dialect: str = db.dialect
+        self.writer: Writer = db.writer
+        """Every write goes through it; its counters tell how well writes are batched."""
+        self.run_bell = RunBell()
+        """Rings when a run event commits in this process (`stepline.store.bell`)."""
+        self.writer.on_commit = self.run_bell.ring
 
-    async def ensure_organization(self, name: str = "default") -> UUID:
-        """The id of the organization called `name`, created if there is none."""
+        self.organizations = OrganizationRepository(db)
+        self.keys = KeyRepository(db)
+        self.workflows = WorkflowRepository(db)
+        self.runs = RunRepository(db)
+        self.steps = StepRepository(db)
+        self.events = EventRepository(db)
+        self.secrets = SecretRepository(db)
+        self.files = FileRepository(db)
+        self.collections = CollectionRepository(db)
+        self.workers = WorkerRepository(db)
 
-        def op(conn: sa.Connection) -> UUID:
-            found: UUID | None = conn.execute(queries.ORGANIZATION_BY_NAME, {"name": name}).scalar()
-            if found is not None:
-                return found
-            org_id = new_id()
-            conn.execute(
-                queries.INSERT_ORGANIZATION, {"id": org_id, "name": name, "created_at": utcnow()}
-            )
-            return org_id
+    @classmethod
+    async def connect(cls, url: str, *, home: Path | None = None) -> Self:
+        """Open the database at `url` (sqlite+aiosqlite:///... or postgresql+asyncpg://...).
 
-        try:
-            return await self.writer.submit(op)
-        except sa.exc.IntegrityError:
-            # Another process created it between our look and our insert: it exists now.
-            return await self.writer.submit(op)
-
-    # --- workflows -----------------------------------------------------------------------
-
-    async def save_workflow(
-        self,
-        organization_id: UUID,
-        definition: dict[str, Any],
-        *,
-        workflow_id: UUID | None = None,
-        workspace_id: UUID | None = None,
-    ) -> SavedWorkflow:
-        """Store a definition as the workflow's next version, unless it is the latest already.
-
-        Without `workflow_id`, the live workflow of the definition's name in `workspace_id`
-        (None: the organization's, of no workspace) is updated, or a new workflow is
-        created there. With it, that workflow must exist, and a new name in the definition
-        renames it: WorkflowNameTakenError if another workflow of its workspace has it.
+        A SQLite file is created 0600 (its missing folders 0700), or tightened to 0600 if
+        older; `home`, the STEPLINE_HOME holding it, is made 0700. Call `upgrade()` before
+        first use.
         """
-        name = definition.get("name") if isinstance(definition, dict) else None
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError("workflow definition: 'name' must be a non-empty string")
-        description = definition.get("description") or ""
-        if not isinstance(description, str):
-            raise ValueError("workflow definition: 'description' must be a string")
-        digest = definition_digest(definition)
+        return cls(database.open_database(url, home))
 
-        def op(conn: sa.Connection) -> SavedWorkflow:
-            now = utcnow()
-            params: dict[str, Any]
-            if workflow_id is not None:
-                params = {"organization_id": organization_id, "id": workflow_id}
-                row = conn.execute(queries.WORKFLOW_BY_ID_FOR_UPDATE, params).mappings().first()
-                if row is None:
-                    raise WorkflowNotFoundError(
-                        f"workflow {workflow_id} not found in organization {organization_id}"
-                    )
-            else:
-                row = named_for_update(conn, organization_id, workspace_id, name)
-                if row is None:
-                    create = partial(
-                        insert_workflow,
-                        conn,
-                        organization_id,
-                        workspace_id,
-                        name,
-                        description,
-                        definition,
-                        digest,
-                    )
-                    try:
-                        return write_named(conn, organization_id, workspace_id, name, create)
-                    except WorkflowNameTakenError:
-                        # Another writer created it since we looked: this is its next version.
-                        row = named_for_update(conn, organization_id, workspace_id, name)
-                        if row is None:
-                            raise
-            workflow = mapping.row_to_workflow(row)
-            latest_row = (
-                conn.execute(
-                    queries.VERSION,
-                    {"workflow_id": workflow.id, "version": workflow.latest_version},
-                )
-                .mappings()
-                .one()
-            )
-            if latest_row["digest"] == digest:
-                return SavedWorkflow(workflow, mapping.row_to_version(latest_row), False)
-            version = WorkflowVersion(
-                workflow_id=workflow.id,
-                version=workflow.latest_version + 1,
-                definition=definition,
-                digest=digest,
-                created_at=now,
-            )
+    async def close(self) -> None:
+        """Commit the writes already submitted, then release every connection."""
+        await self.database.close()
 
-            def write() -> None:
-                conn.execute(
-                    queries.INSERT_VERSION, mapping.version_to_row(version, organization_id)
-                )
-                conn.execute(
-                    queries.UPDATE_WORKFLOW_VERSION,
-                    {
-                        "workflow_id": workflow.id,
-                        "new_version": version.version,
-                        "new_name": name,
-                        "new_description": description,
-                        "now": now,
-                    },
-                )
-
-            if name == workflow.name:
-                write()
-            else:
-                write_named(
-                    conn,
-                    organization_id,
-                    workflow.workspace_id,
-                    name,
-                    write,
-                    other_than=workflow.id,
-                )
-            workflow = workflow.model_copy(
-                update={
-                    "latest_version": version.version,
-                    "name": name,
-                    "description": description,
-                    "updated_at": now,
-                }
-            )
-            return SavedWorkflow(workflow, version, True)
-
-        return await self.writer.submit(op)
-
-    async def get_workflow(self, organization_id: UUID, workflow_id: UUID) -> WorkflowRecord | None:
-        params = {"organization_id": organization_id, "id": workflow_id}
-
-        def read(conn: sa.Connection) -> WorkflowRecord | None:
-            row = conn.execute(queries.WORKFLOW_BY_ID, params).mappings().first()
-            return None if row is None else mapping.row_to_workflow(row)
-
-        return await self._read(read)
-
-    async def find_workflow(
-        self, organization_id: UUID, name: str, *, workspace_id: UUID | None = None
-    ) -> WorkflowRecord | None:
-        """The organization's live workflow called `name`, if any: the one of `workspace_id`
-        (None: of no workspace) if there is one, else the one of no workspace, else the
-        oldest (names are unique per workspace, not across them)."""
-        params = {"organization_id": organization_id, "name": name, "workspace_id": workspace_id}
-
-        def read(conn: sa.Connection) -> WorkflowRecord | None:
-            row = conn.execute(queries.WORKFLOW_BY_NAME, params).mappings().first()
-            return None if row is None else mapping.row_to_workflow(row)
-
-        return await self._read(read)
-
-    async def get_version(self, workflow_id: UUID, version: int) -> WorkflowVersion | None:
-        params = {"workflow_id": workflow_id, "version": version}
-
-        def read(conn: sa.Connection) -> WorkflowVersion | None:
-            row = conn.execute(queries.VERSION, params).mappings().first()
-            return None if row is None else mapping.row_to_version(row)
-
-        return await self._read(read)
-
-    async def list_versions(self, workflow_id: UUID) -> list[WorkflowVersion]:
-        """Every version of the workflow, oldest first."""
-
-        def read(conn: sa.Connection) -> list[WorkflowVersion]:
-            rows = conn.execute(queries.VERSIONS, {"workflow_id": workflow_id}).mappings()
-            return [mapping.row_to_version(row) for row in rows]
-
-        return await self._read(read)
-
-    # --- runs --------------------------------------------------------------------------------
-
-    async def create_run(self, run: RunRecord) -> RunRecord:
-        """Insert the run, numbered 1 + the highest run number of its workflow (+ run.queued)."""
-
-        def op(conn: sa.Connection) -> RunRecord:
-            params = {"workflow_id": run.workflow_id}
-            if conn.execute(queries.LOCK_WORKFLOW, params).first() is None:
-                raise WorkflowNotFoundError(
-                    f"run {run.id}: workflow {run.workflow_id} does not exist"
-                )
-            number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
-            created = run.model_copy(update={"run_number": number, "step_counts": None})
-            conn.execute(queries.INSERT_RUN, mapping.run_to_row(created))
-            insert_run_event(
-                conn, created.id, created.organization_id, created.status, run_number=number
-            )
-            return created
-
-        try:
-            return await self.writer.submit(op)
-        except sa.exc.IntegrityError as exc:
-            # A unique key a concurrent request took first: (organization, idempotency key).
-            what = f"idempotency key {run.idempotency_key!r}" if run.idempotency_key else "its id"
-            raise DuplicateError(f"run {run.id}: another run has {what}") from exc
-
-    async def claim_run(
-        self, worker_id: str, lease_s: float, *, run_id: UUID | None = None
-    ) -> RunRecord | None:
-        """Take the oldest claimable run (or only `run_id`) for `worker_id`, or None.
-
-        Claimable: queued, or running under a lease that expired (its worker died).
-        """
-        now = utcnow()
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
-        statement = queries.CLAIM_NEXT_RUN
-        if run_id is not None:
-            params["run_id"] = run_id
-            statement = queries.CLAIM_RUN
-
-        def op(conn: sa.Connection) -> RunRecord | None:
-            while True:
-                found = conn.execute(statement, params).first()
-                if found is None:
-                    return None
-                run_id, organization_id, parent_run_id = found
-                try:
-                    row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
-                    claimed = mapping.row_to_run(row)
-                except Exception as exc:
-                    if is_outage(exc):
-                        raise
-                    # Executing it cannot even start: fail it, and claim the next one.
-                    _fail_unloadable_run(conn, run_id, organization_id, parent_run_id, exc)
-                    continue
-                insert_run_event(
-                    conn,
-                    claimed.id,
-                    claimed.organization_id,
-                    claimed.status,
-                    attempt=claimed.attempt,
-                )
-                return claimed
-
-        return await self.writer.submit(op)
-
-    async def renew_lease(self, run_id: UUID, worker_id: str, lease_s: float) -> bool:
-        """Extend `worker_id`'s lease on the run; False if the lease is no longer its own."""
-        now = utcnow()
-        params = {
-            "run_id": run_id,
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
-
-        def op(conn: sa.Connection) -> bool:
-            return queries.RENEW_LEASE.execute(conn, params) == 1
-
-        return await self.writer.submit(op)
-
-    async def finish_run(
-        self,
-        run_id: UUID,
-        worker_id: str | None,
-        *,
-        status: RunStatus,
-        output: Any = None,
-        error: str | None = None,
-        error_details: ErrorDetails | None = None,
-        total_tokens: int | None = None,
-        total_cost: float | None = None,
-    ) -> RunRecord:
-        """Record the run's outcome and release its lease.
-
-        A finished status (completed, failed, cancelled) also sets `completed_at` and
-        `duration_ms`; any other (waiting_for_human, queued) only releases the lease, so
-        that a later claim picks the run up again. With `worker_id`, raises LeaseLostError
-        if another worker holds the run now; None skips that check (e.g. the API cancels
-        a queued run).
-        """
-        status = RunStatus(status)
-
-        def op(conn: sa.Connection) -> RunRecord:
-            lease = conn.execute(queries.RUN_LEASE_FOR_UPDATE, {"run_id": run_id}).first()
-            if lease is None:
-                raise RunNotFoundError(f"run {run_id} not found")
-            lease_owner, started_at = lease
-            if worker_id is not None and lease_owner != worker_id:
-                raise LeaseLostError(
-                    f"run {run_id}: worker {worker_id!r} no longer holds the lease "
-                    f"(held by {lease_owner!r})"
-                )
-            now = utcnow()
-            completed_at = duration_ms = None
-            if status in FINISHED_RUN_STATUSES:
-                completed_at = now
-                if started_at is not None:
-                    duration_ms = int((now - started_at).total_seconds() * 1000)
-            params = {
-                "run_id": run_id,
-                "now": now,
-                "new_status": status.value,
-                "new_output": output,
-                "new_error": error,
-                "new_error_details": None
-                if error_details is None
-                else error_details.model_dump(mode="json"),
-                "new_total_tokens": total_tokens,
-                "new_total_cost": total_cost,
-                "new_completed_at": completed_at,
-                "new_duration_ms": duration_ms,
-            }
-            row = conn.execute(queries.FINISH_RUN, params).mappings().one()
-            finished = mapping.row_to_run(row)
-            insert_run_event(
-                conn,
-                run_id,
-                finished.organization_id,
-                status,
-                error=error,
-                duration_ms=duration_ms,
-            )
-            wake_parent(conn, finished)
-            return finished
-
-        return await self.writer.submit(op)
-
-    async def get_run(self, run_id: UUID, organization_id: UUID | None = None) -> RunRecord | None:
-        """The run with its `step_counts`; None if missing (or in another organization)."""
-        params: dict[str, Any] = {"run_id": run_id}
-        statement = queries.GET_RUN
-        if organization_id is not None:
-            params["organization_id"] = organization_id
-            statement = queries.GET_RUN_IN_ORGANIZATION
-
-        def read(conn: sa.Connection) -> RunRecord | None:
-            row = conn.execute(statement, params).mappings().first()
-            if row is None:
-                return None
-            return mapping.row_to_run(row, _step_counts(conn, run_id))
-
-        return await self._read(read)
-
-    async def list_runs(
-        self,
-        organization_id: UUID | None = None,
-        *,
-        workflow_id: UUID | None = None,
-        status: RunStatus | None = None,
-        limit: int = 50,
-    ) -> list[RunRecord]:
-        """Runs newest first (created_at, then id, descending), with their step counts."""
-        if limit < 1:
-            raise ValueError(f"list_runs: limit must be at least 1, got {limit}")
-        statement = queries.list_runs(
-            organization_id=organization_id is not None,
-            workflow_id=workflow_id is not None,
-            status=status is not None,
-        )
-        params: dict[str, Any] = {"limit": limit}
-        if organization_id is not None:
-            params["organization_id"] = organization_id
-        if workflow_id is not None:
-            params["workflow_id"] = workflow_id
-        if status is not None:
-            params["status"] = RunStatus(status).value
-
-        def read(conn: sa.Connection) -> list[RunRecord]:
-            rows = conn.execute(statement, params).mappings().all()
-            if not rows:
-                return []
-            counts: dict[UUID, dict[str, int]] = {row["id"]: {} for row in rows}
-            run_ids = list(counts)
-            for run_id, step_status, count in conn.execute(
-                queries.STEP_COUNTS_OF_RUNS, {"run_ids": run_ids}
-            ):
-                counts[run_id][step_status] = count
-            return [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
-
-        return await self._read(read)
-
-    async def run_ids_between(self, low: UUID, high: UUID, *, limit: int = 50) -> list[UUID]:
-        """The ids of the runs from `low` to `high` (in id order, at most `limit`): with the
-        smallest and largest UUID of a prefix, the runs whose id starts with it."""
-        params = {"low": low, "high": high, "limit": limit}
-
-        def read(conn: sa.Connection) -> list[UUID]:
-            return list(conn.execute(queries.RUN_IDS_BETWEEN, params).scalars())
-
-        return await self._read(read)
-
-    # --- steps -------------------------------------------------------------------------------
-
-    async def insert_steps(self, steps: Sequence[StepRecord]) -> None:
-        """Insert new step records (one executemany)."""
-        if not steps:
-            return
-        rows = [mapping.step_to_row(step) for step in steps]
-
-        def op(conn: sa.Connection) -> None:
-            queries.INSERT_STEP.executemany(conn, rows)
-
-        await self.writer.submit(op)
-
-    async def update_step(self, step: StepRecord) -> None:
-        """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
-
-        Identity fields (run, node, step_id, seq, order_key, loop, iteration, created_at)
-        are fixed at insert. `updated_at` is written as the record has it: the caller keeps
-        it current. The `step.<status>` event is written in the same transaction.
-        """
-        await self.writer.submit(step_write(step))
-
-    async def list_steps(self, run_id: UUID) -> list[StepRecord]:
-        """The run's steps in execution order (order_key, then step_id)."""
-
-        def read(conn: sa.Connection) -> list[StepRecord]:
-            rows = conn.execute(queries.LIST_STEPS, {"run_id": run_id}).mappings()
-            return [mapping.row_to_step(row) for row in rows]
-
-        return await self._read(read)
-
-    async def get_step(self, step_uuid: UUID) -> StepRecord | None:
-        def read(conn: sa.Connection) -> StepRecord | None:
-            row = conn.execute(queries.GET_STEP, {"step_uuid": step_uuid}).mappings().first()
-            return None if row is None else mapping.row_to_step(row)
-
-        return await self._read(read)
-
-    async def step_counts(self, run_id: UUID) -> dict[str, int]:
-        """How many of the run's steps are in each status (statuses with none are absent)."""
-        return await self._read(lambda conn: _step_counts(conn, run_id))
-
-
-def _fail_unloadable_run(
-    conn: sa.Connection,
-    run_id: UUID,
-    organization_id: UUID,
-    parent_run_id: UUID | None,
-    exc: Exception,
-) -> None:
-    """Fail a claimed run whose record cannot be loaded (its inputs, most likely: nothing
-    else of a run not yet finished comes from outside), and wake its parent, if any."""
-    reason = f"the run's record could not be loaded: {describe_error(exc)}"
-    details = ErrorDetails(
-        type=type(exc).__name__,
-        message=reason,
-        context={"error_stage": ErrorStage.input_collection.value},
-    )
-    conn.execute(
-        queries.FAIL_UNLOADABLE_RUN,
-        {
-            "run_id": run_id,
-            "now": utcnow(),
-            "new_error": reason,
-            "new_error_details": details.model_dump(mode="json"),
-        },
-    )
-    insert_run_event(conn, run_id, organization_id, RunStatus.failed, error=reason)
-    if parent_run_id is not None:
-        wake_parent_of(conn, run_id, parent_run_id, RunStatus.failed)
-
-
-def _step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:
-    return {
-        status: count for status, count in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})
-    }
+    async def upgrade(self) -> None:
+        """Create or migrate the schema to the newest revision (safe to call every start)."""
+        await database.upgrade(self.database)

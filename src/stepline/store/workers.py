@@ -1,7 +1,7 @@
 """The fleet's registry: which workers are alive, how busy, and which runs each holds.
 
 A worker registers when it starts, beats every few seconds and leaves when it stops; one
-killed stops beating and drops out of `live_workers` once its heartbeat is older than the
+killed stops beating and drops out of `live` once its heartbeat is older than the
 staleness bound. Times come from the database's clock on PostgreSQL (`database_now`), so
 workers on machines whose clocks disagree still agree on ages and leases.
 """
@@ -14,9 +14,9 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stepline.records import RunStatus, utcnow
-from stepline.store.base import StoreBase
-from stepline.store.tables import runs, workers
+from stepline.records import utcnow
+from stepline.store import workers_sql as sql
+from stepline.store.repository import Repository
 
 FORGET_AFTER = timedelta(hours=1)
 """A registration not beaten for this long is deleted when another worker registers."""
@@ -26,7 +26,7 @@ def database_now(conn: sa.Connection) -> datetime:
     """Now, by the database's clock on PostgreSQL (the one every worker shares); on SQLite,
     a database on this machine, this process's clock is the database's."""
     if conn.dialect.name == "postgresql":
-        now: datetime = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+        now: datetime = conn.execute(sql.NOW_POSTGRES).scalar_one()
         return now
     return utcnow()
 
@@ -52,74 +52,59 @@ class LiveWorker:
     """The runs it holds a lease on, of the organization that asked."""
 
 
-class WorkerVerbs(StoreBase):
+class WorkerRepository(Repository):
     """The worker registry (`GET /v1/workers`)."""
 
-    async def register_worker(self, info: WorkerInfo) -> None:
+    async def register(self, info: WorkerInfo) -> None:
         """Add the worker, or refresh it; forget registrations long silent."""
 
         def op(conn: sa.Connection) -> None:
             now = database_now(conn)
-            conn.execute(workers.delete().where(workers.c.heartbeat_at < now - FORGET_AFTER))
-            conn.execute(workers.delete().where(workers.c.id == info.id))
+            conn.execute(sql.FORGET_SILENT, {"silent_since": now - FORGET_AFTER})
+            conn.execute(sql.DELETE, {"worker_id": info.id})
             conn.execute(
-                workers.insert().values(
-                    id=info.id,
-                    name=info.name,
-                    host=info.host,
-                    pid=info.pid,
-                    concurrency=info.concurrency,
-                    started_at=now,
-                    heartbeat_at=now,
-                )
+                sql.INSERT,
+                {
+                    "id": info.id,
+                    "name": info.name,
+                    "host": info.host,
+                    "pid": info.pid,
+                    "concurrency": info.concurrency,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                },
             )
 
-        await self.writer.submit(op)
+        await self._write(op)
 
-    async def beat_worker(self, info: WorkerInfo) -> None:
+    async def beat(self, info: WorkerInfo) -> None:
         """The worker is alive now; registered again if it had been forgotten."""
 
         def op(conn: sa.Connection) -> bool:
-            now = database_now(conn)
-            update = workers.update().where(workers.c.id == info.id).values(heartbeat_at=now)
-            return conn.execute(update).rowcount == 1
+            params = {"worker_id": info.id, "now": database_now(conn)}
+            return conn.execute(sql.BEAT, params).rowcount == 1
 
-        if not await self.writer.submit(op):
-            await self.register_worker(info)
+        if not await self._write(op):
+            await self.register(info)
 
-    async def remove_worker(self, worker_id: str) -> None:
+    async def remove(self, worker_id: str) -> None:
         def op(conn: sa.Connection) -> None:
-            conn.execute(workers.delete().where(workers.c.id == worker_id))
+            conn.execute(sql.DELETE, {"worker_id": worker_id})
 
-        await self.writer.submit(op)
+        await self._write(op)
 
-    async def live_workers(
-        self, organization_id: UUID, *, stale_after_s: float
-    ) -> list[LiveWorker]:
+    async def live(self, organization_id: UUID, *, stale_after_s: float) -> list[LiveWorker]:
         """Workers that beat within `stale_after_s`, oldest first, each with the runs of
         `organization_id` it holds (other organizations' runs are not theirs to see)."""
 
         def read(conn: sa.Connection) -> list[LiveWorker]:
             now = database_now(conn)
             since = now - timedelta(seconds=stale_after_s)
-            rows = list(
-                conn.execute(
-                    sa.select(workers)
-                    .where(workers.c.heartbeat_at >= since)
-                    .order_by(workers.c.started_at, workers.c.id)
-                ).mappings()
-            )
+            rows = list(conn.execute(sql.LIVE, {"since": since}).mappings())
             held: dict[str, list[UUID]] = {row["id"]: [] for row in rows}
             if held:
-                owned = conn.execute(
-                    sa.select(runs.c.lease_owner, runs.c.id)
-                    .where(
-                        runs.c.lease_owner.in_(list(held)),
-                        runs.c.organization_id == organization_id,
-                        runs.c.status == RunStatus.running.value,
-                    )
-                    .order_by(runs.c.created_at, runs.c.id)
-                )
+                params = {"worker_ids": list(held), "organization_id": organization_id}
+                owned = conn.execute(sql.HELD, params)
                 for owner, run_id in owned:
                     held[owner].append(run_id)
             return [

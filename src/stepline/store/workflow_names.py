@@ -20,7 +20,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stepline.store.errors import WorkflowNameTakenError
+from stepline.store.errors import ConstraintRefused, WorkflowNameTakenError
 from stepline.store.tables import workflows
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def write_named(
     try:
         with conn.begin_nested():
             return write()
-    except sa.exc.IntegrityError:
+    except ConstraintRefused:
         holder = holder_of(conn, organization_id, workspace_id, name, other_than=other_than)
         if holder is None:
             raise  # another constraint failed: not a name clash

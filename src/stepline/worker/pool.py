@@ -66,7 +66,7 @@ class WorkerPool:
             await asyncio.gather(*loops, sweep, beat, return_exceptions=True)
             await self.worker.release(held)
             with contextlib.suppress(Exception):  # else it drops out when its beat is stale
-                await self.worker.engine.store.remove_worker(self.worker.worker_id)
+                await self.worker.engine.store.workers.remove(self.worker.worker_id)
 
     async def _loop(self, stop: asyncio.Event) -> None:
         backoff = self.poll_s
@@ -112,9 +112,9 @@ class WorkerPool:
         while not stop.is_set():
             try:
                 if registered:
-                    await store.beat_worker(info)
+                    await store.workers.beat(info)
                 else:
-                    await store.register_worker(info)
+                    await store.workers.register(info)
                     registered = True
             except asyncio.CancelledError:
                 raise
@@ -132,7 +132,7 @@ class WorkerPool:
             if stop.is_set():
                 return
             try:
-                swept = await store.cancel_children_of_cancelled_runs()
+                swept = await store.runs.cancel_children_of_cancelled()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -58,7 +58,7 @@ class Worker:
     def cancel(self, run_id: UUID) -> bool:
         """Stop the run now if this worker is running it; False if it is not running here.
 
-        The cancel must already be requested in the store (`Store.request_cancel`): this
+        The cancel must already be requested in the store (`store.runs.request_cancel`): this
         only spares the wait for the next poll.
         """
         event = self._cancels.get(run_id)
@@ -76,7 +76,7 @@ class Worker:
         another worker to resume from their checkpoints (a step cut short runs again)."""
         for run_id in run_ids:
             try:
-                await self.engine.store.finish_run(run_id, self.worker_id, status=RunStatus.queued)
+                await self.engine.store.runs.finish(run_id, self.worker_id, status=RunStatus.queued)
             except LeaseLostError:
                 continue  # finished, or taken over, meanwhile: not ours to release
             except Exception:
@@ -86,7 +86,7 @@ class Worker:
 
     async def claim_and_execute(self, run_id: UUID | None = None) -> RunRecord | None:
         """Claim one run (that one, or the oldest claimable) and drive it to its end."""
-        run = await self.engine.store.claim_run(self.worker_id, self.lease_s, run_id=run_id)
+        run = await self.engine.store.runs.claim(self.worker_id, self.lease_s, run_id=run_id)
         if run is None:
             return None
         return await self.execute_claimed(run)
@@ -118,7 +118,7 @@ class Worker:
         """Fail a run whose execution raised: it would raise again on every claim."""
         log.exception("run %s could not be executed; failing it", run.id)
         reason = f"the run could not be executed: {describe_error(exc)}"
-        finished = await self.engine.store.finish_run(
+        finished = await self.engine.store.runs.finish(
             run.id,
             self.worker_id,
             status=RunStatus.failed,
@@ -165,13 +165,13 @@ class Worker:
         renew_at = loop.time() + renew_every
         while True:
             await asyncio.sleep(max(min(self.cancel_poll_s, renew_at - loop.time()), 0))
-            if not cancel.is_set() and await self.engine.store.cancel_requested_at(run_id):
+            if not cancel.is_set() and await self.engine.store.runs.cancel_requested_at(run_id):
                 log.info("run %s: cancel requested; stopping it", run_id)
                 cancel.set()
             if loop.time() < renew_at:
                 continue
             renew_at = loop.time() + renew_every
-            if not await self.engine.store.renew_lease(run_id, self.worker_id, self.lease_s):
+            if not await self.engine.store.runs.renew_lease(run_id, self.worker_id, self.lease_s):
                 log.warning("lost the lease on run %s; stopping it here", run_id)
                 execution.cancel()
                 return True

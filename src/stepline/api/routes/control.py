@@ -132,7 +132,7 @@ async def list_reviews(
     before: Before = None,
 ) -> Response:
     one_direction(after, before)
-    page = await state.store.page_reviews(
+    page = await state.store.runs.page_reviews(
         principal.organization_id,
         workspace_id=principal.workspace_id,
         workflow_id=workflow_id,

@@ -68,7 +68,7 @@ async def list_keys(
     before: Before = None,
 ) -> Response:
     one_direction(after, before)
-    page = await state.store.page_api_keys(
+    page = await state.store.keys.page(
         principal.organization_id, limit=limit, after=after, before=before
     )
     return json_response(
@@ -93,7 +93,7 @@ async def create_key(body: KeyCreate, state: StateDep, principal: AdminKey) -> R
         )
     if body.expires_at is not None and body.expires_at <= utcnow():
         invalid("body.expires_at", "must be in the future")
-    created = await state.store.create_api_key(
+    created = await state.store.keys.create(
         principal.organization_id,
         name=body.name,
         scopes=body.scopes,
@@ -114,5 +114,5 @@ async def create_key(body: KeyCreate, state: StateDep, principal: AdminKey) -> R
 )
 async def revoke_key(key_id: KeyId, state: StateDep, principal: AdminKey) -> Response:
     # A key of another organization is ApiKeyNotFoundError: 404, as if it did not exist.
-    await state.store.revoke_api_key(principal.organization_id, key_id)
+    await state.store.keys.revoke(principal.organization_id, key_id)
     return Response(status_code=204)

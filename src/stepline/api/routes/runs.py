@@ -49,8 +49,9 @@ from stepline.records import (
 )
 from stepline.service import Caller
 from stepline.service.events import follow_events
-from stepline.store.listings import RunHead, RunSummary
 from stepline.store.paging import MAX_PAGE_SIZE, Page
+from stepline.store.run_head import RunHead
+from stepline.store.runs import RunSummary
 from stepline.store.types import MAX_BIGINT
 
 router = APIRouter(
@@ -152,7 +153,7 @@ async def create_run(
     if wait:
         run = await service.wait_for_run(state.service, caller, run.id, timeout_s)
         if run.status in SETTLED_RUN_STATUSES:
-            steps = await state.store.list_steps(run.id)
+            steps = await state.store.steps.list(run.id)
             return json_response(RunOut.of(run, steps), 200, headers=headers)
     return json_response(RunOut.of(run), 202, headers=headers)
 
@@ -180,7 +181,7 @@ async def list_runs(
 ) -> Response:
     _one_cursor(after, before)
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    page = await state.store.page_runs(
+    page = await state.store.runs.page(
         principal.organization_id,
         workflow_id=workflow_id,
         workspace_id=principal.workspace_id,
@@ -217,7 +218,7 @@ async def run_summary(
     if since >= until:
         invalid("query.since", "the window must start before it ends (since < until)")
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    summary = await state.store.run_summary(
+    summary = await state.store.runs.summary(
         principal.organization_id,
         workflow_id,
         since=since,
@@ -279,7 +280,7 @@ async def download_run(
 ) -> StreamingResponse:
     if format == "ndjson":
         found = await service.run_head(state.service, principal.caller, workflow_id, run_id)
-        chunks = state.store.iter_step_documents(
+        chunks = state.store.steps.iter_documents(
             found.id,
             organization_id=principal.organization_id,
             chunk=DOWNLOAD_CHUNK,
@@ -288,8 +289,8 @@ async def download_run(
         headers = _download_headers(found, f"run-{found.id}", format)
         return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     run = await service.run_of(state.service, principal.caller, run_id, workflow_id)
-    version = await state.store.get_version(run.workflow_id, run.workflow_version)
-    chunks = state.store.iter_step_documents(
+    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
+    chunks = state.store.steps.iter_documents(
         run.id,
         organization_id=principal.organization_id,
         chunk=DOWNLOAD_CHUNK,
@@ -329,7 +330,7 @@ async def download_node(
 ) -> StreamingResponse:
     run = await service.run_head(state.service, principal.caller, workflow_id, run_id)
     org = principal.organization_id
-    version = await state.store.get_version(run.workflow_id, run.workflow_version)
+    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
     declared = {
         node.get("id")
         for node in (version.definition.get("nodes") or [] if version is not None else [])
@@ -337,12 +338,12 @@ async def download_node(
     }
     if node_id not in declared:
         # Not a node of the version; maybe a generated one (a loop's body): any step of it?
-        probe = await state.store.page_steps(
+        probe = await state.store.steps.page(
             run.id, organization_id=org, node_id=node_id, include_io=False, limit=1
         )
         if not probe.items:
             not_found(f"node {node_id!r} in run", run.id)
-    chunks = state.store.iter_step_documents(
+    chunks = state.store.steps.iter_documents(
         run.id,
         organization_id=org,
         node_id=node_id,

@@ -106,7 +106,7 @@ async def put_secret(
     summary="One secret's name and times (never its value)",
 )
 async def get_secret(name: SecretName, state: StateDep, principal: WriteKey) -> Response:
-    found = await state.store.get_secret(principal.organization_id, principal.workspace_id, name)
+    found = await state.store.secrets.get(principal.organization_id, principal.workspace_id, name)
     if found is None:
         not_found("secret", repr(name))
     return json_response(found)

@@ -40,9 +40,9 @@ from stepline.service.workflows import check_definition_valid
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
 from stepline.spec.validate import ValidationIssue
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
-from stepline.store.catalog import MAX_NAME_LENGTH
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 from stepline.store.types import MAX_INT
+from stepline.store.workflows import MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=DocumentRoute)
 
@@ -207,7 +207,7 @@ async def list_workflows(
     name: Annotated[str | None, Query(description="Only the workflow of this name.")] = None,
 ) -> Response:
     _one_cursor(after, before)
-    page = await state.store.page_workflows(
+    page = await state.store.workflows.page(
         principal.organization_id,
         workspace_id=principal.workspace_id,
         name=name,
@@ -215,7 +215,9 @@ async def list_workflows(
         after=after,
         before=before,
     )
-    definitions = await state.store.latest_definitions(principal.organization_id, page.items)
+    definitions = await state.store.workflows.latest_definitions(
+        principal.organization_id, page.items
+    )
     items = [_workflow_out(w, definitions.get(w.id, {})) for w in page.items]
     return json_response(_listing(page, items))
 
@@ -243,7 +245,7 @@ async def replace_workflow(
     await service.live_workflow(state.service, principal.caller, workflow_id)
     await check_definition_valid(state.service, definition, field="body")
     try:
-        saved = await state.store.save_workflow(
+        saved = await state.store.workflows.save(
             principal.organization_id, definition, workflow_id=workflow_id
         )
     except WorkflowNotFoundError:
@@ -266,7 +268,7 @@ async def patch_workflow(
     if patch.name is not None and not patch.name.strip():
         invalid("body.name", "a workflow name must not be blank")
     try:
-        workflow = await state.store.patch_workflow(
+        workflow = await state.store.workflows.patch(
             principal.organization_id,
             workflow_id,
             name=patch.name,
@@ -288,7 +290,7 @@ async def delete_workflow(
     workflow_id: WorkflowId, state: StateDep, principal: WriteKey
 ) -> Response:
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    if not await state.store.delete_workflow(principal.organization_id, workflow_id):
+    if not await state.store.workflows.delete(principal.organization_id, workflow_id):
         not_found("workflow", workflow_id)
     return Response(status_code=204)
 
@@ -311,7 +313,7 @@ async def duplicate_workflow(
     if name is not None and not name.strip():
         invalid("body.name", "a workflow name must not be blank")
     try:
-        saved = await state.store.duplicate_workflow(
+        saved = await state.store.workflows.duplicate(
             principal.organization_id, workflow_id, name=name
         )
     except WorkflowNameTakenError as exc:
@@ -335,7 +337,7 @@ async def list_versions(
 ) -> Response:
     _one_cursor(after, before)
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    page = await state.store.page_versions(
+    page = await state.store.workflows.page_versions(
         principal.organization_id, workflow_id, limit=limit, after=after, before=before
     )
     return json_response(_listing(page, page.items))
@@ -354,7 +356,7 @@ async def get_version(
     principal: ReadKey,
 ) -> Response:
     await service.live_workflow(state.service, principal.caller, workflow_id)
-    found = await state.store.get_version(workflow_id, version)
+    found = await state.store.workflows.version(workflow_id, version)
     if found is None:
         not_found(f"version {version} of workflow", workflow_id)
     return json_response(found)
@@ -382,15 +384,15 @@ async def get_diagram(
     ),
 ) -> Response:
     workflow = await service.live_workflow(state.service, principal.caller, workflow_id)
-    version = await state.store.get_version(workflow_id, workflow.latest_version)
+    version = await state.store.workflows.version(workflow_id, workflow.latest_version)
     definition = version.definition if version is not None else {}
     nodes, edges = _graph_of(definition)
     if format == "mermaid":
         return Response(_mermaid(nodes, edges), media_type="text/plain; charset=utf-8")
-    runs = await state.store.list_runs(principal.organization_id, workflow_id=workflow_id, limit=1)
+    runs = await state.store.runs.list(principal.organization_id, workflow_id=workflow_id, limit=1)
     run_id = runs[0].id if runs else None
     statuses = (
-        await state.store.node_statuses(principal.organization_id, run_id)
+        await state.store.steps.node_statuses(principal.organization_id, run_id)
         if run_id is not None
         else {}
     )
@@ -409,7 +411,7 @@ async def _create(
     state: AppState, principal: Principal, definition: dict[str, Any]
 ) -> SavedWorkflow:
     try:
-        return await state.store.create_workflow(
+        return await state.store.workflows.create(
             principal.organization_id, definition, workspace_id=principal.workspace_id
         )
     except WorkflowNameTakenError as exc:
@@ -433,7 +435,7 @@ def _workflow_out(workflow: WorkflowRecord, definition: dict[str, Any]) -> Workf
 
 
 async def _with_definition(state: AppState, workflow: WorkflowRecord) -> WorkflowOut:
-    version = await state.store.get_version(workflow.id, workflow.latest_version)
+    version = await state.store.workflows.version(workflow.id, workflow.latest_version)
     return _workflow_out(workflow, version.definition if version is not None else {})
 
 

@@ -25,7 +25,7 @@ from stepline.api.state import StateDep
 from stepline.records import WorkflowRecord
 from stepline.service import Caller, ServiceContext, live_workflow
 from stepline.service import onepin_reads as reads
-from stepline.store.catalog import MAX_NAME_LENGTH
+from stepline.store.workflows import MAX_NAME_LENGTH
 
 router = onepin_router()
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]

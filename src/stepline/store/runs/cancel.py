@@ -13,7 +13,7 @@ locked only by a short store transaction (its claim, a lease renewal, a review..
 is free moments later. The retries skip a locked row too rather than wait for it: the
 store writes through one connection, and a wait there would stall every write of the
 process. Should a child stay locked past the retries' bound, every worker pool's sweep
-(`cancel_children_of_cancelled_runs`) cancels it once it is free, as would cancelling the
+(`cancel_children_of_cancelled`) cancels it once it is free, as would cancelling the
 parent again (a cancelled parent's unfinished children are looked at anew).
 """
 
@@ -30,17 +30,17 @@ import sqlalchemy as sa
 
 from stepline.records import (
     FINISHED_RUN_STATUSES,
-    FINISHED_STEP_STATUSES,
     RunRecord,
     RunStatus,
     StepStatus,
     utcnow,
 )
-from stepline.store import mapping, queries
-from stepline.store.base import StoreBase
+from stepline.store import events_sql, mapping
 from stepline.store.errors import RunNotFoundError
-from stepline.store.events import INSERT_EVENT, insert_run_event, step_event_params
-from stepline.store.tables import runs, steps
+from stepline.store.events import insert_run_event, step_event_params
+from stepline.store.repository import Repository
+from stepline.store.runs import sql
+from stepline.store.steps import step_counts
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,14 @@ RETRY_LOCKED_FOR_S = 10.0
 _FIRST_RETRY_S = 0.01
 _MAX_RETRY_DELAY_S = 0.25
 
-_FINISHED_RUNS = [s.value for s in FINISHED_RUN_STATUSES]
-_UNFINISHED_RUNS = [s.value for s in RunStatus if s not in FINISHED_RUN_STATUSES]
-_UNFINISHED_STEPS = [s.value for s in StepStatus if s not in FINISHED_STEP_STATUSES]
-_CANCEL_STATE = (
-    runs.c.status,
-    runs.c.lease_expires_at,
-    runs.c.started_at,
-    runs.c.cancel_requested_at,
-)
 
-
-class CancelVerbs(StoreBase):
+class RunCancels(Repository):
     """Asking a run to stop; reading whether it was asked."""
 
     async def cancel_requested_at(self, run_id: UUID) -> datetime | None:
         """When a cancel of the run was requested (None: never); the worker polls this."""
-        query = sa.select(runs.c.cancel_requested_at).where(runs.c.id == run_id)
-        return await self._read(lambda conn: conn.execute(query).scalar())
+        params = {"run_id": run_id}
+        return await self._read(lambda conn: conn.execute(sql.CANCEL_REQUESTED_AT, params).scalar())
 
     async def request_cancel(
         self, organization_id: UUID, run_id: UUID, *, retry_locked_for_s: float = RETRY_LOCKED_FOR_S
@@ -87,35 +77,23 @@ class CancelVerbs(StoreBase):
                 raise RunNotFoundError(f"run {run_id} not found")
             return _read_run(conn, run_id), locked
 
-        run, locked = await self.writer.submit(op)
+        run, locked = await self._write(op)
         if locked:
             await self._cancel_locked(organization_id, run_id, locked, retry_locked_for_s)
         return run
 
-    async def cancel_children_of_cancelled_runs(self, *, limit: int = 100) -> int:
+    async def cancel_children_of_cancelled(self, *, limit: int = 100) -> int:
         """Cancel unfinished runs whose parent run was cancelled; how many were.
 
         A cancel reaches every child it can lock within its retries; one held longer is
         left to this sweep, which every worker pool runs now and then. A child still held
         is skipped (no wait), and found again by the next sweep.
         """
-        parents = runs.alias("parents")
-        orphaned = (
-            sa.select(runs.c.id, runs.c.organization_id)
-            .join(parents, parents.c.id == runs.c.parent_run_id)
-            .where(
-                # IN, not NOT IN: the status index finds the few unfinished runs.
-                runs.c.status.in_(_UNFINISHED_RUNS),
-                runs.c.parent_run_id.is_not(None),
-                parents.c.status == RunStatus.cancelled.value,
-            )
-            .order_by(runs.c.id)
-            .limit(limit)
-        )
+        orphaned = sql.orphans(limit)
         found = await self._read(lambda conn: conn.execute(orphaned).all())
         cancelled = 0
         for run_id, organization_id in found:
-            cancelled += await self.writer.submit(partial(_sweep_one, organization_id, run_id))
+            cancelled += await self._write(partial(_sweep_one, organization_id, run_id))
         return cancelled
 
     async def _cancel_locked(
@@ -136,7 +114,7 @@ class CancelVerbs(StoreBase):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY_DELAY_S)
-            locked = await self.writer.submit(partial(_cancel_free, organization_id, locked))
+            locked = await self._write(partial(_cancel_free, organization_id, locked))
 
 
 def _cancel(
@@ -147,9 +125,8 @@ def _cancel(
     Waits for the run's row lock if `wait`, else skips a row another transaction holds.
     False if the run was not found so; the descendants held by others go to `locked`.
     """
-    where = sa.and_(runs.c.id == run_id, runs.c.organization_id == organization_id)
     # The row lock orders this against a worker's claim of the run (PostgreSQL).
-    query = sa.select(*_CANCEL_STATE).where(where).with_for_update(skip_locked=not wait)
+    query = sql.cancel_state(organization_id, run_id, wait=wait)
     row = conn.execute(query).mappings().first()
     if row is None:
         return False
@@ -186,7 +163,7 @@ def _request(conn: sa.Connection, organization_id: UUID, run_id: UUID, row: sa.R
             "lease_owner": None,
             "lease_expires_at": None,
         }
-    conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+    conn.execute(sql.set_run(run_id, values))
     if unattended:
         insert_run_event(
             conn,
@@ -202,10 +179,8 @@ def _cancel_children(
     conn: sa.Connection, organization_id: UUID, run_id: UUID, locked: list[UUID]
 ) -> None:
     """Cancel the run's unfinished children that no other transaction holds; note the rest."""
-    unfinished = sa.select(runs.c.id).where(
-        runs.c.parent_run_id == run_id, runs.c.status.not_in(_FINISHED_RUNS)
-    )
-    children = list(conn.execute(unfinished.order_by(runs.c.id)).scalars())
+    unfinished = sql.unfinished_children(run_id)
+    children = list(conn.execute(unfinished).scalars())
     if not children:
         return
     # SKIP LOCKED: never wait for a child while holding its parent (see the module's doc).
@@ -229,29 +204,15 @@ def _cancel_free(organization_id: UUID, run_ids: list[UUID], conn: sa.Connection
 
 
 def _unfinished(conn: sa.Connection, run_id: UUID) -> bool:
-    query = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.status.not_in(_FINISHED_RUNS))
-    return conn.execute(query).first() is not None
+    return conn.execute(sql.unfinished(run_id)).first() is not None
 
 
 def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
     """Mark the run's unfinished steps cancelled, each with its step.cancelled event."""
-    unfinished = sa.and_(steps.c.run_id == run_id, steps.c.status.in_(_UNFINISHED_STEPS))
-    rows = conn.execute(sa.select(steps).where(unfinished)).mappings().all()
+    rows = conn.execute(sql.unfinished_steps(run_id)).mappings().all()
     if not rows:
         return
-    conn.execute(
-        steps.update()
-        .where(unfinished)
-        .values(
-            status=StepStatus.cancelled.value,
-            status_reason=RUN_CANCELLED,
-            completed_at=sa.case(
-                (steps.c.started_at.is_not(None), sa.literal(now, type_=steps.c.completed_at.type)),
-                else_=None,
-            ),
-            updated_at=now,
-        )
-    )
+    conn.execute(sql.cancel_steps(run_id, now, RUN_CANCELLED))
     events = []
     for row in rows:
         step = mapping.row_to_step(row)
@@ -260,12 +221,12 @@ def _cancel_steps(conn: sa.Connection, run_id: UUID, now: datetime) -> None:
         step.completed_at = now if step.started_at is not None else None
         step.updated_at = now
         events.append(step_event_params(step))
-    INSERT_EVENT.executemany(conn, events)
+    events_sql.INSERT.executemany(conn, events)
 
 
 def _read_run(conn: sa.Connection, run_id: UUID) -> RunRecord:
-    row = conn.execute(queries.GET_RUN, {"run_id": run_id}).mappings().one()
-    counts = {status: n for status, n in conn.execute(queries.STEP_COUNTS, {"run_id": run_id})}
+    row = conn.execute(sql.GET_RUN, {"run_id": run_id}).mappings().one()
+    counts = step_counts(conn, run_id)
     return mapping.row_to_run(row, counts)
 
 

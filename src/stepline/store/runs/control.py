@@ -25,21 +25,21 @@ from stepline.records import (
     utcnow,
 )
 from stepline.step_order import DefinitionOrder
-from stepline.store import mapping, queries
-from stepline.store.base import StoreBase
+from stepline.store import mapping, steps_sql
 from stepline.store.errors import (
     LeaseLostError,
     RunNotFoundError,
     StateConflictError,
     StepNotFoundError,
 )
-from stepline.store.events import insert_run_event, step_write
-from stepline.store.paging import Ordering, Page, read_page
-from stepline.store.tables import runs, steps, workflow_versions
+from stepline.store.events import insert_run_event
+from stepline.store.paging import Page, read_page
+from stepline.store.repository import Repository
+from stepline.store.runs import sql
+from stepline.store.steps import step_write
 
 RETRIED = "the run is retried: this step runs again"
 _UNSET: Any = object()
-_REVIEWS_ORDER = Ordering("reviews", (steps.c.updated_at, steps.c.id), ("datetime", "uuid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +52,7 @@ class ReviewDecision:
 
 
 def _locked_run(conn: sa.Connection, run_id: UUID, organization_id: UUID | None) -> RunRecord:
-    query = sa.select(runs).where(runs.c.id == run_id)
-    if organization_id is not None:
-        query = query.where(runs.c.organization_id == organization_id)
-    row = conn.execute(query.with_for_update()).mappings().first()
+    row = conn.execute(sql.locked(run_id, organization_id)).mappings().first()
     if row is None:
         raise RunNotFoundError(f"run {run_id} not found")
     return mapping.row_to_run(row)
@@ -63,11 +60,7 @@ def _locked_run(conn: sa.Connection, run_id: UUID, organization_id: UUID | None)
 
 def _set_run(conn: sa.Connection, run: RunRecord, **values: Any) -> RunRecord:
     values["updated_at"] = utcnow()
-    row = (
-        conn.execute(runs.update().where(runs.c.id == run.id).values(**values).returning(*runs.c))
-        .mappings()
-        .one()
-    )
+    row = conn.execute(sql.set_run_returning(run.id, values)).mappings().one()
     return mapping.row_to_run(row)
 
 
@@ -80,40 +73,16 @@ def _requeue(conn: sa.Connection, run: RunRecord, reason: str) -> RunRecord:
 
 
 def _write_step(conn: sa.Connection, step: StepRecord) -> None:
-    """Update a step and write its event within this transaction, as `Store.update_step`."""
+    """Update a step and write its event within this transaction, as `steps.update`."""
     step.updated_at = utcnow()
     step_write(step)(conn)
 
 
 def _has_work_to_resume(conn: sa.Connection, run_id: UUID) -> bool:
     """Whether a paused run can go on: a decided review, or a child run that finished."""
-    decided = conn.execute(
-        sa.select(steps.c.id)
-        .where(
-            steps.c.run_id == run_id,
-            steps.c.status == StepStatus.waiting_for_human.value,
-            steps.c.requires_human_review.is_(True),
-            steps.c.human_review_approved.is_not(None),
-        )
-        .limit(1)
-    ).first()
-    if decided is not None:
+    if conn.execute(sql.decided_review(run_id)).first() is not None:
         return True
-    finished_child = conn.execute(
-        sa.select(runs.c.id)
-        .where(
-            runs.c.parent_run_id == run_id,
-            runs.c.status.in_([s.value for s in FINISHED_RUN_STATUSES]),
-            runs.c.parent_step_id.in_(
-                sa.select(steps.c.id).where(
-                    steps.c.run_id == run_id,
-                    steps.c.status == StepStatus.waiting_for_human.value,
-                )
-            ),
-        )
-        .limit(1)
-    ).first()
-    return finished_child is not None
+    return conn.execute(sql.finished_child(run_id)).first() is not None
 
 
 def wake_parent(conn: sa.Connection, child: RunRecord) -> None:
@@ -133,10 +102,10 @@ def wake_parent_of(
         _requeue(conn, parent, f"child run {child_id} {status.value}")
 
 
-class ControlVerbs(StoreBase):
+class RunControl(Repository):
     """Human review, retry, replay and child runs."""
 
-    async def pause_run(self, run_id: UUID, worker_id: str | None) -> RunRecord:
+    async def pause(self, run_id: UUID, worker_id: str | None) -> RunRecord:
         """The run waits for a person: release its lease as `waiting_for_human`.
 
         If what it waits for already happened (a review decided, a child run finished,
@@ -162,27 +131,18 @@ class ControlVerbs(StoreBase):
             insert_run_event(conn, run_id, run.organization_id, RunStatus.waiting_for_human)
             return paused
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
-    async def find_child_run(self, parent_step_id: UUID) -> RunRecord | None:
+    async def find_child(self, parent_step_id: UUID) -> RunRecord | None:
         """The child run a step started (sub_workflow), if any."""
 
         def read(conn: sa.Connection) -> RunRecord | None:
-            row = (
-                conn.execute(
-                    sa.select(runs)
-                    .where(runs.c.parent_step_id == parent_step_id)
-                    .order_by(runs.c.created_at)
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sql.child_of_step(parent_step_id)).mappings().first()
             return None if row is None else mapping.row_to_run(row)
 
         return await self._read(read)
 
-    async def retry_run(self, organization_id: UUID, run_id: UUID) -> RunRecord:
+    async def retry(self, organization_id: UUID, run_id: UUID) -> RunRecord:
         """Queue a failed or cancelled run again, to continue from its failed steps.
 
         Completed steps keep their outputs and are not run again; every other step is
@@ -197,11 +157,8 @@ class ControlVerbs(StoreBase):
                     f"run {run_id} is {run.status.value}: only a failed or cancelled run "
                     "can be retried"
                 )
-            rows = conn.execute(
-                sa.select(steps).where(
-                    steps.c.run_id == run_id, steps.c.status != StepStatus.completed.value
-                )
-            ).mappings()
+            not_completed = sql.steps_in(run_id, [StepStatus.completed], negate=True)
+            rows = conn.execute(not_completed).mappings()
             for row in list(rows):
                 step = mapping.row_to_step(row)
                 _reset_step(step)
@@ -222,7 +179,7 @@ class ControlVerbs(StoreBase):
             insert_run_event(conn, run_id, organization_id, RunStatus.queued, reason="retry")
             return retried
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
     async def decide_review(
         self,
@@ -277,7 +234,7 @@ class ControlVerbs(StoreBase):
                 run = _requeue(conn, run, f"review of {step.step_id!r} decided")
             return ReviewDecision(step, run, True)
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
     async def page_reviews(
         self,
@@ -290,23 +247,13 @@ class ControlVerbs(StoreBase):
         before: str | None = None,
     ) -> Page[StepRecord]:
         """Steps waiting for a person's decision, oldest first."""
-        query = sa.select(steps).where(
-            steps.c.organization_id == organization_id,
-            steps.c.status == StepStatus.waiting_for_human.value,
-            steps.c.requires_human_review.is_(True),
-            steps.c.human_review_approved.is_(None),
-        )
-        if workflow_id is not None:
-            query = query.where(steps.c.workflow_id == workflow_id)
-        if workspace_id is not None:
-            in_workspace = sa.select(runs.c.id).where(runs.c.workspace_id == workspace_id)
-            query = query.where(steps.c.run_id.in_(in_workspace))
+        query = sql.pending_reviews(organization_id, workflow_id, workspace_id)
 
         def read(conn: sa.Connection) -> Page[StepRecord]:
             return read_page(
                 conn,
                 query,
-                _REVIEWS_ORDER,
+                sql.REVIEWS_ORDER,
                 limit=limit,
                 after=after,
                 before=before,
@@ -316,7 +263,7 @@ class ControlVerbs(StoreBase):
 
         return await self._read(read)
 
-    async def create_replay(
+    async def replay(
         self,
         original: RunRecord,
         *,
@@ -335,7 +282,7 @@ class ControlVerbs(StoreBase):
 
         def op(conn: sa.Connection) -> RunRecord:
             params = {"workflow_id": original.workflow_id}
-            number = conn.execute(queries.NEXT_RUN_NUMBER, params).scalar_one()
+            number = conn.execute(sql.NEXT_RUN_NUMBER, params).scalar_one()
             now = utcnow()
             replay = RunRecord(
                 workflow_id=original.workflow_id,
@@ -350,13 +297,9 @@ class ControlVerbs(StoreBase):
                 created_at=now,
                 updated_at=now,
             )
-            conn.execute(queries.INSERT_RUN, mapping.run_to_row(replay))
-            rows = conn.execute(
-                sa.select(steps).where(
-                    steps.c.run_id == original.id,
-                    steps.c.status.in_([StepStatus.completed.value, StepStatus.skipped.value]),
-                )
-            ).mappings()
+            conn.execute(sql.INSERT_RUN, mapping.run_to_row(replay))
+            reusable = sql.steps_in(original.id, [StepStatus.completed, StepStatus.skipped])
+            rows = conn.execute(reusable).mappings()
             copies = []
             order = _definition_order(conn, original.workflow_id, workflow_version)
             for row in rows:
@@ -391,7 +334,7 @@ class ControlVerbs(StoreBase):
                     )
                 )
             if copies:
-                queries.INSERT_STEP.executemany(conn, copies)
+                steps_sql.INSERT.executemany(conn, copies)
             insert_run_event(
                 conn,
                 replay.id,
@@ -404,24 +347,18 @@ class ControlVerbs(StoreBase):
             )
             return replay
 
-        return await self.writer.submit(op)
+        return await self._write(op)
 
 
 def _definition_order(
     conn: sa.Connection, workflow_id: UUID, version: int
 ) -> DefinitionOrder | None:
-    definition = conn.execute(
-        sa.select(workflow_versions.c.definition).where(
-            workflow_versions.c.workflow_id == workflow_id,
-            workflow_versions.c.version == version,
-        )
-    ).scalar()
+    definition = conn.execute(sql.definition(workflow_id, version)).scalar()
     return None if definition is None else DefinitionOrder(definition)
 
 
 def _step_of(conn: sa.Connection, run_id: UUID, key: UUID | str) -> StepRecord:
-    where = steps.c.id == key if isinstance(key, UUID) else steps.c.step_id == key
-    row = conn.execute(sa.select(steps).where(steps.c.run_id == run_id, where)).mappings().first()
+    row = conn.execute(sql.step_of(run_id, key)).mappings().first()
     if row is None:
         raise StepNotFoundError(f"step {key} of run {run_id} not found")
     return mapping.row_to_step(row)
