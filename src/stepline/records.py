@@ -232,6 +232,11 @@ class RunRecord(_Record):
     parent_step_id: UUID | None = None
     replay_of: UUID | None = None
     idempotency_key: str | None = None
+    concurrency_limit: int | None = Field(
+        default=None,
+        description="The pinned version's `concurrency`: how many runs of the workflow may "
+        "run at once across the fleet (null: no limit).",
+    )
     total_tokens: int | None = None
     total_cost: float | None = None
     cancel_requested_at: datetime | None = None

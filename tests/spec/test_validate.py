@@ -373,3 +373,19 @@ def test_ten_thousand_node_workflow_validates_quickly(kinds: Kinds) -> None:
     assert issues == []
     assert spec is not None
     assert time.perf_counter() - started < 15
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True, 10**6])
+def test_concurrency_must_be_a_positive_whole_number_within_the_bound(
+    value: object, kinds: Kinds
+) -> None:
+    document = workflow({"id": "a", "type": "reshape", "config": {"output": 1}})
+    document["concurrency"] = value
+    assert only_issue(document, kinds).path == "$.concurrency"
+
+
+def test_concurrency_is_part_of_the_spec(kinds: Kinds) -> None:
+    document = workflow({"id": "a", "type": "reshape", "config": {"output": 1}})
+    document["concurrency"] = 3
+    spec, issues = validate_workflow(document, kinds)
+    assert issues == [] and spec is not None and spec.concurrency == 3

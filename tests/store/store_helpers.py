@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from stepline.records import RunRecord, StepRecord
 from stepline.store import mapping
 from stepline.store.prepared import Prepared
+from stepline.store.tables import runs as runs_table
 from stepline.store.tables import steps as steps_table
 
 DEFINITION = {
@@ -66,3 +67,16 @@ def insert_legacy_steps(
     columns = tuple(c for c in mapping.STEP_COLUMNS if c not in missing)
     rows = [{c: row[c] for c in columns} for row in map(mapping.step_to_row, records)]
     Prepared(steps_table.insert(), columns).executemany(conn, rows)
+
+
+RUN_COLUMNS_SINCE_0012 = ("concurrency_limit",)
+"""The run columns migration 0012 adds."""
+
+
+def insert_legacy_run(conn: sa.Connection, run: RunRecord) -> RunRecord:
+    """Insert a run (its workflow's first) as a schema from before migration 0012 holds it."""
+    numbered = run.model_copy(update={"run_number": 1})
+    row = mapping.run_to_row(numbered)
+    columns = [c for c in mapping.RUN_COLUMNS if c not in RUN_COLUMNS_SINCE_0012]
+    conn.execute(runs_table.insert(), [{c: row[c] for c in columns}])
+    return numbered

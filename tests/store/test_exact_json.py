@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from store_helpers import DOCUMENT_COLUMNS, Workflow, insert_legacy_steps, new_step
+from store_helpers import (
+    DOCUMENT_COLUMNS,
+    Workflow,
+    insert_legacy_run,
+    insert_legacy_steps,
+    new_step,
+)
 
 from stepline.records import RunStatus
 from stepline.store import Store
@@ -106,7 +112,7 @@ async def test_migration_0005_keeps_sqlite_numbers_as_the_text_they_read_as(
         org = await store.organizations.ensure("acme")
         saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.runs.create(workflow.run())
+        run = await store.writer.submit(lambda conn: insert_legacy_run(conn, workflow.run()))
         await store.writer.submit(lambda conn: insert_legacy_steps(conn, [new_step(run, 0)]))
         await store.writer.submit(_legacy_rows)
         with sqlite3.connect(path) as conn:
@@ -147,7 +153,7 @@ async def test_migration_0008_turns_stored_non_finite_numbers_into_null(tmp_path
         org = await store.organizations.ensure("acme")
         saved = await store.workflows.save(org, {"name": "w", "nodes": []})
         workflow = Workflow(org, saved.workflow.id, saved.version.version)
-        run = await store.runs.create(workflow.run())
+        run = await store.writer.submit(lambda conn: insert_legacy_run(conn, workflow.run()))
         await store.writer.submit(
             lambda conn: insert_legacy_steps(conn, [new_step(run, 0)], missing=DOCUMENT_COLUMNS)
         )

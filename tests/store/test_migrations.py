@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from store_helpers import insert_legacy_steps, new_step
+from store_helpers import insert_legacy_run, insert_legacy_steps, new_step
 
 from stepline.records import (
     IterationContext,
@@ -241,9 +241,10 @@ async def test_upgrade_puts_existing_steps_in_execution_order(empty_database_url
         await store.database.migrate(lambda conn: command.upgrade(alembic_config(conn), "0005"))
         org = await store.organizations.ensure()
         saved = await store.workflows.save(org, NESTED_LOOPS)
-        run = await store.runs.create(
-            RunRecord(workflow_id=saved.workflow.id, workflow_version=1, organization_id=org)
+        legacy_run = RunRecord(
+            workflow_id=saved.workflow.id, workflow_version=1, organization_id=org
         )
+        run = await store.writer.submit(lambda conn: insert_legacy_run(conn, legacy_run))
         frames = {step_id: loops for step_id, _, loops in EXPECTED_STEPS}
         nodes = {step_id: node_id for step_id, node_id, _ in EXPECTED_STEPS}
         legacy = [

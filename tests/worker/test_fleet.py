@@ -292,3 +292,76 @@ def test_an_idle_worker_wakes_on_notify_not_on_its_poll(tmp_path: Path) -> None:
             crew.wait_settled(workflow_id, [run_id], timeout_s=30)
             assert time.monotonic() - started < 10, "woken by its 60 s poll, not by NOTIFY"
             assert crew.run(workflow_id, run_id)["status"] == "completed"
+
+
+class Slots:
+    """Counts, per workflow, the requests in flight at once, and the most there ever were."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.active: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, _n: int, body: Any) -> Reply:
+        workflow = body["workflow"]
+        with self.lock:
+            self.active[workflow] += 1
+            self.most[workflow] = max(self.most[workflow], self.active[workflow])
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.active[workflow] -= 1
+        return 200, {}, {}
+
+
+def most_overlapping(intervals: list[tuple[str, str]]) -> int:
+    """The most intervals (ISO start, end) that held at one moment."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = current = 0
+    for _, change in events:  # at equal times an end (-1) sorts before a start
+        current += change
+        most = max(most, current)
+    return most
+
+
+def test_a_workflows_concurrency_holds_across_the_fleet(tmp_path: Path) -> None:
+    slots = Slots(delay_s=0.3)
+    with (
+        loopback_server({"/slot": slots}) as server,
+        fleet(tmp_path, "limits") as crew,
+    ):
+
+        def workflow(name: str, **extra: Any) -> str:
+            call = {
+                "id": "call",
+                "type": "api_call",
+                "config": {
+                    "method": "POST",
+                    "url": f"{server.url}/slot",
+                    "json": {"workflow": name},
+                },
+            }
+            return crew.create_workflow({"name": name, "nodes": [call], **extra})
+
+        limited = workflow("limited", concurrency=2)
+        free = workflow("free")
+        for name in ("w1", "w2", "w3"):
+            crew.start_worker(name, "--concurrency", "4")
+        wait_for(lambda: len(workers_of(crew)) == 3, "three workers register")
+        limited_runs = crew.start_runs(limited, 12)
+        free_runs = crew.start_runs(free, 6)
+        crew.wait_settled(limited, limited_runs, timeout_s=120)
+        crew.wait_settled(free, free_runs, timeout_s=60)
+
+        finished = [crew.run(limited, run_id) for run_id in limited_runs]
+        assert {run["status"] for run in finished} == {"completed"}
+        assert {run["concurrency_limit"] for run in finished} == {2}
+        assert most_overlapping([(r["started_at"], r["completed_at"]) for r in finished]) <= 2
+        assert slots.most["limited"] == 2, slots.most  # the limit, and used to the full
+        # Another workflow is not held back by it.
+        assert slots.most["free"] > 2, slots.most
+        workers = {
+            crew.steps(limited, run_id)[0]["step_metadata"]["worker"].split(":")[0]
+            for run_id in limited_runs
+        }
+        assert len(workers) > 1, "the limit held across workers, not by one worker alone"

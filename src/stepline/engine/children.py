@@ -93,6 +93,7 @@ class StepChildRuns:
                 inputs=self.execution.redactor.data(inputs),
                 parent_run_id=parent.id,
                 parent_step_id=self.step.id,
+                concurrency_limit=spec.concurrency,
             )
         )
 

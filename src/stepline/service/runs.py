@@ -21,6 +21,13 @@ MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_FIELD = "header.Idempotency-Key"
 
 
+def concurrency_of(definition: dict[str, Any]) -> int | None:
+    """The definition's `concurrency` (checked when it was saved; a version saved before
+    it existed has none)."""
+    value = definition.get("concurrency")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     """What `submit_run` did: the workflow as saved, and the run queued of it."""
@@ -95,6 +102,7 @@ async def start_run(
         trigger=trigger,
         inputs=redactor.data(inputs),
         idempotency_key=key,
+        concurrency_limit=concurrency_of(pinned.definition),
     )
     try:
         run = await ctx.store.runs.create(record)

@@ -143,6 +143,9 @@ class ColumnSpec(_Spec):
     )
 
 
+MAX_CONCURRENCY = 100_000
+
+
 class WorkflowSpec(_Spec):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -158,6 +161,14 @@ class WorkflowSpec(_Spec):
     )
     defaults: NodeDefaults | None = None
     timeout_s: float | None = Field(default=None, gt=0, description="Wall-clock limit per run.")
+    concurrency: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="At most this many runs of the workflow run at once, across every worker "
+        "of the fleet; the others wait queued, oldest first.",
+    )
     column_config: list[ColumnSpec] | None = Field(
         default=None,
         description="Table columns read from the steps' outputs: each step's `mapped_output` "

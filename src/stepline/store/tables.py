@@ -121,6 +121,7 @@ runs = sa.Table(
     sa.Column("parent_step_id", sa.Uuid(), nullable=True),
     sa.Column("replay_of", sa.Uuid(), nullable=True),
     sa.Column("idempotency_key", sa.Text(), nullable=True),
+    sa.Column("concurrency_limit", sa.Integer(), nullable=True),
     sa.Column("total_tokens", sa.BigInteger(), nullable=True),
     sa.Column("total_cost", sa.Float(), nullable=True),
     sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
@@ -134,6 +135,8 @@ runs = sa.Table(
     sa.Index("ix_runs_workflow_id_created_at", "workflow_id", "created_at"),
     sa.Index("ix_runs_organization_id_created_at", "organization_id", "created_at"),
     sa.Index("ix_runs_lease_owner", "lease_owner"),
+    # A claim counts the runs of a workflow with a concurrency limit that are running.
+    sa.Index("ix_runs_workflow_id_status", "workflow_id", "status"),
     # A cancel finds the children of a run, and a resumed step its child run, by these.
     sa.Index("ix_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"),
     # Unique: a repeated Idempotency-Key finds the first run, even under a race (NULLs differ).

@@ -14,21 +14,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stepline.records import utcnow
 from stepline.store import workers_sql as sql
+from stepline.store.clock import database_now
 from stepline.store.repository import Repository
 
 FORGET_AFTER = timedelta(hours=1)
 """A registration not beaten for this long is deleted when another worker registers."""
-
-
-def database_now(conn: sa.Connection) -> datetime:
-    """Now, by the database's clock on PostgreSQL (the one every worker shares); on SQLite,
-    a database on this machine, this process's clock is the database's."""
-    if conn.dialect.name == "postgresql":
-        now: datetime = conn.execute(sql.NOW_POSTGRES).scalar_one()
-        return now
-    return utcnow()
 
 
 @dataclass(frozen=True, slots=True)

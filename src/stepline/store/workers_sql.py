@@ -17,7 +17,6 @@ BEAT = (
     .where(_ONE)
     .values(heartbeat_at=sa.bindparam("now", type_=workers.c.heartbeat_at.type))
 )
-NOW_POSTGRES = sa.select(sa.func.clock_timestamp())
 LIVE = (
     sa.select(workers)
     .where(workers.c.heartbeat_at >= sa.bindparam("since"))

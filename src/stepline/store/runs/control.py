@@ -294,6 +294,7 @@ class RunControl(Repository):
                 trigger="replay",
                 inputs=inputs,
                 replay_of=original.id,
+                concurrency_limit=original.concurrency_limit,
                 created_at=now,
                 updated_at=now,
             )

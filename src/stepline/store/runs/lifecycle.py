@@ -8,7 +8,6 @@ loaded fails at once, so that it cannot be claimed over and over.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +23,7 @@ from stepline.records import (
     utcnow,
 )
 from stepline.store import mapping, workflows_sql
+from stepline.store.clock import lease_times
 from stepline.store.errors import (
     DuplicateError,
     LeaseLostError,
@@ -70,25 +70,35 @@ class RunLifecycle(Repository):
     ) -> RunRecord | None:
         """Take the oldest claimable run (or only `run_id`) for `worker_id`, or None.
 
-        Claimable: queued, or running under a lease that expired (its worker died).
+        Claimable: queued, or running under a lease that expired (its worker died); and,
+        unless named, not of a workflow already running its `concurrency` limit of runs.
+        The lease is measured by the database's clock (`store.clock`).
         """
-        now = utcnow()
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
         statement = sql.CLAIM_NEXT_RUN
+        params: dict[str, Any] = {"worker_id": worker_id}
         if run_id is not None:
             params["run_id"] = run_id
             statement = sql.CLAIM_RUN
+        # Concurrent claimers of one limited workflow could each count the other's claim
+        # out (uncommitted): on PostgreSQL a claim is checked again under the workflow's
+        # lock, and undone if it went past the limit. SQLite has one writer: no race.
+        recheck = self.dialect == "postgresql" and run_id is None
 
         def op(conn: sa.Connection) -> RunRecord | None:
+            params.update(lease_times(conn, lease_s))
             while True:
+                savepoint = conn.begin_nested() if recheck else None
                 found = conn.execute(statement, params).first()
                 if found is None:
+                    if savepoint is not None:
+                        savepoint.commit()
                     return None
-                run_id, organization_id, parent_run_id = found
+                run_id, organization_id, parent_run_id, workflow_id, limit = found
+                if savepoint is not None:
+                    if limit is not None and not _within_limit(conn, workflow_id, limit, params):
+                        savepoint.rollback()
+                        continue  # its workflow is at its limit: its runs wait
+                    savepoint.commit()
                 try:
                     row = conn.execute(sql.GET_RUN, {"run_id": run_id}).mappings().one()
                     claimed = mapping.row_to_run(row)
@@ -110,16 +120,11 @@ class RunLifecycle(Repository):
         return await self._write(op)
 
     async def renew_lease(self, run_id: UUID, worker_id: str, lease_s: float) -> bool:
-        """Extend `worker_id`'s lease on the run; False if the lease is no longer its own."""
-        now = utcnow()
-        params = {
-            "run_id": run_id,
-            "worker_id": worker_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-        }
+        """Extend `worker_id`'s lease on the run (by the database's clock); False if the
+        lease is no longer its own."""
 
         def op(conn: sa.Connection) -> bool:
+            params = {"run_id": run_id, "worker_id": worker_id, **lease_times(conn, lease_s)}
             return sql.RENEW_LEASE.execute(conn, params) == 1
 
         return await self._write(op)
@@ -247,6 +252,19 @@ class RunLifecycle(Repository):
             return [mapping.row_to_run(row, counts[row["id"]]) for row in rows]
 
         return await self._read(read)
+
+
+def _within_limit(
+    conn: sa.Connection, workflow_id: UUID, limit: int, params: dict[str, Any]
+) -> bool:
+    """Under the workflow's transaction lock (held to commit, so claimers of the workflow
+    take turns): whether its running runs, this claim included, are within `limit`."""
+    key = int.from_bytes(workflow_id.bytes[:8], "big", signed=True)
+    conn.execute(sql.WORKFLOW_CLAIM_LOCK, {"key": key})
+    running = conn.execute(
+        sql.RUNNING_OF_WORKFLOW, {"workflow_id": workflow_id, "now": params["now"]}
+    ).scalar_one()
+    return int(running) <= limit
 
 
 def _fail_unloadable_run(

@@ -45,6 +45,31 @@ GET_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
 GET_RUN_IN_ORGANIZATION = GET_RUN.where(runs.c.organization_id == sa.bindparam("organization_id"))
 
 
+def _running_of_workflow(run: sa.Table) -> sa.ScalarSelect[int]:
+    """How many runs of `run`'s workflow are running under a live lease (a correlated
+    count, evaluated only for runs of a workflow with a concurrency limit)."""
+    others = runs.alias("others")
+    return (
+        sa.select(sa.func.count())
+        .select_from(others)
+        .where(
+            others.c.workflow_id == run.c.workflow_id,
+            others.c.status == RunStatus.running.value,
+            others.c.lease_expires_at >= _NOW,
+        )
+        .scalar_subquery()
+    )
+
+
+# After a claim of a run with a limit (PostgreSQL), counted again under the workflow's lock.
+RUNNING_OF_WORKFLOW = sa.select(sa.func.count()).where(
+    runs.c.workflow_id == sa.bindparam("workflow_id"),
+    runs.c.status == RunStatus.running.value,
+    runs.c.lease_expires_at >= _NOW,
+)
+WORKFLOW_CLAIM_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def _claim(*, one_run: bool) -> sa.Update:
     """Take the oldest claimable run: queued, or running under an expired lease (orphaned).
 
@@ -60,7 +85,16 @@ def _claim(*, one_run: bool) -> sa.Update:
     )
     candidate = sa.select(runs.c.id).where(claimable)
     if one_run:
+        # A run named (a child its parent's worker drives) is claimed whatever the limit:
+        # its parent holds a slot already, and waiting on it could deadlock.
         candidate = candidate.where(runs.c.id == sa.bindparam("run_id"))
+    else:
+        candidate = candidate.where(
+            sa.or_(
+                runs.c.concurrency_limit.is_(None),
+                _running_of_workflow(runs) < runs.c.concurrency_limit,
+            )
+        )
     candidate = (
         candidate.order_by(runs.c.created_at, runs.c.id).limit(1).with_for_update(skip_locked=True)
     )
@@ -75,7 +109,13 @@ def _claim(*, one_run: bool) -> sa.Update:
             started_at=sa.func.coalesce(runs.c.started_at, _NOW),
             updated_at=_NOW,
         )
-        .returning(runs.c.id, runs.c.organization_id, runs.c.parent_run_id)
+        .returning(
+            runs.c.id,
+            runs.c.organization_id,
+            runs.c.parent_run_id,
+            runs.c.workflow_id,
+            runs.c.concurrency_limit,
+        )
     )
 
 
