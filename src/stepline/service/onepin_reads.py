@@ -24,10 +24,11 @@ from stepline.records import (
     RunStatus,
     WorkflowRecord,
 )
+from stepline.service import workflows
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.files import file_references
 from stepline.service.lookup import live_workflow
-from stepline.service.workflows import check_definition_valid, issue_text
+from stepline.service.workflows import issue_text
 from stepline.spec.graph import WorkflowGraph
 from stepline.spec.inputs import validate_run_inputs
 from stepline.spec.models import WorkflowSpec
@@ -139,11 +140,8 @@ async def create_named_workflow(
     ctx: ServiceContext, caller: Caller, definition: dict[str, Any], *, field: str
 ) -> SavedWorkflow:
     """A new workflow of the definition (validated); Conflict if its name is taken."""
-    await check_definition_valid(ctx, definition, field=field)
     try:
-        return await ctx.store.workflows.create(
-            caller.organization_id, definition, workspace_id=caller.workspace_id
-        )
+        return await workflows.create_workflow(ctx, caller, definition, field=field)
     except WorkflowNameTakenError as exc:
         raise _name_taken(exc) from None
 
@@ -157,11 +155,9 @@ async def replace_definition(
     field: str,
 ) -> SavedWorkflow:
     """The definition as the workflow's next version (unchanged: the same version)."""
-    await live_workflow(ctx, caller, workflow_id)
-    await check_definition_valid(ctx, definition, field=field)
     try:
-        return await ctx.store.workflows.save(
-            caller.organization_id, definition, workflow_id=workflow_id
+        return await workflows.save_workflow(
+            ctx, caller, definition, workflow_id=workflow_id, field=field
         )
     except WorkflowNotFoundError:
         raise NotFound(f"workflow {workflow_id} not found") from None
@@ -171,20 +167,15 @@ async def replace_definition(
 
 async def delete_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> None:
     """Soft-delete the workflow (its runs are kept)."""
-    await live_workflow(ctx, caller, workflow_id)
-    if not await ctx.store.workflows.delete(caller.organization_id, workflow_id):
-        raise NotFound(f"workflow {workflow_id} not found")
+    await workflows.delete_workflow(ctx, caller, workflow_id)
 
 
 async def duplicate_workflow(
     ctx: ServiceContext, caller: Caller, workflow_id: UUID, *, name: str
 ) -> SavedWorkflow:
     """A new workflow named `name` holding a copy of the latest definition."""
-    await live_workflow(ctx, caller, workflow_id)
     try:
-        return await ctx.store.workflows.duplicate(caller.organization_id, workflow_id, name=name)
-    except WorkflowNotFoundError:
-        raise NotFound(f"workflow {workflow_id} not found") from None
+        return await workflows.duplicate_workflow(ctx, caller, workflow_id, name=name)
     except WorkflowNameTakenError as exc:
         raise _name_taken(exc) from None
 

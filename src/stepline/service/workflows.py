@@ -7,11 +7,13 @@ from typing import Any
 from uuid import UUID
 
 from stepline.documents import DocumentError, check_definition
-from stepline.errors import Detail, InvalidRequest
+from stepline.errors import Detail, InvalidRequest, NotFound
+from stepline.records import WorkflowRecord
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import live_workflow
 from stepline.spec.validate import ValidationIssue, WorkflowInvalid, validate_workflow
 from stepline.store import SavedWorkflow
+from stepline.store.errors import WorkflowNotFoundError
 
 
 class DefinitionInvalid(WorkflowInvalid):
@@ -82,3 +84,48 @@ async def save_workflow(
     return await ctx.store.workflows.save(
         caller.organization_id, definition, workflow_id=workflow_id
     )
+
+
+async def patch_workflow(
+    ctx: ServiceContext,
+    caller: Caller,
+    workflow_id: UUID,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> WorkflowRecord:
+    """Rename the caller's workflow or change its description (its versions stay);
+    WorkflowNameTakenError (a Conflict) if another live workflow has the name."""
+    await live_workflow(ctx, caller, workflow_id)
+    if name is not None and not name.strip():
+        raise InvalidRequest(
+            "body.name: a workflow name must not be blank",
+            details=[Detail("body.name", "a workflow name must not be blank")],
+        )
+    return await ctx.store.workflows.patch(
+        caller.organization_id, workflow_id, name=name, description=description
+    )
+
+
+async def delete_workflow(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> None:
+    """Soft-delete the caller's workflow (its runs are kept)."""
+    await live_workflow(ctx, caller, workflow_id)
+    if not await ctx.store.workflows.delete(caller.organization_id, workflow_id):
+        raise NotFound(f"workflow {workflow_id} not found")
+
+
+async def duplicate_workflow(
+    ctx: ServiceContext, caller: Caller, workflow_id: UUID, *, name: str | None = None
+) -> SavedWorkflow:
+    """A new workflow holding a copy of the latest definition, named `name` (default:
+    '<name> (copy)'); WorkflowNameTakenError (a Conflict) if `name` is taken."""
+    await live_workflow(ctx, caller, workflow_id)
+    if name is not None and not name.strip():
+        raise InvalidRequest(
+            "body.name: a workflow name must not be blank",
+            details=[Detail("body.name", "a workflow name must not be blank")],
+        )
+    try:
+        return await ctx.store.workflows.duplicate(caller.organization_id, workflow_id, name=name)
+    except WorkflowNotFoundError:
+        raise NotFound(f"workflow {workflow_id} not found") from None

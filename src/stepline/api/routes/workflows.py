@@ -36,7 +36,7 @@ from stepline.api.storable_text import refuse, unstorable_text
 from stepline.documents import DocumentError, check_definition
 from stepline.documents.json_text import parse_json
 from stepline.records import WorkflowRecord, WorkflowVersion
-from stepline.service.workflows import check_definition_valid
+from stepline.service import workflows as workflow_verbs
 from stepline.spec.loader import WorkflowFileError, parse_workflow_text
 from stepline.spec.validate import ValidationIssue
 from stepline.store import SavedWorkflow, WorkflowNameTakenError, WorkflowNotFoundError
@@ -124,8 +124,7 @@ class Diagram(BaseModel):
     summary="Create a workflow",
 )
 async def create_workflow(definition: Definition, state: StateDep, principal: WriteKey) -> Response:
-    await check_definition_valid(state.service, definition, field="body")
-    saved = await _create(state, principal, definition)
+    saved = await _create(state, principal, definition, field="body")
     return _created(saved)
 
 
@@ -158,8 +157,7 @@ async def upload_workflow(
     found = unstorable_text(definition, "body.file")
     if found is not None:
         raise refuse(*found)
-    await check_definition_valid(state.service, definition, field="body.file")
-    saved = await _create(state, principal, definition)
+    saved = await _create(state, principal, definition, field="body.file")
     return _created(saved)
 
 
@@ -242,11 +240,9 @@ async def get_workflow(workflow_id: WorkflowId, state: StateDep, principal: Read
 async def replace_workflow(
     workflow_id: WorkflowId, definition: Definition, state: StateDep, principal: WriteKey
 ) -> Response:
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    await check_definition_valid(state.service, definition, field="body")
     try:
-        saved = await state.store.workflows.save(
-            principal.organization_id, definition, workflow_id=workflow_id
+        saved = await workflow_verbs.save_workflow(
+            state.service, principal.caller, definition, workflow_id=workflow_id
         )
     except WorkflowNotFoundError:
         not_found("workflow", workflow_id)  # deleted meanwhile
@@ -264,12 +260,10 @@ async def replace_workflow(
 async def patch_workflow(
     workflow_id: WorkflowId, patch: WorkflowPatch, state: StateDep, principal: WriteKey
 ) -> Response:
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    if patch.name is not None and not patch.name.strip():
-        invalid("body.name", "a workflow name must not be blank")
     try:
-        workflow = await state.store.workflows.patch(
-            principal.organization_id,
+        workflow = await workflow_verbs.patch_workflow(
+            state.service,
+            principal.caller,
             workflow_id,
             name=patch.name,
             description=patch.description,
@@ -289,9 +283,7 @@ async def patch_workflow(
 async def delete_workflow(
     workflow_id: WorkflowId, state: StateDep, principal: WriteKey
 ) -> Response:
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    if not await state.store.workflows.delete(principal.organization_id, workflow_id):
-        not_found("workflow", workflow_id)
+    await workflow_verbs.delete_workflow(state.service, principal.caller, workflow_id)
     return Response(status_code=204)
 
 
@@ -308,13 +300,10 @@ async def duplicate_workflow(
     principal: WriteKey,
     body: Annotated[DuplicateRequest | None, Body()] = None,
 ) -> Response:
-    await service.live_workflow(state.service, principal.caller, workflow_id)
     name = body.name if body is not None else None
-    if name is not None and not name.strip():
-        invalid("body.name", "a workflow name must not be blank")
     try:
-        saved = await state.store.workflows.duplicate(
-            principal.organization_id, workflow_id, name=name
+        saved = await workflow_verbs.duplicate_workflow(
+            state.service, principal.caller, workflow_id, name=name
         )
     except WorkflowNameTakenError as exc:
         _name_taken(exc)
@@ -408,11 +397,11 @@ async def get_diagram(
 
 
 async def _create(
-    state: AppState, principal: Principal, definition: dict[str, Any]
+    state: AppState, principal: Principal, definition: dict[str, Any], *, field: str
 ) -> SavedWorkflow:
     try:
-        return await state.store.workflows.create(
-            principal.organization_id, definition, workspace_id=principal.workspace_id
+        return await workflow_verbs.create_workflow(
+            state.service, principal.caller, definition, field=field
         )
     except WorkflowNameTakenError as exc:
         _name_taken(exc)
