@@ -345,23 +345,25 @@ def test_a_workflows_concurrency_holds_across_the_fleet(tmp_path: Path) -> None:
 
         limited = workflow("limited", concurrency=2)
         free = workflow("free")
+        # One run at a time per worker: two limited runs at once are two workers' doing.
         for name in ("w1", "w2", "w3"):
-            crew.start_worker(name, "--concurrency", "4")
+            crew.start_worker(name, "--concurrency", "1")
         wait_for(lambda: len(workers_of(crew)) == 3, "three workers register")
         limited_runs = crew.start_runs(limited, 12)
-        free_runs = crew.start_runs(free, 6)
         crew.wait_settled(limited, limited_runs, timeout_s=120)
-        crew.wait_settled(free, free_runs, timeout_s=60)
 
         finished = [crew.run(limited, run_id) for run_id in limited_runs]
         assert {run["status"] for run in finished} == {"completed"}
         assert {run["concurrency_limit"] for run in finished} == {2}
         assert most_overlapping([(r["started_at"], r["completed_at"]) for r in finished]) <= 2
-        assert slots.most["limited"] == 2, slots.most  # the limit, and used to the full
-        # Another workflow is not held back by it.
-        assert slots.most["free"] > 2, slots.most
+        assert slots.most["limited"] == 2, slots.most  # the limit, reached by two workers
         workers = {
             crew.steps(limited, run_id)[0]["step_metadata"]["worker"].split(":")[0]
             for run_id in limited_runs
         }
-        assert len(workers) > 1, "the limit held across workers, not by one worker alone"
+        assert len(workers) >= 2, workers
+
+        # Another workflow is not held to it: all three workers run its runs at once.
+        free_runs = crew.start_runs(free, 6)
+        crew.wait_settled(free, free_runs, timeout_s=60)
+        assert slots.most["free"] == 3, slots.most
