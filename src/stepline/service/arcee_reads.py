@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from stepline.records import RunRecord, StepRecord, WorkflowRecord
+from stepline.service import workflows
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import live_workflow
 from stepline.service.runs import window_runs
@@ -54,9 +55,7 @@ async def latest_definition(
     ctx: ServiceContext, caller: Caller, workflow_id: UUID
 ) -> dict[str, Any]:
     """The caller's live workflow's latest definition (NotFound unless it is the caller's)."""
-    workflow = await live_workflow(ctx, caller, workflow_id)
-    version = await ctx.store.workflows.version(workflow.id, workflow.latest_version)
-    return version.definition if version is not None else {}
+    return await workflows.latest_definition(ctx, await live_workflow(ctx, caller, workflow_id))
 
 
 async def runs_with_steps(

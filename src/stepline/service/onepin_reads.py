@@ -10,7 +10,7 @@ window a person looks at, and said where it matters.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,22 +62,6 @@ class WorkflowStats:
     last_run: RunRecord | None
 
 
-async def _all_workflows(ctx: ServiceContext, caller: Caller) -> AsyncIterator[WorkflowRecord]:
-    after: str | None = None
-    while True:
-        page = await ctx.store.workflows.page(
-            caller.organization_id,
-            workspace_id=caller.workspace_id,
-            limit=MAX_PAGE_SIZE,
-            after=after,
-        )
-        for workflow in page.items:
-            yield workflow
-        if page.next_cursor is None:
-            return
-        after = page.next_cursor
-
-
 async def window_workflows(
     ctx: ServiceContext, caller: Caller, *, offset: int, limit: int, search: str | None
 ) -> WorkflowWindow:
@@ -88,7 +72,7 @@ async def window_workflows(
     needle = search.casefold() if search else None
     matched = [
         workflow
-        async for workflow in _all_workflows(ctx, caller)
+        async for workflow in workflows.all_workflows(ctx, caller)
         if needle is None
         or needle in workflow.name.casefold()
         or needle in workflow.description.casefold()
@@ -101,17 +85,6 @@ async def latest_definitions(
 ) -> dict[UUID, dict[str, Any]]:
     """Each workflow's latest definition by id, in one read."""
     return await ctx.store.workflows.latest_definitions(caller.organization_id, workflows)
-
-
-async def latest_definition(ctx: ServiceContext, workflow: WorkflowRecord) -> dict[str, Any]:
-    version = await ctx.store.workflows.version(workflow.id, workflow.latest_version)
-    return version.definition if version is not None else {}
-
-
-async def pinned_definition(ctx: ServiceContext, run: RunRecord) -> dict[str, Any]:
-    """The definition of the version the run is pinned to."""
-    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
-    return version.definition if version is not None else {}
 
 
 async def workflow_stats(ctx: ServiceContext, caller: Caller, workflow_id: UUID) -> WorkflowStats:

@@ -13,6 +13,7 @@ from stepline.errors import NotFound
 from stepline.records import RunRecord, StepRecord, StepStatus
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import run_of, step_of
+from stepline.service.workflows import pinned_definition
 from stepline.store.paging import MAX_PAGE_SIZE, Page
 from stepline.store.types import MAX_INT
 
@@ -92,8 +93,7 @@ async def run_values(
     """The run and the outputs of its end nodes (`end` nodes, else the nodes without
     successors, as the engine's output)."""
     run = await run_of(ctx, caller, run_id, workflow_id)
-    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
-    ends = end_nodes(version.definition if version is not None else {})
+    ends = end_nodes(await pinned_definition(ctx, run))
     values: dict[str, Any] = dict.fromkeys(ends)
     wanted = set(ends)
     async for chunk in ctx.store.steps.iter(run.id, organization_id=caller.organization_id):

@@ -11,6 +11,7 @@ from stepline.records import RunRecord, StepRecord
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import run_of
 from stepline.service.steps import run_steps
+from stepline.service.workflows import pinned_definition
 from stepline.spec.models import ColumnSpec
 from stepline.spec.reporting import salvage
 
@@ -29,8 +30,7 @@ async def run_trace(
     """The caller's run of this workflow, its steps and its version's columns."""
     run = await run_of(ctx, caller, run_id, workflow_id)
     steps = await run_steps(ctx, caller, run_id, workflow_id)
-    version = await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
-    return RunTrace(run, steps, columns_of(version.definition if version is not None else {}))
+    return RunTrace(run, steps, columns_of(await pinned_definition(ctx, run)))
 
 
 def columns_of(definition: dict[str, Any]) -> list[ColumnSpec] | None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 from stepline.documents import DocumentError, check_definition
 from stepline.errors import Detail, InvalidRequest, NotFound
-from stepline.records import WorkflowRecord
+from stepline.records import RunRecord, WorkflowRecord
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import live_workflow
 from stepline.spec.validate import ValidationIssue, WorkflowInvalid, validate_workflow
 from stepline.store import SavedWorkflow
 from stepline.store.errors import WorkflowNotFoundError
+from stepline.store.paging import MAX_PAGE_SIZE
 
 
 class DefinitionInvalid(WorkflowInvalid):
@@ -129,3 +131,37 @@ async def duplicate_workflow(
         return await ctx.store.workflows.duplicate(caller.organization_id, workflow_id, name=name)
     except WorkflowNotFoundError:
         raise NotFound(f"workflow {workflow_id} not found") from None
+
+
+async def definition_of(ctx: ServiceContext, workflow_id: UUID, version: int) -> dict[str, Any]:
+    """The definition of one version of a workflow ({} if the version is gone)."""
+    found = await ctx.store.workflows.version(workflow_id, version)
+    return found.definition if found is not None else {}
+
+
+async def pinned_definition(ctx: ServiceContext, run: RunRecord) -> dict[str, Any]:
+    """The definition of the version a run is pinned to."""
+    return await definition_of(ctx, run.workflow_id, run.workflow_version)
+
+
+async def latest_definition(ctx: ServiceContext, workflow: WorkflowRecord) -> dict[str, Any]:
+    """The definition of a workflow's latest version."""
+    return await definition_of(ctx, workflow.id, workflow.latest_version)
+
+
+async def all_workflows(ctx: ServiceContext, caller: Caller) -> AsyncIterator[WorkflowRecord]:
+    """The caller's live workflows (of its workspace, when it has one), newest first,
+    read a page at a time."""
+    after: str | None = None
+    while True:
+        page = await ctx.store.workflows.page(
+            caller.organization_id,
+            workspace_id=caller.workspace_id,
+            limit=MAX_PAGE_SIZE,
+            after=after,
+        )
+        for workflow in page.items:
+            yield workflow
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor

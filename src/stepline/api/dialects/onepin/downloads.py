@@ -31,7 +31,7 @@ from stepline.errors import Conflict, NotFound
 from stepline.records import RunStatus, utcnow
 from stepline.secrets.cipher import derived_key
 from stepline.service import Caller
-from stepline.service import onepin_reads as reads
+from stepline.service import workflows as workflow_reads
 from stepline.store.types import MAX_BIGINT
 
 router = onepin_router()
@@ -64,7 +64,7 @@ async def _link(
         status = shapes.RUN_STATUS[run.status]
         raise Conflict(f"run {run_id} is {status}: its export is ready once it has completed")
     if node_id is not None:
-        definition = await reads.pinned_definition(state.service, run)
+        definition = await workflow_reads.pinned_definition(state.service, run)
         if node_id not in shapes.node_labels(definition):
             raise NotFound(f"node {node_id!r} is not in the workflow of run {run_id}")
     export = Export(
@@ -152,7 +152,7 @@ async def export_run(
         for step in await service.run_steps(state.service, caller, run_id, workflow_id)
         if node_id is None or step.node_id == node_id
     ]
-    definition = await reads.pinned_definition(state.service, run)
+    definition = await workflow_reads.pinned_definition(state.service, run)
     document: dict[str, Any] = {
         "run": (await runs_out(state, caller, [run]))[0],
         "node_id": node_id,

@@ -23,6 +23,7 @@ from stepline.api.times import UtcDatetime
 from stepline.records import RunRecord, RunStatus, utcnow
 from stepline.service import Caller
 from stepline.service import onepin_reads as reads
+from stepline.service import workflows as workflow_reads
 
 router = onepin_router()
 
@@ -256,7 +257,7 @@ async def get_run_steps(
         if (node_type is None or step.node_type == node_type)
         and (node_id is None or step.node_id == node_id)
     ]
-    definition = await reads.pinned_definition(state.service, run)
+    definition = await workflow_reads.pinned_definition(state.service, run)
     return answer(request, shapes.steps_out(steps, definition, include_result=include_result))
 
 

@@ -25,6 +25,7 @@ from stepline.api.state import StateDep
 from stepline.records import WorkflowRecord
 from stepline.service import Caller, ServiceContext, live_workflow
 from stepline.service import onepin_reads as reads
+from stepline.service import workflows as workflow_reads
 from stepline.store.workflows import MAX_NAME_LENGTH
 
 router = onepin_router()
@@ -77,7 +78,7 @@ async def workflow_view(
 ) -> dict[str, Any]:
     stats = await reads.workflow_stats(ctx, caller, workflow.id)
     if definition is None:
-        definition = await reads.latest_definition(ctx, workflow)
+        definition = await workflow_reads.latest_definition(ctx, workflow)
     return shapes.workflow_out(
         workflow,
         definition,
@@ -194,7 +195,7 @@ async def patch_workflow(
     workflow = await live_workflow(ctx, caller, workflow_id)
     base = body.definition
     if base is None:
-        base = await reads.latest_definition(ctx, workflow)
+        base = await workflow_reads.latest_definition(ctx, workflow)
     description = workflow.description if body.description is None else body.description
     definition = _definition(base, body.name or workflow.name, description)
     saved = await reads.replace_definition(
