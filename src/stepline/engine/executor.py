@@ -31,6 +31,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from stepline.documents import DocumentError, DocumentLimits, check_inputs, check_output
 from stepline.documents.text import describe_error
@@ -67,6 +68,7 @@ from stepline.spec.validate import WorkflowInvalid, load_workflow, secret_refere
 from stepline.step_order import component
 from stepline.store import Store
 from stepline.store.errors import LeaseLostError, is_outage
+from stepline.store.events import step_event_params
 
 RUN_CANCELLED = "run cancelled"
 """The status_reason of the steps a cancel stopped (as `store.runs.request_cancel` writes it)."""
@@ -299,7 +301,10 @@ class RunExecution:
             files=_files_of(engine, run),
             knowledge=_knowledge_of(engine, run),
             worker_id=worker_id,
+            defer=self.defer,
         )
+        self._deferred: dict[UUID, list[dict[str, Any]]] = {}
+        """Events of transitions held for each step's next write (`defer`)."""
 
     async def execute(self) -> tuple[RunStatus, Any, str | None, ErrorDetails | None]:
         await self._load_steps()
@@ -443,22 +448,32 @@ class RunExecution:
         # Concurrent records share the writer's group commits.
         await asyncio.gather(*(self.record(step) for step in unfinished))
 
+    def defer(self, step: StepRecord) -> None:
+        """Hold the step's transition (its event, masked) for the step's next `record`,
+        which commits both: a pure step's `running` then costs no commit of its own."""
+        step.updated_at = utcnow()
+        recorded = self.redactor.step(step)
+        self._deferred.setdefault(step.id, []).append(step_event_params(recorded))
+        self.engine.observer.step_changed(recorded)
+
     async def record(self, step: StepRecord) -> None:
-        """Write the step as it is now, its secret values masked (the step keeps them).
+        """Write the step as it is now, its secret values masked (the step keeps them),
+        with the events of its transitions held by `defer`.
 
         A record the store refuses (not an outage: its data) is written again as what is
         left of it, failed, and RunNotExecutable fails the run.
         """
         step.updated_at = utcnow()
         recorded = self.redactor.step(step)
+        held = self._deferred.pop(step.id, ())
         try:
-            await self.engine.store.steps.update(recorded)
+            await self.engine.store.steps.update(recorded, held=held)
         except Exception as exc:
             if is_outage(exc):
                 raise
             error = mark_unstorable(step, exc)
             recorded = self.redactor.step(step)
-            await self.engine.store.steps.update(recorded)
+            await self.engine.store.steps.update(recorded, held=held)
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)

@@ -55,7 +55,12 @@ class Frame:
                     ready = queue.popleft()
                     step = self.step(ready.node_id)
                     if ready.decision is Decision.run and step.status not in FINISHED_STEP_STATUSES:
-                        tasks.add(asyncio.create_task(self._run_node(ready.node_id)))
+                        if not queue and not tasks:
+                            # Alone: nothing else can become ready while it runs, so it
+                            # runs in place (a task would only add turns of the loop).
+                            queue.extend(self._route(router, await self._run_node(ready.node_id)))
+                        else:
+                            tasks.add(asyncio.create_task(self._run_node(ready.node_id)))
                     elif ready.decision is Decision.run:
                         queue.extend(self._route(router, _outcome_on_record(step)))
                     else:

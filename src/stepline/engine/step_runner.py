@@ -2,7 +2,9 @@
 
 Every transition is committed before the engine moves on (pending -> running with the
 resolved inputs -> completed or error), so a reader sees the step as it is, and a worker
-that dies leaves a record another worker can resume from.
+that dies leaves a record another worker can resume from. The one exception is a pure
+kind's `running` (`NodeKind.pure`): it is held (`defer`) and committed with the step's
+next write, its event included, since running such a step again is harmless.
 
 A step under review stops at `waiting_for_human` with its proposed output; when the run
 resumes after the decision, the same call applies it: approved completes the step (with
@@ -54,6 +56,7 @@ from stepline.spec.templates import TemplateError, Templates
 INTERRUPTED = "interrupted: the worker running this step stopped before it finished"
 
 Record = Callable[[StepRecord], Awaitable[None]]
+Defer = Callable[[StepRecord], None]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class StepRunner:
     """The run's organization's knowledge collections, lent to every step."""
     worker_id: str | None = None
     """The worker driving the run: each attempt records it as `step_metadata.worker`."""
+    defer: Defer | None = None
+    """Holds a pure step's `running` for its next write (None: every write commits)."""
 
     async def run(
         self,
@@ -132,7 +137,10 @@ class StepRunner:
                 )
                 step.attempts.append(attempt)
             step.retry_count = max(step.retry_count, len(step.attempts) - 1)
-            await self.record(step)
+            if kind.pure and self.defer is not None:
+                self.defer(step)
+            else:
+                await self.record(step)
             attempt_no = attempt.number
 
             ctx = NodeContext(

@@ -229,6 +229,10 @@ class NodeKind(ABC):
     """A container (a loop) has a `body` sub-graph, run through `NodeContext.body`."""
     always_review: ClassVar[bool] = False
     """Every step of this kind waits for a person's decision (the `hil` kind)."""
+    pure: ClassVar[bool] = False
+    """Running a step of this kind again changes nothing but its record (no calls, files,
+    sub-runs or side effects): its `running` transition is committed with its outcome, in
+    one transaction, rather than on its own before it runs."""
     records_run_context: ClassVar[bool] = False
     """The step's recorded inputs also carry `run_id` and `input_data` (the run's inputs
     and each completed node's output by node id), as Arcee's steps show them."""

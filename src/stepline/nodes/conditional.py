@@ -64,6 +64,7 @@ class ConditionalNode(NodeKind):
 
     type = "conditional"
     config_model = ConditionalConfig
+    pure = True
     description = (
         "Routes the run: the first branch whose condition is truthy is taken, else 'else'."
     )

@@ -26,6 +26,7 @@ class EndNode(NodeKind):
 
     type = "end"
     config_model = EndConfig
+    pure = True
     description = "Where a run finishes; its output is the run's result."
     outbound = "none"
 

@@ -53,6 +53,7 @@ class MergeDictsNode(NodeKind):
 
     type = "merge_dicts"
     config_model = MergeDictsConfig
+    pure = True
     description = "Merges several objects into one; later inputs win."
 
     async def run(self, ctx: NodeContext) -> NodeResult:

@@ -22,6 +22,7 @@ class NoteNode(NodeKind):
 
     type = "note"
     config_model = NoteConfig
+    pure = True
     description = "A comment in the workflow; it does nothing and outputs null."
     # Why raw: a note may quote template syntax ("use {{ inputs.x }}") without it being rendered.
     raw_fields = frozenset({"text"})

@@ -25,6 +25,7 @@ class ReshapeNode(NodeKind):
 
     type = "reshape"
     config_model = ReshapeConfig
+    pure = True
     description = "Builds a new value from inputs and earlier outputs."
 
     async def run(self, ctx: NodeContext) -> NodeResult:

@@ -20,6 +20,7 @@ class StartNode(NodeKind):
 
     type = "start"
     config_model = StartConfig
+    pure = True
     description = "Where a run begins; its output is the run's inputs."
     inbound = "none"
 

@@ -39,18 +39,22 @@ _Chunk = tuple[list[str], tuple[Any, ...] | None]
 """A chunk's documents, and the sort key of its last step when more may follow."""
 
 
-def step_write(step: StepRecord) -> Callable[[sa.Connection], None]:
+def step_write(
+    step: StepRecord, held: Sequence[dict[str, Any]] = ()
+) -> Callable[[sa.Connection], None]:
     """The write of a step's mutable fields and its `step.<status>` event, in one
-    transaction; the parameters are taken now, so the caller may go on changing `step`."""
+    transaction, after the events of earlier transitions `held` back (`step_event_params`);
+    the parameters are taken now, so the caller may go on changing `step`."""
     params = mapping.step_update_params(step)
-    event = step_event_params(step)
+    events = [*held, step_event_params(step)]
 
     def op(conn: sa.Connection) -> None:
         if sql.UPDATE.execute(conn, params) != 1:
             raise StepNotFoundError(
                 f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
             )
-        INSERT_EVENT.execute(conn, event)
+        for event in events:
+            INSERT_EVENT.execute(conn, event)
         mark_written(conn, step.run_id)
 
     return op
@@ -103,14 +107,15 @@ class StepRepository(Repository):
 
         await self._write(op)
 
-    async def update(self, step: StepRecord) -> None:
+    async def update(self, step: StepRecord, *, held: Sequence[dict[str, Any]] = ()) -> None:
         """Write the step's mutable fields (state, times, I/O, errors, usage, review, trace).
 
         Identity fields (run, node, step_id, seq, order_key, loop, iteration, created_at)
         are fixed at insert. `updated_at` is written as the record has it: the caller keeps
-        it current. The `step.<status>` event is written in the same transaction.
+        it current. The `step.<status>` event is written in the same transaction, after the
+        events of the transitions `held` until this write (`step_event_params` of each).
         """
-        await self._write(step_write(step))
+        await self._write(step_write(step, held))
 
     async def get(self, step_uuid: UUID) -> StepRecord | None:
         """The step whose record has this UUID, of any run."""
