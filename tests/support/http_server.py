@@ -38,6 +38,13 @@ class LoopbackServer:
         return self.hits[path]
 
 
+class _Server(ThreadingHTTPServer):
+    # The standard backlog of 5 overflows when a worker fleet calls at once (48 requests
+    # in flight): the kernel then drops the handshake's last ACK and the client reads a
+    # reset connection (httpx ReadError), failing a test for the harness's sake.
+    request_queue_size = 256
+
+
 @contextmanager
 def loopback_server(routes: dict[str, Route]) -> Iterator[LoopbackServer]:
     """Serve `routes` on a free port; unknown paths are 404. Stops on exit."""
@@ -72,7 +79,7 @@ def loopback_server(routes: dict[str, Route]) -> Iterator[LoopbackServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

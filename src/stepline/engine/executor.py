@@ -75,6 +75,7 @@ RUN_CANCELLED = "run cancelled"
 RUN_FAILED = "the run failed before this step finished"
 CONTAINER_STOPPED = "its loop stopped before this step finished"
 SPEC_CACHE_SIZE = 256
+"""Validated workflow versions an engine keeps (a version never changes once stored)."""
 
 _EVERY_STEP_FIELD: set[str] = set(StepRecord.model_fields)
 """Shared by the step records the engine creates as their `model_fields_set`: pydantic adds
@@ -82,7 +83,6 @@ each field assigned to that set, which then grows past 18 names to a 2 KB table 
 a third of a loop step's memory while its run executes (20 MB in a 10,000-step loop).
 Every name is in it already, so `add` never changes it: each record reads as having every
 field set, which is true of a record the engine fills in (nothing reads it otherwise)."""
-"""Validated workflow versions an engine keeps (a version never changes once stored)."""
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ class Engine:
     limits: DocumentLimits = field(default_factory=DocumentLimits)
     """How deep and large a run's inputs, a step's inputs and outputs may be."""
     _specs: dict[str, WorkflowSpec] = field(default_factory=dict, init=False, repr=False)
+    _pinned: dict[tuple[UUID, int], WorkflowSpec] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    """The spec of each (workflow, version) a run was pinned to: a stored version never
+    changes, so a run of a known one reads nothing to start (no definition to parse)."""
 
     async def execute(
         self,
@@ -119,23 +124,27 @@ class Engine:
         cancel = cancel or asyncio.Event()
         if run.cancel_requested_at is not None:
             cancel.set()
-        try:
-            version = await self.store.workflows.version(run.workflow_id, run.workflow_version)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            reason = f"the run's workflow version could not be loaded: {describe_error(exc)}"
-            return await self._fail(run, worker_id, reason, ErrorStage.document_fetch, exc)
-        if version is None:
-            return await self._finish(
-                run, worker_id, RunStatus.failed, error="the run's workflow version is missing"
-            )
-        try:
-            spec = self._spec_of(version.digest, version.definition)
-        except WorkflowInvalid as exc:
-            return await self._finish(
-                run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
-            )
+        pinned = (run.workflow_id, run.workflow_version)
+        spec = self._pinned.get(pinned)
+        if spec is None:
+            try:
+                version = await self.store.workflows.version(*pinned)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                reason = f"the run's workflow version could not be loaded: {describe_error(exc)}"
+                return await self._fail(run, worker_id, reason, ErrorStage.document_fetch, exc)
+            if version is None:
+                return await self._finish(
+                    run, worker_id, RunStatus.failed, error="the run's workflow version is missing"
+                )
+            try:
+                spec = self._spec_of(version.digest, version.definition)
+            except WorkflowInvalid as exc:
+                return await self._finish(
+                    run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
+                )
+            _remember(self._pinned, pinned, spec)
         try:
             check_inputs(run.inputs, self.limits, path="inputs")
         except DocumentError as exc:
@@ -182,9 +191,7 @@ class Engine:
         spec = self._specs.get(digest)
         if spec is None:
             spec = load_workflow(definition, self.registry)
-            if len(self._specs) >= SPEC_CACHE_SIZE:
-                self._specs.pop(next(iter(self._specs)))
-            self._specs[digest] = spec
+            _remember(self._specs, digest, spec)
         return spec
 
     async def _fail(
@@ -477,6 +484,13 @@ class RunExecution:
             self.engine.observer.step_changed(recorded)
             raise error from exc
         self.engine.observer.step_changed(recorded)
+
+
+def _remember(cache: dict[Any, WorkflowSpec], key: Any, spec: WorkflowSpec) -> None:
+    """Keep `spec` under `key`, the oldest entry making room past SPEC_CACHE_SIZE."""
+    if len(cache) >= SPEC_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = spec
 
 
 def _files_of(engine: Engine, run: RunRecord) -> FileAccess | None:

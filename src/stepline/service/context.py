@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from stepline.documents import DocumentLimits
@@ -17,12 +17,15 @@ from stepline.files.library import FileLibrary
 from stepline.nodes.base import NodeKind
 from stepline.records import WorkflowVersion
 from stepline.secrets.source import SecretSource
+from stepline.spec.loader import definition_digest
 from stepline.spec.validate import (
     SecretReference,
+    ValidationIssue,
     WorkflowInvalid,
     load_workflow,
     may_read_secrets,
     secret_references,
+    validate_workflow,
 )
 from stepline.store import Store
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from stepline.retrieval.library import KnowledgeLibrary
 
 SECRET_REFERENCES_CACHE = 256
+VALID_DIGESTS_CACHE = 1024
 """Workflow versions whose secret references are remembered (a version never changes)."""
 
 
@@ -75,6 +79,24 @@ class ServiceContext:
     _secret_references: dict[str, tuple[SecretReference, ...]] = field(
         default_factory=dict, init=False, repr=False
     )
+    _valid_digests: dict[str, None] = field(default_factory=dict, init=False, repr=False)
+
+    async def definition_issues(self, definition: Any) -> list[ValidationIssue]:
+        """Every problem of the definition (none: it is valid), validated off the event
+        loop; a definition found valid once (by digest) is not validated again, so that
+        running an unchanged workflow file again does not pay for it (1.4 ms at 100 nodes)."""
+        try:
+            digest: str | None = definition_digest(definition)
+        except (TypeError, ValueError):
+            digest = None  # not JSON: validation says what is wrong
+        if digest is not None and digest in self._valid_digests:
+            return []
+        _, issues = await asyncio.to_thread(validate_workflow, definition, self.kinds)
+        if not issues and digest is not None:
+            if len(self._valid_digests) >= VALID_DIGESTS_CACHE:
+                self._valid_digests.pop(next(iter(self._valid_digests)))
+            self._valid_digests[digest] = None
+        return issues
 
     async def secret_references(self, version: WorkflowVersion) -> tuple[SecretReference, ...]:
         """The secrets a stored version reads; validated once per digest, off the loop.

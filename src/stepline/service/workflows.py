@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
@@ -12,7 +11,7 @@ from stepline.errors import Detail, InvalidRequest, NotFound
 from stepline.records import RunRecord, WorkflowRecord
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import live_workflow
-from stepline.spec.validate import ValidationIssue, WorkflowInvalid, validate_workflow
+from stepline.spec.validate import ValidationIssue, WorkflowInvalid
 from stepline.store import SavedWorkflow
 from stepline.store.errors import WorkflowNotFoundError
 from stepline.store.paging import MAX_PAGE_SIZE
@@ -40,8 +39,7 @@ def issue_text(issue: ValidationIssue) -> str:
 
 async def validate_definition(ctx: ServiceContext, definition: Any) -> list[ValidationIssue]:
     """Every problem of the definition (none: it is valid); validated off the event loop."""
-    _, issues = await asyncio.to_thread(validate_workflow, definition, ctx.kinds)
-    return issues
+    return await ctx.definition_issues(definition)
 
 
 async def check_definition_valid(ctx: ServiceContext, definition: Any, *, field: str) -> None:

@@ -9,6 +9,7 @@ the same JSON), at the moment the write is submitted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import itemgetter
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -152,5 +153,5 @@ def version_to_row(version: WorkflowVersion, organization_id: Any) -> dict[str, 
     return row
 
 
-def row_to_version(row: RowMapping) -> WorkflowVersion:
+def row_to_version(row: Mapping[Any, Any]) -> WorkflowVersion:
     return WorkflowVersion.model_validate({name: row[name] for name in _VERSION_FIELDS})

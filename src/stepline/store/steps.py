@@ -33,7 +33,7 @@ from stepline.store.step_json import (
     sqlite_page,
     step_key,
 )
-from stepline.store.writer import mark_written
+from stepline.store.writer import driver_only, mark_written
 
 _Chunk = tuple[list[str], tuple[Any, ...] | None]
 """A chunk's documents, and the sort key of its last step when more may follow."""
@@ -53,11 +53,13 @@ def step_write(
             raise StepNotFoundError(
                 f"step {step.id} ({step.step_id!r} of run {step.run_id}) was never inserted"
             )
-        for event in events:
-            INSERT_EVENT.execute(conn, event)
+        if len(events) == 1:
+            INSERT_EVENT.execute(conn, events[0])
+        else:
+            INSERT_EVENT.executemany(conn, events)
         mark_written(conn, step.run_id)
 
-    return op
+    return driver_only(op)
 
 
 def step_counts(conn: sa.Connection, run_id: UUID) -> dict[str, int]:

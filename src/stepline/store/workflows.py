@@ -112,14 +112,15 @@ class WorkflowRepository(Repository):
             workflow = mapping.row_to_workflow(row)
             latest_row = (
                 conn.execute(
-                    sql.VERSION,
+                    sql.VERSION_HEAD,
                     {"workflow_id": workflow.id, "version": workflow.latest_version},
                 )
                 .mappings()
                 .one()
             )
             if latest_row["digest"] == digest:
-                return SavedWorkflow(workflow, mapping.row_to_version(latest_row), False)
+                latest = mapping.row_to_version({**latest_row, "definition": definition})
+                return SavedWorkflow(workflow, latest, False)
             version = WorkflowVersion(
                 workflow_id=workflow.id,
                 version=workflow.latest_version + 1,

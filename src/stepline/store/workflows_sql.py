@@ -82,6 +82,12 @@ VERSION = sa.select(workflow_versions).where(
     workflow_versions.c.workflow_id == sa.bindparam("workflow_id"),
     workflow_versions.c.version == sa.bindparam("version"),
 )
+# The same version without its definition: a save compares digests, and an unchanged
+# definition is the caller's own, so the stored one need not be read and parsed.
+VERSION_HEAD = sa.select(*(c for c in workflow_versions.c if c.name != "definition")).where(
+    workflow_versions.c.workflow_id == sa.bindparam("workflow_id"),
+    workflow_versions.c.version == sa.bindparam("version"),
+)
 VERSIONS = (
     sa.select(workflow_versions)
     .where(workflow_versions.c.workflow_id == sa.bindparam("workflow_id"))
