@@ -157,3 +157,29 @@ async def test_write_after_close_is_refused(store_url: str) -> None:
     await store.close()
     with pytest.raises(StoreClosedError):
         await store.organizations.ensure()
+
+
+async def test_a_lone_step_write_commits_and_a_failing_one_leaves_nothing_behind(
+    store: Store, workflow: Workflow
+) -> None:
+    # On SQLite a batch of step writes begins and commits on the driver's connection
+    # (`driver_only`); a failure must roll it back and leave the connection usable for
+    # writes through SQLAlchemy.
+    run = await store.runs.create(workflow.run())
+    step = new_step(run, 0)
+    await store.steps.insert([step])
+    before = store.writer.transactions
+    await store.steps.update(step.model_copy(update={"status": StepStatus.running}))
+    assert store.writer.transactions - before == 1
+    with pytest.raises(StepNotFoundError):
+        await store.steps.update(new_step(run, 1).model_copy(update={"status": StepStatus.running}))
+    events = await store.events.list(run.id, organization_id=run.organization_id)
+    assert [e.type for e in events if e.type.startswith("step.")] == ["step.running"]
+    # The connection is not left inside a transaction: an SQLAlchemy write still commits.
+    await store.writer.submit(
+        lambda conn: conn.execute(
+            organizations.insert(), {"id": new_id(), "name": "after", "created_at": utcnow()}
+        )
+    )
+    await store.steps.update(step.model_copy(update={"status": StepStatus.completed}))
+    assert await store.steps.counts(run.id) == {"completed": 1}
