@@ -87,6 +87,15 @@ field set, which is true of a record the engine fills in (nothing reads it other
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A stored version made ready to run: its validated spec and its graph (shared by
+    every run of the version: a graph only caches what it computes)."""
+
+    spec: WorkflowSpec
+    graph: WorkflowGraph
+
+
 @dataclass
 class Engine:
     """Executes runs against a store with a registry of node kinds."""
@@ -102,10 +111,8 @@ class Engine:
     """Where the values of the secrets a run names come from (none: a run naming one fails)."""
     limits: DocumentLimits = field(default_factory=DocumentLimits)
     """How deep and large a run's inputs, a step's inputs and outputs may be."""
-    _specs: dict[str, WorkflowSpec] = field(default_factory=dict, init=False, repr=False)
-    _pinned: dict[tuple[UUID, int], WorkflowSpec] = field(
-        default_factory=dict, init=False, repr=False
-    )
+    _specs: dict[str, Loaded] = field(default_factory=dict, init=False, repr=False)
+    _pinned: dict[tuple[UUID, int], Loaded] = field(default_factory=dict, init=False, repr=False)
     """The spec of each (workflow, version) a run was pinned to: a stored version never
     changes, so a run of a known one reads nothing to start (no definition to parse)."""
 
@@ -125,8 +132,8 @@ class Engine:
         if run.cancel_requested_at is not None:
             cancel.set()
         pinned = (run.workflow_id, run.workflow_version)
-        spec = self._pinned.get(pinned)
-        if spec is None:
+        loaded = self._pinned.get(pinned)
+        if loaded is None:
             try:
                 version = await self.store.workflows.version(*pinned)
             except Exception as exc:
@@ -139,12 +146,13 @@ class Engine:
                     run, worker_id, RunStatus.failed, error="the run's workflow version is missing"
                 )
             try:
-                spec = self._spec_of(version.digest, version.definition)
+                loaded = self._load(version.digest, version.definition)
             except WorkflowInvalid as exc:
                 return await self._finish(
                     run, worker_id, RunStatus.failed, error=f"the workflow is not valid: {exc}"
                 )
-            _remember(self._pinned, pinned, spec)
+            _remember(self._pinned, pinned, loaded)
+        spec = loaded.spec
         try:
             check_inputs(run.inputs, self.limits, path="inputs")
         except DocumentError as exc:
@@ -164,7 +172,9 @@ class Engine:
                 error_details=ErrorDetails(type=type(exc).__name__, message=reason),
             )
         self.observer.run_changed(run)
-        execution = RunExecution(self, run, spec, cancel, worker_id, secrets=secrets)
+        execution = RunExecution(
+            self, run, spec, cancel, worker_id, secrets=secrets, graph=loaded.graph
+        )
         try:
             status, output, error, details = await execution.execute()
         except Exception as exc:
@@ -186,13 +196,14 @@ class Engine:
             redactor=execution.redactor,
         )
 
-    def _spec_of(self, digest: str, definition: dict[str, Any]) -> WorkflowSpec:
-        """The validated spec of a stored version; validated once per digest, not per run."""
-        spec = self._specs.get(digest)
-        if spec is None:
+    def _load(self, digest: str, definition: dict[str, Any]) -> Loaded:
+        """The validated spec of a stored version and its graph; made once per digest."""
+        loaded = self._specs.get(digest)
+        if loaded is None:
             spec = load_workflow(definition, self.registry)
-            _remember(self._specs, digest, spec)
-        return spec
+            loaded = Loaded(spec, WorkflowGraph(spec))
+            _remember(self._specs, digest, loaded)
+        return loaded
 
     async def _fail(
         self,
@@ -272,6 +283,7 @@ class RunExecution:
         worker_id: str | None = None,
         *,
         secrets: Mapping[str, str] | None = None,
+        graph: WorkflowGraph | None = None,
     ) -> None:
         self.engine = engine
         self.cancel = cancel
@@ -280,7 +292,7 @@ class RunExecution:
         self.worker_id = worker_id
         self.redactor = Redactor((secrets or {}).values())
         """Masks the run's secret values in everything it records."""
-        self.graph = WorkflowGraph(spec)
+        self.graph = graph or WorkflowGraph(spec)
         self.steps: dict[str, StepRecord] = {}
         self._next_seq = 0
         self._body_graphs: dict[str, WorkflowGraph] = {}
@@ -486,11 +498,11 @@ class RunExecution:
         self.engine.observer.step_changed(recorded)
 
 
-def _remember(cache: dict[Any, WorkflowSpec], key: Any, spec: WorkflowSpec) -> None:
-    """Keep `spec` under `key`, the oldest entry making room past SPEC_CACHE_SIZE."""
+def _remember(cache: dict[Any, Loaded], key: Any, loaded: Loaded) -> None:
+    """Keep `loaded` under `key`, the oldest entry making room past SPEC_CACHE_SIZE."""
     if len(cache) >= SPEC_CACHE_SIZE:
         cache.pop(next(iter(cache)))
-    cache[key] = spec
+    cache[key] = loaded
 
 
 def _files_of(engine: Engine, run: RunRecord) -> FileAccess | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,16 +10,21 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as SchemaViolation
 
+from stepline.spec.loader import canonical_json
 from stepline.spec.templates import child_path
 from stepline.spec.validate import ValidationIssue
 
 _ROOT = "$.inputs"
+_VALIDATORS_KEPT = 256
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+"""Validators by the canonical JSON of their schema (a validator keeps no state between
+validations)."""
 
 
 def validate_run_inputs(schema: dict[str, Any], inputs: Any) -> list[ValidationIssue]:
     """Each way `inputs` breaks `schema` (Draft 2020-12), at `$.inputs.<field>`."""
     try:
-        Draft202012Validator.check_schema(schema)
+        validator = _validator_of(schema)
     except SchemaError as exc:
         return [
             ValidationIssue(
@@ -27,12 +33,26 @@ def validate_run_inputs(schema: dict[str, Any], inputs: Any) -> list[ValidationI
                 code="inputs_schema",
             )
         ]
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     issues: dict[tuple[str, str], ValidationIssue] = {}
     for error in validator.iter_errors(inputs):
         for issue in _issues_for(error):
             issues.setdefault((issue.path, issue.message), issue)
     return sorted(issues.values(), key=lambda issue: issue.path)
+
+
+def _validator_of(schema: dict[str, Any]) -> Draft202012Validator:
+    """The validator of a schema (SchemaError if it is not one), checked against the
+    metaschema once per distinct schema: that check costs more than most validations."""
+    key = canonical_json(schema)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        own = json.loads(key)  # the cache shares no object with the caller's schema
+        Draft202012Validator.check_schema(own)
+        validator = Draft202012Validator(own, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        if len(_VALIDATORS) >= _VALIDATORS_KEPT:
+            _VALIDATORS.pop(next(iter(_VALIDATORS)))
+        _VALIDATORS[key] = validator
+    return validator
 
 
 def _issues_for(error: SchemaViolation) -> Iterable[ValidationIssue]:
