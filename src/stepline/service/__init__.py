@@ -28,15 +28,27 @@ from stepline.service.runs import (
     Submission,
     cancel_run,
     checked_idempotency_key,
+    page_runs,
     start_run,
     submit_run,
+    summarize_runs,
     window_runs,
 )
-from stepline.service.steps import StepsQuery, get_step, run_steps, run_values, step_documents
+from stepline.service.steps import (
+    StepsQuery,
+    get_step,
+    node_has_steps,
+    run_steps,
+    run_values,
+    step_documents,
+    stream_step_documents,
+)
 from stepline.service.waiting import wait_for_run
 from stepline.service.workflows import (
     DefinitionInvalid,
     create_workflow,
+    definition_of,
+    pinned_version,
     save_workflow,
     validate_definition,
 )
@@ -55,8 +67,12 @@ __all__ = [
     "cancel_run",
     "checked_idempotency_key",
     "create_workflow",
+    "definition_of",
     "get_step",
     "live_workflow",
+    "node_has_steps",
+    "page_runs",
+    "pinned_version",
     "replay_run",
     "retry_run",
     "review_step",
@@ -68,7 +84,9 @@ __all__ = [
     "start_run",
     "step_documents",
     "step_of",
+    "stream_step_documents",
     "submit_run",
+    "summarize_runs",
     "validate_definition",
     "wait_for_run",
     "window_runs",

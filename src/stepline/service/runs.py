@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +17,8 @@ from stepline.service.inputs import check_inputs_document, check_run_inputs, run
 from stepline.service.lookup import live_workflow, run_of
 from stepline.service.workflows import save_workflow
 from stepline.store import DuplicateError, SavedWorkflow
+from stepline.store.paging import Page
+from stepline.store.runs import RunSummary
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_FIELD = "header.Idempotency-Key"
@@ -202,3 +205,46 @@ async def window_runs(
         limit=limit,
     )
     return RunWindow(items, total)
+
+
+async def page_runs(
+    ctx: ServiceContext,
+    caller: Caller,
+    workflow_id: UUID,
+    *,
+    status: RunStatus | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+) -> Page[RunRecord]:
+    """The caller's workflow's runs, newest first, with step counts (keyset paging;
+    `created_to` is exclusive)."""
+    await live_workflow(ctx, caller, workflow_id)
+    return await ctx.store.runs.page(
+        caller.organization_id,
+        workflow_id=workflow_id,
+        workspace_id=caller.workspace_id,
+        status=status,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        after=after,
+        before=before,
+    )
+
+
+async def summarize_runs(
+    ctx: ServiceContext, caller: Caller, workflow_id: UUID, *, since: datetime, until: datetime
+) -> RunSummary:
+    """Counts, success rate, duration percentiles and usage of the caller's workflow's runs
+    created in [since, until)."""
+    await live_workflow(ctx, caller, workflow_id)
+    return await ctx.store.runs.summary(
+        caller.organization_id,
+        workflow_id,
+        since=since,
+        until=until,
+        workspace_id=caller.workspace_id,
+    )

@@ -3,6 +3,7 @@ values of the run's end nodes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import run_of, step_of
 from stepline.service.workflows import pinned_definition
 from stepline.store.paging import MAX_PAGE_SIZE, Page
+from stepline.store.run_head import RunHead
 from stepline.store.types import MAX_INT
 
 
@@ -78,6 +80,35 @@ async def run_steps(
     async for chunk in ctx.store.steps.iter(run_id, organization_id=caller.organization_id):
         found.extend(chunk)
     return found
+
+
+def stream_step_documents(
+    ctx: ServiceContext,
+    caller: Caller,
+    run: RunRecord | RunHead,
+    *,
+    node_id: str | None = None,
+    chunk: int = 1000,
+) -> AsyncIterator[list[str]]:
+    """The steps of the caller's run (found by `run_of` or `run_head`), of one node if
+    given, as JSON documents with I/O in execution order, `chunk` at a time (a download)."""
+    return ctx.store.steps.iter_documents(
+        run.id,
+        organization_id=caller.organization_id,
+        node_id=node_id,
+        chunk=chunk,
+        workflow_id=run.workflow_id,
+    )
+
+
+async def node_has_steps(
+    ctx: ServiceContext, caller: Caller, run: RunRecord | RunHead, node_id: str
+) -> bool:
+    """Whether the caller's run has any step of the node (a loop body's node has several)."""
+    probe = await ctx.store.steps.page(
+        run.id, organization_id=caller.organization_id, node_id=node_id, include_io=False, limit=1
+    )
+    return bool(probe.items)
 
 
 @dataclass(frozen=True, slots=True)

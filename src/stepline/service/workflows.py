@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from stepline.documents import DocumentError, check_definition
 from stepline.errors import Detail, InvalidRequest, NotFound
-from stepline.records import RunRecord, WorkflowRecord
+from stepline.records import RunRecord, WorkflowRecord, WorkflowVersion
 from stepline.service.context import Caller, ServiceContext
 from stepline.service.lookup import live_workflow
 from stepline.spec.validate import ValidationIssue, WorkflowInvalid
 from stepline.store import SavedWorkflow
 from stepline.store.errors import WorkflowNotFoundError
-from stepline.store.paging import MAX_PAGE_SIZE
+from stepline.store.paging import MAX_PAGE_SIZE, Page
 
 
 class DefinitionInvalid(WorkflowInvalid):
@@ -129,6 +130,90 @@ async def duplicate_workflow(
         return await ctx.store.workflows.duplicate(caller.organization_id, workflow_id, name=name)
     except WorkflowNotFoundError:
         raise NotFound(f"workflow {workflow_id} not found") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowPage:
+    """A page of workflows and each one's latest definition (by workflow id)."""
+
+    page: Page[WorkflowRecord]
+    definitions: dict[UUID, dict[str, Any]]
+
+
+async def page_workflows(
+    ctx: ServiceContext,
+    caller: Caller,
+    *,
+    name: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+) -> WorkflowPage:
+    """The caller's live workflows, newest first (of one name if given), with their latest
+    definitions."""
+    page = await ctx.store.workflows.page(
+        caller.organization_id,
+        workspace_id=caller.workspace_id,
+        name=name,
+        limit=limit,
+        after=after,
+        before=before,
+    )
+    definitions = await ctx.store.workflows.latest_definitions(caller.organization_id, page.items)
+    return WorkflowPage(page, definitions)
+
+
+async def page_versions(
+    ctx: ServiceContext,
+    caller: Caller,
+    workflow_id: UUID,
+    *,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+) -> Page[WorkflowVersion]:
+    """The versions of the caller's workflow, newest first."""
+    await live_workflow(ctx, caller, workflow_id)
+    return await ctx.store.workflows.page_versions(
+        caller.organization_id, workflow_id, limit=limit, after=after, before=before
+    )
+
+
+async def version_of(
+    ctx: ServiceContext, caller: Caller, workflow_id: UUID, version: int
+) -> WorkflowVersion:
+    """One version of the caller's workflow (NotFound if it has no such version)."""
+    await live_workflow(ctx, caller, workflow_id)
+    found = await ctx.store.workflows.version(workflow_id, version)
+    if found is None:
+        raise NotFound(f"version {version} of workflow {workflow_id} not found")
+    return found
+
+
+async def pinned_version(ctx: ServiceContext, run: RunRecord) -> WorkflowVersion | None:
+    """The version a run is pinned to (None if it is gone)."""
+    return await ctx.store.workflows.version(run.workflow_id, run.workflow_version)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRunStatuses:
+    run_id: UUID | None
+    """The workflow's latest run (None: it has none)."""
+    statuses: dict[str, str]
+    """Each node's status in that run (`store.steps.node_statuses`)."""
+
+
+async def latest_run_statuses(
+    ctx: ServiceContext, caller: Caller, workflow_id: UUID
+) -> LatestRunStatuses:
+    """The caller's workflow's latest run and each of its nodes' status in it."""
+    runs = await ctx.store.runs.list(caller.organization_id, workflow_id=workflow_id, limit=1)
+    if not runs:
+        return LatestRunStatuses(None, {})
+    run_id = runs[0].id
+    return LatestRunStatuses(
+        run_id, await ctx.store.steps.node_statuses(caller.organization_id, run_id)
+    )
 
 
 async def definition_of(ctx: ServiceContext, workflow_id: UUID, version: int) -> dict[str, Any]:

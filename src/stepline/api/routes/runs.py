@@ -153,7 +153,7 @@ async def create_run(
     if wait:
         run = await service.wait_for_run(state.service, caller, run.id, timeout_s)
         if run.status in SETTLED_RUN_STATUSES:
-            steps = await state.store.steps.list(run.id)
+            steps = await service.run_steps(state.service, caller, run.id, workflow_id)
             return json_response(RunOut.of(run, steps), 200, headers=headers)
     return json_response(RunOut.of(run), 202, headers=headers)
 
@@ -180,11 +180,10 @@ async def list_runs(
     before: Before = None,
 ) -> Response:
     _one_cursor(after, before)
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    page = await state.store.runs.page(
-        principal.organization_id,
-        workflow_id=workflow_id,
-        workspace_id=principal.workspace_id,
+    page = await service.page_runs(
+        state.service,
+        principal.caller,
+        workflow_id,
         status=status,
         created_from=created_from,
         created_to=created_to,
@@ -217,13 +216,8 @@ async def run_summary(
     since = since or _day_before(until)
     if since >= until:
         invalid("query.since", "the window must start before it ends (since < until)")
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    summary = await state.store.runs.summary(
-        principal.organization_id,
-        workflow_id,
-        since=since,
-        until=until,
-        workspace_id=principal.workspace_id,
+    summary = await service.summarize_runs(
+        state.service, principal.caller, workflow_id, since=since, until=until
     )
     return json_response(summary)
 
@@ -280,21 +274,15 @@ async def download_run(
 ) -> StreamingResponse:
     if format == "ndjson":
         found = await service.run_head(state.service, principal.caller, workflow_id, run_id)
-        chunks = state.store.steps.iter_documents(
-            found.id,
-            organization_id=principal.organization_id,
-            chunk=DOWNLOAD_CHUNK,
-            workflow_id=found.workflow_id,
+        chunks = service.stream_step_documents(
+            state.service, principal.caller, found, chunk=DOWNLOAD_CHUNK
         )
         headers = _download_headers(found, f"run-{found.id}", format)
         return StreamingResponse(_ndjson(chunks), media_type=NDJSON, headers=headers)
     run = await service.run_of(state.service, principal.caller, run_id, workflow_id)
-    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
-    chunks = state.store.steps.iter_documents(
-        run.id,
-        organization_id=principal.organization_id,
-        chunk=DOWNLOAD_CHUNK,
-        workflow_id=run.workflow_id,
+    version = await service.pinned_version(state.service, run)
+    chunks = service.stream_step_documents(
+        state.service, principal.caller, run, chunk=DOWNLOAD_CHUNK
     )
     headers = _download_headers(run, f"run-{run.id}", format)
     head = b'{"run":' + to_json(RunOut.of(run)) + b',"workflow_version":' + to_json(version)
@@ -328,27 +316,17 @@ async def download_node(
     principal: ReadKey,
     format: Format = "json",
 ) -> StreamingResponse:
-    run = await service.run_head(state.service, principal.caller, workflow_id, run_id)
-    org = principal.organization_id
-    version = await state.store.workflows.version(run.workflow_id, run.workflow_version)
-    declared = {
-        node.get("id")
-        for node in (version.definition.get("nodes") or [] if version is not None else [])
-        if isinstance(node, dict)
-    }
-    if node_id not in declared:
-        # Not a node of the version; maybe a generated one (a loop's body): any step of it?
-        probe = await state.store.steps.page(
-            run.id, organization_id=org, node_id=node_id, include_io=False, limit=1
-        )
-        if not probe.items:
-            not_found(f"node {node_id!r} in run", run.id)
-    chunks = state.store.steps.iter_documents(
-        run.id,
-        organization_id=org,
-        node_id=node_id,
-        chunk=DOWNLOAD_CHUNK,
-        workflow_id=run.workflow_id,
+    caller = principal.caller
+    run = await service.run_head(state.service, caller, workflow_id, run_id)
+    definition = await service.definition_of(state.service, run.workflow_id, run.workflow_version)
+    declared = {node.get("id") for node in definition.get("nodes") or [] if isinstance(node, dict)}
+    # Not a node of the version: maybe a generated one (a loop's body), if it has steps.
+    if node_id not in declared and not await service.node_has_steps(
+        state.service, caller, run, node_id
+    ):
+        not_found(f"node {node_id!r} in run", run.id)
+    chunks = service.stream_step_documents(
+        state.service, caller, run, node_id=node_id, chunk=DOWNLOAD_CHUNK
     )
     headers = _download_headers(run, f"run-{run.id}-{_safe_name(node_id)}", format)
     if format == "ndjson":

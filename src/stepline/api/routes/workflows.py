@@ -205,18 +205,11 @@ async def list_workflows(
     name: Annotated[str | None, Query(description="Only the workflow of this name.")] = None,
 ) -> Response:
     _one_cursor(after, before)
-    page = await state.store.workflows.page(
-        principal.organization_id,
-        workspace_id=principal.workspace_id,
-        name=name,
-        limit=limit,
-        after=after,
-        before=before,
+    found = await workflow_verbs.page_workflows(
+        state.service, principal.caller, name=name, limit=limit, after=after, before=before
     )
-    definitions = await state.store.workflows.latest_definitions(
-        principal.organization_id, page.items
-    )
-    items = [_workflow_out(w, definitions.get(w.id, {})) for w in page.items]
+    page = found.page
+    items = [_workflow_out(w, found.definitions.get(w.id, {})) for w in page.items]
     return json_response(_listing(page, items))
 
 
@@ -325,9 +318,8 @@ async def list_versions(
     before: Before = None,
 ) -> Response:
     _one_cursor(after, before)
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    page = await state.store.workflows.page_versions(
-        principal.organization_id, workflow_id, limit=limit, after=after, before=before
+    page = await workflow_verbs.page_versions(
+        state.service, principal.caller, workflow_id, limit=limit, after=after, before=before
     )
     return json_response(_listing(page, page.items))
 
@@ -344,10 +336,7 @@ async def get_version(
     state: StateDep,
     principal: ReadKey,
 ) -> Response:
-    await service.live_workflow(state.service, principal.caller, workflow_id)
-    found = await state.store.workflows.version(workflow_id, version)
-    if found is None:
-        not_found(f"version {version} of workflow", workflow_id)
+    found = await workflow_verbs.version_of(state.service, principal.caller, workflow_id, version)
     return json_response(found)
 
 
@@ -373,22 +362,17 @@ async def get_diagram(
     ),
 ) -> Response:
     workflow = await service.live_workflow(state.service, principal.caller, workflow_id)
-    version = await state.store.workflows.version(workflow_id, workflow.latest_version)
-    definition = version.definition if version is not None else {}
+    definition = await workflow_verbs.latest_definition(state.service, workflow)
     nodes, edges = _graph_of(definition)
     if format == "mermaid":
         return Response(_mermaid(nodes, edges), media_type="text/plain; charset=utf-8")
-    runs = await state.store.runs.list(principal.organization_id, workflow_id=workflow_id, limit=1)
-    run_id = runs[0].id if runs else None
-    statuses = (
-        await state.store.steps.node_statuses(principal.organization_id, run_id)
-        if run_id is not None
-        else {}
-    )
+    latest = await workflow_verbs.latest_run_statuses(state.service, principal.caller, workflow_id)
     diagram = {
-        "nodes": [node.model_copy(update={"status": statuses.get(node.id)}) for node in nodes],
+        "nodes": [
+            node.model_copy(update={"status": latest.statuses.get(node.id)}) for node in nodes
+        ],
         "edges": [edge.model_dump(by_alias=True) for edge in edges],
-        "run_id": run_id,
+        "run_id": latest.run_id,
     }
     return json_response(diagram)
 
@@ -424,8 +408,8 @@ def _workflow_out(workflow: WorkflowRecord, definition: dict[str, Any]) -> Workf
 
 
 async def _with_definition(state: AppState, workflow: WorkflowRecord) -> WorkflowOut:
-    version = await state.store.workflows.version(workflow.id, workflow.latest_version)
-    return _workflow_out(workflow, version.definition if version is not None else {})
+    definition = await workflow_verbs.latest_definition(state.service, workflow)
+    return _workflow_out(workflow, definition)
 
 
 def _one_cursor(after: str | None, before: str | None) -> None:
