@@ -83,6 +83,10 @@ class CollectionRecord(BaseModel):
         default=None,
         description="The model its chunks are embedded with (hybrid ranking); None: BM25 only.",
     )
+    embedding_provider: str | None = Field(
+        default=None,
+        description="The configured provider that embeds its chunks; None: not recorded.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
@@ -189,6 +193,7 @@ class CollectionRepository(Repository):
         description: str = "",
         *,
         embedding_model: str | None = None,
+        embedding_provider: str | None = None,
     ) -> CollectionRecord:
         """A new collection; ValueError for an unusable name, CollectionNameTakenError if
         a live collection of the organization has it, NotFoundError without the organization."""
@@ -197,6 +202,7 @@ class CollectionRepository(Repository):
             name=check_collection_name(name),
             description=description,
             embedding_model=embedding_model,
+            embedding_provider=embedding_provider,
         )
         params = {"organization_id": organization_id, "name": record.name}
 
