@@ -343,7 +343,8 @@ collections = sa.Table(
 # and not described here (stepline.store.collections.SEARCH_OBJECTS): on SQLite an FTS5
 # table whose rowid is `fts_rowid`, on PostgreSQL a generated tsvector column with a GIN
 # index. `embedding` (little-endian float32s) is there when the collection's chunks were
-# embedded for hybrid ranking.
+# embedded for hybrid ranking. `token_count`: the words of `text` (BM25's length on
+# PostgreSQL; NULL for chunks SQLite stored before it was counted).
 chunks = sa.Table(
     "chunks",
     metadata,
@@ -361,6 +362,7 @@ chunks = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("fts_rowid", sa.BigInteger(), nullable=True),
     sa.Column("embedding", sa.LargeBinary(), nullable=True),
+    sa.Column("token_count", sa.Integer(), nullable=True),  # migration 0014
     sa.Index(
         "ix_chunks_collection_id_source_id_position", "collection_id", "source_id", "position"
     ),
