@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from stepline.files.sniff import sniff_mime_type
+from stepline.files.sniff import (
+    BINARY,
+    JSON,
+    JSON_SNIFF_MAX_BYTES,
+    TEXT,
+    sniff_mime_type,
+    sniff_stream,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +49,12 @@ def test_a_pdf_name_on_bytes_that_are_not_a_pdf_is_not_a_pdf() -> None:
 def test_markdown_by_name_only_when_the_content_is_text() -> None:
     assert sniff_mime_type(b"%PDF-1.4 ...", "readme.md") == "application/pdf"
     assert sniff_mime_type(b"hello", "README.MD") == "text/markdown"
+
+
+def test_sniffing_a_stream_reads_text_chunk_by_chunk() -> None:
+    # Valid UTF-8 in the head, a broken byte far past it: not text.
+    assert sniff_stream(io.BytesIO(b"a" * 100_000 + b"\xff"), "x.txt") == BINARY
+    # JSON past the size checked whole is recorded as text.
+    large = b"[" + b"1," * (JSON_SNIFF_MAX_BYTES // 2) + b"1]"
+    assert sniff_stream(io.BytesIO(large)) == TEXT
+    assert sniff_stream(io.BytesIO(b"[" + b"1," * 1000 + b"1]")) == JSON

@@ -103,3 +103,45 @@ async def test_the_workers_services_keep_files_under_the_home_by_default(
         assert services.max_file_bytes == 2048
     monkeypatch.setenv("STEPLINE_FILES_DIR", str(tmp_path / "elsewhere"))
     assert Settings().files_path() == tmp_path / "elsewhere"
+
+
+async def test_a_staged_content_is_readable_then_placed_again_and_again(tmp_path: Path) -> None:
+    storage = LocalFileStorage(tmp_path / "files")
+    staged = await storage.stage([b"chunk one, ", b"chunk two"], max_bytes=LIMIT)
+    assert staged.blob.sha256 == hashlib.sha256(b"chunk one, chunk two").hexdigest()
+    assert not await storage.exists(staged.blob.sha256)
+    with staged.open() as stream:
+        assert stream.read() == b"chunk one, chunk two"
+    staged.place()
+    staged.place()  # a transaction retried places again: nothing changes
+    staged.discard()
+    assert await storage.read(staged.blob.sha256) == b"chunk one, chunk two"
+    assert list((tmp_path / "files" / "tmp").iterdir()) == []
+
+
+async def test_a_stream_past_the_limit_leaves_nothing_staged(tmp_path: Path) -> None:
+    storage = LocalFileStorage(tmp_path / "files")
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 100
+
+    with pytest.raises(TooLarge):
+        await storage.stage(endless(), max_bytes=LIMIT)
+    assert list((tmp_path / "files" / "tmp").iterdir()) == []
+
+
+async def test_a_withdrawn_blob_is_restored_or_purged(tmp_path: Path) -> None:
+    storage = LocalFileStorage(tmp_path / "files")
+    blob = await storage.put(b"aside", max_bytes=LIMIT)
+    tag = "0" * 32
+    assert storage.withdraw(blob.sha256, tag)
+    assert not storage.withdraw(blob.sha256, tag)  # already aside
+    assert not await storage.exists(blob.sha256)
+    storage.restore(blob.sha256, tag)
+    assert await storage.read(blob.sha256) == b"aside"
+    assert storage.withdraw(blob.sha256, tag)
+    storage.purge(blob.sha256, tag)
+    storage.restore(blob.sha256, tag)  # purged: nothing to restore
+    assert not await storage.exists(blob.sha256)
+    assert list((tmp_path / "files" / "withdrawn").iterdir()) == []

@@ -1,5 +1,5 @@
 """Collections in the store: their verbs, search ranking, hostile queries and tenancy,
-on SQLite (FTS5, bm25) and PostgreSQL (tsvector, ts_rank_cd)."""
+on SQLite (FTS5, bm25) and PostgreSQL (tsvector, BM25 in SQL)."""
 
 from __future__ import annotations
 

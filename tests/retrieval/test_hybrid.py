@@ -11,6 +11,7 @@ import pytest
 from stepline.errors import InvalidRequest, Unavailable
 from stepline.providers.client import Endpoint
 from stepline.providers.errors import ProviderError
+from stepline.retrieval.access import EmbeddingsMismatch
 from stepline.retrieval.embeddings import (
     OpenAIEmbedder,
     cosine,
@@ -125,6 +126,32 @@ async def test_a_failing_embeddings_provider_is_unavailable(
     assert await hybrid.list_sources(org, collection.id) == []
 
 
+async def test_a_collection_keeps_its_provider_and_searches_only_with_it(
+    store: Store, stand_in: StandIn
+) -> None:
+    org = await store.organizations.ensure()
+    hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
+    collection = await hybrid.create(org, "garage", embedding_model=MODEL)
+    assert (collection.embedding_provider, collection.embedding_model) == ("local", MODEL)
+    found = await store.collections.find(org, "garage")
+    assert found is not None and found.embedding_provider == "local"
+    await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
+
+    # The same model name at another provider: its vectors would not compare.
+    elsewhere = OpenAIEmbedder(
+        Endpoint(base_url=stand_in.base_url, api_key="sk-test", provider="elsewhere"), MODEL
+    )
+    with pytest.raises(EmbeddingsMismatch, match=r"'local'.*'elsewhere'"):
+        await hybrid.search(org, "garage", "car fix", embedder=elsewhere)
+    with pytest.raises(EmbeddingsMismatch, match="elsewhere"):
+        await KnowledgeLibrary(store, embedder=elsewhere).add_text(
+            org, collection.id, GARAGE[1], source="y"
+        )
+    # Nothing was embedded for either: the refusal comes before any request.
+    assert len([r for r in stand_in.received if r.path == EMBEDDINGS]) == 1
+    assert (await hybrid.search(org, "garage", "car fix")).ranking == "hybrid"
+
+
 async def test_vectors_of_another_model_are_never_compared(store: Store, stand_in: StandIn) -> None:
     org = await store.organizations.ensure()
     hybrid = KnowledgeLibrary(store, embedder=embedder(stand_in))
@@ -132,8 +159,8 @@ async def test_vectors_of_another_model_are_never_compared(store: Store, stand_i
     await hybrid.add_text(org, collection.id, GARAGE[0], source="x")
     other_model = embedder(stand_in)
     other_model.model = "another-model"
-    found = await hybrid.search(org, "garage", "car fix", embedder=other_model)
-    assert (found.ranking, found.hits) == ("bm25", [])
+    with pytest.raises(EmbeddingsMismatch, match=rf"'{MODEL}'.*'another-model'"):
+        await hybrid.search(org, "garage", "car fix", embedder=other_model)
     with pytest.raises(InvalidRequest, match="another-model"):
         await hybrid.create(org, "other", embedding_model="another-model")
     with pytest.raises(InvalidRequest, match=MODEL):

@@ -111,3 +111,22 @@ def page_texts(data: bytes) -> list[str]:
 def form_values(data: bytes) -> dict[str, object]:
     fields = PdfReader(io.BytesIO(data)).get_fields() or {}
     return {name: field.get("/V") for name, field in fields.items()}
+
+
+def slow_pdf(pages: int = 4, operators: int = 80_000) -> bytes:
+    """A small (compressed) PDF whose text takes pypdf seconds to extract: each page shows
+    one word `operators` times, each in its own text object."""
+    writer = PdfWriter()
+    font = _font(writer)
+    body = " ".join("BT /F1 12 Tf 72 720 Td (word) Tj ET" for _ in range(operators)).encode()
+    for _ in range(pages):
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+        stream = StreamObject()
+        stream.set_data(body)
+        page[NameObject("/Contents")] = writer._add_object(stream.flate_encode())
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -260,13 +260,13 @@ def _collections_table(documents: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title="Collections", title_justify="left")
-    for column in ("id", "name", "embedding model", "created"):
+    for column in ("id", "name", "embeddings", "created"):
         table.add_column(column)
     for doc in documents:
         table.add_row(
             doc["id"],
             doc["name"],
-            doc.get("embedding_model") or "",
+            "/".join(filter(None, (doc.get("embedding_provider"), doc.get("embedding_model")))),
             str(doc.get("created_at") or "")[:19],
         )
     return table

@@ -1,21 +1,36 @@
 """An organization's files, whole: the store's records over the storage's blobs.
 
-Saving stores the content first, then its record; reading finds the record (in the
-caller's organization), then the content. Deleting removes the record, and the content
-too when no other live file refers to it. A record written while the same content was
-being removed (a save racing a delete of another file with the same bytes) puts the
-content back, since the saver still holds it.
+Saving streams the content to the storage's staging area (hashed, measured, refused
+past the limit), sniffs its type from there, then records the file and places the content
+at its address in one database transaction. Reading finds the record (in the caller's
+organization), then the content. Deleting removes the record, and the content too when no
+other live file refers to it, also inside that transaction.
+
+Both transactions hold the content's lock (`FileRepository`: the database's write lock
+on SQLite, an advisory lock per content on PostgreSQL), so across processes a save and a
+delete of the same bytes take turns: a delete only takes away a content no committed file
+refers to, and a save puts the content back if a delete took it just before. A delete
+moves the blob aside rather than unlinking it, so that a transaction which then fails to
+commit gives it back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
 from stepline.errors import InvalidRequest, NotFound
 from stepline.files.access import FileInfo
-from stepline.files.sniff import sniff_mime_type
-from stepline.files.storage import BlobMissing, FileStorage, LocalFileStorage, too_large
+from stepline.files.sniff import sniff_stream
+from stepline.files.storage import (
+    BlobMissing,
+    Content,
+    FileStorage,
+    LocalFileStorage,
+    StagedContent,
+)
 from stepline.settings import Settings
 from stepline.store import Store
 from stepline.store.files import FileRecord, StoredFileNotFoundError
@@ -47,6 +62,11 @@ def check_filename(filename: str) -> str:
     return name
 
 
+def _sniff(staged: StagedContent, filename: str) -> str:
+    with staged.open() as stream:
+        return sniff_stream(stream, filename)
+
+
 def info_of(record: FileRecord) -> FileInfo:
     return FileInfo(record.id, record.filename, record.mime_type, record.size)
 
@@ -59,22 +79,22 @@ class FileLibrary:
     storage: FileStorage
     max_bytes: int = 50 * 1024 * 1024
 
-    async def save(self, organization_id: UUID, data: bytes, filename: str) -> FileRecord:
+    async def save(self, organization_id: UUID, content: Content, filename: str) -> FileRecord:
+        """Store `content` (bytes, or chunks read until the end) as a file of the
+        organization; TooLarge (naming the limit) as soon as it is past it."""
         name = check_filename(filename)
-        if len(data) > self.max_bytes:
-            raise too_large(self.max_bytes)
-        blob = await self.storage.put(data, max_bytes=self.max_bytes)
-        record = FileRecord(
-            organization_id=organization_id,
-            filename=name,
-            mime_type=sniff_mime_type(data, name),
-            size=blob.size,
-            sha256=blob.sha256,
-        )
-        saved = await self.store.files.save(record)
-        if not await self.storage.exists(blob.sha256):
-            await self.storage.put(data, max_bytes=self.max_bytes)
-        return saved
+        staged = await self.storage.stage(content, max_bytes=self.max_bytes)
+        try:
+            record = FileRecord(
+                organization_id=organization_id,
+                filename=name,
+                mime_type=await asyncio.to_thread(_sniff, staged, name),
+                size=staged.blob.size,
+                sha256=staged.blob.sha256,
+            )
+            return await self.store.files.save(record, place_content=staged.place)
+        finally:
+            await asyncio.to_thread(staged.discard)
 
     async def get(self, organization_id: UUID, file_id: UUID) -> FileRecord:
         record = await self.store.files.get(organization_id, file_id)
@@ -92,12 +112,27 @@ class FileLibrary:
             ) from None
 
     async def delete(self, organization_id: UUID, file_id: UUID) -> FileRecord:
+        tag = uuid.uuid4().hex
+        withdrawn: list[str] = []
+
+        def release_content(sha256: str) -> None:
+            if self.storage.withdraw(sha256, tag):
+                withdrawn.append(sha256)
+
         try:
-            record, in_use = await self.store.files.delete(organization_id, file_id)
-        except StoredFileNotFoundError:
-            raise FileNotFound(f"file {file_id} not found") from None
-        if not in_use:
-            await self.storage.delete(record.sha256)
+            record, _ = await self.store.files.delete(
+                organization_id, file_id, release_content=release_content
+            )
+        except BaseException as exc:
+            # Not committed (or not known to be): the file may still be live, so its
+            # content goes back.
+            for sha256 in withdrawn:
+                await asyncio.to_thread(self.storage.restore, sha256, tag)
+            if isinstance(exc, StoredFileNotFoundError):
+                raise FileNotFound(f"file {file_id} not found") from None
+            raise
+        for sha256 in withdrawn:
+            await asyncio.to_thread(self.storage.purge, sha256, tag)
         return record
 
     def for_organization(self, organization_id: UUID) -> OrganizationFiles:

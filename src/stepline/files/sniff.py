@@ -4,13 +4,21 @@ The content decides, not the name a client gave: `invoice.pdf` holding HTML is H
 name only tells Markdown (and CSV) apart from other text, and only when the content is
 text. Recognized: PDF, PNG, JPEG, JSON, CSV, HTML, Markdown, plain text; anything else
 is `application/octet-stream`.
+
+Sniffing reads a stream (a staged upload), never the whole content at once: the magic
+numbers, HTML and CSV look at the head; "is it UTF-8 text" decodes the stream chunk by
+chunk. Only JSON must be read whole to be told apart from text that merely starts with a
+brace, and only up to `JSON_SNIFF_MAX_BYTES`: a larger `{...` content is recorded as
+text (a run could not take it as JSON anyway, its inputs being bounded far below that).
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import re
+from typing import BinaryIO
 
 PDF = "application/pdf"
 PNG = "image/png"
@@ -27,11 +35,20 @@ _HTML_START = re.compile(
     rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S
 )
 _CSV_LINES = 10
+_CHUNK = 64 * 1024
+JSON_SNIFF_MAX_BYTES = 8 * 1024 * 1024
+"""The largest content whose JSON validity is checked (read whole, in memory)."""
 
 
 def sniff_mime_type(data: bytes, filename: str | None = None) -> str:
     """The MIME type of `data` (the whole content); `filename` only refines text."""
-    head = data[:_HEAD]
+    return sniff_stream(io.BytesIO(data), filename)
+
+
+def sniff_stream(stream: BinaryIO, filename: str | None = None) -> str:
+    """The MIME type of the content `stream` reads from its start to its end, read a
+    chunk at a time; `filename` only refines text."""
+    head = stream.read(_HEAD)
     # PDF readers accept the header anywhere in the first 1024 bytes.
     if b"%PDF-" in head[:1024]:
         return PDF
@@ -39,18 +56,18 @@ def sniff_mime_type(data: bytes, filename: str | None = None) -> str:
         return PNG
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG
-    text = _as_text(data)
+    text = _text_head(head, stream)
     if text is None:
         return BINARY
     stripped = text.lstrip()
-    if stripped[:1] in ("{", "[") and _is_json(text):
+    if stripped[:1] in ("{", "[") and _is_json(stream):
         return JSON
     if _HTML_START.match(stripped[:_HEAD].encode()):
         return HTML
     name = (filename or "").lower()
     if name.endswith((".md", ".markdown")):
         return MARKDOWN
-    if name.endswith(".csv") or _looks_like_csv(text):
+    if name.endswith(".csv") or _looks_like_csv(text, whole=len(head) < _HEAD):
         return CSV
     return TEXT
 
@@ -64,29 +81,38 @@ def decode_text(data: bytes) -> str:
     return data.decode("utf-8-sig")
 
 
-def _as_text(data: bytes) -> str | None:
-    """`data` as text if it is UTF-8 without NULs or other control bytes, else None."""
+def _text_head(head: bytes, stream: BinaryIO) -> str | None:
+    """The head as text if the whole stream is UTF-8 without NULs or other control bytes
+    in its head, else None. Decodes the rest chunk by chunk, keeping none of it."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        text = codecs.decode(data, "utf-8-sig")
+        text = decoder.decode(head)
+        while chunk := stream.read(_CHUNK):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return None
-    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text[:_HEAD]):
+    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text):
         return None
     return text
 
 
-def _is_json(text: str) -> bool:
+def _is_json(stream: BinaryIO) -> bool:
+    stream.seek(0, io.SEEK_END)
+    if stream.tell() > JSON_SNIFF_MAX_BYTES:
+        return False
+    stream.seek(0)
     try:
-        json.loads(text)
+        json.loads(stream.read().decode("utf-8-sig"))
     except (ValueError, RecursionError):
         return False
     return True
 
 
-def _looks_like_csv(text: str) -> bool:
+def _looks_like_csv(text: str, *, whole: bool) -> bool:
     """At least two lines, each with the same number (one or more) of commas."""
-    lines = text[:_HEAD].splitlines()
-    if len(text) > _HEAD:
+    lines = text.splitlines()
+    if not whole:
         lines = lines[:-1]  # cut off mid-line
     lines = [line for line in lines[:_CSV_LINES] if line.strip()]
     if len(lines) < 2:

@@ -10,7 +10,6 @@ Records `input-file-0` (the form), `input-json-0` (the values), `output-file-0` 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +17,7 @@ from pypdf import PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
+from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, json_handle, save, stem, unusable
 from stepline.nodes.pdf import guarded, open_pdf, to_bytes
 
@@ -50,7 +50,7 @@ class EditNode(NodeKind):
         config = cast(EditConfig, ctx.config)
         info, data = await fetch(ctx, config.document, "document")
         values = {name: _text(value) for name, value in config.fields.items()}
-        filled = await asyncio.to_thread(_fill, info, data, values)
+        filled = await run_in_child(_fill, info, data, values)
         made = await save(ctx, filled, config.filename or f"{stem(info.filename)}_filled.pdf")
         return NodeResult(
             output={"document": made.handle(), "filled": sorted(values)},

@@ -19,7 +19,6 @@ The output is the extracted object; `handle_outputs` holds it as Retab's `output
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -29,6 +28,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeResult
+from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, reading
 from stepline.nodes.document_text import ParsedDocument, parse_document
 from stepline.nodes.language_model import ConnectionConfig, LanguageModelKind, as_text
@@ -195,7 +195,7 @@ class ExtractNode(LanguageModelKind):
         more: dict[str, Any] = {}
         shown = None
         if info is not None and data is not None:
-            parsed = await asyncio.to_thread(parse_document, info, data, config.max_document_chars)
+            parsed = await run_in_child(parse_document, info, data, config.max_document_chars)
             shown = document_text(info.filename, info.mime_type, parsed)
             recorded = {
                 "handle_inputs": {INPUT_FILE_HANDLE: info.handle()},

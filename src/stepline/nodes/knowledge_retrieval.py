@@ -10,8 +10,9 @@ chunks, `page`, and its character offsets.
 With `embeddings` ({provider, model}: a provider of the server's configuration, whose key
 is a secret of the run's organization, and the model a collection was embedded with), the
 query is embedded too and the ranking is hybrid: BM25 fused with the embeddings' cosine
-similarity (`ranking` says which was used; a collection embedded with another model, or
-none, is ranked by BM25 alone).
+similarity (`ranking` says which was used). A collection embedded by another provider or
+with another model fails the step (EmbeddingsMismatch: its vectors would not compare); a
+collection without embeddings is ranked by BM25 alone.
 
 Records `input-json-0` (what was searched) and `output-json-0` (the output), as Retab's
 steps show them.
@@ -29,6 +30,7 @@ from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
 from stepline.nodes.document_files import json_handle
 from stepline.providers.config import ProviderCatalog, ProviderConfigError, configured_providers
 from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
+from stepline.retrieval.access import EmbeddingsMismatch
 from stepline.retrieval.embeddings import OpenAIEmbedder
 from stepline.retrieval.providers import (
     EmbeddingsUnavailable,
@@ -134,6 +136,16 @@ class KnowledgeRetrievalNode(NodeKind):
                 details=ErrorDetails(
                     type="CollectionNotFound",
                     message=str(exc),
+                    context={"collection": config.collection},
+                ),
+            ) from exc
+        except EmbeddingsMismatch as exc:  # not the provider or model of its chunks
+            raise NodeError(
+                exc.message,
+                stage=ErrorStage.input_collection,
+                details=ErrorDetails(
+                    type="EmbeddingsMismatch",
+                    message=exc.message,
                     context={"collection": config.collection},
                 ),
             ) from exc

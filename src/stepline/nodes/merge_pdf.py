@@ -6,7 +6,6 @@ Records each PDF read as `input-file-<i>`, the new one as `output-file-0` and
 
 from __future__ import annotations
 
-import asyncio
 from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +13,7 @@ from pypdf import PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
+from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, save
 from stepline.nodes.pdf import guarded, open_pdf, to_bytes
 
@@ -42,7 +42,7 @@ class MergePdfNode(NodeKind):
             await fetch(ctx, reference, f"documents[{index}]")
             for index, reference in enumerate(config.documents)
         ]
-        merged, page_count = await asyncio.to_thread(_merge, inputs)
+        merged, page_count = await run_in_child(_merge, inputs)
         made = await save(ctx, merged, config.filename)
         return NodeResult(
             output={"document": made.handle(), "page_count": page_count},

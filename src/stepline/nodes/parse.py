@@ -11,12 +11,12 @@ output), as Retab's steps show them.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
+from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, json_handle, reading
 from stepline.nodes.document_text import parse_document
 
@@ -48,7 +48,7 @@ class ParseNode(NodeKind):
         config = cast(ParseConfig, ctx.config)
         info, data = await fetch(ctx, config.document, "document")
         with reading(info):
-            parsed = await asyncio.to_thread(parse_document, info, data, config.max_chars)
+            parsed = await run_in_child(parse_document, info, data, config.max_chars)
         output: dict[str, Any] = {
             "document": info.document(),
             "text": parsed.text,

@@ -1,8 +1,9 @@
 """PDF reading and writing for the document kinds (pypdf), with errors that name the file.
 
-pypdf is pure Python: every call here is CPU-bound and is run off the event loop by the
-kinds (`asyncio.to_thread`). A PDF that cannot be read (corrupt, truncated, encrypted
-with a password) fails its step with the file named, never the worker.
+pypdf is pure Python: every call here is CPU-bound and is run by the kinds in a child
+process that a step's timeout kills (`stepline.nodes.child_process`). A PDF that cannot
+be read (corrupt, truncated, encrypted with a password) fails its step with the file
+named, never the worker.
 """
 
 from __future__ import annotations

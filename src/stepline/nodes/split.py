@@ -13,7 +13,6 @@ step, naming the sub-document, the range and the page count.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
@@ -22,6 +21,7 @@ from pypdf import PdfReader, PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeError, NodeResult
+from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, reading, save, stem
 from stepline.nodes.language_model import LanguageModelKind
 from stepline.nodes.pdf import guarded, open_pdf, page_indexes, parse_pages, to_bytes
@@ -125,7 +125,7 @@ class SplitNode(LanguageModelKind):
         subdocuments = config.subdocuments or []
         result = NodeResult()
         if config.classify is not None:
-            texts = await asyncio.to_thread(_page_texts, info, data)
+            texts = await run_in_child(_page_texts, info, data)
             pages, calls = await assign_pages(self, ctx, config.classify, texts)
             subdocuments = [
                 SubDocument(name=name, pages=",".join(map(str, numbers)))
@@ -138,7 +138,7 @@ class SplitNode(LanguageModelKind):
                 trace_spans=calls.spans,
                 metadata=calls.metadata(),
             )
-        parts = await asyncio.to_thread(_split, info, data, subdocuments)
+        parts = await run_in_child(_split, info, data, subdocuments)
         documents: dict[str, Any] = {}
         handles: dict[str, Any] = {}
         for sub, content in zip(subdocuments, parts, strict=True):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from stepline.errors import NotFound
+from stepline.errors import InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from stepline.retrieval.embeddings import Embedder
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 class CollectionNotFound(NotFound):
     """No live collection of that id or name in the organization."""
+
+
+class EmbeddingsMismatch(InvalidRequest):
+    """A search or an add would embed with another provider or model than the collection's
+    chunks were embedded with: vectors of different embedders do not compare."""
 
 
 @dataclass(frozen=True, slots=True)

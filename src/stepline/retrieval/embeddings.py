@@ -34,6 +34,11 @@ class Embedder(Protocol):
     @property
     def model(self) -> str: ...
 
+    @property
+    def provider(self) -> str | None:
+        """The configured provider it calls; None for an endpoint of its own."""
+        ...
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """ProviderError when the provider gives no usable answer."""
         ...
@@ -47,6 +52,10 @@ class OpenAIEmbedder:
     model: str
     pool: ClientPool | None = None
     timeout_s: float = 60.0
+
+    @property
+    def provider(self) -> str | None:
+        return self.endpoint.provider
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []

@@ -25,7 +25,12 @@ from stepline.files.library import FileLibrary, info_of
 from stepline.nodes.base import NodeError
 from stepline.nodes.document_text import parse_document
 from stepline.providers.errors import ProviderError
-from stepline.retrieval.access import CollectionNotFound, KnowledgeHit, KnowledgeResults
+from stepline.retrieval.access import (
+    CollectionNotFound,
+    EmbeddingsMismatch,
+    KnowledgeHit,
+    KnowledgeResults,
+)
 from stepline.retrieval.chunking import Chunk, ChunkingOptions, chunk_pages, chunk_text
 from stepline.retrieval.embeddings import (
     Embedder,
@@ -79,12 +84,23 @@ class KnowledgeLibrary:
         embedding_model: str | None = None,
     ) -> CollectionRecord:
         """A new collection; with `embedding_model`, its chunks are embedded for hybrid
-        ranking (the library's embedder must be of that model)."""
+        ranking by the library's embedder (which must be of that model), whose provider the
+        collection records."""
+        provider = None
         if embedding_model is not None:
-            self._embedder_of(embedding_model, name)
+            if self.embedder is None or self.embedder.model != embedding_model:
+                raise InvalidRequest(
+                    f"collection {name!r} is to embed its chunks with {embedding_model!r}, "
+                    "and no embedder of that model is configured"
+                )
+            provider = self.embedder.provider
         try:
             return await self.store.collections.create(
-                organization_id, name, description, embedding_model=embedding_model
+                organization_id,
+                name,
+                description,
+                embedding_model=embedding_model,
+                embedding_provider=provider,
             )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
@@ -177,12 +193,15 @@ class KnowledgeLibrary:
         embedder: Embedder | None = None,
     ) -> KnowledgeResults:
         """The collection's `top_k` (at most MAX_RESULTS) best chunks for `query`: hybrid
-        when `embedder` (else the library's) has the collection's embedding model."""
+        when the collection is embedded and an embedder is given (else the library's);
+        EmbeddingsMismatch if that embedder is not the collection's provider and model."""
         found = await self.get(organization_id, collection)
         top_k = max(1, min(top_k, MAX_RESULTS))
         embedder = embedder or self.embedder
-        if embedder is None or embedder.model != found.embedding_model:
-            embedder = None
+        if found.embedding_model is None:
+            embedder = None  # nothing to compare the query's vector with: BM25 alone
+        elif embedder is not None:
+            check_embedder(found, embedder)
         candidates = top_k if embedder is None else max(top_k, HYBRID_CANDIDATES)
         try:
             hits = await self.store.collections.search(
@@ -223,13 +242,13 @@ class KnowledgeLibrary:
             if chunk_id in by_id  # a chunk removed meanwhile is left out
         ]
 
-    def _embedder_of(self, model: str, collection: str) -> Embedder:
-        if self.embedder is None or self.embedder.model != model:
+    def _embedder_of(self, found: CollectionRecord) -> Embedder:
+        if self.embedder is None:
             raise InvalidRequest(
-                f"collection {collection!r} embeds its chunks with {model!r}, and no embedder "
-                "of that model is configured"
+                f"collection {found.name!r} embeds its chunks with {found.embedding_model!r}, "
+                "and no embedder of that model is configured"
             )
-        return self.embedder
+        return check_embedder(found, self.embedder)
 
     def for_organization(self, organization_id: UUID) -> OrganizationKnowledge:
         return OrganizationKnowledge(self, organization_id)
@@ -245,7 +264,7 @@ class KnowledgeLibrary:
         embeddings = None
         found = await self.get(organization_id, collection_id)
         if found.embedding_model is not None and chunks:
-            embedder = self._embedder_of(found.embedding_model, found.name)
+            embedder = self._embedder_of(found)
             vectors = await _embed(embedder, [chunk.text for chunk in chunks])
             embeddings = [encode_vector(vector) for vector in vectors]
         try:
@@ -274,6 +293,27 @@ class OrganizationKnowledge:
         return await self.library.search(
             self.organization_id, collection, query, top_k, embedder=embedder
         )
+
+
+def embedder_name(provider: str | None, model: str | None) -> str:
+    return f"model {model!r}" + (f" of provider {provider!r}" if provider is not None else "")
+
+
+def check_embedder(found: CollectionRecord, embedder: Embedder) -> Embedder:
+    """`embedder` if it is the collection's model (and provider, where one was recorded),
+    else EmbeddingsMismatch naming both."""
+    same_model = embedder.model == found.embedding_model
+    same_provider = found.embedding_provider is None or (
+        embedder.provider == found.embedding_provider
+    )
+    if not (same_model and same_provider):
+        theirs = embedder_name(found.embedding_provider, found.embedding_model)
+        given = embedder_name(embedder.provider, embedder.model)
+        raise EmbeddingsMismatch(
+            f"collection {found.name!r} is embedded with {theirs}; a search or an add "
+            f"embedding with {given} cannot use its vectors: use the collection's"
+        )
+    return embedder
 
 
 async def _embed(embedder: Embedder, texts: list[str]) -> list[list[float]]:

@@ -242,6 +242,7 @@ class Collection(BaseModel):
     name: str
     description: str = ""
     embedding_model: str | None = None
+    embedding_provider: str | None = None
     created_at: datetime | None = None
 
 

@@ -7,8 +7,10 @@ collection created with embeddings ({provider, model}) has its chunks embedded w
 and its searches ranked hybrid: the embedder is made from the server's provider
 configuration and the organization's secret holding the provider's key, as the
 `knowledge_retrieval` kind makes it (`stepline.retrieval.providers`). The collection
-keeps the model, not the provider: an add or a search names the provider, or the server's
-only one is used.
+keeps the provider and the model: adds and searches embed with them (naming another
+provider is a 422, since its vectors would not compare). A collection made before the
+provider was kept has only its model: an add or a search names the provider, or the
+server's only one is used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from stepline.errors import Detail, InvalidRequest, TooLarge, Unavailable
 from stepline.providers.config import ProviderCatalog, configured_providers
 from stepline.retrieval.access import KnowledgeHit, KnowledgeResults
 from stepline.retrieval.embeddings import Embedder
-from stepline.retrieval.library import MAX_SOURCE_CHARS, KnowledgeLibrary
+from stepline.retrieval.library import MAX_SOURCE_CHARS, KnowledgeLibrary, embedder_name
 from stepline.retrieval.providers import (
     EmbeddingsUnavailable,
     embeddings_provider,
@@ -87,6 +89,15 @@ async def _library_for(
     library = _library(ctx)
     if found.embedding_model is None:
         return library
+    if provider is None:
+        provider = found.embedding_provider
+    elif found.embedding_provider is not None and provider != found.embedding_provider:
+        theirs = embedder_name(found.embedding_provider, found.embedding_model)
+        raise _invalid(
+            "provider",
+            f"collection {found.name!r} is embedded with {theirs}; provider {provider!r} "
+            "cannot search it or add to it (its vectors would not compare)",
+        )
     if provider is None:
         names = list(_providers(ctx))
         if len(names) != 1:

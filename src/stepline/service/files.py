@@ -13,7 +13,7 @@ from uuid import UUID
 
 from stepline.errors import Detail, InvalidRequest, Misconfigured, TooLarge
 from stepline.files.library import FileLibrary, FileNotFound
-from stepline.files.storage import BlobMissing, too_large
+from stepline.files.storage import BlobMissing
 from stepline.service.context import Caller, ServiceContext
 from stepline.store.files import FileRecord
 from stepline.store.paging import Page
@@ -40,31 +40,11 @@ async def upload_file(
     field: str = "file",
 ) -> FileRecord:
     """Store `content` (bytes, or chunks read until the end) as a file of the caller's
-    organization; TooLarge (naming STEPLINE_MAX_FILE_BYTES) as soon as it is past the limit."""
+    organization; TooLarge (naming STEPLINE_MAX_FILE_BYTES) as soon as it is past the limit.
+    Chunks go straight to the storage: the content is never held in memory whole."""
     library = library_of(ctx)
-    limit = library.max_bytes
-    if isinstance(content, bytes | bytearray | memoryview):
-        data = bytes(content)
-        if len(data) > limit:
-            raise too_large(limit)
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        if isinstance(content, AsyncIterable):
-            async for chunk in content:
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(bytes(chunk))
-        else:
-            for chunk in content:
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(bytes(chunk))
-        data = b"".join(chunks)
     try:
-        return await library.save(caller.organization_id, data, filename)
+        return await library.save(caller.organization_id, content, filename)
     except TooLarge:
         raise
     except InvalidRequest as exc:

@@ -4,8 +4,9 @@ A source (a text, or a file parsed to text) is added as its chunks, all at once 
 `source_id`; removing the source removes them. Search ranks a collection's chunks against
 a query with the database's own full-text search, kept in step with the chunks in the same
 transaction: on SQLite an FTS5 table ranked by `bm25()` (the score is its negation, so
-higher is better), on PostgreSQL a generated tsvector column ranked by `ts_rank_cd`
-(normalized by the chunk's length). Scores are comparable within one search only.
+higher is better), on PostgreSQL a generated tsvector column ranked by the same BM25,
+computed in SQL from the collection's term statistics (`collections_sql.POSTGRES_SEARCH`).
+Scores are comparable within one search only.
 
 A query is never FTS syntax: its words are taken out of it (letters and digits) and
 searched for as plain terms, any of which may match, so no input (quotes, `*`, `NEAR(`,
@@ -43,12 +44,19 @@ SEARCH_OBJECTS = frozenset({"chunks_fts", "search_vector", "ix_chunks_search_vec
 describe (an FTS5 table and its shadow tables `chunks_fts_*`; a tsvector column, its index)."""
 
 _WORD = re.compile(r"[^\W_]+")
-# Words too common to tell chunks apart (PostgreSQL's english configuration drops them
-# too); a query of nothing else still searches for them.
+# Words too common to tell chunks apart: PostgreSQL's english stop words (its
+# tsearch_data/english.stop, which its search drops anyway) and a few more, left out of
+# queries on both databases so that a query means the same on either. A query of nothing
+# else still searches for them.
 _STOPWORDS = frozenset(
-    "a an and are as at be but by can do does did for from had has have how i if in into is "
-    "it its me my no not of on or our so than that the their them then there these they "
-    "this to was we were what when where which who why will with would you your".split()
+    "i me my myself we our ours ourselves you your yours yourself yourselves he him his "
+    "himself she her hers herself it its itself they them their theirs themselves what which "
+    "who whom this that these those am is are was were be been being have has had having do "
+    "does did doing a an the and but if or because as until while of at by for with about "
+    "against between into through during before after above below to from up down in out on "
+    "off over under again further then once here there when where why how all any both each "
+    "few more most other some such no nor not only own same so than too very s t can will "
+    "just don should now would".split()
 )
 
 # records------------------------------------------------------------------------------
@@ -82,6 +90,10 @@ class CollectionRecord(BaseModel):
     embedding_model: str | None = Field(
         default=None,
         description="The model its chunks are embedded with (hybrid ranking); None: BM25 only.",
+    )
+    embedding_provider: str | None = Field(
+        default=None,
+        description="The configured provider that embeds its chunks; None: not recorded.",
     )
     created_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
@@ -131,6 +143,12 @@ def query_terms(query: str) -> list[str]:
                 break
     telling = [term for term in terms if term not in _STOPWORDS]
     return (telling or terms)[:MAX_QUERY_TERMS]
+
+
+def token_count(text: str) -> int:
+    """The words of `text` as SQLite's unicode61 tokenizer splits them (runs of letters
+    and digits): a chunk's length for BM25 on PostgreSQL."""
+    return sum(1 for _ in _WORD.finditer(text))
 
 
 def fts5_match(terms: Sequence[str], collection_id: UUID) -> str:
@@ -189,6 +207,7 @@ class CollectionRepository(Repository):
         description: str = "",
         *,
         embedding_model: str | None = None,
+        embedding_provider: str | None = None,
     ) -> CollectionRecord:
         """A new collection; ValueError for an unusable name, CollectionNameTakenError if
         a live collection of the organization has it, NotFoundError without the organization."""
@@ -197,6 +216,7 @@ class CollectionRepository(Repository):
             name=check_collection_name(name),
             description=description,
             embedding_model=embedding_model,
+            embedding_provider=embedding_provider,
         )
         params = {"organization_id": organization_id, "name": record.name}
 
@@ -300,6 +320,7 @@ class CollectionRepository(Repository):
                 "created_at": now,
                 "fts_rowid": None,
                 "embedding": None if embeddings is None else embeddings[index],
+                "token_count": token_count(piece.text),
             }
             for index, piece in enumerate(pieces)
         ]
@@ -376,12 +397,14 @@ class CollectionRepository(Repository):
             "collection_id": collection_id,
             "limit": max(1, min(limit, MAX_RESULTS)),
         }
+        search: sa.Executable
         if self.dialect == "sqlite":
             search = sql.SQLITE_SEARCH
             params["match"] = fts5_match(terms, collection_id)
         else:
             search = sql.POSTGRES_SEARCH
             params["match"] = websearch_match(terms)
+            params["words"] = " ".join(terms)
 
         def read(conn: sa.Connection) -> list[SearchHit]:
             _live_collection(conn, params)

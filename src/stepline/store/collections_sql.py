@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from stepline.store.paging import Ordering
@@ -88,21 +86,71 @@ SQLITE_SEARCH = (
     .limit(sa.bindparam("limit"))
 )
 
-# PostgreSQL: the generated tsvector column and its GIN index.
-_VECTOR: sa.ColumnElement[Any] = sa.literal_column("chunks.search_vector")
-_TSQUERY = sa.func.websearch_to_tsquery(
-    sa.literal_column("'english'::regconfig"), sa.bindparam("match")
+# PostgreSQL: BM25 over the generated tsvector column (its GIN index finds the matches),
+# computed as SQLite's FTS5 computes it, with the collection as the corpus:
+#   score = sum over the query's terms t of
+#           idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))
+#   idf(t) = ln((N - n(t) + 0.5) / (n(t) + 0.5)), at least 1e-6 (FTS5's floor)
+# N: the collection's chunks; n(t): those holding t (counted through the index); tf: t's
+# positions in the chunk's tsvector; len: the chunk's words (`token_count`), avg_len their
+# mean over the collection. FTS5 counts its row's collection key as one more token, so
+# both lengths do here too (BM25_KEY_TOKENS), and a term repeated in the query (after
+# stemming) counts as often as FTS5's phrases do. The statistics are MATERIALIZED: computed
+# once per search, not once per matching chunk.
+BM25_K1 = 1.2
+BM25_B = 0.75
+BM25_KEY_TOKENS = 1
+_CHUNK_COLUMNS = ", ".join(f"chunks.{column.name}" for column in chunks.c)
+_IN_COLLECTION = "{t}.organization_id = :organization_id AND {t}.collection_id = :collection_id"
+POSTGRES_SEARCH = sa.text(
+    f"""
+WITH query AS MATERIALIZED (
+    SELECT lexeme, coalesce(array_length(positions, 1), 1) AS repeats,
+           quote_literal(lexeme)::tsquery AS probe
+    FROM unnest(to_tsvector('english', :words))
+),
+corpus AS MATERIALIZED (
+    SELECT count(*)::float8 AS size,
+           avg(coalesce(token_count, length(search_vector)) + {BM25_KEY_TOKENS})::float8
+               AS avg_len
+    FROM chunks WHERE {_IN_COLLECTION.format(t="chunks")}
+),
+terms AS MATERIALIZED (
+    SELECT query.lexeme, query.repeats,
+           greatest(ln((corpus.size - holding.n + 0.5) / (holding.n + 0.5)), 1e-6) AS idf
+    FROM query CROSS JOIN corpus
+    CROSS JOIN LATERAL (
+        SELECT count(*)::float8 AS n FROM chunks AS c
+        WHERE {_IN_COLLECTION.format(t="c")}
+          AND c.search_vector @@ query.probe
+    ) AS holding
+),
+scores AS (
+    SELECT c.id, sum(
+        terms.repeats * terms.idf * found.tf * ({BM25_K1} + 1)
+        / (found.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B}
+            * (coalesce(c.token_count, length(c.search_vector)) + {BM25_KEY_TOKENS})
+            / corpus.avg_len))
+    ) AS score
+    FROM chunks AS c
+    CROSS JOIN corpus
+    CROSS JOIN LATERAL (
+        SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+        FROM unnest(c.search_vector) AS u
+    ) AS found
+    JOIN terms ON terms.lexeme = found.lexeme
+    WHERE {_IN_COLLECTION.format(t="c")}
+      AND c.search_vector @@ websearch_to_tsquery('english', :match)
+    GROUP BY c.id
 )
-_RANK = sa.func.ts_rank_cd(_VECTOR, _TSQUERY, 1)
-POSTGRES_SEARCH = (
-    sa.select(chunks, _RANK.label("score"))
-    .where(
-        _VECTOR.op("@@")(_TSQUERY),
-        chunks.c.organization_id == sa.bindparam("organization_id"),
-        chunks.c.collection_id == sa.bindparam("collection_id"),
-    )
-    .order_by(_RANK.desc(), chunks.c.id)
-    .limit(sa.bindparam("limit"))
+SELECT {_CHUNK_COLUMNS}, scores.score
+FROM scores JOIN chunks ON chunks.id = scores.id
+ORDER BY scores.score DESC, chunks.id
+LIMIT :limit
+"""
+).bindparams(
+    sa.bindparam("organization_id", type_=sa.Uuid()),
+    sa.bindparam("collection_id", type_=sa.Uuid()),
 )
 
 COLLECTIONS_ORDER = Ordering(

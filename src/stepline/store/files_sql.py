@@ -26,6 +26,10 @@ SOFT_DELETE = (
 CONTENT_IN_USE = sa.select(table.c.id).where(
     table.c.sha256 == sa.bindparam("sha256"), table.c.deleted_at.is_(None)
 )
+# The two-key form of advisory locks: a key space apart from the one-key locks used elsewhere.
+CONTENT_LOCK = sa.text("SELECT pg_advisory_xact_lock(:space, :key)")
+CONTENT_LOCK_SPACE = 0x66696C65
+"""'file': the key space of contents' locks (their key is a piece of their sha256)."""
 
 FILES_ORDER = Ordering(
     "files", (table.c.created_at, table.c.id), ("datetime", "uuid"), descending=True

@@ -314,6 +314,8 @@ files = sa.Table(
 # `knowledge_retrieval` steps. A deleted collection (soft: deleted_at) holds no name and
 # has no chunks. `embedding_model`: the model its chunks are embedded with, for hybrid
 # ranking (None: BM25 only); vectors of different models are never compared.
+# `embedding_provider`: the configured provider that embeds them (None: not recorded, for
+# collections made before it was, or embedded through an unnamed endpoint).
 collections = sa.Table(
     "collections",
     metadata,
@@ -324,6 +326,7 @@ collections = sa.Table(
     sa.Column("embedding_model", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Column("embedding_provider", sa.Text(), nullable=True),  # migration 0013
     sa.Index("ix_collections_organization_id_created_at_id", "organization_id", "created_at", "id"),
     sa.Index(
         "ix_collections_organization_id_name_live",
@@ -340,7 +343,8 @@ collections = sa.Table(
 # and not described here (stepline.store.collections.SEARCH_OBJECTS): on SQLite an FTS5
 # table whose rowid is `fts_rowid`, on PostgreSQL a generated tsvector column with a GIN
 # index. `embedding` (little-endian float32s) is there when the collection's chunks were
-# embedded for hybrid ranking.
+# embedded for hybrid ranking. `token_count`: the words of `text` (BM25's length on
+# PostgreSQL; NULL for chunks SQLite stored before it was counted).
 chunks = sa.Table(
     "chunks",
     metadata,
@@ -358,6 +362,7 @@ chunks = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("fts_rowid", sa.BigInteger(), nullable=True),
     sa.Column("embedding", sa.LargeBinary(), nullable=True),
+    sa.Column("token_count", sa.Integer(), nullable=True),  # migration 0014
     sa.Index(
         "ix_chunks_collection_id_source_id_position", "collection_id", "source_id", "position"
     ),

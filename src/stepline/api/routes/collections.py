@@ -63,6 +63,9 @@ class CollectionOut(BaseModel):
     name: str
     description: str
     embedding_model: str | None
+    embedding_provider: str | None = Field(
+        description="The provider that embeds its chunks (null: BM25 only, or not recorded)."
+    )
     created_at: datetime
 
 
