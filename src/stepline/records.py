@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 from stepline.step_order import seq_key
 
@@ -52,6 +52,10 @@ class RunStatus(StrEnum):
     cancelled = "cancelled"
 
 
+INPUT_JSON_HANDLE = "input-json-0"
+OUTPUT_JSON_HANDLE = "output-json-0"
+"""The handles a step's JSON inputs and outputs are shown under when its kind records no
+handles of its own (seed 004's names; `StepRecord.handle_inputs`, `store.step_json`)."""
 FINISHED_RUN_STATUSES = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
 SETTLED_RUN_STATUSES = FINISHED_RUN_STATUSES | {RunStatus.waiting_for_human}
 """A run in one of these does not move on by itself: it ended, or it waits for a person."""
@@ -170,8 +174,18 @@ class StepRecord(_Record):
     duration_ms: int | None = None
     inputs: Any = None
     outputs: Any = None
-    handle_inputs: dict[str, Any] | None = None
-    handle_outputs: dict[str, Any] | None = None
+    handle_inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="What the step received, by input handle: `input-file-<n>` "
+        "({type: file, document}) for the documents a document kind read, else "
+        "`input-json-0` ({type: json, data}) holding its resolved `inputs`.",
+    )
+    handle_outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="What the step produced, by output handle: `output-file-<name>` for "
+        "the documents it made, the taken branch's handle for a conditional or classifier, "
+        "else `output-json-0` ({type: json, data}) holding its `outputs`.",
+    )
     input_document: dict[str, Any] | None = Field(
         default=None, description="The document the step read: {file_id, filename, mime_type}."
     )
@@ -207,6 +221,20 @@ class StepRecord(_Record):
         if not self.order_key:
             self.order_key = seq_key(self.seq)
         return self
+
+    @field_serializer("handle_inputs")
+    def _shown_handle_inputs(self, recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Kinds that read documents record their handles; for every other step the JSON
+        # handle is its inputs, shown here rather than stored twice.
+        if recorded is None and self.inputs is not None:
+            return {INPUT_JSON_HANDLE: {"type": "json", "data": self.inputs}}
+        return recorded
+
+    @field_serializer("handle_outputs")
+    def _shown_handle_outputs(self, recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+        if recorded is None and self.outputs is not None:
+            return {OUTPUT_JSON_HANDLE: {"type": "json", "data": self.outputs}}
+        return recorded
 
 
 class RunRecord(_Record):

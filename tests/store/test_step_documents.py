@@ -38,7 +38,7 @@ AWKWARD = 'quote " backslash \\ newline \n tab \t ctrl \x01\x1f\x1e del \x7f é 
 WHOLE_SECOND = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ODD_MICROS = datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC)
 
-STEPS = 17 + 3 + 6  # rich, bare, partial (see rich_run)
+STEPS = 17 + 3 + 9  # rich, bare, partial (see rich_run)
 
 PAYLOADS: list[Any] = [
     None,
@@ -145,7 +145,11 @@ async def rich_run(store: Store, workflow: Workflow) -> RunRecord:
         new_step(run, n + 5, loop_id="only-the-loop", iteration=0),
         new_step(run, n + 6, step_metadata={"only": "metadata"}),
         new_step(run, n + 7, handle_outputs={"only": "handle"}, requires_human_review=False),
-        new_step(run, n + 8, workflow_id=uuid4()),  # not the run's workflow
+        # No handles recorded: shown as the JSON handles of the inputs and outputs.
+        new_step(run, n + 8, inputs={"a": [1, "\u00e9\n", 2.5]}, outputs=[None, {"b": True}]),
+        new_step(run, n + 9, inputs={"only": "inputs"}),
+        new_step(run, n + 10, outputs="only outputs", handle_inputs={"input-file-0": {}}),
+        new_step(run, n + 11, workflow_id=uuid4()),  # not the run's workflow (last)
     ]
     rich = [_rich_step(run, i, p) for i, p in enumerate(PAYLOADS)]
     await store.steps.insert(rich + bare + partial)
@@ -291,3 +295,29 @@ async def test_bad_pages_are_refused_like_the_models(store: Store, rich_run: Run
         await store.steps.page_documents(rich_run.id, organization_id=org, limit=0)
     with pytest.raises(ValueError):
         await store.steps.page_documents(rich_run.id, organization_id=org, after="a", before="b")
+
+
+async def test_steps_without_recorded_handles_show_their_json_handles(
+    store: Store, rich_run: RunRecord
+) -> None:
+    fast = await store.steps.page_documents(
+        rich_run.id, organization_id=rich_run.organization_id, limit=1000
+    )
+    assert fast is not None
+    shown = {doc["seq"]: doc for doc in map(json.loads, fast.items)}
+    n = len(PAYLOADS)
+    both = shown[n + 8]
+    assert both["handle_inputs"] == {
+        "input-json-0": {"type": "json", "data": {"a": [1, "\u00e9\n", 2.5]}}
+    }
+    assert both["handle_outputs"] == {
+        "output-json-0": {"type": "json", "data": [None, {"b": True}]}
+    }
+    assert shown[n + 9]["handle_outputs"] is None  # nothing produced: no handle
+    assert shown[n + 10]["handle_inputs"] == {"input-file-0": {}}  # recorded wins
+    assert shown[n + 10]["handle_outputs"] == {
+        "output-json-0": {"type": "json", "data": "only outputs"}
+    }
+    # The record itself stores nothing twice.
+    stored = await store.steps.find(rich_run.organization_id, rich_run.id, shown[n + 8]["step_id"])
+    assert stored is not None and stored.handle_inputs is None and stored.handle_outputs is None

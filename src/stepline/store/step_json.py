@@ -39,7 +39,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stepline.records import RunStatus
+from stepline.records import INPUT_JSON_HANDLE, OUTPUT_JSON_HANDLE, RunStatus
 from stepline.store.paging import (
     Ordering,
     Page,
@@ -113,13 +113,37 @@ _SQLITE_FIXED = {"run_id": ":run_json", "organization_id": ":org_json"}
 _SQLITE_LIKELY = {"workflow_id": (":wf", ":wf_json")}
 _MIN_GROUP = 3
 # Nullable, but set in most steps that ran: not worth grouping.
-_OFTEN_SET = frozenset({"started_at", "completed_at", "duration_ms", "inputs", "outputs"})
+_OFTEN_SET = frozenset(
+    {
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "inputs",
+        "outputs",
+        "handle_inputs",
+        "handle_outputs",
+    }
+)
+# A step whose kind records no handles shows its JSON inputs and outputs under seed 004's
+# JSON handles (as `StepRecord`'s serializers do): each handle column and its source.
+_SHOWN_HANDLES = {
+    "handle_inputs": ("inputs", INPUT_JSON_HANDLE),
+    "handle_outputs": ("outputs", OUTPUT_JSON_HANDLE),
+}
+
+
+def _json_handle_prefix(handle: str) -> str:
+    return '{"' + handle + '":{"type":"json","data":'
 
 
 def _sqlite_column(column: sa.Column[Any]) -> tuple[str, list[str]]:
     ref = f'"steps"."{column.name}"'
     if column.name in _SQLITE_FIXED:
         return '"%s"', [_SQLITE_FIXED[column.name]]
+    if column.name in _SHOWN_HANDLES:
+        source, handle = _SHOWN_HANDLES[column.name]
+        shown = f"'{_json_handle_prefix(handle)}' || \"steps\".\"{source}\" || '}}}}'"
+        return "%s", [f"coalesce({ref}, {shown}, 'null')"]
     fragment, args = _sqlite_value(ref, column_kind(column), bool(column.nullable))
     if column.name in _SQLITE_LIKELY:
         stored, written = _SQLITE_LIKELY[column.name]
@@ -196,7 +220,12 @@ def document_sql(dialect: str, *, include_io: bool) -> str:
     for i, column in enumerate(columns):
         ref = f'"steps"."{column.name}"'
         key = ("{" if i == 0 else ",") + f'"{column.name}":'
-        parts += [f"'{key}'", _postgres_value(ref, column_kind(column), bool(column.nullable))]
+        value = _postgres_value(ref, column_kind(column), bool(column.nullable))
+        if column.name in _SHOWN_HANDLES:
+            source, handle = _SHOWN_HANDLES[column.name]
+            shown = f"'{_json_handle_prefix(handle)}' || \"steps\".\"{source}\"::text || '}}}}'"
+            value = f"coalesce({ref}::text, {shown}, 'null')"
+        parts += [f"'{key}'", value]
     parts.append("'}'")
     return " || ".join(parts)
 
