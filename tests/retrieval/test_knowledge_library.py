@@ -4,6 +4,7 @@ collections and searched, with stepline's error kinds; on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from uuid import uuid4
 
@@ -15,7 +16,7 @@ from stepline.retrieval.chunking import ChunkingOptions
 from stepline.retrieval.library import KnowledgeLibrary, SourceNotFound
 from stepline.store import Store
 from support.documents import DocumentBench
-from support.pdfs import build_pdf
+from support.pdfs import build_pdf, slow_pdf
 
 
 @pytest.fixture
@@ -122,3 +123,23 @@ async def test_texts_are_chunked_as_asked_and_names_are_checked(
     assert found.collection_name == "texts"
     with pytest.raises(InvalidRequest):
         await library.add_text(org, collection.id, "text", source="  ")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_file_slow_to_read_is_refused_within_the_parse_timeout(
+    bench: DocumentBench,
+) -> None:
+    # A crafted PDF that takes pypdf about 20 s: the add gives up at the timeout (its
+    # child process killed), rather than a thread parsing on for as long as it takes.
+    library = KnowledgeLibrary(bench.store, bench.library, parse_timeout_s=1.0)
+    org = bench.organization_id
+    collection = await library.create(org, "slow")
+    warm = await bench.upload(build_pdf(["warm"]), "warm.pdf")  # starts the fork server
+    await library.add_file(org, collection.id, warm.id)
+    saved = await bench.upload(slow_pdf(), "slow.pdf")
+    started = time.monotonic()
+    with pytest.raises(InvalidRequest, match=r"'slow.pdf' took longer than 1 s"):
+        await library.add_file(org, collection.id, saved.id)
+    assert time.monotonic() - started < 6
+    assert [s.source for s in await library.list_sources(org, collection.id)] == ["warm.pdf"]

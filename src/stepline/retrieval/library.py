@@ -23,7 +23,8 @@ from stepline.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from stepline.files.access import FileInfo
 from stepline.files.library import FileLibrary, info_of
 from stepline.nodes.base import NodeError
-from stepline.nodes.document_text import parse_document
+from stepline.nodes.child_process import run_in_child
+from stepline.nodes.document_text import ParsedDocument, parse_document
 from stepline.providers.errors import ProviderError
 from stepline.retrieval.access import (
     CollectionNotFound,
@@ -52,6 +53,8 @@ from stepline.store.errors import NotFoundError
 from stepline.store.paging import Page
 
 MAX_SOURCE_CHARS = 5_000_000
+PARSE_TIMEOUT_S = 60.0
+"""`KnowledgeLibrary.parse_timeout_s` by default."""
 """The most characters of text one source adds (a longer one is refused, not cut)."""
 MAX_SOURCE_LABEL_CHARS = 500
 HYBRID_CANDIDATES = 50
@@ -74,6 +77,9 @@ class KnowledgeLibrary:
     files: FileLibrary | None = None
     embedder: Embedder | None = None
     """Embeds the chunks added to collections of its model, and their searches' queries."""
+    parse_timeout_s: float = PARSE_TIMEOUT_S
+    """How long a file added as a source may take to read as text (a crafted PDF can take
+    minutes): past it the reading child process is killed and the add refused."""
 
     async def create(
         self,
@@ -163,9 +169,24 @@ class KnowledgeLibrary:
             raise FilesUnavailable("files cannot be added: this server has no file storage")
         await self.get(organization_id, collection_id)  # not found before the file is read
         record, data = await self.files.read(organization_id, file_id)
-        chunks = await asyncio.to_thread(_file_chunks, info_of(record), data, options)
+        parsed = await self._parse(info_of(record), data)
+        chunks = await asyncio.to_thread(_chunks_of, parsed, options)
         label = _label(source if source is not None else record.filename)
         return await self._add(organization_id, collection_id, chunks, label, record.id)
+
+    async def _parse(self, info: FileInfo, data: bytes) -> ParsedDocument:
+        """The file as text, read in a child process the timeout kills (pypdf in a thread
+        could not be stopped and would burn a core for as long as the document took)."""
+        try:
+            async with asyncio.timeout(self.parse_timeout_s):
+                return await run_in_child(parse_document, info, data, MAX_SOURCE_CHARS + 1)
+        except NodeError as exc:
+            raise InvalidRequest(exc.message) from None
+        except TimeoutError:
+            raise InvalidRequest(
+                f"file {info.filename!r} took longer than {self.parse_timeout_s:g} s to read "
+                "as text; it cannot be added"
+            ) from None
 
     async def list_sources(self, organization_id: UUID, collection_id: UUID) -> list[SourceRecord]:
         try:
@@ -323,11 +344,7 @@ async def _embed(embedder: Embedder, texts: list[str]) -> list[list[float]]:
         raise Unavailable(f"the embeddings could not be made: {exc.message}") from exc
 
 
-def _file_chunks(info: FileInfo, data: bytes, options: ChunkingOptions | None) -> list[Chunk]:
-    try:
-        parsed = parse_document(info, data, MAX_SOURCE_CHARS + 1)
-    except NodeError as exc:
-        raise InvalidRequest(exc.message) from None
+def _chunks_of(parsed: ParsedDocument, options: ChunkingOptions | None) -> list[Chunk]:
     _check_size(len(parsed.text))
     if len(parsed.pages) > 1:
         return chunk_pages(parsed.pages, options)
