@@ -5,6 +5,8 @@ process, no child process), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,8 +27,8 @@ async def bench(store: Store, tmp_path: Path) -> DocumentBench:
     return await DocumentBench.open(store, tmp_path)
 
 
-def descendants() -> list[int]:
-    """The ids of this process's children, their children, and so on."""
+def descendants(root: int | None = None) -> list[int]:
+    """The ids of a process's (this one's) children, their children, and so on."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -36,7 +38,7 @@ def descendants() -> list[int]:
                 continue
             parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
     found: list[int] = []
-    frontier = [os.getpid()]
+    frontier = [os.getpid() if root is None else root]
     while frontier:
         pid = frontier.pop()
         children = [child for child, parent in parents.items() if parent == pid]
@@ -95,3 +97,54 @@ async def test_a_document_steps_error_comes_back_from_its_child_process(
     assert step.status is StepStatus.error
     assert step.error is not None and "broken.pdf" in step.error
     assert step.error_details is not None and step.error_details.type == "UnusableDocument"
+
+
+# Starts document work in a child process and waits; the test kills it with SIGKILL.
+_HOLDER = """
+import asyncio, sys
+from pathlib import Path
+from stepline.files.access import FileInfo
+from stepline.nodes.child_process import run_in_child
+from stepline.nodes.document_text import parse_document
+from uuid import uuid4
+
+data = Path(sys.argv[1]).read_bytes()
+info = FileInfo(file_id=uuid4(), filename="slow.pdf", mime_type="application/pdf",
+                size=len(data))
+print("parsing", flush=True)
+asyncio.run(run_in_child(parse_document, info, data, 1_000_000))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_document_work_dies_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
+    pdf = tmp_path / "slow.pdf"
+    pdf.write_bytes(slow_pdf())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(pdf)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "parsing"
+        deadline = time.monotonic() + 30
+        while len(below := descendants(holder.pid)) < 2:  # the fork server and its child
+            assert time.monotonic() < deadline, "the document's child process never started"
+            time.sleep(0.05)
+        holder.kill()
+        holder.wait(10)
+        deadline = time.monotonic() + 8
+        while alive := [pid for pid in below if Path(f"/proc/{pid}").exists() and not _zombie(pid)]:
+            assert time.monotonic() < deadline, f"still running after the worker died: {alive}"
+            time.sleep(0.1)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

@@ -17,8 +17,9 @@ import asyncio
 import multiprocessing
 import os
 import pickle
+import threading
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerContext
 from typing import Any, TypeVar
 
@@ -107,7 +108,25 @@ def _kill(process: Any) -> None:
     process.join(REAP_TIMEOUT_S)
 
 
+def _die_with_parent() -> None:
+    """Exit as soon as the process that asked for this work dies (even by SIGKILL): a
+    document's work must not outlive the worker that wanted it. The fork server cannot
+    tell (each child holds its liveness pipe open), so a thread here waits on the
+    requester's sentinel, which multiprocessing hands every child."""
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is None:
+        return
+
+    def watch() -> None:
+        wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stepline-parent-watch", daemon=True).start()
+
+
 def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    _die_with_parent()
     try:
         outcome: tuple[bool, Any] = (True, fn(*args))
     except BaseException as exc:  # the parent re-raises it
