@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 import pytest
@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 
 from stepline.store import Store
 from stepline.store.tables import metadata
+from support.xdist_groups import ModuleScheduling, is_process_heavy
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/stepline_test"
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -156,3 +157,17 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     name = f"{postgres_base_url().database or 'stepline_test'}_{os.getpid()}_empty"
     yield asyncio.run(create_postgres_database(name))
     asyncio.run(drop_postgres_database(name))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The process-heavy group first: under pytest-xdist one worker starts on it at once
+    and the other on the rest, instead of the group's minutes running last, alone."""
+    items.sort(key=lambda item: not is_process_heavy(item))  # stable: otherwise as collected
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pyproject's `--dist loadscope`, as tests/support/xdist_groups.py says."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    return ModuleScheduling(config, log)

@@ -65,7 +65,12 @@ def test_the_operator_key_is_used_and_no_key_file_is_made(tmp_path: Path) -> Non
     assert not (tmp_path / KEY_FILE).exists()
 
 
-@pytest.mark.parametrize("bad", ["", "short", "!" * 44, generate_key()[:-4]])
+# Named ids: the truncated key is random, and pytest-xdist's workers must collect one list.
+@pytest.mark.parametrize(
+    "bad",
+    ["", "short", "!" * 44, generate_key()[:-4]],
+    ids=["empty", "short", "not-base64", "truncated"],
+)
 def test_a_malformed_operator_key_is_refused_with_how_to_make_one(tmp_path: Path, bad: str) -> None:
     settings = Settings(home=tmp_path, secrets_key=SecretStr(bad))
     with pytest.raises(SecretKeyError, match="STEPLINE_SECRETS_KEY is not a valid") as caught:

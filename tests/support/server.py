@@ -81,7 +81,8 @@ class ServeProcess:
 def start_server(
     home: Path, *, args: Iterable[str] = (), env: dict[str, str] | None = None, port: int = 0
 ) -> ServeProcess:
-    """Start `stepline serve` and wait until /healthz answers (20 s at most)."""
+    """Start `stepline serve` and wait until /healthz answers (60 s at most: on a loaded
+    machine, with the suite on two workers, a first start and its migrations can take 20 s)."""
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / f"serve-{port}.log"
@@ -95,7 +96,7 @@ def start_server(
     )
     log_file.close()
     server = ServeProcess(home=home, port=port, process=process, log_path=log_path)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"stepline serve exited with {process.returncode}:\n{server.log()}")
