@@ -60,3 +60,24 @@ async def test_postgresql_ranks_by_the_same_bm25_as_sqlite(urls: tuple[str, str]
     finally:
         await sqlite.close()
         await postgres.close()
+
+
+@pytest.mark.postgres
+async def test_tied_scores_keep_the_order_chunks_were_added_in(urls: tuple[str, str]) -> None:
+    # Six chunks of one length holding the term once score the same: both databases
+    # list them as they were added (ids are random, so ordering ties by id would not).
+    texts = [f"zeppelin number {word} flies" for word in ("one", "two", "six", "ten", "red", "big")]
+    for url in urls:
+        store = await Store.connect(url)
+        try:
+            org = await store.organizations.ensure(f"ties-{uuid4().hex[:8]}")
+            collection = await store.collections.create(org, "ties")
+            for index, text in enumerate(texts):
+                await store.collections.add_chunks(
+                    org, collection.id, chunk_text(text, CORPUS_CHUNKING), source=f"s{index}"
+                )
+            found = await store.collections.search(org, collection.id, "zeppelin", limit=10)
+            assert [h.text for h in found] == texts, url.split(":")[0]
+            assert len({round(h.score, 9) for h in found}) == 1
+        finally:
+            await store.close()

@@ -74,6 +74,11 @@ FTS_NEXT_ROWID = sa.select(sa.func.coalesce(sa.func.max(_FTS.c.rowid), 0) + 1)
 FTS_INSERT = _FTS.insert()
 FTS_DELETE = sa.text("DELETE FROM chunks_fts WHERE rowid = :rowid")
 _BM25 = sa.func.bm25(sa.literal_column("chunks_fts"), 1.0, 0.0)
+SCORE_DIGITS = 9
+"""Scores equal to this many decimals are ties (each database sums in its own order, so
+equal scores can differ in their last bits), broken the same way on both databases: the
+order the chunks were added in (then their ids, for chunks added at the same instant)."""
+_TIES = (chunks.c.created_at, chunks.c.position, chunks.c.id)
 SQLITE_SEARCH = (
     sa.select(chunks, (-_BM25).label("score"))
     .select_from(_FTS.join(chunks, chunks.c.fts_rowid == _FTS.c.rowid))
@@ -82,7 +87,7 @@ SQLITE_SEARCH = (
         chunks.c.organization_id == sa.bindparam("organization_id"),
         chunks.c.collection_id == sa.bindparam("collection_id"),
     )
-    .order_by(_BM25, chunks.c.id)
+    .order_by(sa.func.round(_BM25, SCORE_DIGITS), *_TIES)
     .limit(sa.bindparam("limit"))
 )
 
@@ -145,7 +150,8 @@ scores AS (
 )
 SELECT {_CHUNK_COLUMNS}, scores.score
 FROM scores JOIN chunks ON chunks.id = scores.id
-ORDER BY scores.score DESC, chunks.id
+ORDER BY round(scores.score::numeric, {SCORE_DIGITS}) DESC, chunks.created_at, chunks.position,
+    chunks.id
 LIMIT :limit
 """
 ).bindparams(
