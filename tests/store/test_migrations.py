@@ -27,7 +27,7 @@ from stepline.records import (
 )
 from stepline.store import Store
 from stepline.store.collections import SEARCH_OBJECTS
-from stepline.store.database import alembic_config
+from stepline.store.database import HEAD_REVISION, alembic_config
 from stepline.store.tables import metadata, runs, steps, workflow_versions, workflows
 from support.engine import run_workflow
 from support.step_order import CREATION_ORDER, EXPECTED_ORDER, EXPECTED_STEPS, NESTED_LOOPS
@@ -299,3 +299,9 @@ async def test_0006_downgrades_and_upgrades_again(empty_database_url: str) -> No
     finally:
         await store.close()
     assert version == _head()
+
+
+def test_the_head_revision_stepline_checks_first_is_alembics() -> None:
+    # `upgrade` skips alembic when the database is at HEAD_REVISION, read off the
+    # migration files' names: it must be the head alembic itself finds.
+    assert HEAD_REVISION == _head()

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 PRELOADED = [
+    "pypdf",
     "stepline.nodes.document_text",
     "stepline.nodes.split",
     "stepline.nodes.edit",

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from pypdf import PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
@@ -82,6 +81,8 @@ def _fill(info: FileInfo, data: bytes, values: dict[str, str]) -> bytes:
             f"has no form field named {', '.join(map(repr, unknown))}; "
             f"its fields: {', '.join(sorted(fields))}",
         )
+    from pypdf import PdfWriter  # imported by the child process that runs this
+
     writer = PdfWriter(clone_from=reader)
     for page in writer.pages:
         if "/Annots" not in page:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from pypdf import PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeKind, NodeResult
@@ -54,6 +53,8 @@ class MergePdfNode(NodeKind):
 
 def _merge(inputs: list[tuple[FileInfo, bytes]]) -> tuple[bytes, int]:
     """The merged PDF and its page count."""
+    from pypdf import PdfWriter  # imported by the child process that runs this
+
     writer = PdfWriter()
     for info, data in inputs:
         reader = open_pdf(info, data)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
-
-from pypdf import PdfReader, PdfWriter
+from typing import TYPE_CHECKING, Any
 
 from stepline.files import FileInfo
 from stepline.files.sniff import PDF
 from stepline.nodes.base import NodeError
 from stepline.nodes.document_files import unusable
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader, PdfWriter
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
@@ -26,6 +27,8 @@ def open_pdf(info: FileInfo, data: bytes) -> PdfReader:
     """A reader of the file's pages; NodeError naming the file if it is not a readable PDF."""
     if info.mime_type != PDF:
         raise unusable(info, "is not a PDF", expected=PDF)
+    from pypdf import PdfReader  # here, not at import: pypdf costs a CLI call 115 ms
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):

@@ -14,10 +14,9 @@ step, naming the sub-document, the range and the page count.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pypdf import PdfReader, PdfWriter
 
 from stepline.files import FileInfo
 from stepline.nodes.base import NodeContext, NodeError, NodeResult
@@ -27,6 +26,9 @@ from stepline.nodes.language_model import LanguageModelKind
 from stepline.nodes.pdf import guarded, open_pdf, page_indexes, parse_pages, to_bytes
 from stepline.nodes.split_pages import PageClassification, assign_pages
 from stepline.records import ErrorDetails, ErrorStage
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 
 class SubDocument(BaseModel):
@@ -186,6 +188,8 @@ def _split(info: FileInfo, data: bytes, subdocuments: list[SubDocument]) -> list
 
 
 def _extract(reader: PdfReader, pages: str) -> bytes:
+    from pypdf import PdfWriter  # imported by the child process that runs this
+
     writer = PdfWriter()
     for index in page_indexes(parse_pages(pages)):
         writer.add_page(reader.pages[index])

@@ -15,15 +15,16 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 
 from stepline.store.writer import Writer
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 T = TypeVar("T")
 
@@ -113,6 +114,8 @@ ENGINE_OPTIONS: dict[str, Any] = {"json_serializer": json_dumps, "json_deseriali
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
     """Alembic's configuration for stepline's migrations; env.py migrates `connection`."""
+    from alembic.config import Config  # alembic costs 70 ms to import: only to migrate
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -125,4 +128,27 @@ async def upgrade(database: Database) -> None:
 
 
 def _upgrade(connection: sa.Connection) -> None:
+    if _revision_of(connection) == HEAD_REVISION:
+        return  # the common case, told without loading alembic and every migration script
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
+
+
+def _revision_of(connection: sa.Connection) -> str | None:
+    """The database's migration revision (None before the first)."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
+
+
+def _head_revision() -> str:
+    # Each migration is versions/NNNN_<what>.py with revision "NNNN", one after another
+    # (tests/store/test_migrations.py holds this to alembic's own head).
+    scripts = (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+    return max(path.name[:4] for path in scripts)
+
+
+HEAD_REVISION = _head_revision()
+"""The newest migration's revision."""
