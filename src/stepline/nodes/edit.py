@@ -19,6 +19,7 @@ from stepline.nodes.base import NodeContext, NodeKind, NodeResult
 from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, json_handle, save, stem, unusable
 from stepline.nodes.pdf import guarded, open_pdf, to_bytes
+from stepline.records import INPUT_JSON_HANDLE
 
 MAX_FIELDS = 10_000
 
@@ -55,7 +56,7 @@ class EditNode(NodeKind):
             output={"document": made.handle(), "filled": sorted(values)},
             handle_inputs={
                 "input-file-0": info.handle(),
-                "input-json-0": json_handle(config.fields),
+                INPUT_JSON_HANDLE: json_handle(config.fields),
             },
             handle_outputs={"output-file-0": made.handle()},
             input_document=info.document(),

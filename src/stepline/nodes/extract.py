@@ -44,9 +44,9 @@ from stepline.nodes.structured import (
 )
 from stepline.providers.client import ChatCall, Endpoint
 from stepline.providers.errors import ProviderError, refused
-from stepline.records import ErrorCategory
+from stepline.records import OUTPUT_JSON_HANDLE, ErrorCategory
 
-OUTPUT_HANDLE = "output-json-0"
+OUTPUT_HANDLE = OUTPUT_JSON_HANDLE
 INPUT_FILE_HANDLE = "input-file-0"
 DEFAULT_MAX_DOCUMENT_CHARS = 100_000
 DEFAULT_INSTRUCTIONS = (

@@ -29,7 +29,13 @@ from stepline.errors import NotFound, Unavailable
 from stepline.nodes.base import NodeContext, NodeError, NodeKind, NodeResult
 from stepline.nodes.document_files import json_handle
 from stepline.providers.config import ProviderCatalog, ProviderConfigError, configured_providers
-from stepline.records import ErrorCategory, ErrorDetails, ErrorStage
+from stepline.records import (
+    INPUT_JSON_HANDLE,
+    OUTPUT_JSON_HANDLE,
+    ErrorCategory,
+    ErrorDetails,
+    ErrorStage,
+)
 from stepline.retrieval.access import EmbeddingsMismatch
 from stepline.retrieval.embeddings import OpenAIEmbedder
 from stepline.retrieval.providers import (
@@ -164,8 +170,8 @@ class KnowledgeRetrievalNode(NodeKind):
         }
         return NodeResult(
             output=output,
-            handle_inputs={"input-json-0": json_handle(searched)},
-            handle_outputs={"output-json-0": json_handle(output)},
+            handle_inputs={INPUT_JSON_HANDLE: json_handle(searched)},
+            handle_outputs={OUTPUT_JSON_HANDLE: json_handle(output)},
         )
 
 

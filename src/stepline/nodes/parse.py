@@ -19,6 +19,7 @@ from stepline.nodes.base import NodeContext, NodeKind, NodeResult
 from stepline.nodes.child_process import run_in_child
 from stepline.nodes.document_files import FileReference, fetch, json_handle, reading
 from stepline.nodes.document_text import parse_document
+from stepline.records import OUTPUT_JSON_HANDLE
 
 DEFAULT_MAX_CHARS = 1_000_000
 
@@ -65,6 +66,6 @@ class ParseNode(NodeKind):
         return NodeResult(
             output=output,
             handle_inputs={"input-file-0": info.handle()},
-            handle_outputs={"output-json-0": json_handle(output)},
+            handle_outputs={OUTPUT_JSON_HANDLE: json_handle(output)},
             input_document=info.document(),
         )

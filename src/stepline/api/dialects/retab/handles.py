@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepline.records import StepRecord
+from stepline.records import INPUT_JSON_HANDLE, OUTPUT_JSON_HANDLE, StepRecord
 
 INPUT_FILE = "input-file-0"
-INPUT_JSON = "input-json-0"
 OUTPUT_FILE = "output-file-0"
-OUTPUT_JSON = "output-json-0"
 UNKNOWN_MIME_TYPE = "application/octet-stream"
 
 
@@ -50,7 +48,7 @@ def _inputs(step: StepRecord) -> dict[str, Any]:
     if step.input_document is not None:
         return {INPUT_FILE: _file(step.input_document)}
     if step.inputs is not None:
-        return {INPUT_JSON: _json(step.inputs)}
+        return {INPUT_JSON_HANDLE: _json(step.inputs)}
     return {}
 
 
@@ -65,7 +63,7 @@ def _outputs(step: StepRecord) -> dict[str, Any]:
     if step.output_document is not None:
         return {OUTPUT_FILE: _file(step.output_document)}
     if step.outputs is not None:
-        return {OUTPUT_JSON: _json(step.outputs)}
+        return {OUTPUT_JSON_HANDLE: _json(step.outputs)}
     return {}
 
 
